@@ -1,0 +1,430 @@
+"""SageMaker's Linear Learner as a streaming algorithm, with model packing.
+
+``num_models`` candidates with different learning rates and regularisation train together as
+one ``(d, M*C)`` weight matrix: a batch costs one matrix product and one optimiser step for all
+of them. The state keeps, besides weights and optimiser moments, a reservoir of held-out scores
+of every candidate, so that ``finalize`` picks the best candidate and its threshold for any
+selection criterion without reading data again.
+
+>>> import torch
+>>> from streamfit.core.batch import Batch
+>>> algo = LinearLearner(predictor_type="binary_classifier", num_models=4)
+>>> x = torch.randn(2000, 5, generator=torch.Generator().manual_seed(0))
+>>> y = (x[:, 0] > 0).float()
+>>> state = algo.init_state(5)
+>>> for i in range(0, 2000, 500):
+...     _ = algo.update(state, Batch(x[i:i + 500], y[i:i + 500]))
+>>> model = algo.finalize(state)
+>>> float((model.predict(x)["predicted_label"] == y).float().mean()) > 0.9
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
+from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
+from streamfit.algorithms.linear_learner.model import LinearLearnerModel, linear_scores
+from streamfit.algorithms.linear_learner.optim import (
+    OptimConfig,
+    candidate_grid,
+    moment_names,
+    step,
+)
+from streamfit.algorithms.linear_learner.scaling import (
+    class_weights,
+    fit_scaler,
+    merge_states,
+    scale_features,
+    to_raw_space,
+)
+from streamfit.algorithms.linear_learner.selection import select
+from streamfit.core.algorithm import Algorithm, BatchStream
+from streamfit.core.batch import CSR, Batch
+from streamfit.core.registry import register
+from streamfit.core.state import State
+from streamfit.errors import ConfigError, DataError
+from streamfit.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetrics
+
+__all__ = ["LinearLearner"]
+
+_PARAMS = ("weight", "bias")
+
+
+@register
+class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
+    """Linear models for binary, multiclass and regression, ``num_models`` at a time."""
+
+    name = "linear-learner"
+    hyperparameters_class = LinearLearnerHyperparameters
+    model_class = LinearLearnerModel
+    post_training = frozenset(
+        {
+            "binary_classifier_model_selection_criteria",
+            "f_beta",
+            "target_precision",
+            "target_recall",
+            "candidate",
+        }
+    )
+    merge_tolerance = 0.05
+
+    # -- resolved settings -----------------------------------------------------------------
+
+    @property
+    def loss_params(self) -> LossParams:
+        hp = self.hp
+        return LossParams(hp.margin, hp.quantile, hp.huber_delta, hp.loss_insensitivity)
+
+    @property
+    def optim(self) -> OptimConfig:
+        hp = self.hp
+        kind = hp.resolved_optimizer
+        default_beta_2 = 0.9 if kind == "rmsprop" else 0.999
+        return OptimConfig(
+            kind=kind,
+            beta_1=0.9 if hp.beta_1 == "auto" else hp.beta_1,
+            beta_2=default_beta_2 if hp.beta_2 == "auto" else hp.beta_2,
+            momentum=0.9 if hp.momentum == "auto" else hp.momentum,
+        )
+
+    def _calibration_rows(self) -> int:
+        hp = self.hp
+        if hp.num_calibration_samples != "auto":
+            return hp.num_calibration_samples
+        k = hp.resolved_num_models * hp.n_outputs
+        return max(1000, min(100_000, (1 << 22) // k))
+
+    def warmup_rows(self) -> int:
+        return self.hp.num_point_for_scaler
+
+    def expected_features(self) -> int | None:
+        return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
+
+    # -- the four operations -----------------------------------------------------------------
+
+    def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
+        hp = self.hp
+        if self.expected_features() not in (None, n_features):
+            raise ConfigError(f"feature_dim={hp.feature_dim} but the data has {n_features}")
+        state = self.new_state(n_features)
+        m, c = hp.resolved_num_models, hp.n_outputs
+        k = m * c
+        g = state.generator
+        if hp.init_method == "uniform":
+            weight = (torch.rand(n_features, k, generator=g) * 2 - 1) * hp.init_scale
+        else:
+            weight = torch.randn(n_features, k, generator=g) * hp.init_sigma
+        lr, wd, l1 = candidate_grid(
+            m,
+            None if hp.learning_rate == "auto" else hp.learning_rate,
+            None if hp.wd == "auto" else hp.wd,
+            None if hp.l1 == "auto" else hp.l1,
+            self.optim.kind,
+        )
+        r = self._calibration_rows()
+        t: dict[str, torch.Tensor] = {
+            "weight": weight,
+            "bias": torch.full((k,), hp.init_bias),
+            "lr": torch.tensor(lr),
+            "wd": torch.tensor(wd),
+            "l1": torch.tensor(l1),
+            "x_shift": torch.zeros(n_features),
+            "x_scale": torch.ones(n_features),
+            "y_shift": torch.zeros(1),
+            "y_scale": torch.ones(1),
+            "class_weight": torch.ones(max(c, 2)),
+            "calib_scores": torch.zeros(r, k),
+            "calib_labels": torch.zeros(r),
+            "epoch_loss": torch.zeros(m, dtype=torch.float64),
+        }
+        for p in _PARAMS:
+            for b in moment_names(self.optim.kind):
+                t[f"{p}.{b}"] = torch.zeros_like(t[p])
+        state.tensors = {name: v.to(device) for name, v in t.items()}
+        state.meta.update(
+            prepared=False,
+            step=0,
+            calib_filled=0,
+            calib_seen=0,
+            calib_next=0,
+            calib_source="train",
+            epoch_rows=0,
+            best_loss=None,
+            bad_epochs=0,
+            loss_history=[],
+        )
+        return state
+
+    def prepare(self, state: State, batches: Sequence[Batch]) -> None:
+        """Feature and label scaling and class weights from the first rows."""
+        if state.meta["prepared"] or not batches:
+            return
+        hp = self.hp
+        fit_scaler(state, batches, hp.normalize_data, hp.resolved_normalize_label)
+        labels = torch.cat([b.labels for b in batches if b.labels is not None])
+        state.tensors["class_weight"] = class_weights(hp, labels).to(state.device)
+        state.meta["prepared"] = True
+
+    def update(self, state: State, batch: Batch) -> float:
+        hp = self.hp
+        if batch.n_rows == 0:
+            return float("nan")
+        if batch.labels is None:
+            raise ConfigError("linear-learner needs labelled rows")
+        if not state.meta["prepared"]:
+            self.prepare(state, [batch])
+        self._check_labels(batch.labels)
+        t = state.tensors
+        x = scale_features(batch.features, t["x_shift"], t["x_scale"])
+        y = batch.labels
+        if hp.predictor_type == "regressor":
+            y = (y - t["y_shift"]) / t["y_scale"]
+        n, m, c = batch.n_rows, hp.resolved_num_models, hp.n_outputs
+        s = linear_scores(x, t["weight"], t["bias"])
+        self._remember(state, s, batch.labels)
+        shaped = s.view(n, m, c) if c > 1 else s
+        loss, grad = loss_and_grad(hp.resolved_loss, shaped, y, self.loss_params)
+        per_model = loss.detach().double().sum(0)
+        t["epoch_loss"] += per_model
+        state.meta["epoch_rows"] += n
+        if hp.predictor_type != "regressor":
+            row_weight = t["class_weight"][y.long()]
+            grad = grad * (row_weight / n).view(-1, *([1] * (grad.dim() - 1)))
+        else:
+            grad = grad / n
+        grad = grad.reshape(n, m * c)
+        state.meta["step"] += 1
+        self._step(state, x, grad)
+        return float(per_model.min())
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        hp = self.hp
+        if hp.predictor_type == "regressor":
+            return
+        limit = 2 if hp.predictor_type == "binary_classifier" else hp.n_outputs
+        bad = (labels < 0) | (labels >= limit) | (labels != labels.floor())
+        if bool(bad.any()):
+            value = float(labels[bad][0])
+            raise DataError(
+                f"label {value} is not a class of a {hp.predictor_type} (expected 0..{limit - 1})",
+                source="linear-learner",
+            )
+
+    def _lr(self, state: State) -> torch.Tensor:
+        hp = self.hp
+        lr = state.tensors["lr"]
+        if not hp.use_lr_scheduler:
+            return lr
+        every = 100 if hp.lr_scheduler_step == "auto" else hp.lr_scheduler_step
+        factor = 0.99 if hp.lr_scheduler_factor == "auto" else hp.lr_scheduler_factor
+        floor = 1e-5 if hp.lr_scheduler_minimum_lr == "auto" else hp.lr_scheduler_minimum_lr
+        decayed = lr * factor ** (state.meta["step"] // every)
+        return torch.maximum(decayed, torch.clamp(lr, max=floor))
+
+    def _step(self, state: State, x: torch.Tensor | CSR, grad: torch.Tensor) -> None:
+        hp = self.hp
+        t = state.tensors
+        c = hp.n_outputs
+        lr = self._lr(state).repeat_interleave(c)
+        wd = t["wd"].repeat_interleave(c)
+        l1 = t["l1"].repeat_interleave(c)
+        cfg = self.optim
+        names = moment_names(cfg.kind)
+        weight = t["weight"]
+        if isinstance(x, CSR):
+            rows, inverse = torch.unique(x.indices, return_inverse=True)
+            contrib = grad.index_select(0, x.row_ids()) * x.values.view(-1, 1)
+            g_rows = torch.zeros(rows.numel(), grad.shape[1], device=grad.device)
+            g_rows.index_add_(0, inverse, contrib)
+            g_rows.add_(weight.index_select(0, rows) * wd)
+            bufs = {b: t[f"weight.{b}"] for b in names}
+            step(cfg, weight, g_rows, bufs, lr, state.meta["step"], rows=rows, l1=l1)
+        else:
+            g_w = torch.addmm(weight * wd, x.t(), grad)
+            bufs = {b: t[f"weight.{b}"] for b in names}
+            step(cfg, weight, g_w, bufs, lr, state.meta["step"], l1=l1)
+        if hp.use_bias:
+            bias_lr = lr * (1.0 if hp.bias_lr_mult == "auto" else hp.bias_lr_mult)
+            bias_wd = wd * (0.0 if hp.bias_wd_mult == "auto" else hp.bias_wd_mult)
+            g_b = grad.sum(0) + t["bias"] * bias_wd
+            bufs = {b: t[f"bias.{b}"] for b in names}
+            step(cfg, t["bias"], g_b, bufs, bias_lr, state.meta["step"])
+
+    def _remember(self, state: State, scores: torch.Tensor, labels: torch.Tensor) -> None:
+        """Keep the latest pre-update scores as held-out rows (progressive validation)."""
+        if state.meta["calib_source"] != "train":
+            return
+        t = state.tensors
+        raw = scores.detach()
+        if self.hp.predictor_type == "regressor":
+            raw = raw * t["y_scale"] + t["y_shift"]
+        r = t["calib_scores"].shape[0]
+        n = raw.shape[0]
+        if n > r:
+            raw, labels, n = raw[-r:], labels[-r:], r
+        pos = state.meta["calib_next"]
+        idx = (torch.arange(n, device=raw.device) + pos) % r
+        t["calib_scores"].index_copy_(0, idx, raw)
+        t["calib_labels"].index_copy_(0, idx, labels.to(raw.dtype))
+        state.meta["calib_next"] = (pos + n) % r
+        state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
+        state.meta["calib_seen"] += n
+
+    def merge(self, a: State, b: State) -> State:
+        self.check_state(a)
+        self.check_state(b)
+        return merge_states(a, b, moment_names(self.optim.kind))
+
+    def finalize(self, state: State, **post_training: Any) -> LinearLearnerModel:
+        self.check_state(state)
+        self.check_post_training(post_training)
+        hp = self.hp.model_copy(update={k: v for k, v in post_training.items() if k != "candidate"})
+        hp = LinearLearnerHyperparameters.model_validate(hp.model_dump())
+        t = state.tensors
+        filled = int(state.meta["calib_filled"])
+        m, c = hp.resolved_num_models, hp.n_outputs
+        raw = t["calib_scores"][:filled].cpu()
+        raw = raw.view(filled, m, c) if c > 1 else raw
+        selection = select(
+            raw,
+            t["calib_labels"][:filled].cpu(),
+            predictor_type=hp.predictor_type,
+            loss=hp.resolved_loss,
+            loss_params=self.loss_params,
+            criterion=hp.binary_classifier_model_selection_criteria,
+            beta=hp.f_beta,
+            target_precision=hp.target_precision,
+            target_recall=hp.target_recall,
+        )
+        chosen = selection.model
+        if "candidate" in post_training:
+            chosen = int(post_training["candidate"])
+            if not 0 <= chosen < m:
+                raise ConfigError(f"candidate must be in 0..{m - 1}, got {chosen}")
+        weight, bias = to_raw_space(state, chosen, c)
+        lr, wd, l1 = (t[k].cpu().tolist() for k in ("lr", "wd", "l1"))
+        meta = {
+            "n_features": state.n_features,
+            "predictor_type": hp.predictor_type,
+            "loss": hp.resolved_loss,
+            "num_classes": c if c > 1 else None,
+            "threshold": selection.threshold,
+            "candidate": chosen,
+            "learning_rate": lr[chosen],
+            "wd": wd[chosen],
+            "l1": l1[chosen],
+            "selection": {
+                "criterion": selection.criterion,
+                "value": selection.value,
+                "rows": filled,
+                "source": state.meta["calib_source"],
+                "candidates": [
+                    {"learning_rate": lr[i], "wd": wd[i], "l1": l1[i], "value": v}
+                    for i, v in enumerate(selection.values)
+                ],
+            },
+        }
+        return LinearLearnerModel({"weight": weight, "bias": bias}, meta)
+
+    # -- trainer hooks --------------------------------------------------------------------------
+
+    def candidate_losses(self, state: State, batches: Iterable[Batch]) -> torch.Tensor:
+        """Mean loss of every candidate on ``batches`` (training loss, normalised space)."""
+        hp = self.hp
+        t = state.tensors
+        total = torch.zeros(hp.resolved_num_models, dtype=torch.float64)
+        rows = 0
+        for batch in batches:
+            if batch.n_rows == 0 or batch.labels is None:
+                continue
+            s = linear_scores(
+                scale_features(batch.features, t["x_shift"], t["x_scale"]), t["weight"], t["bias"]
+            )
+            y = batch.labels
+            if hp.predictor_type == "regressor":
+                y = (y - t["y_shift"]) / t["y_scale"]
+            shaped = s.view(batch.n_rows, hp.resolved_num_models, -1) if hp.n_outputs > 1 else s
+            loss, _ = loss_and_grad(hp.resolved_loss, shaped, y, self.loss_params)
+            total += loss.double().sum(0).cpu()
+            rows += batch.n_rows
+        return total / max(rows, 1)
+
+    def end_epoch(self, state: State, validation: BatchStream | None) -> bool:
+        hp = self.hp
+        if validation is not None:
+            losses = self.candidate_losses(state, validation())
+        else:
+            losses = state.tensors["epoch_loss"].cpu() / max(state.meta["epoch_rows"], 1)
+        state.tensors["epoch_loss"].zero_()
+        state.meta["epoch_rows"] = 0
+        current = float(losses.min())
+        state.meta["loss_history"].append(current)
+        best = state.meta["best_loss"]
+        if best is None or current < best - hp.early_stopping_tolerance * abs(best):
+            state.meta["best_loss"] = current
+            state.meta["bad_epochs"] = 0
+        else:
+            state.meta["bad_epochs"] += 1
+        return bool(state.meta["bad_epochs"] >= hp.early_stopping_patience)
+
+    def calibrate(self, state: State, batches: Iterable[Batch]) -> None:
+        """Reservoir-sample held-out rows' scores of every candidate (replaces training rows)."""
+        t = state.tensors
+        r = t["calib_scores"].shape[0]
+        seen = 0
+        state.meta["calib_source"] = "validation"
+        for batch in batches:
+            if batch.n_rows == 0 or batch.labels is None:
+                continue
+            s = linear_scores(
+                scale_features(batch.features, t["x_shift"], t["x_scale"]), t["weight"], t["bias"]
+            )
+            if self.hp.predictor_type == "regressor":
+                s = s * t["y_scale"] + t["y_shift"]
+            n = batch.n_rows
+            index = torch.arange(seen, seen + n)
+            slot = index.clone()
+            full = index >= r
+            if bool(full.any()):
+                draw = (torch.rand(n, generator=state.generator) * (index + 1)).long()
+                slot = torch.where(full, draw, index)
+            keep = slot < r
+            slot = slot[keep].to(s.device)
+            t["calib_scores"].index_copy_(0, slot, s[keep.to(s.device)])
+            t["calib_labels"].index_copy_(0, slot, batch.labels[keep.to(s.device)])
+            seen += n
+        state.meta["calib_filled"] = min(seen, r)
+        state.meta["calib_seen"] = seen
+        state.meta["calib_next"] = 0
+
+    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, float]:
+        hp = self.hp
+        assert isinstance(model, LinearLearnerModel)
+        kind = model.predictor_type
+        acc: BinaryMetrics | MulticlassMetrics | RegressionMetrics
+        if kind == "binary_classifier":
+            acc = BinaryMetrics(model.threshold, hp.f_beta, model.meta["loss"] == "logistic")
+        elif kind == "multiclass_classifier":
+            acc = MulticlassMetrics(hp.n_outputs, hp.accuracy_top_k, hp.f_beta)
+        else:
+            acc = RegressionMetrics()
+        loss_sum, rows = 0.0, 0
+        for batch in batches:
+            if batch.n_rows == 0 or batch.labels is None:
+                continue
+            raw = model.raw_scores(batch.features)
+            labels = batch.labels.to(raw.device)
+            shaped = raw.view(batch.n_rows, 1, -1) if kind == "multiclass_classifier" else raw
+            loss, _ = loss_and_grad(model.meta["loss"], shaped, labels, self.loss_params)
+            loss_sum += float(loss.double().sum())
+            rows += batch.n_rows
+            pred = model.predict(batch.features)
+            acc.update(pred["score"], labels)
+        if rows == 0:
+            return {}
+        return {"objective_loss": loss_sum / rows, **acc.result()}

@@ -1,0 +1,107 @@
+"""Optimisers for a packed weight matrix: one column (block of columns) per candidate model,
+each with its own learning rate, weight decay and L1 strength.
+
+``torch.optim`` takes one learning rate per parameter tensor; packing M models into one
+matrix needs one per column, and sparse batches need lazy updates of the touched rows only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["OptimConfig", "candidate_grid", "moment_names", "step"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    kind: str  # sgd | adam | rmsprop
+    beta_1: float
+    beta_2: float
+    momentum: float
+    eps: float = 1e-8
+
+
+def moment_names(kind: str) -> tuple[str, ...]:
+    """The optimiser buffers kept per parameter (``<param>.<name>`` in the state)."""
+    return {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("mom",)}[kind]
+
+
+def candidate_grid(
+    num_models: int,
+    learning_rate: float | None,
+    wd: float | None,
+    l1: float | None,
+    optimizer: str,
+) -> tuple[list[float], list[float], list[float]]:
+    """Learning rate, L2 and L1 for each candidate: fixed where the user set them, else spread.
+
+    Candidate 0 always gets the middle of the grid; the others cover it evenly (learning rate
+    on a log scale; a quarter each of candidates without weight decay and with L1).
+
+    >>> lr, wd, l1 = candidate_grid(4, 0.1, None, 0.0, "adam")
+    >>> lr, l1
+    ([0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0])
+    """
+    lo, hi = (-3.0, -0.5) if optimizer != "sgd" else (-2.5, 0.0)
+    golden = (math.sqrt(5) - 1) / 2
+    lrs, wds, l1s = [], [], []
+    for m in range(num_models):
+        frac = 0.5 if num_models == 1 else m / (num_models - 1)
+        jitter = (m * golden) % 1.0
+        lrs.append(learning_rate if learning_rate is not None else 10 ** (lo + (hi - lo) * frac))
+        if wd is not None:
+            wds.append(wd)
+        else:
+            wds.append(0.0 if m % 4 == 0 else 10 ** (-7 + 4 * jitter))
+        if l1 is not None:
+            l1s.append(l1)
+        else:
+            l1s.append(10 ** (-7 + 3 * jitter) if m % 4 == 3 else 0.0)
+    if learning_rate is None and num_models > 2:  # candidate 0: the middle learning rate
+        mid = num_models // 2
+        lrs[0], lrs[mid] = lrs[mid], lrs[0]
+    return lrs, wds, l1s
+
+
+def step(
+    cfg: OptimConfig,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    buffers: dict[str, torch.Tensor],
+    lr: torch.Tensor,
+    t: int,
+    rows: torch.Tensor | None = None,
+    l1: torch.Tensor | None = None,
+) -> None:
+    """One update of ``param`` in place; with ``rows``, only those rows (``grad`` is theirs).
+
+    ``lr`` and ``l1`` broadcast along the last dimension (one value per column).
+    """
+    p = param if rows is None else param.index_select(0, rows)
+    bufs = buffers if rows is None else {k: v.index_select(0, rows) for k, v in buffers.items()}
+    if cfg.kind == "adam":
+        m, v = bufs["m"], bufs["v"]
+        m.mul_(cfg.beta_1).add_(grad, alpha=1 - cfg.beta_1)
+        v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
+        bc1 = 1 - cfg.beta_1**t
+        bc2 = 1 - cfg.beta_2**t
+        denom = (v / bc2).sqrt_().add_(cfg.eps)
+        p.sub_(m / denom * (lr / bc1))
+    elif cfg.kind == "rmsprop":
+        v = bufs["v"]
+        v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
+        p.sub_(grad / v.sqrt().add_(cfg.eps) * lr)
+    else:
+        mom = bufs["mom"]
+        mom.mul_(cfg.momentum).add_(grad)
+        p.sub_(mom * lr)
+    if l1 is not None:  # proximal step: soft-threshold towards zero
+        shrink = lr * l1
+        p.copy_(torch.sign(p) * (p.abs() - shrink).clamp_min(0))
+    if rows is not None:
+        param.index_copy_(0, rows, p)
+        for k, v in bufs.items():
+            buffers[k].index_copy_(0, rows, v)

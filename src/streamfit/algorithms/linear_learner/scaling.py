@@ -1,0 +1,176 @@
+"""Feature and label scaling, class weights, and the conversions that merging and
+finalising need between a state's normalised space and raw features.
+
+Dense features are centred and scaled to unit variance; sparse ones are only scaled (by their
+root mean square), so that zeros stay zero and batches stay sparse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
+from streamfit.core.batch import CSR, Batch, Features
+from streamfit.core.state import State
+from streamfit.errors import IncompatibleStateError
+
+__all__ = ["class_weights", "fit_scaler", "merge_states", "scale_features", "to_raw_space"]
+
+
+def scale_features(x: Features, shift: torch.Tensor, scale: torch.Tensor) -> Features:
+    if isinstance(x, CSR):
+        return CSR(x.indptr, x.indices, x.values / scale[x.indices], x.n_cols)
+    return (x - shift) / scale
+
+
+def fit_scaler(
+    state: State, batches: Sequence[Batch], normalize_data: bool, normalize_label: bool
+) -> None:
+    """Set ``x_shift``/``x_scale`` (and ``y_shift``/``y_scale``) from ``batches``."""
+    t = state.tensors
+    device = t["weight"].device
+    n = sum(b.n_rows for b in batches)
+    state.meta["scaler_rows"] = n
+    if normalize_data and n:
+        if batches[0].is_sparse:
+            sq = torch.zeros(state.n_features, dtype=torch.float64, device=device)
+            for b in batches:
+                assert isinstance(b.features, CSR)
+                feats = b.features.to(device)
+                sq.index_add_(0, feats.indices, feats.values.double() ** 2)
+            rms = (sq / n).sqrt()
+            t["x_scale"] = torch.where(rms > 0, rms, 1.0).float()
+        else:
+            x = torch.cat([b.dense_features().to(device) for b in batches]).double()
+            mean = x.mean(0)
+            std = x.std(0, correction=0)
+            t["x_shift"] = mean.float()
+            t["x_scale"] = torch.where(std > 1e-12, std, 1.0).float()
+    if normalize_label and n:
+        y = torch.cat([b.labels.to(device) for b in batches if b.labels is not None]).double()
+        std = y.std(correction=0)
+        t["y_shift"] = y.mean().view(1).float()
+        t["y_scale"] = torch.where(std > 1e-12, std, 1.0).view(1).float()
+
+
+def class_weights(hp: LinearLearnerHyperparameters, labels: torch.Tensor) -> torch.Tensor:
+    """Per-class loss weights (binary: ``positive_example_weight_mult``)."""
+    if hp.predictor_type == "binary_classifier":
+        mult = hp.positive_example_weight_mult
+        if mult in ("balanced", "auto"):
+            pos = float((labels > 0.5).sum())
+            neg = float(labels.numel()) - pos
+            mult = neg / pos if pos > 0 else 1.0
+        return torch.tensor([1.0, float(mult)])
+    if hp.predictor_type == "multiclass_classifier" and hp.balance_multiclass_weights:
+        counts = torch.bincount(labels.long().cpu(), minlength=hp.n_outputs).float()
+        present = counts > 0
+        w = torch.where(present, counts.sum() / (present.sum() * counts.clamp_min(1)), 1.0)
+        return w
+    return torch.ones(max(hp.n_outputs, 2))
+
+
+def to_raw_space(state: State, model: int, outputs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate ``model``'s weight and bias over raw features (and raw labels)."""
+    t = state.tensors
+    cols = slice(model * outputs, (model + 1) * outputs)
+    w = t["weight"][:, cols].double()
+    b = t["bias"][cols].double()
+    scale = t["x_scale"].double().view(-1, 1)
+    shift = t["x_shift"].double()
+    w_raw = w / scale
+    b_raw = b - shift @ w_raw
+    y_scale, y_shift = t["y_scale"].double(), t["y_shift"].double()
+    w_raw = w_raw * y_scale
+    b_raw = b_raw * y_scale + y_shift
+    return w_raw.float(), b_raw.float()
+
+
+def _reexpress(
+    state: State,
+    shift: torch.Tensor,
+    scale: torch.Tensor,
+    y_shift: torch.Tensor,
+    y_scale: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All candidates' weight and bias in another normalised space (same function)."""
+    t = state.tensors
+    w = t["weight"].double()
+    b = t["bias"].double()
+    # raw:  f(x) = ys * (w . (x - sh) / sc + b) + ym
+    w_raw = w / t["x_scale"].double().view(-1, 1)
+    b_raw = b - t["x_shift"].double() @ w_raw
+    w_raw, b_raw = (
+        w_raw * t["y_scale"].double(),
+        b_raw * t["y_scale"].double() + t["y_shift"].double(),
+    )
+    # and back into the target space
+    w_new = w_raw * scale.double().view(-1, 1) / y_scale.double()
+    b_new = (b_raw + shift.double() @ (w_raw) - y_shift.double()) / y_scale.double()
+    return w_new, b_new
+
+
+def merge_states(a: State, b: State, moments: Sequence[str]) -> State:
+    """Average two states' parameters (weighted by rows seen) in a pooled normalised space.
+
+    Scaler statistics are pooled exactly; optimiser moments are averaged as they are (an
+    approximation, like the parameter average itself); held-out score reservoirs are combined
+    half and half, and ``calibrate`` should be run again before relying on them.
+    """
+    if a.n_features != b.n_features:
+        raise IncompatibleStateError(
+            f"cannot merge states of {a.n_features} and {b.n_features} features"
+        )
+    if a.tensors["weight"].shape != b.tensors["weight"].shape:
+        raise IncompatibleStateError("cannot merge states with different num_models/num_classes")
+    na = float(a.counters.get("rows", 0)) or 1.0
+    nb = float(b.counters.get("rows", 0)) or 1.0
+    wa, wb = na / (na + nb), nb / (na + nb)
+    out = a.clone()
+    ta, tb, to = a.tensors, b.tensors, out.tensors
+    ra, rb = float(a.meta.get("scaler_rows", 0)), float(b.meta.get("scaler_rows", 0))
+    pa, pb = (ra / (ra + rb), rb / (ra + rb)) if ra + rb > 0 else (0.5, 0.5)
+
+    def pool(shift: str, scale: str, centred: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        ma, mb = ta[shift].double(), tb[shift].double()
+        va, vb = ta[scale].double() ** 2, tb[scale].double() ** 2
+        mean = pa * ma + pb * mb
+        var = pa * (va + ma**2) + pb * (vb + mb**2) - mean**2 if centred else pa * va + pb * vb
+        return mean.float(), var.clamp_min(1e-24).sqrt().float()
+
+    centred = bool((ta["x_shift"] != 0).any() or (tb["x_shift"] != 0).any())
+    shift, scale = pool("x_shift", "x_scale", centred)
+    y_shift, y_scale = pool("y_shift", "y_scale", True)
+    w1, b1 = _reexpress(a, shift, scale, y_shift, y_scale)
+    w2, b2 = _reexpress(b, shift, scale, y_shift, y_scale)
+    to["weight"] = (wa * w1 + wb * w2).float()
+    to["bias"] = (wa * b1 + wb * b2).float()
+    to["x_shift"], to["x_scale"], to["y_shift"], to["y_scale"] = shift, scale, y_shift, y_scale
+    for p in ("weight", "bias"):
+        for m in moments:
+            key = f"{p}.{m}"
+            to[key] = wa * ta[key] + wb * tb[key]
+    to["class_weight"] = pa * ta["class_weight"] + pb * tb["class_weight"]
+    to["epoch_loss"] = ta["epoch_loss"] + tb["epoch_loss"]
+    r = to["calib_scores"].shape[0]
+    fa, fb = int(a.meta["calib_filled"]), int(b.meta["calib_filled"])
+    take_b = min(fb, r // 2) if fa else min(fb, r)
+    take_a = min(fa, r - take_b)
+    to["calib_scores"][:take_a] = ta["calib_scores"][:take_a]
+    to["calib_labels"][:take_a] = ta["calib_labels"][:take_a]
+    to["calib_scores"][take_a : take_a + take_b] = tb["calib_scores"][:take_b]
+    to["calib_labels"][take_a : take_a + take_b] = tb["calib_labels"][:take_b]
+    out.meta.update(
+        prepared=bool(a.meta["prepared"] or b.meta["prepared"]),
+        step=max(int(a.meta["step"]), int(b.meta["step"])),
+        calib_filled=take_a + take_b,
+        calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
+        calib_next=(take_a + take_b) % r,
+        epoch_rows=int(a.meta["epoch_rows"]) + int(b.meta["epoch_rows"]),
+        scaler_rows=int(ra + rb),
+    )
+    for name, value in b.counters.items():
+        out.counters[name] = out.counters.get(name, 0) + value
+    return out

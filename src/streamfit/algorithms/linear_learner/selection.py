@@ -1,0 +1,139 @@
+"""Choosing the best candidate model and its decision threshold from held-out scores.
+
+All candidates are scored at once: sorting each column of the ``(R, M)`` score matrix gives,
+at every cut point, the confusion counts of every candidate, from which each criterion and
+its best threshold follow without a Python loop over models or thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
+from streamfit.errors import ConfigError
+
+__all__ = ["Selection", "select"]
+
+BINARY_CRITERIA = (
+    "accuracy",
+    "f_beta",
+    "precision_at_target_recall",
+    "recall_at_target_precision",
+    "loss_function",
+)
+
+
+@dataclass(frozen=True)
+class Selection:
+    model: int
+    threshold: float
+    criterion: str
+    value: float  # the criterion's value for the chosen model (higher is better; losses negated)
+    values: list[float]  # the criterion's value for every candidate
+
+
+def _output_scores(raw: torch.Tensor, loss: str) -> torch.Tensor:
+    return torch.sigmoid(raw) if loss == "logistic" else raw
+
+
+def _binary(
+    raw: torch.Tensor,
+    labels: torch.Tensor,
+    loss: str,
+    criterion: str,
+    beta: float,
+    target_precision: float,
+    target_recall: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per candidate: the criterion's best value and the threshold that reaches it."""
+    s = _output_scores(raw.double(), loss)
+    r, _ = s.shape
+    y = labels.double().view(-1, 1) > 0.5
+    s_sorted, order = torch.sort(s, dim=0, descending=True)
+    ys = y.expand_as(s).gather(0, order).double()
+    zero = torch.zeros(1, s.shape[1], dtype=torch.float64)
+    tp = torch.cat([zero, torch.cumsum(ys, 0)])  # cut k: the top k rows are positive
+    fp = torch.cat([zero, torch.cumsum(1 - ys, 0)])
+    n_pos = tp[-1:].clone()
+    n_neg = fp[-1:].clone()
+    fn, tn = n_pos - tp, n_neg - fp
+    # A cut between equal scores cannot be realised by a threshold.
+    valid = torch.ones_like(tp, dtype=torch.bool)
+    valid[1:-1] = s_sorted[:-1] > s_sorted[1:]
+    precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), 1.0)
+    recall = tp / n_pos.clamp_min(1)
+    if criterion == "accuracy":
+        value = (tp + tn) / r
+    elif criterion == "f_beta":
+        b2 = beta * beta
+        value = (1 + b2) * tp / ((1 + b2) * tp + b2 * fn + fp).clamp_min(1e-12)
+    elif criterion == "precision_at_target_recall":
+        value = torch.where(recall >= target_recall, precision, -torch.inf)
+    else:  # recall_at_target_precision
+        value = torch.where((precision >= target_precision) & (tp > 0), recall, -torch.inf)
+    value = torch.where(valid, value, -torch.inf)
+    best_value, best_k = value.max(0)
+    # Threshold halfway between the last row predicted positive and the first negative one.
+    above = torch.cat([s_sorted[:1] + 1.0, s_sorted])  # score of row k-1 (k=0: above all)
+    below = torch.cat([s_sorted, s_sorted[-1:] - 1.0])
+    idx = best_k.view(1, -1)
+    threshold = 0.5 * (above.gather(0, idx) + below.gather(0, idx)).view(-1)
+    if loss == "logistic":
+        threshold = threshold.clamp(0.0, 1.0)
+    return best_value, threshold
+
+
+def select(
+    raw: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    predictor_type: str,
+    loss: str,
+    loss_params: LossParams,
+    criterion: str,
+    beta: float = 1.0,
+    target_precision: float = 0.8,
+    target_recall: float = 0.8,
+) -> Selection:
+    """The best of ``raw.shape[1]`` candidates on held-out rows (raw scores per candidate)."""
+    if raw.shape[0] == 0:
+        return Selection(0, _default_threshold(predictor_type, loss), criterion, float("nan"), [])
+    if predictor_type == "binary_classifier" and criterion != "loss_function":
+        values, thresholds = _binary(
+            raw, labels, loss, criterion, beta, target_precision, target_recall
+        )
+        if not torch.isfinite(values).any():  # no candidate reaches the target: say so
+            values, thresholds = _binary(raw, labels, loss, "accuracy", beta, 0, 0)
+            criterion = "accuracy"
+        best = int(values.argmax())
+        return Selection(
+            best, float(thresholds[best]), criterion, float(values[best]), values.tolist()
+        )
+    if predictor_type == "multiclass_classifier":
+        if criterion not in ("accuracy", "loss_function"):
+            raise ConfigError(
+                f"binary_classifier_model_selection_criteria={criterion} applies to binary "
+                "classifiers; multiclass models are chosen by accuracy or loss_function"
+            )
+        if criterion == "accuracy":
+            values = (raw.argmax(-1) == labels.long().view(-1, 1)).double().mean(0)
+            best = int(values.argmax())
+            return Selection(best, 0.0, criterion, float(values[best]), values.tolist())
+    losses, _ = loss_and_grad(loss, raw, labels, loss_params)
+    values = -losses.double().mean(0)
+    best = int(values.argmax())
+    return Selection(
+        best,
+        _default_threshold(predictor_type, loss),
+        "loss_function",
+        float(values[best]),
+        values.tolist(),
+    )
+
+
+def _default_threshold(predictor_type: str, loss: str) -> float:
+    if predictor_type != "binary_classifier":
+        return 0.0
+    return 0.5 if loss == "logistic" else 0.0

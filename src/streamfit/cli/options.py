@@ -1,0 +1,117 @@
+"""Options shared by several commands, and the mapping from errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from streamfit.core.hyperparameters import parse_hp_assignments
+from streamfit.errors import (
+    ConfigError,
+    DataError,
+    StateError,
+    StreamfitError,
+    TrainingInterrupted,
+)
+
+__all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_json"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes scripts can rely on.
+EXIT_CODES = {
+    "ok": 0,
+    "error": 1,  # anything unexpected
+    "config": 2,  # bad option, hyperparameter or argument (also click's usage errors)
+    "data": 3,  # bad input row or file
+    "state": 4,  # unusable state, model or checkpoint
+    "interrupted": TrainingInterrupted.exit_code,  # stopped by SIGTERM after a checkpoint
+}
+
+
+def handle_errors(fn: F) -> F:
+    """Turn streamfit's errors into one line on stderr and a distinct exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            click.echo(f"interrupted: {exc}", err=True)
+            sys.exit(EXIT_CODES["interrupted"])
+        except DataError as exc:
+            click.echo(f"data error: {exc}", err=True)
+            sys.exit(EXIT_CODES["data"])
+        except StateError as exc:
+            click.echo(f"state error: {exc}", err=True)
+            sys.exit(EXIT_CODES["state"])
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CODES["config"])
+        except StreamfitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CODES["error"])
+
+    return wrapper  # type: ignore[return-value]
+
+
+def hp_option(fn: F) -> F:
+    """``--hp NAME=VALUE``, repeatable, parsed into a dict passed as ``hyperparameters``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+        try:
+            return parse_hp_assignments(value)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return click.option(
+        "--hp",
+        "hyperparameters",
+        multiple=True,
+        callback=parse,
+        metavar="NAME=VALUE",
+        help="A hyperparameter (SageMaker's names); repeat for several.",
+    )(fn)
+
+
+def data_options(fn: F) -> F:
+    """How to read input channels."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--content-type",
+                default=None,
+                help="Input format: text/csv, application/x-parquet, application/jsonlines, "
+                "text/libsvm, application/x-recordio-protobuf (default: from the file).",
+            ),
+            click.option(
+                "--label-column",
+                default=None,
+                help="Name of the label column (CSV with a header, Parquet, SQL).",
+            ),
+            click.option(
+                "--on-bad-rows",
+                type=click.Choice(["error", "skip"]),
+                default="error",
+                show_default=True,
+                help="Stop at the first bad row, or skip and count bad rows.",
+            ),
+            click.option(
+                "--device",
+                default="cpu",
+                show_default=True,
+                help="cpu, cuda, cuda:N or auto.",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))

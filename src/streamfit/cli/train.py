@@ -1,0 +1,133 @@
+"""``streamfit train`` and ``streamfit finalize``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streamfit.cli.options import data_options, handle_errors, hp_option, print_json
+from streamfit.training.inference import finalize
+from streamfit.training.trainer import train
+
+__all__ = ["finalize_command", "print_metrics", "train_command"]
+
+
+def print_metrics(metrics: dict[str, float], title: str = "metrics") -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:,.6g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@click.command("train")
+@click.argument("algorithm")
+@click.option(
+    "--train", "train_uri", required=True, help="Training data URI (file, folder, glob, -, SQL)."
+)
+@click.option("--validation", default=None, help="Validation data URI.")
+@click.option("--test", default=None, help="Test data URI.")
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@hp_option
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write checkpoints here, and resume from the latest one found.",
+)
+@click.option(
+    "--checkpoint-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Checkpoint at most this often (with --checkpoint-dir).",
+)
+@click.option(
+    "--checkpoint-batches", type=int, default=None, help="Also checkpoint every N batches."
+)
+@click.option(
+    "--init-state",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Continue training from an earlier job's state, on new data.",
+)
+@click.option(
+    "--epochs",
+    type=int,
+    default=None,
+    help="Passes over the training data (default: the epochs hyperparameter, 1).",
+)
+@data_options
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@handle_errors
+def train_command(
+    algorithm: str,
+    train_uri: str,
+    validation: str | None,
+    test: str | None,
+    output: Path,
+    hyperparameters: dict[str, str],
+    checkpoint_dir: Path | None,
+    checkpoint_seconds: float,
+    checkpoint_batches: int | None,
+    init_state: Path | None,
+    epochs: int | None,
+    content_type: str | None,
+    label_column: str | None,
+    on_bad_rows: Any,
+    device: str,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Train ALGORITHM (e.g. linear-learner) on --train; write the model, the final state and
+    metrics.json to --output. SIGTERM checkpoints and exits with code 75."""
+    result = train(
+        algorithm,
+        train_uri,
+        validation=validation,
+        test=test,
+        hyperparameters=hyperparameters,
+        output=output,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_seconds=checkpoint_seconds,
+        checkpoint_batches=checkpoint_batches,
+        init_state=init_state,
+        epochs=epochs,
+        device=device,
+        content_type=content_type,
+        label_column=label_column,
+        on_bad_rows=on_bad_rows,
+        progress=progress,
+    )
+    if as_json:
+        print_json(result.metrics)
+    else:
+        print_metrics(result.metrics, f"{algorithm} -> {output}")
+
+
+@click.command("finalize")
+@click.argument("state_dir", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
+)
+@hp_option
+@click.option("--json", "as_json", is_flag=True, help="Print the model's metadata as JSON.")
+@handle_errors
+def finalize_command(
+    state_dir: Path, output: Path, hyperparameters: dict[str, str], as_json: bool
+) -> None:
+    """A new model from a saved state with other post-training hyperparameters (no data read),
+    e.g. --hp binary_classifier_model_selection_criteria=f_beta."""
+    model = finalize(state_dir, output, **hyperparameters)
+    if as_json:
+        print_json(model.meta)
+    else:
+        click.echo(f"model written to {output}")

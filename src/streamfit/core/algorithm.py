@@ -1,0 +1,152 @@
+"""The computational model every built-in algorithm shares.
+
+An algorithm is four small operations on a :class:`~streamfit.core.state.State`:
+
+========================  ================================================================
+``init_state(n)``         an empty state for ``n`` features; its memory is fixed here
+``update(state, batch)``  fold one mini-batch into the state, in place
+``merge(a, b)``           combine two workers' states
+``finalize(state, **hp)`` a model; cheap, and callable many times with different
+                          post-training hyperparameters
+========================  ================================================================
+
+and three optional hooks the trainer calls: ``prepare`` (once, with the first
+``warmup_rows()`` rows, before they are passed to ``update``), ``end_epoch`` (may ask to stop
+early) and ``calibrate`` (sees held-out rows so that ``finalize`` can choose among candidates
+without reading data again).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+
+from streamfit.core.batch import Batch
+from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
+from streamfit.core.model import Model
+from streamfit.core.state import State
+from streamfit.errors import ConfigError, IncompatibleStateError
+
+__all__ = ["Algorithm", "BatchStream"]
+
+H = TypeVar("H", bound=Hyperparameters)
+
+#: A way to read a channel again: each call returns a fresh iterator over its batches.
+BatchStream = Callable[[], Iterable[Batch]]
+
+
+class Algorithm(ABC, Generic[H]):
+    """Base of every built-in algorithm. Constructors store hyperparameters and nothing else."""
+
+    name: ClassVar[str]
+    hyperparameters_class: ClassVar[type[Hyperparameters]]
+    model_class: ClassVar[type[Model]]
+    #: Whether training rows carry a label (CSV: in the first column).
+    supervised: ClassVar[bool] = True
+    #: Hyperparameters that ``finalize`` accepts: changing them needs no data.
+    post_training: ClassVar[frozenset[str]] = frozenset()
+    #: How far ``merge(a, b)`` may be from one pass over a+b, as a relative difference of the
+    #: algorithm's own validation loss (0 for exactly mergeable states).
+    merge_tolerance: ClassVar[float] = 0.0
+
+    hp: H
+
+    def __init__(self, hyperparameters: Mapping[str, Any] | None = None, **overrides: Any):
+        raw = {**(hyperparameters or {}), **overrides}
+        self.hp = parse_hyperparameters(
+            self.hyperparameters_class,
+            raw,
+            algorithm=self.name,
+        )  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.hp!r})"
+
+    # -- the four operations -------------------------------------------------------------
+
+    @abstractmethod
+    def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
+        """An empty state for rows of ``n_features`` features."""
+
+    @abstractmethod
+    def update(self, state: State, batch: Batch) -> float:
+        """Fold ``batch`` into ``state`` in place; returns the batch's summed training loss
+        (before the update, i.e. progressive validation), or NaN if it has none."""
+
+    @abstractmethod
+    def merge(self, a: State, b: State) -> State:
+        """A state summarising the data of both ``a`` and ``b``."""
+
+    @abstractmethod
+    def finalize(self, state: State, **post_training: Any) -> Model:
+        """A model from ``state``; ``post_training`` overrides names in ``post_training``."""
+
+    # -- trainer hooks with do-nothing defaults --------------------------------------------
+
+    @property
+    def mini_batch_size(self) -> int:
+        return int(getattr(self.hp, "mini_batch_size", 1000))
+
+    @property
+    def epochs(self) -> int:
+        return int(getattr(self.hp, "epochs", 1))
+
+    @property
+    def seed(self) -> int:
+        return int(getattr(self.hp, "seed", 0))
+
+    def expected_features(self) -> int | None:
+        """The feature width the hyperparameters fix (``feature_dim``), if any."""
+        value = getattr(self.hp, "feature_dim", None)
+        return value if isinstance(value, int) else None
+
+    def warmup_rows(self) -> int:
+        """How many leading rows ``prepare`` wants to see before training starts."""
+        return 0
+
+    def prepare(self, state: State, batches: Sequence[Batch]) -> None:
+        """Look at the first rows before any ``update`` (scalers, initial centres)."""
+
+    def end_epoch(self, state: State, validation: BatchStream | None) -> bool:
+        """Called after each epoch; returns True to stop early."""
+        return False
+
+    def calibrate(self, state: State, batches: Iterable[Batch]) -> None:
+        """Record what ``finalize`` needs from held-out rows (scores per candidate)."""
+
+    def evaluate(self, model: Model, batches: Iterable[Batch]) -> dict[str, float]:
+        """Metrics of ``model`` on labelled rows, under SageMaker's metric names."""
+        return {}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def new_state(self, n_features: int) -> State:
+        """A state carrying this algorithm's name, hyperparameters and a seeded generator."""
+        if n_features <= 0:
+            raise ConfigError(f"{self.name}: need at least one feature, got {n_features}")
+        generator = torch.Generator()
+        generator.manual_seed(self.seed)
+        return State(
+            algorithm=self.name,
+            hyperparameters=self.hp.as_dict(),
+            n_features=n_features,
+            generator=generator,
+        )
+
+    def check_state(self, state: State) -> None:
+        if state.algorithm != self.name:
+            raise IncompatibleStateError(
+                f"state of algorithm {state.algorithm!r} given to {self.name!r}"
+            )
+
+    def check_post_training(self, post: Mapping[str, Any]) -> None:
+        unknown = sorted(set(post) - self.post_training)
+        if unknown:
+            allowed = ", ".join(sorted(self.post_training)) or "none"
+            raise ConfigError(
+                f"{self.name}: {', '.join(map(repr, unknown))} cannot change after training "
+                f"(post-training hyperparameters: {allowed})"
+            )

@@ -1,0 +1,77 @@
+"""Hyperparameters: pydantic models that accept SageMaker's string-valued settings.
+
+SageMaker passes every hyperparameter as a string (``"0.01"``, ``"true"``, ``"auto"``,
+``"[0.1, 0.9]"``); the same configurations work here unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from streamfit.errors import ConfigError
+
+__all__ = ["Hyperparameters", "parse_hp_assignments", "parse_hyperparameters"]
+
+
+class Hyperparameters(BaseModel):
+    """Base of every algorithm's hyperparameters: unknown names are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+H = TypeVar("H", bound=Hyperparameters)
+
+
+def _coerce(value: Any) -> Any:
+    # "[0.1, 0.9]" and "{...}" arrive as strings from the CLI and from SageMaker configs.
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_hyperparameters(cls: type[H], raw: Mapping[str, Any], *, algorithm: str) -> H:
+    """Validate ``raw`` into ``cls``; an error names each bad hyperparameter and its value.
+
+    >>> class HP(Hyperparameters):
+    ...     learning_rate: float = 0.1
+    >>> parse_hyperparameters(HP, {"learning_rate": "0.5"}, algorithm="x").learning_rate
+    0.5
+    """
+    try:
+        return cls.model_validate({k: _coerce(v) for k, v in raw.items()})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(sorted(cls.model_fields))
+                problems.append(f"unknown hyperparameter {name!r} (known: {known})")
+            else:
+                given = raw.get(str(err["loc"][0]), "<missing>") if err["loc"] else "?"
+                problems.append(f"hyperparameter {name!r}={given!r}: {err['msg']}")
+        raise ConfigError(f"{algorithm}: " + "; ".join(problems)) from None
+
+
+def parse_hp_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["k=5", "loss=auto"]`` -> ``{"k": "5", "loss": "auto"}`` (values stay strings).
+
+    >>> parse_hp_assignments(["k=5", "init=kmeans++"])
+    {'k': '5', 'init': 'kmeans++'}
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--hp expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out

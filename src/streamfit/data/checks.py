@@ -1,0 +1,167 @@
+"""Row checks shared by every format: width, finiteness, labels; raise or skip-and-count."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from streamfit.data.chunk import Chunk, dense_record_batch, sparse_record_batch
+from streamfit.errors import DataError
+
+__all__ = ["OnBadRows", "RowChecker"]
+
+log = logging.getLogger(__name__)
+
+OnBadRows = Literal["error", "skip"]
+_WARN_LIMIT = 5
+
+
+def _column_name(j: int) -> str:
+    return f"feature {j + 1}"
+
+
+@dataclass
+class RowChecker:
+    """Validates rows of one read of a source; shared by all its files.
+
+    ``n_features`` is fixed by the first row when not given. Positions are global over the
+    source; ``file_offset`` converts them back to a row number within ``file``.
+    """
+
+    labelled: bool
+    on_bad_rows: OnBadRows = "error"
+    n_features: int | None = None
+    max_index: int | None = None  # sparse: indices must be below this (feature_dim)
+    file: str = "<input>"
+    file_offset: int = 0
+    row_label: str = "line"
+    skipped: int = 0
+
+    def enter(self, file: str, offset: int, row_label: str) -> None:
+        self.file, self.file_offset, self.row_label = file, offset, row_label
+
+    def row_number(self, position: int) -> int:
+        """The 1-based line/row/record number within the current file."""
+        return position - self.file_offset + 1
+
+    def error(self, position: int | None, field: str | None, message: str) -> DataError:
+        row = None if position is None else self.row_number(position)
+        return DataError(message, source=self.file, row=row, field=field, row_label=self.row_label)
+
+    def bad(self, position: int, field: str | None, message: str) -> None:
+        """A bad row: raise, or count it (and warn about the first few)."""
+        err = self.error(position, field, message)
+        if self.on_bad_rows == "error":
+            raise err
+        self.skipped += 1
+        if self.skipped <= _WARN_LIMIT:
+            log.warning("skipping bad row: %s", err)
+        elif self.skipped == _WARN_LIMIT + 1:
+            log.warning("skipping more bad rows; their count is reported in the metrics")
+
+    def fix_width(self, width: int, position: int) -> None:
+        if self.n_features is None:
+            self.n_features = width
+        elif width != self.n_features:
+            raise self.error(
+                position, None, f"{width} features where the data has {self.n_features}"
+            )
+
+    def dense(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray | None,
+        positions: np.ndarray,
+        end: int,
+        bad: list[int] | None = None,
+        field_name: Callable[[int], str] = _column_name,
+        label_name: str = "label",
+    ) -> Chunk:
+        """A chunk of the finite rows of ``x``; others are reported (``labels`` NaN = missing)."""
+        bad_positions = list(bad or [])
+        ok = np.isfinite(x).all(axis=1) if x.size else np.ones(len(x), dtype=bool)
+        if labels is not None:
+            label_ok = np.isfinite(labels)
+            ok &= label_ok
+        if not ok.all():
+            for i in np.flatnonzero(~ok):
+                if labels is not None and not np.isfinite(labels[i]):
+                    self.bad(
+                        int(positions[i]), label_name, f"missing or non-numeric label ({labels[i]})"
+                    )
+                else:
+                    j = int(np.flatnonzero(~np.isfinite(x[i]))[0])
+                    self.bad(int(positions[i]), field_name(j), f"non-finite value ({x[i, j]})")
+                bad_positions.append(int(positions[i]))
+            x, positions = x[ok], positions[ok]
+            labels = None if labels is None else labels[ok]
+        return Chunk(
+            dense_record_batch(x, labels),
+            positions,
+            end,
+            np.asarray(sorted(bad_positions), dtype=np.int64),
+        )
+
+    def sparse(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        labels: np.ndarray | None,
+        positions: np.ndarray,
+        end: int,
+        bad: list[int] | None = None,
+        label_name: str = "label",
+    ) -> Chunk:
+        """A chunk of the valid sparse rows; bad indices, values and labels are reported."""
+        bad_positions = list(bad or [])
+        n = len(indptr) - 1
+        entry_bad = ~np.isfinite(values) | (indices < 0)
+        if self.max_index is not None:
+            entry_bad |= indices >= self.max_index
+        ok = np.ones(n, dtype=bool)
+        if entry_bad.any():
+            rows_with_bad = np.searchsorted(indptr, np.flatnonzero(entry_bad), side="right") - 1
+            ok[rows_with_bad] = False
+        if labels is not None:
+            ok &= np.isfinite(labels)
+        if not ok.all():
+            for i in np.flatnonzero(~ok):
+                pos = int(positions[i])
+                if labels is not None and not np.isfinite(labels[i]):
+                    self.bad(pos, label_name, f"missing or non-numeric label ({labels[i]})")
+                else:
+                    lo, hi = int(indptr[i]), int(indptr[i + 1])
+                    k = lo + int(np.flatnonzero(entry_bad[lo:hi])[0])
+                    idx, val = int(indices[k]), float(values[k])
+                    if not np.isfinite(val):
+                        self.bad(pos, f"feature index {idx}", f"non-finite value ({val})")
+                    else:
+                        self.bad(
+                            pos,
+                            f"feature index {idx}",
+                            f"index out of range [0, {self.max_index}) "
+                            "(set feature_dim, or check the file's index base)",
+                        )
+                bad_positions.append(pos)
+            keep = np.flatnonzero(ok)
+            counts = (indptr[1:] - indptr[:-1])[keep]
+            take = (
+                np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in keep])
+                if len(keep)
+                else np.empty(0, dtype=np.int64)
+            )
+            indices, values = indices[take], values[take]
+            indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            positions = positions[keep]
+            labels = None if labels is None else labels[keep]
+        return Chunk(
+            sparse_record_batch(indptr, indices, values, labels),
+            positions,
+            end,
+            np.asarray(sorted(bad_positions), dtype=np.int64),
+        )

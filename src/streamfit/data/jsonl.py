@@ -1,0 +1,178 @@
+"""JSON Lines: one object a line, ``{"label": 1, "features": [...]}`` for dense rows or
+``{"label": 1, "indices": [...], "values": [...]}`` for sparse ones (``label`` is absent in
+unlabelled data). Blocks are parsed by pyarrow; a rejected block is re-read line by line to
+name the bad line and field.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Generator
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
+from streamfit.data.text import ReadContext, line_blocks, record_lines
+
+__all__ = ["read_jsonl"]
+
+
+def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
+    """Yield chunks of a JSON Lines stream; returns the number of lines read."""
+    checker = ctx.checker
+    checker.enter(checker.file, ctx.offset, "line")
+    label = ctx.label_column or LABEL
+    sparse: bool | None = None
+    blocks = line_blocks(stream, ctx.skip, ctx.block_bytes)
+    while True:
+        try:
+            block, line = next(blocks)
+        except StopIteration as stop:
+            return int(stop.value)
+        start = ctx.offset + line
+        if sparse is None:
+            sparse = _first_is_sparse(block)
+        yield _parse_block(block, start, sparse, label, ctx)
+
+
+def _first_is_sparse(block: bytes) -> bool:
+    """Whether the first record is sparse (has ``indices`` and no ``features``)."""
+    for raw in block.split(b"\n"):
+        if raw.strip():
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError:
+                return False  # the parse reports the line
+            return isinstance(obj, dict) and INDICES in obj and FEATURES not in obj
+    return False
+
+
+def _schema(sparse: bool, label: str, labelled: bool) -> pa.Schema:
+    fields = [pa.field(label, pa.float32())] if labelled else []
+    if sparse:
+        fields += [
+            pa.field(INDICES, pa.list_(pa.int64())),
+            pa.field(VALUES, pa.list_(pa.float32())),
+        ]
+    else:
+        fields.append(pa.field(FEATURES, pa.list_(pa.float32())))
+    return pa.schema(fields)
+
+
+def _parse_block(block: bytes, start: int, sparse: bool, label: str, ctx: ReadContext) -> Chunk:
+    checker = ctx.checker
+    end = start + block.count(b"\n")
+    records = record_lines(block)
+    data = block if records is None else b"\n".join(records[0]) + b"\n"
+    schema = _schema(sparse, label, checker.labelled)
+    try:
+        table = pajson.read_json(
+            io.BytesIO(data),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _parse_slow(block, start, end, sparse, label, ctx)
+    positions = start + (np.arange(table.num_rows) if records is None else records[1])
+    positions = positions.astype(np.int64)
+    labels = float_values(table.column(label)) if checker.labelled else None
+    if sparse:
+        if table.column(INDICES).null_count or table.column(VALUES).null_count:
+            return _parse_slow(block, start, end, sparse, label, ctx)
+        offsets, indices, _ = list_values(table.column(INDICES))
+        voffsets, values, _ = list_values(table.column(VALUES))
+        if not np.array_equal(offsets, voffsets):
+            return _parse_slow(block, start, end, sparse, label, ctx)
+        return checker.sparse(offsets, indices.astype(np.int64), values, labels, positions, end)
+    offsets, flat, nulls = list_values(table.column(FEATURES))
+    lengths = np.diff(offsets)
+    if len(lengths):
+        checker.fix_width(int(lengths[0]), int(positions[0]))
+    if nulls.any() or (lengths != checker.n_features).any():
+        return _parse_slow(block, start, end, sparse, label, ctx)
+    x = flat.reshape(len(lengths), int(checker.n_features or 0))
+    return checker.dense(x, labels, positions, end, field_name=lambda j: f"{FEATURES}[{j}]")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _parse_slow(
+    block: bytes, start: int, end: int, sparse: bool, label: str, ctx: ReadContext
+) -> Chunk:
+    checker = ctx.checker
+    labels: list[float] = []
+    positions: list[int] = []
+    bad: list[int] = []
+    rows: list[list[float]] = []
+    indptr, indices, values = [0], [], []
+    for i, raw in enumerate(block.split(b"\n")):
+        if not raw.strip():
+            continue
+        pos = start + i
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            checker.bad(pos, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            bad.append(pos)
+            continue
+        field = "?"
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            if checker.labelled:
+                field = label
+                if obj.get(label) is None:
+                    raise ValueError("missing label")
+                y = _number(obj[label])
+            if sparse:
+                field = INDICES
+                idx = [int(_number(v)) for v in obj[INDICES]]
+                field = VALUES
+                val = [_number(v) for v in obj.get(VALUES, [1.0] * len(idx))]
+                if len(val) != len(idx):
+                    raise ValueError(f"{len(idx)} indices but {len(val)} values")
+            else:
+                field = FEATURES
+                feats = obj[FEATURES]
+                row = [_number(v) for v in feats]
+                checker.fix_width(len(row), pos)
+        except KeyError as exc:
+            checker.bad(pos, str(exc.args[0]), "missing field")
+            bad.append(pos)
+            continue
+        except (ValueError, TypeError) as exc:
+            checker.bad(pos, field, str(exc))
+            bad.append(pos)
+            continue
+        if checker.labelled:
+            labels.append(y)
+        positions.append(pos)
+        if sparse:
+            indices.extend(idx)
+            values.extend(val)
+            indptr.append(len(indices))
+        else:
+            rows.append(row)
+    y_arr = np.asarray(labels, dtype=np.float32) if checker.labelled else None
+    pos_arr = np.asarray(positions, dtype=np.int64)
+    if sparse:
+        return checker.sparse(
+            np.asarray(indptr, dtype=np.int64),
+            np.asarray(indices, dtype=np.int64),
+            np.asarray(values, dtype=np.float32),
+            y_arr,
+            pos_arr,
+            end,
+            bad,
+        )
+    x = np.asarray(rows, dtype=np.float32).reshape(len(rows), int(checker.n_features or 0))
+    return checker.dense(x, y_arr, pos_arr, end, bad, field_name=lambda j: f"{FEATURES}[{j}]")

@@ -1,0 +1,135 @@
+"""Parquet: one row group at a time, so memory is bounded by the row group, not the file.
+
+Three layouts are understood: a ``features`` list column (dense), ``indices`` + ``values`` list
+columns (sparse), or plain numeric columns (the label is ``label`` or the named label column,
+every other numeric column is a feature, in order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
+from streamfit.data.text import ReadContext
+from streamfit.errors import DataError
+
+__all__ = ["read_parquet"]
+
+
+def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
+    """Yield chunks of a Parquet file, a row group at a time; returns its row count."""
+    checker = ctx.checker
+    checker.enter(checker.file, ctx.offset, "row")
+    try:
+        pf = pq.ParquetFile(stream)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"not a readable Parquet file ({exc})", source=checker.file) from exc
+    names = pf.schema_arrow.names
+    label = ctx.label_column or LABEL
+    has_label = checker.labelled and label in names
+    if checker.labelled and not has_label:
+        raise DataError(
+            f"no label column {label!r} among {names}; name it with --label-column",
+            source=checker.file,
+        )
+    if FEATURES in names:
+        kind = "dense-list"
+    elif INDICES in names:
+        kind = "sparse"
+    else:
+        kind = "columns"
+        feature_names = [
+            n
+            for n in names
+            if n != label
+            and (
+                pa.types.is_integer(pf.schema_arrow.field(n).type)
+                or pa.types.is_floating(pf.schema_arrow.field(n).type)
+                or pa.types.is_boolean(pf.schema_arrow.field(n).type)
+            )
+        ]
+        if not feature_names:
+            raise DataError(f"no numeric feature columns among {names}", source=checker.file)
+    start = 0
+    for group in range(pf.num_row_groups):
+        n = pf.metadata.row_group(group).num_rows
+        if start + n <= ctx.skip:
+            start += n
+            continue
+        table = pf.read_row_group(group)
+        if start < ctx.skip:
+            table = table.slice(ctx.skip - start)
+            start = ctx.skip
+        base = ctx.offset + start
+        positions = base + np.arange(table.num_rows, dtype=np.int64)
+        end = base + table.num_rows
+        labels = float_values(table.column(label)) if has_label else None
+        if kind == "columns":
+            checker.fix_width(len(feature_names), base)
+            x = np.empty((table.num_rows, len(feature_names)), dtype=np.float32)
+            for j, name in enumerate(feature_names):
+                x[:, j] = float_values(table.column(name))
+            yield checker.dense(
+                x, labels, positions, end, field_name=lambda j: f"column {feature_names[j]!r}"
+            )
+        elif kind == "dense-list":
+            yield _dense_list(table, labels, positions, end, ctx)
+        else:
+            yield _sparse(table, labels, positions, end, ctx)
+        start += table.num_rows
+    return int(pf.metadata.num_rows)
+
+
+def _dense_list(
+    table: pa.Table, labels: np.ndarray | None, positions: np.ndarray, end: int, ctx: ReadContext
+) -> Chunk:
+    checker = ctx.checker
+    offsets, flat, nulls = list_values(table.column(FEATURES))
+    lengths = np.diff(offsets)
+    if len(lengths):
+        checker.fix_width(int(lengths[0]), int(positions[0]))
+    width = checker.n_features
+    wrong = (lengths != width) | nulls
+    bad: list[int] = []
+    if wrong.any():
+        for i in np.flatnonzero(wrong):
+            checker.bad(
+                int(positions[i]), FEATURES, f"{lengths[i]} features where the data has {width}"
+            )
+            bad.append(int(positions[i]))
+        keep = np.flatnonzero(~wrong)
+        flat = (
+            np.concatenate([flat[offsets[i] : offsets[i + 1]] for i in keep])
+            if len(keep)
+            else flat[:0]
+        )
+        positions = positions[keep]
+        labels = None if labels is None else labels[keep]
+    x = flat.reshape(len(positions), int(width or 0))
+    return checker.dense(x, labels, positions, end, bad, field_name=lambda j: f"{FEATURES}[{j}]")
+
+
+def _sparse(
+    table: pa.Table, labels: np.ndarray | None, positions: np.ndarray, end: int, ctx: ReadContext
+) -> Chunk:
+    idx = table.column(INDICES).combine_chunks()
+    offsets = np.asarray(idx.offsets.to_numpy(), dtype=np.int64)
+    flat_idx = idx.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    indices = np.asarray(pc.fill_null(flat_idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = offsets - offsets[0]
+    if VALUES in table.column_names:
+        voffsets, values, _ = list_values(table.column(VALUES))
+        if not np.array_equal(voffsets, offsets):
+            rows = np.flatnonzero(np.diff(voffsets) != np.diff(offsets))
+            raise ctx.checker.error(
+                int(positions[rows[0]]), VALUES, "indices and values differ in length"
+            )
+    else:
+        values = np.ones(len(indices), dtype=np.float32)
+    return ctx.checker.sparse(offsets, indices, values, labels, positions, end)

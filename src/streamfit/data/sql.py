@@ -1,0 +1,182 @@
+"""SQL: the rows of a query over a SQLAlchemy URL, streamed a partition at a time.
+
+The URI is ``<SQLAlchemy URL>#<query>``; the query is sent to the driver as written::
+
+    >>> source = open_source("sqlite:///train.db#SELECT label, x1, x2 FROM train ORDER BY id")
+    >>> for chunk in source.read(): ...  # doctest: +SKIP
+
+The label is ``label_column`` (by name) or else the first column; every other column is a
+feature, in order (unlabelled data: every column is). Values must be numbers (booleans,
+integers, decimals and numeric strings are converted to float32); a NULL or anything else is a
+bad row, named by its 1-based row in the result and its column. Rows are fetched with a
+server-side cursor where the driver has one, ``block_bytes // (8 * columns)`` rows at a time
+(at most 65,536), so memory is bounded by one partition, never the whole result.
+
+A position is the 0-based row index in the result. Resuming skips (fetches and discards) the
+rows before it, so the query must return its rows in the same order every time: use ORDER BY.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from numbers import Number
+from typing import Any
+
+import numpy as np
+from sqlalchemy import CursorResult, Engine, create_engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from streamfit.data.checks import RowChecker
+from streamfit.data.chunk import Chunk
+from streamfit.data.source import Source, SourceOptions
+from streamfit.errors import ConfigError, DataError
+
+__all__ = ["MAX_ROWS_PER_CHUNK", "SQLSource"]
+
+MAX_ROWS_PER_CHUNK = 65_536
+_BYTES_PER_VALUE = 8
+
+
+class SQLSource(Source):
+    """The rows of ``query`` over the database at ``url`` (see the module docstring)."""
+
+    def __init__(self, url: str, query: str, options: SourceOptions) -> None:
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError) as exc:  # unparseable, or a port that is no number
+            safe = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)  # no password in the message
+            raise ConfigError(f"{safe}: not a SQLAlchemy URL") from exc
+        super().__init__(f"{parsed.render_as_string(hide_password=True)}#{query}", options)
+        self.query = query.strip()
+        if not self.query:
+            raise ConfigError(f"{self.name}: no query after '#'")
+        try:  # imports the dialect and its driver now; connects only when read
+            self._engine: Engine = create_engine(parsed, poolclass=NullPool)
+        except NoSuchModuleError as exc:
+            raise ConfigError(f"{self.name}: no SQLAlchemy dialect for this URL ({exc})") from exc
+        except ArgumentError as exc:  # e.g. a SQLite URL with a user or password
+            raise ConfigError(f"{self.name}: unusable URL ({_why(exc)})") from exc
+        except ImportError as exc:
+            raise ConfigError(
+                f"{self.name}: the database driver is not installed ({exc}); pip install it"
+            ) from exc
+        db = parsed.database
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and db not in (None, "", ":memory:")
+            and "uri" not in parsed.query
+            and not os.path.exists(db)
+        ):  # SQLite would create an empty database instead of failing
+            raise ConfigError(f"{self.name}: no such SQLite database {db!r}")
+
+    def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
+        checker.enter(self.name, 0, "row")
+        try:
+            conn = self._engine.connect()
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"{self.name}: cannot connect ({_why(exc)})") from exc
+        with conn:
+            try:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=MAX_ROWS_PER_CHUNK, no_parameters=True
+                ).exec_driver_sql(self.query)
+            except SQLAlchemyError as exc:
+                raise ConfigError(f"{self.name}: query failed ({_why(exc)})") from exc
+            yield from self._chunks(result, skip, checker)
+
+    def _chunks(self, result: CursorResult[Any], skip: int, checker: RowChecker) -> Iterator[Chunk]:
+        with result:
+            if not result.returns_rows:
+                raise ConfigError(f"{self.name}: the statement returns no rows")
+            names = list(result.keys())
+            label = self._label_index(names, checker)
+            features = [j for j in range(len(names)) if j != label]
+            if not features:
+                raise DataError(f"no feature columns among {names}", source=self.name)
+            rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
+            result = result.yield_per(max(1, min(MAX_ROWS_PER_CHUNK, rows)))
+            start = 0
+            partitions = result.partitions()
+            while True:
+                try:
+                    part: Sequence[Sequence[Any]] = next(partitions, [])
+                except SQLAlchemyError as exc:
+                    raise DataError(f"fetching failed ({_why(exc)})", source=self.name) from exc
+                if not part:
+                    return
+                if start + len(part) <= skip:  # resume: fetched, never converted
+                    start += len(part)
+                    continue
+                if start < skip:
+                    part, start = part[skip - start :], skip
+                checker.fix_width(len(features), start)
+                yield _chunk(part, start, checker, names=names, label=label, features=features)
+                start += len(part)
+
+    def _label_index(self, names: list[str], checker: RowChecker) -> int | None:
+        if not checker.labelled:
+            return None
+        wanted = self.options.label_column
+        if wanted is None:
+            return 0
+        if wanted not in names:
+            raise DataError(f"no label column {wanted!r} among {names}", source=self.name)
+        return names.index(wanted)
+
+
+def _chunk(
+    rows: Sequence[Sequence[Any]],
+    start: int,
+    checker: RowChecker,
+    *,
+    names: list[str],
+    label: int | None,
+    features: list[int],
+) -> Chunk:
+    """The rows as a chunk; NULLs, non-numbers and non-finite values are reported in order."""
+    n, k = len(rows), len(names)
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:  # the common case: all numbers (None becomes NaN)
+            m = np.fromiter(chain.from_iterable(rows), np.float32, count=n * k).reshape(n, k)
+        except (TypeError, ValueError, OverflowError):
+            m = np.fromiter(map(_number, chain.from_iterable(rows)), np.float32, n * k)
+            m = m.reshape(n, k)
+    ok = np.isfinite(m).all(axis=1)
+    bad: list[int] = []
+    for i in map(int, np.flatnonzero(~ok)):
+        j = int(np.flatnonzero(~np.isfinite(m[i]))[0])
+        checker.bad(start + i, f"column {names[j]!r}", _describe(rows[i][j]))
+        bad.append(start + i)
+    m = m[ok]
+    return checker.dense(
+        m[:, features],
+        None if label is None else m[:, label],
+        start + np.flatnonzero(ok).astype(np.int64),
+        start + n,
+        bad,
+        field_name=lambda j: f"column {names[features[j]]!r}",
+        label_name=f"column {names[label or 0]!r}",
+    )
+
+
+def _why(exc: SQLAlchemyError) -> str:
+    return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc).split("\n")[0]
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "NULL value"
+    if isinstance(value, Number):
+        return f"not a finite float32 ({value!r})"
+    return f"not a number ({value!r})"

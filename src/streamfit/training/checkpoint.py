@@ -1,0 +1,57 @@
+"""Checkpoints: numbered state folders written atomically, the newest one resumed.
+
+A checkpoint folder appears complete or not at all (``State.save`` writes a temporary folder
+and renames it), so a crash while saving leaves the previous checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from streamfit.core.state import State
+
+__all__ = ["Checkpoints"]
+
+_NAME = re.compile(r"^checkpoint-(\d{9})$")
+
+
+class Checkpoints:
+    """The checkpoints in ``folder``; keeps the newest ``keep``."""
+
+    def __init__(self, folder: str | os.PathLike[str], keep: int = 2) -> None:
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def _numbered(self) -> list[tuple[int, Path]]:
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for p in self.folder.iterdir():
+            match = _NAME.match(p.name)
+            if match and p.is_dir():
+                found.append((int(match.group(1)), p))
+        return sorted(found)
+
+    def latest(self) -> Path | None:
+        numbered = self._numbered()
+        return numbered[-1][1] if numbered else None
+
+    def load_latest(self, algorithm: str, device: torch.device | str = "cpu") -> State | None:
+        """The newest checkpoint's state; a corrupt one is an error, never silently skipped."""
+        latest = self.latest()
+        return None if latest is None else State.load(latest, algorithm, device)
+
+    def save(self, state: State) -> Path:
+        numbered = self._numbered()
+        seq = numbered[-1][0] + 1 if numbered else 1
+        path = state.save(self.folder / f"checkpoint-{seq:09d}")
+        for _, old in self._numbered()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        for leftover in self.folder.glob(".checkpoint-*.tmp-*"):  # from a crash while saving
+            shutil.rmtree(leftover, ignore_errors=True)
+        return path

@@ -1,0 +1,131 @@
+"""Batch predictions and post-training finalisation: the inference side of a saved job."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from streamfit.core.model import Model
+from streamfit.core.registry import get_algorithm, load_model
+from streamfit.core.state import State
+from streamfit.data.batcher import Batcher
+from streamfit.data.checks import OnBadRows
+from streamfit.data.source import Source, SourceOptions, open_source
+from streamfit.errors import ConfigError
+
+__all__ = ["finalize", "predict", "predict_records"]
+
+
+def _model(model: Model | str | os.PathLike[str], device: str) -> Model:
+    return model.to(device) if isinstance(model, Model) else load_model(model, device)
+
+
+def predict_records(
+    model: Model | str | os.PathLike[str],
+    input: str | Source,
+    *,
+    content_type: str | None = None,
+    labelled: bool = False,
+    on_bad_rows: OnBadRows = "error",
+    batch_size: int = 10_000,
+    device: str = "cpu",
+) -> Iterator[dict[str, Any]]:
+    """One answer per input row, shaped as SageMaker's (``{"score": .., "predicted_label": ..}``).
+
+    ``labelled`` says the input rows carry a label (CSV: first column), which is ignored.
+    """
+    m = _model(model, device)
+    options = SourceOptions(content_type=content_type, labelled=labelled, on_bad_rows=on_bad_rows)
+    width = m.meta.get("n_features")
+    source = open_source(input, options)
+    with torch.inference_mode():
+        for batch in Batcher(source, batch_size, device=m.device, n_features=width):
+            if batch.n_rows:
+                yield from m.records(m.predict(batch.features))
+
+
+@contextmanager
+def _open_output(output: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
+    if isinstance(output, str | os.PathLike) and str(output) != "-":
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        with open(output, "wb") as f:
+            yield f
+    elif str(output) == "-":
+        yield sys.stdout.buffer
+    else:
+        yield output  # type: ignore[misc]
+
+
+def _csv_row(record: Mapping[str, Any]) -> list[Any]:
+    row: list[Any] = []
+    for value in record.values():
+        row.extend(value if isinstance(value, list) else [value])
+    return row
+
+
+def predict(
+    model: Model | str | os.PathLike[str],
+    input: str | Source,
+    output: str | os.PathLike[str] | BinaryIO,
+    *,
+    accept: str = "jsonl",
+    **options: Any,
+) -> int:
+    """Write predictions for every row of ``input`` to ``output`` as JSON Lines or CSV.
+
+    Returns the number of rows predicted. Options are those of :func:`predict_records`.
+    """
+    fmt = {"application/jsonlines": "jsonl", "text/csv": "csv"}.get(accept, accept)
+    if fmt not in ("jsonl", "csv"):
+        raise ConfigError(f"accept must be jsonl or csv, got {accept!r}")
+    rows = 0
+    with _open_output(output) as out:
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text) if fmt == "csv" else None
+        for record in predict_records(model, input, **options):
+            if writer is not None:
+                if rows == 0:
+                    writer.writerow(_csv_header(record))
+                writer.writerow(_csv_row(record))
+            else:
+                text.write(json.dumps(record) + "\n")
+            rows += 1
+        text.flush()
+        text.detach()
+    return rows
+
+
+def _csv_header(record: Mapping[str, Any]) -> list[str]:
+    names: list[str] = []
+    for key, value in record.items():
+        if isinstance(value, list):
+            names.extend(f"{key}_{i}" for i in range(len(value)))
+        else:
+            names.append(key)
+    return names
+
+
+def finalize(
+    state: State | str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    **post_training: Any,
+) -> Model:
+    """A model from a saved state with other post-training hyperparameters; no data is read.
+
+    >>> # finalize("job/state", "job/model-f1", binary_classifier_model_selection_criteria="f_beta")
+    """
+    st = state if isinstance(state, State) else State.load(state)
+    algo = get_algorithm(st.algorithm)(st.hyperparameters)
+    model = algo.finalize(st, **post_training)
+    if output is not None:
+        model.save(output)
+    return model

@@ -1,0 +1,355 @@
+"""The trainer: one training job in-process.
+
+It reads the train channel once per epoch, in fixed-size batches, folds each into the state,
+checkpoints on a timer (and at every epoch end), stops cleanly on SIGTERM after a checkpoint,
+and at the end calibrates on the validation channel, finalizes a model and measures it.
+
+>>> # result = train("linear-learner", "train.csv", validation="val.csv",
+>>> #                hyperparameters={"predictor_type": "binary_classifier"}, output="out/")
+>>> # result.metrics["validation:roc_auc_score"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from streamfit.core.algorithm import Algorithm, BatchStream
+from streamfit.core.batch import Batch
+from streamfit.core.model import Model
+from streamfit.core.registry import get_algorithm
+from streamfit.core.state import Position, State
+from streamfit.data.batcher import Batcher
+from streamfit.data.checks import OnBadRows
+from streamfit.data.source import Source, SourceOptions, open_source
+from streamfit.errors import ConfigError, TrainingInterrupted
+from streamfit.training.checkpoint import Checkpoints
+from streamfit.training.progress import TrainingProgress
+
+__all__ = ["TrainResult", "load_algorithm", "resolve_device", "train", "write_output"]
+
+log = logging.getLogger(__name__)
+
+AnyAlgorithm = Algorithm[Any]
+AlgorithmLike = str | AnyAlgorithm
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    state: State
+    metrics: dict[str, float]
+    output: Path | None = None
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA device is available")
+    return dev
+
+
+def load_algorithm(
+    algorithm: AlgorithmLike, hyperparameters: Mapping[str, Any] | None = None
+) -> AnyAlgorithm:
+    if isinstance(algorithm, Algorithm):
+        if hyperparameters:
+            return type(algorithm)({**algorithm.hp.as_dict(), **hyperparameters})
+        return algorithm
+    return get_algorithm(algorithm)(hyperparameters or {})
+
+
+def train(
+    algorithm: AlgorithmLike,
+    train: str | Source,
+    *,
+    validation: str | Source | None = None,
+    test: str | Source | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_seconds: float | None = 60.0,
+    checkpoint_batches: int | None = None,
+    init_state: str | os.PathLike[str] | State | None = None,
+    epochs: int | None = None,
+    device: str | torch.device = "cpu",
+    content_type: str | None = None,
+    label_column: str | None = None,
+    on_bad_rows: OnBadRows = "error",
+    progress: bool | None = None,
+    max_batches: int | None = None,
+    threads: int | None = None,
+) -> TrainResult:
+    """Train ``algorithm`` on the ``train`` channel; see the module docstring.
+
+    ``checkpoint_dir`` both receives checkpoints and, when it holds one, is resumed from.
+    ``init_state`` starts incremental training from an earlier job's state on new data.
+    ``max_batches`` stops after that many batches (with a checkpoint), as SIGTERM does.
+    ``threads`` sets torch's CPU threads while training (default: all cores but one).
+    """
+    dev = resolve_device(device)
+    ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
+    state = _initial_state(algorithm, ckpts, init_state, dev)
+    hp = dict(hyperparameters or {})
+    if state is not None:
+        hp = {**state.hyperparameters, **hp}
+    algo = load_algorithm(algorithm, hp)
+    options = SourceOptions(
+        content_type=content_type,
+        label_column=label_column,
+        labelled=algo.supervised,
+        on_bad_rows=on_bad_rows,
+        max_index=algo.expected_features(),
+    )
+    total_epochs = epochs if epochs is not None else algo.epochs
+    if total_epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {total_epochs}")
+    run = _Run(
+        algo=algo,
+        train=open_source(train, options),
+        validation=None if validation is None else open_source(validation, options),
+        test=None if test is None else open_source(test, options),
+        checkpoints=ckpts,
+        epochs=total_epochs,
+        device=dev,
+        checkpoint_seconds=checkpoint_seconds,
+        checkpoint_batches=checkpoint_batches,
+        max_batches=max_batches,
+    )
+    with _compute_threads(dev, threads), TrainingProgress(algo.name, progress) as bar:
+        state, seconds, rows = run.fit(state, bar)
+    model, metrics = run.finish(state, seconds, rows)
+    out = write_output(output, model, state, metrics) if output is not None else None
+    return TrainResult(model, state, metrics, out)
+
+
+@contextmanager
+def _compute_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Leave a core to the reader thread: on small batches, intra-op threads that compete
+    with it cost more than they give (measured here: two threads on two cores made a
+    1000 x 50 elementwise op a hundred times slower)."""
+    previous = torch.get_num_threads()
+    if threads is None:
+        threads = previous
+        if device.type == "cpu":
+            threads = max(1, min(previous, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _StopFlag:
+    """Set by SIGTERM; the loop checkpoints and exits at the next batch boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+@dataclass
+class _Run:
+    """One call of :func:`train`: its channels and settings."""
+
+    algo: AnyAlgorithm
+    train: Source
+    validation: Source | None
+    test: Source | None
+    checkpoints: Checkpoints | None
+    epochs: int
+    device: torch.device
+    checkpoint_seconds: float | None
+    checkpoint_batches: int | None
+    max_batches: int | None
+
+    def stream(self, source: Source | None, state: State) -> BatchStream | None:
+        """A way to read ``source`` again, as batches of the state's width."""
+        if source is None:
+            return None
+        algo, device = self.algo, self.device
+
+        def batches() -> Iterator[Batch]:
+            return iter(
+                Batcher(source, algo.mini_batch_size, device=device, n_features=state.n_features)
+            )
+
+        return batches
+
+    def done(self, state: State | None) -> bool:
+        if state is None:
+            return False
+        return state.position.epoch >= self.epochs or bool(state.meta.get("stopped_early"))
+
+    def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
+        """Train until the last epoch; returns the state, the seconds and rows of this run."""
+        algo, ckpts = self.algo, self.checkpoints
+        started = time.perf_counter()
+        last_save = time.monotonic()
+        rows = batches_done = 0
+        with _StopFlag() as stop:
+            while not self.done(state):
+                skip = state.position.rows if state is not None else 0
+                width = state.n_features if state is not None else algo.expected_features()
+                batches: Iterator[Batch] = iter(
+                    Batcher(
+                        self.train,
+                        algo.mini_batch_size,
+                        device=self.device,
+                        skip=skip,
+                        n_features=width,
+                    )
+                )
+                if state is None or not state.counters.get("rows"):
+                    state, batches = self._warm_up(state, batches)
+                epoch = state.position.epoch
+                for batch in batches:
+                    loss = algo.update(state, batch) if batch.n_rows else math.nan
+                    state.position.rows = batch.end_position
+                    state.count("rows", batch.n_rows)
+                    state.count("bad_rows", batch.skipped)
+                    state.count("batches")
+                    rows += batch.n_rows
+                    batches_done += 1
+                    bar.advance(batch.n_rows, loss / max(batch.n_rows, 1), epoch)
+                    if self.max_batches is not None and batches_done >= self.max_batches:
+                        stop.requested = True
+                    due = (
+                        self.checkpoint_batches is not None
+                        and batches_done % self.checkpoint_batches == 0
+                    ) or (
+                        self.checkpoint_seconds is not None
+                        and time.monotonic() - last_save >= self.checkpoint_seconds
+                    )
+                    if ckpts is not None and (due or stop.requested):
+                        ckpts.save(state)
+                        last_save = time.monotonic()
+                    if stop.requested:
+                        where = f"epoch {epoch + 1}, row {state.position.rows}"
+                        saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
+                        raise TrainingInterrupted(f"stopped at {where}{saved}")
+                if algo.end_epoch(state, self.stream(self.validation, state)):
+                    state.meta["stopped_early"] = True
+                    log.info("early stopping after epoch %d", epoch + 1)
+                state.position = Position(epoch + 1, 0)
+                if ckpts is not None:
+                    ckpts.save(state)
+                    last_save = time.monotonic()
+                if not self.train.rereadable:  # a pipe: one pass over what it delivers
+                    break
+        assert state is not None
+        return state, time.perf_counter() - started, rows
+
+    def _warm_up(
+        self, state: State | None, batches: Iterator[Batch]
+    ) -> tuple[State, Iterator[Batch]]:
+        """Buffer the first ``warmup_rows`` rows for ``prepare``; they are then trained on."""
+        held: list[Batch] = []
+        rows = 0
+        want = max(self.algo.warmup_rows(), 1)
+        for batch in batches:
+            held.append(batch)
+            rows += batch.n_rows
+            if rows >= want:
+                break
+        if state is None:
+            first = next((b for b in held if b.n_rows), None)
+            if first is None:
+                raise ConfigError(f"{self.train.name}: no rows to train on")
+            state = self.algo.init_state(first.n_features, self.device)
+        self.algo.prepare(state, [b for b in held if b.n_rows])
+
+        def chained() -> Iterator[Batch]:
+            yield from held
+            yield from batches
+
+        return state, chained()
+
+    def finish(self, state: State, seconds: float, rows: int) -> tuple[Model, dict[str, float]]:
+        """Calibrate on validation, finalize, and measure on validation and test."""
+        algo = self.algo
+        validation = self.stream(self.validation, state)
+        if validation is not None:
+            algo.calibrate(state, validation())
+        model = algo.finalize(state)
+        metrics: dict[str, float] = {
+            "train:rows": float(state.counters.get("rows", 0)),
+            "train:bad_rows": float(state.counters.get("bad_rows", 0)),
+            "train:epochs": float(state.position.epoch),
+            "train:seconds": seconds,
+            "train:rows_per_second": rows / seconds if seconds > 0 else math.nan,
+        }
+        for channel, source in (("validation", self.validation), ("test", self.test)):
+            stream = self.stream(source, state)
+            if stream is not None:
+                for name, value in algo.evaluate(model, stream()).items():
+                    metrics[f"{channel}:{name}"] = value
+        return model, metrics
+
+
+def _initial_state(
+    algorithm: AlgorithmLike,
+    ckpts: Checkpoints | None,
+    init_state: str | os.PathLike[str] | State | None,
+    device: torch.device,
+) -> State | None:
+    """The latest checkpoint (resume), else ``init_state`` (incremental), else nothing."""
+    name = algorithm.name if isinstance(algorithm, Algorithm) else get_algorithm(algorithm).name
+    if ckpts is not None:
+        resumed = ckpts.load_latest(name, device)
+        if resumed is not None:
+            log.info("resuming from %s at %s", ckpts.latest(), resumed.position)
+            return resumed
+    if init_state is None:
+        return None
+    state = (
+        init_state.clone().to(device)
+        if isinstance(init_state, State)
+        else State.load(init_state, name, device)
+    )
+    # Incremental training: the earlier data is in the state; this run reads new data.
+    state.position = Position(0, 0)
+    state.meta.pop("stopped_early", None)
+    return state
+
+
+def write_output(
+    output: str | os.PathLike[str], model: Model, state: State, metrics: Mapping[str, float]
+) -> Path:
+    """``output/model``, ``output/state`` and ``output/metrics.json`` (non-finite as null)."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model")
+    state.save(out / "state")
+    clean = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out / "metrics.json")
+    return out
