@@ -27,7 +27,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from numpy.lib.stride_tricks import as_strided
 
-from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, sparse_arrays
 from streamfit.data.text import ReadContext
 
@@ -42,68 +41,55 @@ _KEY = b"\x0a\x06values"  # a map entry's key field: "values"
 _ENTRY = np.frombuffer(_KEY + b"\x12", dtype=np.uint8)  # the key, then the Value field's tag
 _FLOAT32, _FLOAT64, _INT32, _VARINT = 0x12, 0x1A, 0x3A, 0  # Value's tensor tags; 0: uint64 keys
 _KINDS = (_FLOAT32, _FLOAT64, _INT32)
-_STRINGS = ("uid", "metadata", "configuration")  # Record fields 3-5, ignored
 _PAD = bytes(16)  # after a block, so that vectorized reads may run past its end
+_MASKS = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype=np.uint32)
 _SMALL = [bytes((i,)) for i in range(128)]
 
 
 # -- framing ---------------------------------------------------------------------------------
 
 
-def _frames(
-    data: bytes, n: int, first: int, ctx: ReadContext
-) -> tuple[list[int], list[int], bytes, int]:
+def _frames(data: bytes, n: int, first: int, ctx: ReadContext) -> tuple[Array, Array, bytes, int]:
     """Payload ranges of the whole records in ``data[:n]``, and the bytes they use.
 
-    Multi-part payloads (MXNet splits records at magic numbers) are joined after those bytes.
+    Headers are found with numpy: a run of magic numbers each where the one before says the next
+    record starts. Multi-part payloads (MXNet splits records at magic numbers) are joined after
+    the records.
     """
-    starts: list[int] = []
-    ends: list[int] = []
-    joined: list[bytes] = []
-    multi: list[int] = []
     words = np.frombuffer(data, dtype="<u4", count=n // 4)
-    p, last, unpack = 0, -1, _HEADER.unpack_from
+    cand = np.flatnonzero(words[:-1] == MAGIC)
+    word = words[cand + 1].astype(np.int64)
+    sizes = word & _SIZE_MASK
+    nxt, single = 4 * cand + 8 + sizes + (-sizes & 3), word >> 29 == 0
+    breaks = np.flatnonzero(np.append(~single[:-1] | (nxt[:-1] != 4 * cand[1:]), True))
+    starts: list[Array] = []
+    multi: list[bytes] = []
+    p = count = 0
     while p + 8 <= n:
-        magic, word = unpack(data, p)
-        size = word & _SIZE_MASK
-        stride = 8 + size + (-size & 3)
-        if magic == MAGIC and word == last:  # as long as the one before: find a run of them
-            run = (n - p) // stride
-            heads = words[p // 4 :][: run * stride // 4 : stride // 4]
-            lens = words[p // 4 + 1 :][: run * stride // 4 : stride // 4]
-            same = (heads == MAGIC) & (lens == word)
-            run = run if same.all() else int(np.argmin(same))
-            if run:
-                starts.extend(range(p + 8, p + 8 + run * stride, stride))
-                ends.extend(range(p + 8 + size, p + 8 + size + run * stride, stride))
-                p += run * stride
+        k = int(np.searchsorted(cand, p // 4))
+        if k < len(cand) and cand[k] == p // 4 and single[k]:
+            j = int(breaks[np.searchsorted(breaks, k)])
+            last = j if nxt[j] <= n and single[j] else j - 1
+            if last >= k:
+                starts.append(np.stack([4 * cand[k : last + 1] + 8, sizes[k : last + 1]]))
+                count, p = count + last + 1 - k, int(nxt[last])
                 continue
-        last = word
+        magic, head = _HEADER.unpack_from(data, p)
         try:
             if magic != MAGIC:
                 raise ValueError(f"bad magic number {magic:#010x}: not RecordIO, or corrupt")
-            if word >> 29:
-                part = _multipart(data, p, n)
-                if part is None:
-                    break
-                multi.append(len(starts))
-                starts.append(p)
-                ends.append(len(part[0]))
-                joined.append(part[0])
-                stride = part[1] - p
-            elif p + stride > n:
-                break
-            else:
-                starts.append(p + 8)
-                ends.append(p + 8 + size)
+            part = _multipart(data, p, n) if head >> 29 else None
         except ValueError as exc:
-            raise ctx.checker.error(first + len(starts), None, str(exc)) from None
-        p += stride
-    at = p
-    for k in multi:
-        starts[k], at = at, at + ends[k]
-        ends[k] = at
-    return starts, ends, b"".join(joined), p
+            raise ctx.checker.error(first + count, None, str(exc)) from None
+        if part is None:
+            break  # an incomplete record
+        starts.append(np.array([[-1 - len(multi)], [len(part[0])]]))
+        multi.append(part[0])
+        count, p = count + 1, part[1]
+    ranges = np.concatenate(starts, axis=1) if starts else np.zeros((2, 0), dtype=np.int64)
+    at = np.flatnonzero(ranges[0] < 0)
+    ranges[0, at] = p + np.cumsum(ranges[1, at]) - ranges[1, at]
+    return ranges[0], ranges[0] + ranges[1], b"".join(multi), p
 
 
 def _multipart(data: bytes, p: int, n: int) -> tuple[bytes, int] | None:
@@ -211,36 +197,48 @@ def _positions(s: Array, e: Array, step: int = 1) -> tuple[Array, Array]:
     return base + step * np.arange(len(base)), counts
 
 
+def _gather(buf: Array, s: Array, e: Array) -> Array:
+    """The bytes of the ranges ``buf[s:e]`` (in order, apart), back to back."""
+    if 8 * int((e - s).sum()) < len(buf):
+        return buf[_positions(s, e)[0]]
+    edges = np.zeros(len(buf) + 1, dtype=np.int8)
+    np.add.at(edges, s, 1)
+    np.add.at(edges, e, -1)
+    return buf[np.cumsum(edges[:-1], dtype=np.int8).view(bool)]
+
+
 def _varints(b: Array) -> Array:
     """Decode back-to-back varints (the last byte ends one) as uint64."""
     ends = np.flatnonzero(b < 0x80)
-    if len(ends) == len(b):
-        return b.astype(np.uint64)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    shift = 7 * (np.arange(len(b)) - np.repeat(starts, ends - starts + 1))
-    parts = (b & 0x7F).astype(np.uint64) << np.minimum(shift, 63).astype(np.uint64)
-    return np.bitwise_or.reduceat(parts, starts)
+    size, b = ends - starts + 1, np.concatenate((b, np.zeros(10, dtype=np.uint8)))
+    if size.max(initial=1) <= 4:  # below 2**28: 7-bit groups of a uint32
+        w = np.ndarray((len(b) - 3,), "<u4", buffer=b, strides=(1,))[starts] & _MASKS[size]
+        w = (w & 0x7F) | (w >> 1 & 0x3F80) | (w >> 2 & 0x1FC000) | (w >> 3 & 0xFE00000)
+        return w.astype(np.uint64)
+    out = (b[starts] & 0x7F).astype(np.uint64)
+    for k in range(1, min(int(size.max()), 10)):
+        byte = (b[starts + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+        out |= np.where(size > k, byte, np.uint64(0))
+    return out
 
 
 def _values(buf: Array, kind: int, s: Array, e: Array) -> tuple[Array, Array]:
     """The numbers of the packed fields ``buf[s:e]`` of one type, and their counts."""
     if kind in (_FLOAT32, _FLOAT64):
         size = 4 if kind == _FLOAT32 else 8
-        items = np.ndarray((len(buf) - size + 1,), f"<f{size}", buffer=buf, strides=(1,))
         counts, step = (e - s) // size, int(s[1] - s[0]) if len(s) > 1 else 0
         if len(s) and (counts == counts[0]).all() and (np.diff(s) == step).all():  # dense rows
+            items = np.ndarray((len(buf) - size + 1,), f"<f{size}", buffer=buf, strides=(1,))
             shape = (len(s), int(counts[0]))
             return as_strided(items[s[0] :], shape, (step, size)).reshape(-1), counts
-        pos, counts = _positions(s, e, size)
-        return items[pos], counts
-    pos, nbytes = _positions(s, e)
-    b = buf[pos]
+        return _gather(buf, s, e).view(f"<f{size}"), counts
+    b = _gather(buf, s, e)
     done = np.concatenate(([0], np.cumsum(b < 0x80)))
-    offsets = np.concatenate(([0], np.cumsum(nbytes)))
+    offsets = np.concatenate(([0], np.cumsum(e - s)))
     values = _varints(b)
-    return values.view(np.int64) if kind == _INT32 else values, done[offsets[1:]] - done[
-        offsets[:-1]
-    ]
+    counts = done[offsets[1:]] - done[offsets[:-1]]
+    return values.view(np.int64) if kind == _INT32 else values, counts
 
 
 def _float_values(buf: Array, kinds: Array, s: Array, e: Array) -> tuple[Array, Array]:
@@ -267,53 +265,47 @@ def _float_values(buf: Array, kinds: Array, s: Array, e: Array) -> tuple[Array, 
 
 @cache
 def record_class() -> Any:
-    """The ``aialgs.data.Record`` message class, built at runtime from its descriptor."""
+    """The ``aialgs.data.Record`` message class, built at runtime from its descriptor.
+
+    Only what is read is described: ``Bytes`` values and the string fields parse as unknown.
+    """
     F = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="streamfit/record.proto", package="aialgs.data", syntax="proto2"
-    )
+    file = descriptor_pb2.FileDescriptorProto(name="streamfit/record.proto", package="aialgs.data")
 
-    R, Opt, M = True, False, F.TYPE_MESSAGE
+    def add(msg: Any, name: str, number: int, type_: int, ref: str = "", rep: bool = True) -> Any:
+        label = F.LABEL_REPEATED if rep else F.LABEL_OPTIONAL
+        field = msg.field.add(name=name, number=number, type=type_, label=label)
+        if ref:
+            field.type_name = f".aialgs.data.{ref}"
+        elif rep:
+            field.options.packed = True
+        return field
 
-    def message(parent: Any, name: str, *fields: tuple[str, int, int, str, bool]) -> Any:
-        msg = parent.add(name=name)
-        for field_name, number, type_, type_name, repeated in fields:
-            label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
-            f = msg.field.add(name=field_name, number=number, type=type_, label=label)
-            if type_name:
-                f.type_name = f".aialgs.data.{type_name}"
-            if repeated and type_ not in (M, F.TYPE_STRING, F.TYPE_BYTES):
-                f.options.packed = True
-        return msg
-
-    types = (("Float32", F.TYPE_FLOAT), ("Float64", F.TYPE_DOUBLE), ("Int32", F.TYPE_INT32))
-    for name, type_ in types:
-        keys, shape = ("keys", 2, F.TYPE_UINT64, "", R), ("shape", 3, F.TYPE_UINT64, "", R)
-        message(file.message_type, f"{name}Tensor", ("values", 1, type_, "", R), keys, shape)
-    bytes_fields = ("value", 1, F.TYPE_BYTES, "", R), ("content_type", 2, F.TYPE_STRING, "", Opt)
-    message(file.message_type, "Bytes", *bytes_fields)
-    value = message(
-        file.message_type,
-        "Value",
-        ("float32_tensor", 2, M, "Float32Tensor", Opt),
-        ("float64_tensor", 3, M, "Float64Tensor", Opt),
-        ("int32_tensor", 7, M, "Int32Tensor", Opt),
-        ("bytes", 9, M, "Bytes", Opt),
-    )
+    value = file.message_type.add(name="Value")
     value.oneof_decl.add(name="value")
-    for f in value.field:
-        f.oneof_index = 0
-    strings = [(name, i, F.TYPE_STRING, "", Opt) for i, name in enumerate(_STRINGS, 3)]
-    record = message(
-        file.message_type,
-        "Record",
-        ("features", 1, M, "Record.FeaturesEntry", R),
-        ("label", 2, M, "Record.LabelEntry", R),
-        *strings,
+    types = (
+        ("Float32", F.TYPE_FLOAT, 2),
+        ("Float64", F.TYPE_DOUBLE, 3),
+        ("Int32", F.TYPE_INT32, 7),
     )
-    for entry in ("FeaturesEntry", "LabelEntry"):
-        kv = ("key", 1, F.TYPE_STRING, "", Opt), ("value", 2, M, "Value", Opt)
-        message(record.nested_type, entry, *kv).options.map_entry = True
+    for name, type_, number in types:
+        tensor = file.message_type.add(name=f"{name}Tensor")
+        for field_name, n, t in (
+            ("values", 1, type_),
+            ("keys", 2, F.TYPE_UINT64),
+            ("shape", 3, F.TYPE_UINT64),
+        ):
+            add(tensor, field_name, n, t)
+        add(
+            value, f"{name.lower()}_tensor", number, F.TYPE_MESSAGE, tensor.name, False
+        ).oneof_index = 0
+    record = file.message_type.add(name="Record")
+    for field_name, number in (("features", 1), ("label", 2)):
+        entry = record.nested_type.add(name=f"{field_name.title()}Entry")
+        entry.options.map_entry = True
+        add(entry, "key", 1, F.TYPE_STRING, rep=False)
+        add(entry, "value", 2, F.TYPE_MESSAGE, "Value", rep=False)
+        add(record, field_name, number, F.TYPE_MESSAGE, f"Record.{entry.name}")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("aialgs.data.Record"))
@@ -457,9 +449,38 @@ def read_recordio(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, 
         if drop == len(starts):
             continue
         buf = np.frombuffer(block[:used] + joined + _PAD if joined else block, dtype=np.uint8)
-        s, e = np.asarray(starts[drop:], dtype=np.int64), np.asarray(ends[drop:], dtype=np.int64)
+        s, e = starts[drop:], ends[drop:]
         first += ctx.offset + drop
         yield _decode(buf, s, e, first=first, end=ctx.offset + index, ctx=ctx, state=state)
+
+
+def _parse(buf: Array, s: Array, e: Array, labelled: bool) -> tuple[Array, _Tensor, _Tensor | None]:
+    """Where the features and label of each record lie; ``odd``: records laid out otherwise."""
+    odd = np.zeros(len(s), dtype=bool)
+    (fs, fe), (ls, le) = _fields(buf, s, e, odd, (0x0A, 0x12), skip=(0x1A, 0x22, 0x2A))
+    return odd, _tensor(buf, fs, fe, odd), _tensor(buf, ls, le, odd) if labelled else None
+
+
+def _parse_alike(
+    buf: Array, s: Array, e: Array, labelled: bool
+) -> tuple[Array, _Tensor, _Tensor | None]:
+    """``_parse``, of the first record only when all have its bytes but for float values."""
+    n, size, step = len(s), int(e[0] - s[0]), int(s[1] - s[0]) if len(s) > 1 else 0
+    if n > 2 and (e - s == size).all() and (np.diff(s) == step).all():
+        odd, feats, label = _parse(buf, s[:1], e[:1], labelled)
+        fixed = np.ones(size, dtype=bool)
+        for t in (feats, label):
+            if t is not None and t.kind[0] in (_FLOAT32, _FLOAT64):
+                fixed[t.vs[0] - s[0] : t.ve[0] - s[0]] = False
+        rows = as_strided(buf[s[0] :], (n, size), (step, 1))
+        if not odd[0] and (rows[:, fixed] == rows[0, fixed]).all():
+            at = s - s[0]
+            feats, label = (
+                None if t is None else _Tensor(np.repeat(t.kind, n), *(r + at for r in t[1:]))
+                for t in (feats, label)
+            )
+            return np.zeros(n, dtype=bool), feats, label
+    return _parse(buf, s, e, labelled)
 
 
 def _decode(
@@ -475,23 +496,23 @@ def _decode(
 ) -> Chunk:
     """The chunk of the records ``buf[s:e]``, the first at position ``first``."""
     checker, n = ctx.checker, len(s)
-    odd = np.zeros(n, dtype=bool)
-    (fs, fe), (ls, le) = _fields(buf, s, e, odd, (0x0A, 0x12), skip=(0x1A, 0x22, 0x2A))
-    feats = _tensor(buf, fs, fe, odd)
-    label = _tensor(buf, ls, le, odd) if checker.labelled else None
+    odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
     if odd.any() and broken is None:
         buf, s, e, broken = _canonicalize(buf, s, e, odd)
         return _decode(buf, s, e, first=first, end=end, ctx=ctx, state=state, broken=broken)
-    problems: list[tuple[int, str | None, str]] = []
-    ok = np.ones(n, dtype=bool)
+    positions = first + np.arange(n, dtype=np.int64)
+    ok, bad = np.ones(n, dtype=bool), []
 
-    def reject(rows: Array, field: str | None, message: str | Callable[[int], str]) -> None:
+    def reject(
+        rows: Array, message: str | Callable[[int], str], field: str | None = "features"
+    ) -> None:
         for i in np.flatnonzero(rows):
-            problems.append((int(i), field, message(int(i)) if callable(message) else message))
+            checker.bad(int(positions[i]), field, message(int(i)) if callable(message) else message)
+            bad.append(int(positions[i]))
         ok[rows] = False
 
-    reject(odd if broken is None else odd | broken, None, "not a RecordIO-protobuf Record")
-    reject(ok & (feats.kind == 0), "features", 'no "values" feature tensor')
+    reject(odd if broken is None else odd | broken, "not a RecordIO-protobuf Record", None)
+    reject(ok & (feats.kind == 0), 'no "values" feature tensor')
     sparse_rows = (feats.ke > feats.ks) | (feats.se > feats.ss)
     if state.sparse is None and ok.any():
         state.sparse = bool(sparse_rows[np.argmax(ok)])
@@ -502,49 +523,32 @@ def _decode(
         labels = np.full(n, np.nan, dtype=np.float32)
         has = label_counts > 0
         labels[has] = label_values[(np.cumsum(label_counts) - label_counts)[has]]
-    positions = first + np.arange(n, dtype=np.int64)
     if state.sparse:
         keys, key_counts = _values(buf, _VARINT, feats.ks, feats.ke)
-        reject(ok & ~sparse_rows & (counts > 0), "features", "dense record in sparse data")
-        wrong = ok & (key_counts != counts)
-        reject(wrong, "features", lambda i: f"{key_counts[i]} keys for {counts[i]} values")
+        reject(ok & ~sparse_rows & (counts > 0), "dense record in sparse data")
+        reject(
+            ok & (key_counts != counts), lambda i: f"{key_counts[i]} keys for {counts[i]} values"
+        )
         with_shape = np.flatnonzero(ok & (feats.se > feats.ss))
         if checker.max_index is None and len(with_shape):
             i = with_shape[0]
             checker.max_index = int(_varints(buf[feats.ss[i] : feats.se[i]])[0]) or None
         indptr = np.concatenate(([0], np.cumsum(counts[ok])))
         indices = keys[np.repeat(ok, key_counts)].view(np.int64)
-        data, keep = values[np.repeat(ok, counts)], np.flatnonzero(ok)
-        bad = _report(checker, problems, positions)
-        return checker.sparse(indptr, indices, data, _take(labels, keep), positions[keep], end, bad)
-    reject(ok & sparse_rows, "features", "sparse record in dense data")
+        keep = np.flatnonzero(ok)
+        labels = None if labels is None else labels[keep]
+        data = values[np.repeat(ok, counts)]
+        return checker.sparse(indptr, indices, data, labels, positions[keep], end, bad)
+    reject(ok & sparse_rows, "sparse record in dense data")
     if ok.any():
         i = int(np.argmax(ok))
         checker.fix_width(int(counts[i]), int(positions[i]))
     width = checker.n_features or 0
-    reject(
-        ok & (counts != width),
-        "features",
-        lambda i: f"{counts[i]} features where the data has {width}",
-    )
-    x, keep = values[np.repeat(ok, counts)].reshape(-1, width), np.flatnonzero(ok)
-    bad = _report(checker, problems, positions)
-    return checker.dense(x, _take(labels, keep), positions[keep], end, bad)
-
-
-def _take(labels: Array | None, keep: Array) -> Array | None:
-    return None if labels is None else labels[keep]
-
-
-def _report(
-    checker: RowChecker, problems: list[tuple[int, str | None, str]], positions: Array
-) -> list[int]:
-    """Report bad records in order; their positions."""
-    bad = []
-    for i, field, message in sorted(problems, key=lambda p: p[0]):
-        checker.bad(int(positions[i]), field, message)
-        bad.append(int(positions[i]))
-    return bad
+    reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
+    keep = np.flatnonzero(ok)
+    x = (values if len(keep) == n else values[np.repeat(ok, counts)]).reshape(-1, width)
+    labels = None if labels is None else labels[keep]
+    return checker.dense(x, labels, positions[keep], end, bad)
 
 
 def _canonicalize(buf: Array, s: Array, e: Array, odd: Array) -> tuple[Array, Array, Array, Array]:

@@ -116,7 +116,7 @@ def write_libsvm(batches: Iterable[pa.RecordBatch], stream: BinaryIO) -> int:
                 nz = np.flatnonzero(row_values)
                 indices, values = nz.tolist(), [row_values[i] for i in nz]
             pairs = " ".join(f"{i}:{v:.9g}" for i, v in zip(indices, values, strict=True))
-            lines.append(f"{0.0 if label is None else label:g} {pairs}".rstrip())
+            lines.append(f"{0.0 if label is None else label:.9g} {pairs}".rstrip())
         stream.write(("\n".join(lines) + "\n").encode() if lines else b"")
         rows += batch.num_rows
     return rows

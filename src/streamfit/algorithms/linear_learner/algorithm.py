@@ -96,8 +96,10 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         hp = self.hp
         if hp.num_calibration_samples != "auto":
             return hp.num_calibration_samples
+        # 20,000 held-out rows estimate accuracy to about 0.3%, plenty to tell candidates
+        # apart, in at most 4 MB of scores.
         k = hp.resolved_num_models * hp.n_outputs
-        return max(1000, min(100_000, (1 << 22) // k))
+        return max(1000, min(20_000, (1 << 20) // k))
 
     def warmup_rows(self) -> int:
         return self.hp.num_point_for_scaler

@@ -57,7 +57,8 @@ def loss_and_grad(
     if name == "quantile_loss":
         q = p.quantile
         # r = s - y: under-prediction (r < 0) costs q per unit, over-prediction 1 - q.
-        return torch.where(r < 0, -q * r, (1 - q) * r), torch.where(r < 0, -q, 1 - q)
+        under = (r < 0).to(r.dtype)
+        return torch.where(r < 0, -q * r, (1 - q) * r), (1 - q) - under
     if name == "huber_loss":
         d = p.huber_delta
         a = r.abs()

@@ -82,6 +82,7 @@ def step(
     """
     p = param if rows is None else param.index_select(0, rows)
     bufs = buffers if rows is None else {k: v.index_select(0, rows) for k, v in buffers.items()}
+    denom: torch.Tensor | None = None  # the diagonal preconditioner, for the L1 step
     if cfg.kind == "adam":
         m, v = bufs["m"], bufs["v"]
         m.mul_(cfg.beta_1).add_(grad, alpha=1 - cfg.beta_1)
@@ -93,13 +94,16 @@ def step(
     elif cfg.kind == "rmsprop":
         v = bufs["v"]
         v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
-        p.sub_(grad / v.sqrt().add_(cfg.eps) * lr)
+        denom = v.sqrt().add_(cfg.eps)
+        p.sub_(grad / denom * lr)
     else:
         mom = bufs["mom"]
         mom.mul_(cfg.momentum).add_(grad)
         p.sub_(mom * lr)
-    if l1 is not None:  # proximal step: soft-threshold towards zero
-        shrink = lr * l1
+    if l1 is not None and bool((l1 > 0).any()):
+        # Proximal step in the optimiser's own metric: soft-threshold by lr * l1, divided by
+        # the same per-coordinate scale as the gradient step (else adaptive steps swamp it).
+        shrink = lr * l1 if denom is None else lr * l1 / denom
         p.copy_(torch.sign(p) * (p.abs() - shrink).clamp_min(0))
     if rows is not None:
         param.index_copy_(0, rows, p)

@@ -85,6 +85,27 @@ def _binary(
     return best_value, threshold
 
 
+def _binary_blocks(
+    raw: torch.Tensor,
+    labels: torch.Tensor,
+    loss: str,
+    criterion: str,
+    beta: float,
+    target_precision: float,
+    target_recall: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_binary` over blocks of candidates, so that its temporaries (a dozen
+    ``(R, block)`` float64 matrices) stay near 8 MB each whatever ``num_models``."""
+    block = max(1, (1 << 20) // max(raw.shape[0], 1))
+    parts = [
+        _binary(
+            raw[:, i : i + block], labels, loss, criterion, beta, target_precision, target_recall
+        )
+        for i in range(0, raw.shape[1], block)
+    ]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def select(
     raw: torch.Tensor,
     labels: torch.Tensor,
@@ -101,11 +122,11 @@ def select(
     if raw.shape[0] == 0:
         return Selection(0, _default_threshold(predictor_type, loss), criterion, float("nan"), [])
     if predictor_type == "binary_classifier" and criterion != "loss_function":
-        values, thresholds = _binary(
+        values, thresholds = _binary_blocks(
             raw, labels, loss, criterion, beta, target_precision, target_recall
         )
         if not torch.isfinite(values).any():  # no candidate reaches the target: say so
-            values, thresholds = _binary(raw, labels, loss, "accuracy", beta, 0, 0)
+            values, thresholds = _binary_blocks(raw, labels, loss, "accuracy", beta, 0, 0)
             criterion = "accuracy"
         best = int(values.argmax())
         return Selection(
