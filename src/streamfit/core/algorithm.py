@@ -136,6 +136,14 @@ class Algorithm(ABC, Generic[H]):
             generator=generator,
         )
 
+    def adopt(self, state: State) -> None:
+        """Take over ``state`` (resumed or incremental) under this algorithm's hyperparameters.
+
+        Subclasses apply what may change between runs and refuse what the state's shape fixes.
+        """
+        self.check_state(state)
+        state.hyperparameters = self.hp.as_dict()
+
     def check_state(self, state: State) -> None:
         if state.algorithm != self.name:
             raise IncompatibleStateError(

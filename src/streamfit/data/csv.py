@@ -86,6 +86,8 @@ def read_csv(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
         line += first
         if layout is None:
             stripped = block.lstrip()
+            if not stripped:
+                continue  # blank lines only: no row to take the width from yet
             layout = _plain_layout(stripped[: stripped.find(b"\n")], ctx)
         checker.fix_width(len(layout.feature_index), ctx.offset + line)
         yield _parse_block(block, ctx.offset + line, layout, ctx)

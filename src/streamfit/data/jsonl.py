@@ -36,11 +36,14 @@ def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int
         start = ctx.offset + line
         if sparse is None:
             sparse = _first_is_sparse(block)
+            if sparse is None:
+                continue  # blank lines only: no record to tell the layout yet
         yield _parse_block(block, start, sparse, label, ctx)
 
 
-def _first_is_sparse(block: bytes) -> bool:
-    """Whether the first record is sparse (has ``indices`` and no ``features``)."""
+def _first_is_sparse(block: bytes) -> bool | None:
+    """Whether the first record is sparse (has ``indices`` and no ``features``); None if the
+    block has no record."""
     for raw in block.split(b"\n"):
         if raw.strip():
             try:
@@ -48,7 +51,7 @@ def _first_is_sparse(block: bytes) -> bool:
             except json.JSONDecodeError:
                 return False  # the parse reports the line
             return isinstance(obj, dict) and INDICES in obj and FEATURES not in obj
-    return False
+    return None
 
 
 def _schema(sparse: bool, label: str, labelled: bool) -> pa.Schema:
@@ -84,19 +87,24 @@ def _parse_block(block: bytes, start: int, sparse: bool, label: str, ctx: ReadCo
     if sparse:
         if table.column(INDICES).null_count or table.column(VALUES).null_count:
             return _parse_slow(block, start, end, sparse, label, ctx)
-        offsets, indices, _ = list_values(table.column(INDICES))
+        idx = table.column(INDICES).combine_chunks()  # int64: indices beyond float32's 2**24
+        offsets = np.asarray(idx.offsets.to_numpy(), dtype=np.int64)
+        indices = np.asarray(idx.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
+        offsets = offsets - offsets[0]
         voffsets, values, _ = list_values(table.column(VALUES))
         if not np.array_equal(offsets, voffsets):
             return _parse_slow(block, start, end, sparse, label, ctx)
-        return checker.sparse(offsets, indices.astype(np.int64), values, labels, positions, end)
+        return checker.sparse(offsets, indices, values, labels, positions, end, label_name=label)
     offsets, flat, nulls = list_values(table.column(FEATURES))
     lengths = np.diff(offsets)
-    if len(lengths):
-        checker.fix_width(int(lengths[0]), int(positions[0]))
+    if checker.n_features is None and not nulls.all():  # else a wrong width is a bad row
+        checker.fix_width(int(lengths[~nulls][0]), int(positions[~nulls][0]))
     if nulls.any() or (lengths != checker.n_features).any():
         return _parse_slow(block, start, end, sparse, label, ctx)
     x = flat.reshape(len(lengths), int(checker.n_features or 0))
-    return checker.dense(x, labels, positions, end, field_name=lambda j: f"{FEATURES}[{j}]")
+    return checker.dense(
+        x, labels, positions, end, field_name=lambda j: f"{FEATURES}[{j}]", label_name=label
+    )
 
 
 def _number(value: Any) -> float:
@@ -144,7 +152,10 @@ def _parse_slow(
                 field = FEATURES
                 feats = obj[FEATURES]
                 row = [_number(v) for v in feats]
-                checker.fix_width(len(row), pos)
+                if checker.n_features is None:
+                    checker.n_features = len(row)
+                if len(row) != checker.n_features:
+                    raise ValueError(f"{len(row)} features where the data has {checker.n_features}")
         except KeyError as exc:
             checker.bad(pos, str(exc.args[0]), "missing field")
             bad.append(pos)
@@ -173,6 +184,9 @@ def _parse_slow(
             pos_arr,
             end,
             bad,
+            label_name=label,
         )
     x = np.asarray(rows, dtype=np.float32).reshape(len(rows), int(checker.n_features or 0))
-    return checker.dense(x, y_arr, pos_arr, end, bad, field_name=lambda j: f"{FEATURES}[{j}]")
+    return checker.dense(
+        x, y_arr, pos_arr, end, bad, field_name=lambda j: f"{FEATURES}[{j}]", label_name=label
+    )

@@ -27,7 +27,14 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from numpy.lib.stride_tricks import as_strided
 
-from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, sparse_arrays
+from streamfit.data.chunk import (
+    FEATURES,
+    Chunk,
+    dense_arrays,
+    is_sparse,
+    labels_array,
+    sparse_arrays,
+)
 from streamfit.data.text import ReadContext
 
 __all__ = ["MAGIC", "read_recordio", "record_class", "write_recordio"]
@@ -49,65 +56,38 @@ _SMALL = [bytes((i,)) for i in range(128)]
 # -- framing ---------------------------------------------------------------------------------
 
 
-def _frames(data: bytes, n: int, first: int, ctx: ReadContext) -> tuple[Array, Array, bytes, int]:
+def _frames(data: bytes, n: int, first: int, ctx: ReadContext) -> tuple[Array, Array, int]:
     """Payload ranges of the whole records in ``data[:n]``, and the bytes they use.
 
-    Headers are found with numpy: a run of magic numbers each where the one before says the next
-    record starts. Multi-part payloads (MXNet splits records at magic numbers) are joined after
-    the records.
+    Headers are found with numpy: runs of magic numbers, each where the one before says.
     """
     words = np.frombuffer(data, dtype="<u4", count=n // 4)
     cand = np.flatnonzero(words[:-1] == MAGIC)
-    word = words[cand + 1].astype(np.int64)
-    sizes = word & _SIZE_MASK
-    nxt, single = 4 * cand + 8 + sizes + (-sizes & 3), word >> 29 == 0
-    breaks = np.flatnonzero(np.append(~single[:-1] | (nxt[:-1] != 4 * cand[1:]), True))
-    starts: list[Array] = []
-    multi: list[bytes] = []
+    sizes = words[cand + 1].astype(np.int64)  # MXNet's multi-part flags (bits 29-31) too
+    nxt = 4 * cand + 8 + sizes + (-sizes & 3)
+    breaks = np.flatnonzero(np.append(nxt[:-1] != 4 * cand[1:], True))
+    ranges: list[Array] = []
     p = count = 0
     while p + 8 <= n:
         k = int(np.searchsorted(cand, p // 4))
-        if k < len(cand) and cand[k] == p // 4 and single[k]:
-            j = int(breaks[np.searchsorted(breaks, k)])
-            last = j if nxt[j] <= n and single[j] else j - 1
-            if last >= k:
-                starts.append(np.stack([4 * cand[k : last + 1] + 8, sizes[k : last + 1]]))
-                count, p = count + last + 1 - k, int(nxt[last])
+        if k < len(cand) and cand[k] == p // 4:
+            j = int(breaks[np.searchsorted(breaks, k)])  # records k..j are chained
+            big = np.flatnonzero(sizes[k : j + 1] > _SIZE_MASK)
+            j = k + int(big[0]) - 1 if len(big) else j if nxt[j] <= n else j - 1
+            if j >= k:
+                ranges.append(np.stack([4 * cand[k : j + 1] + 8, sizes[k : j + 1]]))
+                count, p = count + j + 1 - k, int(nxt[j])
                 continue
-        magic, head = _HEADER.unpack_from(data, p)
-        try:
-            if magic != MAGIC:
-                raise ValueError(f"bad magic number {magic:#010x}: not RecordIO, or corrupt")
-            part = _multipart(data, p, n) if head >> 29 else None
-        except ValueError as exc:
-            raise ctx.checker.error(first + count, None, str(exc)) from None
-        if part is None:
+        magic, size = _HEADER.unpack_from(data, p)
+        if magic != MAGIC:
+            message = f"bad magic number {magic:#010x}: not RecordIO, or corrupt"
+        elif size > _SIZE_MASK:
+            message = f"multi-part records (MXNet flag {size >> 29}) are not supported"
+        else:
             break  # an incomplete record
-        starts.append(np.array([[-1 - len(multi)], [len(part[0])]]))
-        multi.append(part[0])
-        count, p = count + 1, part[1]
-    ranges = np.concatenate(starts, axis=1) if starts else np.zeros((2, 0), dtype=np.int64)
-    at = np.flatnonzero(ranges[0] < 0)
-    ranges[0, at] = p + np.cumsum(ranges[1, at]) - ranges[1, at]
-    return ranges[0], ranges[0] + ranges[1], b"".join(multi), p
-
-
-def _multipart(data: bytes, p: int, n: int) -> tuple[bytes, int] | None:
-    """The payload of the multi-part record at ``p`` and where it ends; None if incomplete."""
-    pieces: list[bytes] = []
-    while True:
-        if p + 8 > n:
-            return None
-        magic, word = _HEADER.unpack_from(data, p)
-        flag, size = word >> 29, word & _SIZE_MASK
-        if magic != MAGIC or flag != (1 if not pieces else flag if flag in (2, 3) else -1):
-            raise ValueError(f"bad multi-part record (magic {magic:#010x}, flag {flag})")
-        if p + 8 + size > n:
-            return None
-        pieces.append(data[p + 8 : p + 8 + size])
-        p += 8 + size + (-size & 3)
-        if flag == 3:
-            return MAGIC.to_bytes(4, "little").join(pieces), p
+        raise ctx.checker.error(first + count, None, message)
+    found = np.concatenate(ranges, axis=1) if ranges else np.zeros((2, 0), dtype=np.int64)
+    return found[0], found[0] + found[1], p
 
 
 # -- vectorized protobuf decoding --------------------------------------------------------------
@@ -198,29 +178,29 @@ def _positions(s: Array, e: Array, step: int = 1) -> tuple[Array, Array]:
 
 
 def _gather(buf: Array, s: Array, e: Array) -> Array:
-    """The bytes of the ranges ``buf[s:e]`` (in order, apart), back to back."""
-    if 8 * int((e - s).sum()) < len(buf):
+    """The bytes of the ranges ``buf[s:e]``, back to back."""
+    if 8 * int((e - s).sum()) < len(buf) or (s[1:] < e[:-1]).any():  # few, or not in order
         return buf[_positions(s, e)[0]]
-    edges = np.zeros(len(buf) + 1, dtype=np.int8)
-    np.add.at(edges, s, 1)
-    np.add.at(edges, e, -1)
-    return buf[np.cumsum(edges[:-1], dtype=np.int8).view(bool)]
+    edges = np.concatenate(([0], np.stack([s, e], axis=1).ravel(), [len(buf)]))
+    inside = np.zeros(len(edges) - 1, dtype=bool)
+    inside[1::2] = True
+    return buf[np.repeat(inside, np.diff(edges))]
 
 
-def _varints(b: Array) -> Array:
-    """Decode back-to-back varints (the last byte ends one) as uint64."""
+def _varints(b: Array) -> tuple[Array, Array]:
+    """Decode back-to-back varints (the last byte ends one) as uint64; where each ends."""
     ends = np.flatnonzero(b < 0x80)
     starts = np.concatenate(([0], ends[:-1] + 1))
     size, b = ends - starts + 1, np.concatenate((b, np.zeros(10, dtype=np.uint8)))
     if size.max(initial=1) <= 4:  # below 2**28: 7-bit groups of a uint32
         w = np.ndarray((len(b) - 3,), "<u4", buffer=b, strides=(1,))[starts] & _MASKS[size]
         w = (w & 0x7F) | (w >> 1 & 0x3F80) | (w >> 2 & 0x1FC000) | (w >> 3 & 0xFE00000)
-        return w.astype(np.uint64)
+        return w.astype(np.uint64), ends
     out = (b[starts] & 0x7F).astype(np.uint64)
     for k in range(1, min(int(size.max()), 10)):
         byte = (b[starts + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
         out |= np.where(size > k, byte, np.uint64(0))
-    return out
+    return out, ends
 
 
 def _values(buf: Array, kind: int, s: Array, e: Array) -> tuple[Array, Array]:
@@ -233,31 +213,9 @@ def _values(buf: Array, kind: int, s: Array, e: Array) -> tuple[Array, Array]:
             shape = (len(s), int(counts[0]))
             return as_strided(items[s[0] :], shape, (step, size)).reshape(-1), counts
         return _gather(buf, s, e).view(f"<f{size}"), counts
-    b = _gather(buf, s, e)
-    done = np.concatenate(([0], np.cumsum(b < 0x80)))
-    offsets = np.concatenate(([0], np.cumsum(e - s)))
-    values = _varints(b)
-    counts = done[offsets[1:]] - done[offsets[:-1]]
+    values, ends = _varints(_gather(buf, s, e))
+    counts = np.diff(np.searchsorted(ends, np.concatenate(([0], np.cumsum(e - s)))))
     return values.view(np.int64) if kind == _INT32 else values, counts
-
-
-def _float_values(buf: Array, kinds: Array, s: Array, e: Array) -> tuple[Array, Array]:
-    """Each record's tensor values as float32 (tensors of any type), and their counts."""
-    present = [k for k in _KINDS if (kinds == k).any()]
-    if len(present) <= 1:
-        values, counts = _values(buf, present[0] if present else _FLOAT32, s, e)
-        return values.astype(np.float32, copy=False), counts
-    counts = np.zeros(len(s), dtype=np.int64)
-    parts = []
-    for k in present:
-        sel = kinds == k
-        values, counts[sel] = _values(buf, k, s[sel], e[sel])
-        parts.append((sel, values))
-    out = np.empty(int(counts.sum()), dtype=np.float32)
-    starts = np.cumsum(counts) - counts
-    for sel, values in parts:
-        out[_positions(starts[sel], starts[sel] + counts[sel])[0]] = values
-    return out, counts
 
 
 # -- the protobuf runtime, for records the fast path does not read -----------------------------
@@ -270,44 +228,49 @@ def record_class() -> Any:
     Only what is read is described: ``Bytes`` values and the string fields parse as unknown.
     """
     F = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="streamfit/record.proto", package="aialgs.data")
+    rep, opt, msg = F.LABEL_REPEATED, F.LABEL_OPTIONAL, F.TYPE_MESSAGE
 
-    def add(msg: Any, name: str, number: int, type_: int, ref: str = "", rep: bool = True) -> Any:
-        label = F.LABEL_REPEATED if rep else F.LABEL_OPTIONAL
-        field = msg.field.add(name=name, number=number, type=type_, label=label)
+    def field(name: str, number: int, type_: int, label: int = rep, ref: str = "") -> Any:
+        f: dict[str, Any] = {"name": name, "number": number, "type": type_, "label": label}
         if ref:
-            field.type_name = f".aialgs.data.{ref}"
-        elif rep:
-            field.options.packed = True
-        return field
+            f["type_name"] = f".aialgs.data.{ref}"
+        elif label == rep:
+            f["options"] = {"packed": True}
+        return f
 
-    value = file.message_type.add(name="Value")
-    value.oneof_decl.add(name="value")
+    def message(name: str, *fields: Any, **more: Any) -> Any:
+        return {"name": name, "field": list(fields), **more}
+
     types = (
         ("Float32", F.TYPE_FLOAT, 2),
         ("Float64", F.TYPE_DOUBLE, 3),
         ("Int32", F.TYPE_INT32, 7),
     )
-    for name, type_, number in types:
-        tensor = file.message_type.add(name=f"{name}Tensor")
-        for field_name, n, t in (
-            ("values", 1, type_),
-            ("keys", 2, F.TYPE_UINT64),
-            ("shape", 3, F.TYPE_UINT64),
-        ):
-            add(tensor, field_name, n, t)
-        add(
-            value, f"{name.lower()}_tensor", number, F.TYPE_MESSAGE, tensor.name, False
-        ).oneof_index = 0
-    record = file.message_type.add(name="Record")
-    for field_name, number in (("features", 1), ("label", 2)):
-        entry = record.nested_type.add(name=f"{field_name.title()}Entry")
-        entry.options.map_entry = True
-        add(entry, "key", 1, F.TYPE_STRING, rep=False)
-        add(entry, "value", 2, F.TYPE_MESSAGE, "Value", rep=False)
-        add(record, field_name, number, F.TYPE_MESSAGE, f"Record.{entry.name}")
+    tensors = [
+        message(
+            f"{name}Tensor",
+            field("values", 1, type_),
+            field("keys", 2, F.TYPE_UINT64),
+            field("shape", 3, F.TYPE_UINT64),
+        )
+        for name, type_, _ in types
+    ]
+    oneof = [
+        field(f"{name.lower()}_tensor", n, msg, opt, f"{name}Tensor") | {"oneof_index": 0}
+        for name, _, n in types
+    ]
+    kv = field("key", 1, F.TYPE_STRING, opt), field("value", 2, msg, opt, "Value")
+    maps = [message(f"{n}Entry", *kv, options={"map_entry": True}) for n in ("Features", "Label")]
+    record = message(
+        "Record",
+        field("features", 1, msg, rep, "Record.FeaturesEntry"),
+        field("label", 2, msg, rep, "Record.LabelEntry"),
+        nested_type=maps,
+    )
+    value = message("Value", *oneof, oneof_decl=[{"name": "value"}])
+    file = {"name": "streamfit/record.proto", "package": "aialgs.data"}
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
+    pool.Add(descriptor_pb2.FileDescriptorProto(**file, message_type=[*tensors, value, record]))
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("aialgs.data.Record"))
 
 
@@ -423,35 +386,26 @@ def write_recordio(
 # -- reading -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _State:
-    sparse: bool | None = None  # decided by the first record
-
-
 def read_recordio(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
     """Yield chunks of about ``ctx.block_bytes`` of records; returns the stream's record count."""
-    checker = ctx.checker
-    checker.enter(checker.file, ctx.offset, "record")
-    state, carry, index, want = _State(), b"", 0, ctx.block_bytes
+    ctx.checker.enter(ctx.checker.file, ctx.offset, "record")
+    decoder, carry, index, want = _Decoder(ctx), b"", 0, ctx.block_bytes
     while True:
         data = stream.read(want)
         block, n = b"".join((carry, data, _PAD)), len(carry) + len(data)
-        starts, ends, joined, used = _frames(block, n, ctx.offset + index, ctx)
+        starts, ends, used = _frames(block, n, ctx.offset + index, ctx)
         carry = block[used:n]
         if not data:
             if carry:
                 message = f"truncated record: {len(carry)} bytes at the end of the stream"
-                raise checker.error(ctx.offset + index, None, message)
+                raise ctx.checker.error(ctx.offset + index, None, message)
             return index
         want = max(ctx.block_bytes, len(carry))  # a record larger than a block: read it whole
         first, index = index, index + len(starts)
         drop = min(len(starts), max(0, ctx.skip - first))
-        if drop == len(starts):
-            continue
-        buf = np.frombuffer(block[:used] + joined + _PAD if joined else block, dtype=np.uint8)
-        s, e = starts[drop:], ends[drop:]
-        first += ctx.offset + drop
-        yield _decode(buf, s, e, first=first, end=ctx.offset + index, ctx=ctx, state=state)
+        if drop < len(starts):
+            buf = np.frombuffer(block, dtype=np.uint8)
+            yield decoder.chunk(buf, starts[drop:], ends[drop:], ctx.offset + first + drop)
 
 
 def _parse(buf: Array, s: Array, e: Array, labelled: bool) -> tuple[Array, _Tensor, _Tensor | None]:
@@ -464,91 +418,101 @@ def _parse(buf: Array, s: Array, e: Array, labelled: bool) -> tuple[Array, _Tens
 def _parse_alike(
     buf: Array, s: Array, e: Array, labelled: bool
 ) -> tuple[Array, _Tensor, _Tensor | None]:
-    """``_parse``, of the first record only when all have its bytes but for float values."""
+    """``_parse``, of the first record only if all have its bytes but for float values."""
     n, size, step = len(s), int(e[0] - s[0]), int(s[1] - s[0]) if len(s) > 1 else 0
     if n > 2 and (e - s == size).all() and (np.diff(s) == step).all():
-        odd, feats, label = _parse(buf, s[:1], e[:1], labelled)
+        odd, *tensors = _parse(buf, s[:1], e[:1], True)
         fixed = np.ones(size, dtype=bool)
-        for t in (feats, label):
+        for t in tensors:
             if t is not None and t.kind[0] in (_FLOAT32, _FLOAT64):
                 fixed[t.vs[0] - s[0] : t.ve[0] - s[0]] = False
         rows = as_strided(buf[s[0] :], (n, size), (step, 1))
         if not odd[0] and (rows[:, fixed] == rows[0, fixed]).all():
-            at = s - s[0]
             feats, label = (
-                None if t is None else _Tensor(np.repeat(t.kind, n), *(r + at for r in t[1:]))
-                for t in (feats, label)
+                _Tensor(np.repeat(t.kind, n), *(r + (s - s[0]) for r in t[1:]))
+                for t in tensors
+                if t is not None
             )
-            return np.zeros(n, dtype=bool), feats, label
+            return np.zeros(n, dtype=bool), feats, label if labelled else None
     return _parse(buf, s, e, labelled)
 
 
-def _decode(
-    buf: Array,
-    s: Array,
-    e: Array,
-    *,
-    first: int,
-    end: int,
-    ctx: ReadContext,
-    state: _State,
-    broken: Array | None = None,
-) -> Chunk:
-    """The chunk of the records ``buf[s:e]``, the first at position ``first``."""
-    checker, n = ctx.checker, len(s)
-    odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
-    if odd.any() and broken is None:
-        buf, s, e, broken = _canonicalize(buf, s, e, odd)
-        return _decode(buf, s, e, first=first, end=end, ctx=ctx, state=state, broken=broken)
-    positions = first + np.arange(n, dtype=np.int64)
-    ok, bad = np.ones(n, dtype=bool), []
+@dataclass
+class _Decoder:
+    """Turns blocks of records into chunks; the first record says dense or sparse."""
 
-    def reject(
-        rows: Array, message: str | Callable[[int], str], field: str | None = "features"
-    ) -> None:
-        for i in np.flatnonzero(rows):
-            checker.bad(int(positions[i]), field, message(int(i)) if callable(message) else message)
-            bad.append(int(positions[i]))
-        ok[rows] = False
+    ctx: ReadContext
+    sparse: bool | None = None
 
-    reject(odd if broken is None else odd | broken, "not a RecordIO-protobuf Record", None)
-    reject(ok & (feats.kind == 0), 'no "values" feature tensor')
-    sparse_rows = (feats.ke > feats.ks) | (feats.se > feats.ss)
-    if state.sparse is None and ok.any():
-        state.sparse = bool(sparse_rows[np.argmax(ok)])
-    values, counts = _float_values(buf, feats.kind, feats.vs, feats.ve)
-    labels = None
-    if label is not None:
-        label_values, label_counts = _float_values(buf, label.kind, label.vs, label.ve)
-        labels = np.full(n, np.nan, dtype=np.float32)
-        has = label_counts > 0
-        labels[has] = label_values[(np.cumsum(label_counts) - label_counts)[has]]
-    if state.sparse:
-        keys, key_counts = _values(buf, _VARINT, feats.ks, feats.ke)
-        reject(ok & ~sparse_rows & (counts > 0), "dense record in sparse data")
-        reject(
-            ok & (key_counts != counts), lambda i: f"{key_counts[i]} keys for {counts[i]} values"
+    def chunk(
+        self, buf: Array, s: Array, e: Array, first: int, broken: Array | None = None
+    ) -> Chunk:
+        """The chunk of the records ``buf[s:e]``, the first at position ``first``."""
+        checker, n = self.ctx.checker, len(s)
+        odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
+        for t in (feats, label):  # tensors of several types: re-encode them all as Float32
+            if t is not None and len(np.unique(t.kind[t.kind > 0])) > 1:
+                odd |= (t.kind > 0) & (t.kind != _FLOAT32)
+        if odd.any() and broken is None:
+            return self.chunk(*_canonicalize(buf, s, e, odd), first)
+        positions = first + np.arange(n, dtype=np.int64)
+        ok, bad = np.ones(n, dtype=bool), []
+
+        def reject(
+            rows: Array, why: str | Callable[[int], str], field: str | None = FEATURES
+        ) -> None:
+            for i in np.flatnonzero(rows):
+                checker.bad(int(positions[i]), field, why(int(i)) if callable(why) else why)
+                bad.append(int(positions[i]))
+            ok[rows] = False
+
+        reject(odd if broken is None else odd | broken, "not a RecordIO-protobuf Record", None)
+        reject(ok & (feats.kind == 0), 'no "values" feature tensor')
+        sparse = (feats.ke > feats.ks) | (feats.se > feats.ss)
+        if self.sparse is None and ok.any():
+            self.sparse = bool(sparse[np.argmax(ok)])
+        values, counts = _values(
+            buf, int(feats.kind.max(initial=0)) or _FLOAT32, feats.vs, feats.ve
         )
-        with_shape = np.flatnonzero(ok & (feats.se > feats.ss))
-        if checker.max_index is None and len(with_shape):
-            i = with_shape[0]
-            checker.max_index = int(_varints(buf[feats.ss[i] : feats.se[i]])[0]) or None
-        indptr = np.concatenate(([0], np.cumsum(counts[ok])))
-        indices = keys[np.repeat(ok, key_counts)].view(np.int64)
+        labels = None
+        if label is not None:
+            kind = int(label.kind.max(initial=0)) or _FLOAT32
+            label_values, label_counts = _values(buf, kind, label.vs, label.ve)
+            labels = np.full(n, np.nan, dtype=np.float32)
+            has = label_counts > 0
+            labels[has] = label_values[(np.cumsum(label_counts) - label_counts)[has]]
+        if self.sparse:
+            keys, key_counts = _values(buf, _VARINT, feats.ks, feats.ke)
+            reject(ok & ~sparse & (counts > 0), "dense record in sparse data")
+            reject(
+                ok & (key_counts != counts), lambda i: f"{key_counts[i]} keys, {counts[i]} values"
+            )
+            shaped = np.flatnonzero(ok & (feats.se > feats.ss))
+            if checker.max_index is None and len(shaped):
+                i = shaped[0]
+                checker.max_index = int(_varints(buf[feats.ss[i] : feats.se[i]])[0][0]) or None
+            keep = np.flatnonzero(ok)
+            return checker.sparse(
+                np.concatenate(([0], np.cumsum(counts[ok]))),
+                keys[np.repeat(ok, key_counts)].view(np.int64),
+                values[np.repeat(ok, counts)].astype(np.float32, copy=False),
+                None if labels is None else labels[keep],
+                positions[keep],
+                first + n,
+                bad,
+            )
+        reject(ok & sparse, "sparse record in dense data")
+        if ok.any():
+            i = int(np.argmax(ok))
+            checker.fix_width(int(counts[i]), int(positions[i]))
+        width = checker.n_features or 0
+        reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
         keep = np.flatnonzero(ok)
-        labels = None if labels is None else labels[keep]
-        data = values[np.repeat(ok, counts)]
-        return checker.sparse(indptr, indices, data, labels, positions[keep], end, bad)
-    reject(ok & sparse_rows, "sparse record in dense data")
-    if ok.any():
-        i = int(np.argmax(ok))
-        checker.fix_width(int(counts[i]), int(positions[i]))
-    width = checker.n_features or 0
-    reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
-    keep = np.flatnonzero(ok)
-    x = (values if len(keep) == n else values[np.repeat(ok, counts)]).reshape(-1, width)
-    labels = None if labels is None else labels[keep]
-    return checker.dense(x, labels, positions[keep], end, bad)
+        x = values if len(keep) == n else values[np.repeat(ok, counts)]
+        x = x.astype(np.float32, copy=False).reshape(-1, width)
+        return checker.dense(
+            x, None if labels is None else labels[keep], positions[keep], first + n, bad
+        )
 
 
 def _canonicalize(buf: Array, s: Array, e: Array, odd: Array) -> tuple[Array, Array, Array, Array]:

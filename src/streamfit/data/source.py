@@ -206,20 +206,29 @@ class PipeSource(Source):
 
     rereadable = False
 
-    def __init__(self, name: str, stream: BinaryIO, options: SourceOptions) -> None:
+    def __init__(
+        self, name: str, stream: BinaryIO, options: SourceOptions, *, close: bool = False
+    ) -> None:
         super().__init__(name, options)
         self.stream = stream
+        self._close = close  # the source opened the stream (a FIFO): close it after the read
         self._used = False
 
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         if self._used:
             raise ConfigError(f"{self.name}: a pipe can be read only once")
         self._used = True
-        stream = self.stream if hasattr(self.stream, "peek") else io.BufferedReader(self.stream)  # type: ignore[type-var]
-        fmt = self.options.format() or detect_format("", _peek(stream))
-        if fmt == "parquet":
-            raise ConfigError(f"{self.name}: Parquet cannot be read from a pipe (needs seeking)")
-        yield from READERS[fmt](stream, self._context(checker, skip, 0))
+        try:
+            stream = self.stream if hasattr(self.stream, "peek") else io.BufferedReader(self.stream)  # type: ignore[type-var]
+            fmt = self.options.format() or detect_format("", _peek(stream))
+            if fmt == "parquet":
+                raise ConfigError(
+                    f"{self.name}: Parquet cannot be read from a pipe (needs seeking)"
+                )
+            yield from READERS[fmt](stream, self._context(checker, skip, 0))
+        finally:
+            if self._close:
+                self.stream.close()
 
 
 def _peek(stream: BinaryIO, size: int = 4096) -> bytes:
@@ -266,7 +275,7 @@ def open_source(uri: str | Source, options: SourceOptions | None = None) -> Sour
         url, _, query = uri.partition("#")
         return SQLSource(url, query, options)
     if "://" not in uri and os.path.exists(uri) and stat.S_ISFIFO(os.stat(uri).st_mode):
-        return PipeSource(uri, open(uri, "rb"), options)
+        return PipeSource(uri, open(uri, "rb"), options, close=True)
     return FileSource(uri, _expand(uri), options)
 
 

@@ -6,7 +6,10 @@ skip ``n`` lines by counting newline bytes without parsing them.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import os
+import select
+import stat
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -30,6 +33,32 @@ class ReadContext:
     block_bytes: int = BLOCK_BYTES
 
 
+def _is_pipe(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _prompt_reader(stream: BinaryIO) -> Callable[[int], bytes]:
+    """``read(n)`` that returns what a pipe has now (up to ``n``) instead of waiting for ``n``
+    bytes, so rows that trickle in are trained on as they arrive."""
+    read1 = getattr(stream, "read1", None)
+    if read1 is None or not _is_pipe(stream):
+        return stream.read
+    fd = stream.fileno()
+
+    def read(n: int) -> bytes:
+        parts = [read1(n)]
+        size = len(parts[0])
+        while parts[-1] and size < n and select.select([fd], [], [], 0)[0]:
+            parts.append(read1(n - size))
+            size += len(parts[-1])
+        return b"".join(parts)
+
+    return read
+
+
 def line_blocks(
     stream: BinaryIO, skip_lines: int = 0, block_bytes: int = BLOCK_BYTES
 ) -> Generator[tuple[bytes, int], None, int]:
@@ -37,10 +66,11 @@ def line_blocks(
 
     Returns the number of lines in the stream (a last line without a newline counts).
     """
+    read = _prompt_reader(stream)
     line = 0
     carry = b""
     while True:
-        data = stream.read(block_bytes)
+        data = read(block_bytes)
         if not data:
             break
         if carry:

@@ -109,6 +109,8 @@ def train(
     if state is not None:
         hp = {**state.hyperparameters, **hp}
     algo = load_algorithm(algorithm, hp)
+    if state is not None:
+        algo.adopt(state)
     options = SourceOptions(
         content_type=content_type,
         label_column=label_column,

@@ -47,7 +47,7 @@ from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.registry import register
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, DataError
+from streamfit.errors import ConfigError, DataError, IncompatibleStateError
 from streamfit.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetrics
 
 __all__ = ["LinearLearner"]
@@ -276,6 +276,20 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.meta["calib_next"] = (pos + n) % r
         state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
         state.meta["calib_seen"] += n
+
+    def adopt(self, state: State) -> None:
+        """Continue ``state``: learning rate, wd and l1 given now replace the candidates'."""
+        super().adopt(state)
+        hp = self.hp
+        k = hp.resolved_num_models * hp.n_outputs
+        if state.tensors["weight"].shape[1] != k:
+            raise IncompatibleStateError(
+                f"the state holds {state.tensors['weight'].shape[1]} output columns; "
+                f"num_models={hp.resolved_num_models} x {hp.n_outputs} needs {k}"
+            )
+        for name, value in (("lr", hp.learning_rate), ("wd", hp.wd), ("l1", hp.l1)):
+            if value != "auto":
+                state.tensors[name].fill_(float(value))
 
     def merge(self, a: State, b: State) -> State:
         self.check_state(a)

@@ -1,0 +1,5 @@
+"""``python -m streamfit``: the same as the ``streamfit`` command."""
+
+from streamfit.cli.main import main
+
+main()
