@@ -168,6 +168,20 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):  # type: ign
         self.early_stopping_patience = early_stopping_patience
         self.seed = seed
 
+    def _binary_only(self) -> str | None:
+        """Why these settings cannot train a multiclass model, if they cannot."""
+        if self.loss in ("logistic", "hinge_loss"):
+            return f"loss={self.loss!r}"
+        criterion = self.binary_classifier_model_selection_criteria
+        if criterion not in ("accuracy", "loss_function"):
+            return f"binary_classifier_model_selection_criteria={criterion!r}"
+        return None
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = self._binary_only() is None
+        return tags
+
     def _classifier(self) -> LinearLearner:
         c = len(self.classes_)
         if c < 2:
@@ -175,11 +189,10 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):  # type: ign
                 f"{type(self).__name__} needs at least two classes; got one class: "
                 f"{self.classes_.tolist()}"
             )
-        criterion = self.binary_classifier_model_selection_criteria
-        if c > 2 and criterion not in ("accuracy", "loss_function"):
+        reason = self._binary_only()
+        if c > 2 and reason is not None:
             raise ValueError(
-                f"binary_classifier_model_selection_criteria={criterion!r} needs two classes, "
-                f"got {c}; multiclass models are chosen by 'accuracy' or 'loss_function'"
+                f"Only binary classification is supported with {reason}; the target has {c} classes"
             )
         return self._algorithm(
             "binary_classifier" if c == 2 else "multiclass_classifier", c if c > 2 else None

@@ -113,6 +113,13 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _index(value: Any) -> int:
+    number = _number(value)
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not an index")
+    return int(number)
+
+
 def _parse_slow(
     block: bytes, start: int, end: int, sparse: bool, label: str, ctx: ReadContext
 ) -> Chunk:
@@ -143,7 +150,7 @@ def _parse_slow(
                 y = _number(obj[label])
             if sparse:
                 field = INDICES
-                idx = [int(_number(v)) for v in obj[INDICES]]
+                idx = [_index(v) for v in obj[INDICES]]
                 field = VALUES
                 val = [_number(v) for v in obj.get(VALUES, [1.0] * len(idx))]
                 if len(val) != len(idx):

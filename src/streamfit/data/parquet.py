@@ -76,7 +76,12 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
             for j, name in enumerate(feature_names):
                 x[:, j] = float_values(table.column(name))
             yield checker.dense(
-                x, labels, positions, end, field_name=lambda j: f"column {feature_names[j]!r}"
+                x,
+                labels,
+                positions,
+                end,
+                field_name=lambda j: f"column {feature_names[j]!r}",
+                label_name=label,
             )
         elif kind == "dense-list":
             yield _dense_list(table, labels, positions, end, ctx)
@@ -92,8 +97,8 @@ def _dense_list(
     checker = ctx.checker
     offsets, flat, nulls = list_values(table.column(FEATURES))
     lengths = np.diff(offsets)
-    if len(lengths):
-        checker.fix_width(int(lengths[0]), int(positions[0]))
+    if checker.n_features is None and not nulls.all():  # else a wrong width is a bad row
+        checker.fix_width(int(lengths[~nulls][0]), int(positions[~nulls][0]))
     width = checker.n_features
     wrong = (lengths != width) | nulls
     bad: list[int] = []
@@ -112,7 +117,15 @@ def _dense_list(
         positions = positions[keep]
         labels = None if labels is None else labels[keep]
     x = flat.reshape(len(positions), int(width or 0))
-    return checker.dense(x, labels, positions, end, bad, field_name=lambda j: f"{FEATURES}[{j}]")
+    return checker.dense(
+        x,
+        labels,
+        positions,
+        end,
+        bad,
+        field_name=lambda j: f"{FEATURES}[{j}]",
+        label_name=ctx.label_column or LABEL,
+    )
 
 
 def _sparse(
@@ -132,4 +145,6 @@ def _sparse(
             )
     else:
         values = np.ones(len(indices), dtype=np.float32)
-    return ctx.checker.sparse(offsets, indices, values, labels, positions, end)
+    return ctx.checker.sparse(
+        offsets, indices, values, labels, positions, end, label_name=ctx.label_column or LABEL
+    )

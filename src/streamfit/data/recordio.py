@@ -184,7 +184,8 @@ def _gather(buf: Array, s: Array, e: Array) -> Array:
     edges = np.concatenate(([0], np.stack([s, e], axis=1).ravel(), [len(buf)]))
     inside = np.zeros(len(edges) - 1, dtype=bool)
     inside[1::2] = True
-    return buf[np.repeat(inside, np.diff(edges))]
+    out: Array = buf[np.repeat(inside, np.diff(edges))]
+    return out
 
 
 def _varints(b: Array) -> tuple[Array, Array]:
@@ -194,8 +195,8 @@ def _varints(b: Array) -> tuple[Array, Array]:
     size, b = ends - starts + 1, np.concatenate((b, np.zeros(10, dtype=np.uint8)))
     if size.max(initial=1) <= 4:  # below 2**28: 7-bit groups of a uint32
         w = np.ndarray((len(b) - 3,), "<u4", buffer=b, strides=(1,))[starts] & _MASKS[size]
-        w = (w & 0x7F) | (w >> 1 & 0x3F80) | (w >> 2 & 0x1FC000) | (w >> 3 & 0xFE00000)
-        return w.astype(np.uint64), ends
+        v = (w & 0x7F) | (w >> 1 & 0x3F80) | (w >> 2 & 0x1FC000) | (w >> 3 & 0xFE00000)
+        return v.astype(np.uint64), ends
     out = (b[starts] & 0x7F).astype(np.uint64)
     for k in range(1, min(int(size.max()), 10)):
         byte = (b[starts + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
@@ -268,9 +269,10 @@ def record_class() -> Any:
         nested_type=maps,
     )
     value = message("Value", *oneof, oneof_decl=[{"name": "value"}])
-    file = {"name": "streamfit/record.proto", "package": "aialgs.data"}
+    file = descriptor_pb2.FileDescriptorProto(name="streamfit/record.proto", package="aialgs.data")
+    file.message_type.extend(descriptor_pb2.DescriptorProto(**m) for m in [*tensors, value, record])
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(descriptor_pb2.FileDescriptorProto(**file, message_type=[*tensors, value, record]))
+    pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("aialgs.data.Record"))
 
 
@@ -450,11 +452,13 @@ class _Decoder:
         """The chunk of the records ``buf[s:e]``, the first at position ``first``."""
         checker, n = self.ctx.checker, len(s)
         odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
-        for t in (feats, label):  # tensors of several types: re-encode them all as Float32
-            if t is not None and len(np.unique(t.kind[t.kind > 0])) > 1:
+        tensors = [t for t in (feats, label) if t is not None]
+        if odd.any() or any(len(np.unique(t.kind[t.kind > 0])) > 1 for t in tensors):
+            for t in tensors:  # re-encoded records are Float32: one type in the block
                 odd |= (t.kind > 0) & (t.kind != _FLOAT32)
         if odd.any() and broken is None:
-            return self.chunk(*_canonicalize(buf, s, e, odd), first)
+            buf, s, e, broken = _canonicalize(buf, s, e, odd)
+            return self.chunk(buf, s, e, first, broken)
         positions = first + np.arange(n, dtype=np.int64)
         ok, bad = np.ones(n, dtype=bool), []
 
@@ -509,7 +513,7 @@ class _Decoder:
         reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
         keep = np.flatnonzero(ok)
         x = values if len(keep) == n else values[np.repeat(ok, counts)]
-        x = x.astype(np.float32, copy=False).reshape(-1, width)
+        x = x.astype(np.float32, copy=False).reshape(len(keep), width)
         return checker.dense(
             x, None if labels is None else labels[keep], positions[keep], first + n, bad
         )

@@ -45,6 +45,7 @@ from streamfit.algorithms.linear_learner.scaling import (
 from streamfit.algorithms.linear_learner.selection import select
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
+from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, DataError, IncompatibleStateError
@@ -299,8 +300,11 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
     def finalize(self, state: State, **post_training: Any) -> LinearLearnerModel:
         self.check_state(state)
         self.check_post_training(post_training)
-        hp = self.hp.model_copy(update={k: v for k, v in post_training.items() if k != "candidate"})
-        hp = LinearLearnerHyperparameters.model_validate(hp.model_dump())
+        hp = parse_hyperparameters(
+            LinearLearnerHyperparameters,
+            {**self.hp.as_dict(), **{k: v for k, v in post_training.items() if k != "candidate"}},
+            algorithm=self.name,
+        )
         t = state.tensors
         filled = int(state.meta["calib_filled"])
         m, c = hp.resolved_num_models, hp.n_outputs

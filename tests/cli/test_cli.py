@@ -1,0 +1,197 @@
+"""The command line: train, predict, finalize, convert, and exit codes scripts can use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streamfit.cli.main import cli
+from tests.conftest import BinaryFiles
+
+HP = ["--hp", "predictor_type=binary_classifier", "--hp", "num_models=4"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(binary_files: BinaryFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("job")
+    code, stdout, _ = _run(
+        "train",
+        "linear-learner",
+        "--train",
+        str(binary_files.train_csv),
+        "--validation",
+        str(binary_files.validation),
+        "--output",
+        str(out),
+        *HP,
+        "--json",
+    )
+    assert code == 0
+    metrics = json.loads(stdout)
+    assert metrics["validation:roc_auc_score"] > 0.7
+    return out
+
+
+def test_train_writes_the_job_folder(trained: Path) -> None:
+    assert sorted(p.name for p in trained.iterdir()) == ["metrics.json", "model", "state"]
+
+
+@pytest.mark.parametrize("accept", ["jsonl", "csv"])
+def test_predict_answers_in_sagemaker_shapes(
+    trained: Path, binary_files: BinaryFiles, tmp_path: Path, accept: str
+) -> None:
+    out = tmp_path / f"pred.{accept}"
+    code, _, stderr = _run(
+        "predict",
+        str(trained / "model"),
+        "--input",
+        str(binary_files.test),
+        "--labelled",
+        "--output",
+        str(out),
+        "--accept",
+        accept,
+    )
+    assert code == 0, stderr
+    lines = out.read_text().splitlines()
+    if accept == "jsonl":
+        first = json.loads(lines[0])
+        assert set(first) == {"score", "predicted_label"}
+        assert len(lines) == 5000
+    else:
+        assert lines[0] == "score,predicted_label"
+        assert len(lines) == 5001
+
+
+def test_predict_reads_unlabelled_csv_from_stdin(trained: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamfit",
+            "predict",
+            str(trained / "model"),
+            "--input",
+            "-",
+            "--content-type",
+            "text/csv",
+        ],
+        input=b"0,0,0,0,0,0,0,0\n1,2,3,4,5,6,7,8\n",
+        capture_output=True,
+        check=True,
+    )
+    answers = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert len(answers) == 2 and 0 <= answers[0]["score"] <= 1
+
+
+def test_finalize_makes_another_model_from_the_state(trained: Path, tmp_path: Path) -> None:
+    code, stdout, _ = _run(
+        "finalize",
+        str(trained / "state"),
+        "--output",
+        str(tmp_path / "m"),
+        "--hp",
+        "binary_classifier_model_selection_criteria=precision_at_target_recall",
+        "--hp",
+        "target_recall=0.9",
+        "--json",
+    )
+    assert code == 0
+    meta = json.loads(stdout)
+    assert meta["selection"]["criterion"] == "precision_at_target_recall"
+    assert (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_convert_round_trips_between_formats(binary_files: BinaryFiles, tmp_path: Path) -> None:
+    for target in ("x.parquet", "x.jsonl", "x.libsvm", "x.csv.gz"):
+        code, _, stderr = _run("convert", str(binary_files.train_csv), str(tmp_path / target))
+        assert code == 0, stderr
+        assert "20,000 rows" in stderr
+    code, _, _ = _run(
+        "convert", str(tmp_path / "x.libsvm"), str(tmp_path / "y.parquet"), "--feature-dim", "8"
+    )
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["train", "nope", "--train", "x", "--output", "o"], 2, "unknown algorithm 'nope'"),
+        (
+            ["train", "linear-learner", "--train", "missing.csv", "--output", "o", *HP],
+            2,
+            "missing.csv: no such file",
+        ),
+        (
+            [
+                "train",
+                "linear-learner",
+                "--train",
+                "{csv}",
+                "--output",
+                "o",
+                "--hp",
+                "predictor_type=binary_classifier",
+                "--hp",
+                "mini_batch_size=0",
+            ],
+            2,
+            "mini_batch_size",
+        ),
+        (
+            ["train", "linear-learner", "--train", "{bad}", "--output", "o", *HP],
+            3,
+            "line 3, column 2: could not parse 'x'",
+        ),
+        (["finalize", "{bad_state}", "--output", "o"], 4, "state.json"),
+    ],
+)
+def test_errors_have_one_line_and_a_distinct_exit_code(
+    tmp_path: Path, binary_files: BinaryFiles, args: list[str], code: int, message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n0,1,1\n1,x,3\n")
+    bad_state = tmp_path / "state"
+    bad_state.mkdir()
+    (bad_state / "state.json").write_text("{}")
+    (bad_state / "state.safetensors").write_bytes(b"")
+    filled = [a.format(csv=binary_files.train_csv, bad=bad, bad_state=bad_state) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamfit", *filled], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_options_come_from_streamfit_variables(binary_files: BinaryFiles, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n0,1,1\n1,x,3\n0,2,2\n")
+    code, stdout, _ = _run(
+        "train",
+        "linear-learner",
+        "--train",
+        str(bad),
+        "--output",
+        str(tmp_path / "o"),
+        *HP,
+        "--json",
+        env={"STREAMFIT_TRAIN_ON_BAD_ROWS": "skip"},
+    )
+    assert code == 0
+    assert json.loads(stdout)["train:bad_rows"] == 1
+
+
+def test_algorithms_lists_the_registry() -> None:
+    code, stdout, _ = _run("algorithms")
+    assert code == 0 and "linear-learner" in stdout.split()

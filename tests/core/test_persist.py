@@ -1,0 +1,126 @@
+"""State and model folders: round trips, and every kind of damage is a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from streamfit import CorruptStateError, IncompatibleStateError, State, load_model
+from streamfit.algorithms.linear_learner import LinearLearner, LinearLearnerModel
+from streamfit.core.persist import FORMAT_VERSION
+
+
+def _state() -> State:
+    algo = LinearLearner(predictor_type="regressor", num_models=2)
+    state = algo.init_state(3)
+    state.counters["rows"] = 42
+    state.position.rows = 42
+    state.generator.manual_seed(7)
+    torch.rand(3, generator=state.generator)  # advance the generator
+    return state
+
+
+def test_state_round_trip_keeps_everything(tmp_path: Path) -> None:
+    state = _state()
+    state.save(tmp_path / "s")
+    loaded = State.load(tmp_path / "s", "linear-learner")
+    assert loaded.algorithm == state.algorithm
+    assert loaded.hyperparameters == state.hyperparameters
+    assert loaded.counters == state.counters and loaded.position == state.position
+    assert loaded.meta == state.meta
+    for key, value in state.tensors.items():
+        assert torch.equal(value, loaded.tensors[key]) and value.dtype == loaded.tensors[key].dtype
+    # the random stream continues where it stopped
+    assert torch.equal(
+        torch.rand(5, generator=state.generator), torch.rand(5, generator=loaded.generator)
+    )
+
+
+def test_saving_again_replaces_the_folder_atomically(tmp_path: Path) -> None:
+    state = _state()
+    state.save(tmp_path / "s")
+    state.counters["rows"] = 99
+    state.save(tmp_path / "s")
+    assert State.load(tmp_path / "s").counters["rows"] == 99
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_files_are_safetensors_and_json_never_pickle(tmp_path: Path) -> None:
+    _state().save(tmp_path / "s")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["state.json", "state.safetensors"]
+    doc = json.loads((tmp_path / "s" / "state.json").read_text())
+    assert doc["format"] == "streamfit-state" and doc["format_version"] == FORMAT_VERSION
+    assert doc["position"] == {"epoch": 0, "rows": 42}
+    raw = (tmp_path / "s" / "state.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert header["weight"] == {
+        "dtype": "F32",
+        "shape": [3, 2],
+        "data_offsets": header["weight"]["data_offsets"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "match"),
+    [
+        (
+            lambda d: (d / "state.safetensors").write_bytes(
+                (d / "state.safetensors").read_bytes()[:50]
+            ),
+            CorruptStateError,
+            "do not match the checksum",
+        ),
+        (lambda d: (d / "state.json").write_text("{not json"), CorruptStateError, "not valid JSON"),
+        (lambda d: (d / "state.json").unlink(), CorruptStateError, "missing"),
+        (lambda d: (d / "state.safetensors").unlink(), CorruptStateError, "missing"),
+        (
+            lambda d: _edit_json(d, format_version=FORMAT_VERSION + 1),
+            IncompatibleStateError,
+            "newer streamfit",
+        ),
+        (
+            lambda d: _edit_json(d, format="something-else"),
+            CorruptStateError,
+            "not a streamfit state",
+        ),
+        (lambda d: _edit_json(d, position=None), CorruptStateError, "incomplete state"),
+    ],
+)
+def test_damaged_state_is_a_clear_error_naming_the_file(
+    tmp_path: Path, damage, error, match
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "s"
+    _state().save(folder)
+    damage(folder)
+    with pytest.raises(error, match=match) as info:
+        State.load(folder)
+    assert str(folder) in str(info.value)
+
+
+def _edit_json(folder: Path, **changes: object) -> None:
+    doc = json.loads((folder / "state.json").read_text())
+    doc.update(changes)
+    (folder / "state.json").write_text(json.dumps(doc))
+
+
+def test_a_state_of_another_algorithm_is_refused(tmp_path: Path) -> None:
+    _state().save(tmp_path / "s")
+    with pytest.raises(IncompatibleStateError, match="belongs to algorithm 'linear-learner'"):
+        State.load(tmp_path / "s", "kmeans")
+
+
+def test_model_round_trip_and_loading_by_name(tmp_path: Path) -> None:
+    model = LinearLearnerModel(
+        {"weight": torch.randn(3, 1), "bias": torch.zeros(1)},
+        {"predictor_type": "regressor", "loss": "squared_loss", "n_features": 3},
+    )
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, LinearLearnerModel)
+    x = torch.randn(4, 3)
+    assert torch.equal(model.predict(x)["score"], loaded.predict(x)["score"])
+    with pytest.raises(CorruptStateError, match="not a readable streamfit model"):
+        load_model(tmp_path / "nowhere")
