@@ -1,8 +1,9 @@
 """Feature and label scaling, class weights, and the conversions that merging and
 finalising need between a state's normalised space and raw features.
 
-Dense features are centred and scaled to unit variance; sparse ones are only scaled (by their
-root mean square), so that zeros stay zero and batches stay sparse.
+Dense features are centred and scaled to unit variance. Sparse rows are only scaled, all by one
+factor that gives them unit root-mean-square norm, so that zeros stay zero and rare features are
+not blown up.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ def fit_scaler(
     state.meta["scaler_rows"] = n
     if normalize_data and n:
         if batches[0].is_sparse:
-            sq = torch.zeros(state.n_features, dtype=torch.float64, device=device)
-            for b in batches:
-                assert isinstance(b.features, CSR)
-                feats = b.features.to(device)
-                sq.index_add_(0, feats.indices, feats.values.double() ** 2)
-            rms = (sq / n).sqrt()
-            t["x_scale"] = torch.where(rms > 0, rms, 1.0).float()
+            # One scale for all features (the root mean square row norm): per-feature scaling
+            # of rare one-hot features multiplies them by hundreds, and every optimiser step
+            # on them overshoots.
+            sq = sum(float((b.features.values.double() ** 2).sum()) for b in batches
+                     if isinstance(b.features, CSR))
+            rms = (sq / n) ** 0.5
+            t["x_scale"] = torch.full_like(t["x_scale"], rms if rms > 0 else 1.0)
         else:
             x = torch.cat([b.dense_features().to(device) for b in batches]).double()
             mean = x.mean(0)

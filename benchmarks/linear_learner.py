@@ -1,0 +1,350 @@
+"""Linear Learner against the peers a user would pick instead, on the same files, in one run.
+
+    python benchmarks/linear_learner.py [--rows 2000000] [--only dense|sparse] [--with-slow]
+
+Data (generated deterministically, cached under benchmarks/data/):
+- dense: 2,000,000 x 100 float32 rows, features of mixed scale and mean, labels drawn from a
+  known logistic model (best possible AUC about 0.93), as Parquet, CSV and VW text;
+- sparse: 2,000,000 click-like rows, 30 categorical fields with Zipf-distributed ids one-hot in
+  2^20 columns, as libsvm, Parquet and VW text.
+Each contender runs in its own process; the parent measures whole-process wall time (start-up
+and imports included, test scoring excluded) and peak RSS, and scores every model with the same
+exact ROC AUC and log-loss on the same 200,000 test rows. The floor is reading the file into
+batches plus one matrix-vector product per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+BATCH = 1000
+D_DENSE = 100
+D_SPARSE = 1 << 20
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def _tasks() -> dict[str, Any]:
+    from streamfit.datagen import linear_task, sparse_click_task
+
+    return {
+        "dense": linear_task(D_DENSE, "binary", seed=11, signal=3.5),
+        "sparse": sparse_click_task(D_SPARSE, nnz=30, seed=12),
+    }
+
+
+def _write_vw(path: Path, batches: Any) -> None:
+    """VW text: ``1 |f 3:0.5 7:1`` (labels -1/1); dense rows list every feature."""
+    with path.open("w") as f:
+        for batch in batches:
+            labels = batch.column("label").to_numpy()
+            if "indices" in batch.schema.names:
+                idx = batch.column("indices")
+                offsets = idx.offsets.to_numpy()
+                flat = idx.flatten().to_numpy()
+                for i, y in enumerate(labels):
+                    feats = " ".join(f"{j}" for j in flat[offsets[i] : offsets[i + 1]])
+                    f.write(f"{1 if y > 0.5 else -1} |f {feats}\n")
+            else:
+                x = batch.column("features").flatten().to_numpy().reshape(len(labels), -1)
+                names = [f"{j}:" for j in range(x.shape[1])]
+                for y, row in zip(labels, x, strict=True):
+                    feats = " ".join(n + f"{v:.6g}" for n, v in zip(names, row, strict=True))
+                    f.write(f"{1 if y > 0.5 else -1} |f {feats}\n")
+
+
+FORMATS = {"dense": ("parquet", "csv", "vw"), "sparse": ("parquet", "libsvm", "vw")}
+SPLITS = (("train", 0), ("test", 10**12))
+TEST_ROWS = 200_000
+
+
+def paths(rows: int) -> dict[str, dict[str, Path]]:
+    """The data files, by kind and ``split.format`` (nothing imported, nothing written)."""
+    return {
+        kind: {
+            f"{split}.{fmt}": DATA / f"{kind}-{rows}-{split}.{fmt}"
+            for split, _ in SPLITS
+            for fmt in formats
+        }
+        for kind, formats in FORMATS.items()
+    }
+
+
+def make_data(rows: int) -> dict[str, dict[str, Path]]:
+    DATA.mkdir(parents=True, exist_ok=True)
+    files = paths(rows)
+    for kind, task in _tasks().items():
+        for split, offset in SPLITS:
+            n = rows if split == "train" else TEST_ROWS
+            for fmt in FORMATS[kind]:
+                path = files[kind][f"{split}.{fmt}"]
+                if path.exists():
+                    continue
+                started = time.perf_counter()
+                tmp = path.with_suffix(path.suffix + ".tmp")
+                blocks = task.blocks(n, block=50_000, offset=offset)
+                if fmt == "vw":
+                    _write_vw(tmp, blocks)
+                else:
+                    _write(tmp, fmt, blocks)
+                tmp.rename(path)
+                print(f"  wrote {path.name} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return files
+
+
+def _write(path: Path, fmt: str, blocks: Any) -> None:
+    from streamfit.data.writers import WRITERS
+
+    with path.open("wb") as f:
+        WRITERS[fmt](blocks, f)
+
+
+# -- contenders (each runs in a child process) -----------------------------------------------
+
+
+def _test_arrays(path: Path, sparse: bool) -> tuple[Any, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    y = table.column("label").to_numpy()
+    if sparse:
+        import scipy.sparse as sp
+
+        idx = table.column("indices").combine_chunks()
+        offsets = idx.offsets.to_numpy()
+        indices = idx.flatten().to_numpy()
+        values = table.column("values").combine_chunks().flatten().to_numpy()
+        x = sp.csr_matrix((values, indices, offsets), shape=(len(y), D_SPARSE))
+        return x, y
+    x = table.column("features").combine_chunks().flatten().to_numpy().reshape(len(y), -1)
+    return x, y
+
+
+def _floor(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+    import torch
+
+    from streamfit import Batcher, SourceOptions, open_source
+    from streamfit.algorithms.linear_learner.model import linear_scores
+
+    torch.set_num_threads(1)
+    d = D_SPARSE if sparse else D_DENSE
+    w = torch.randn(d, 1)
+    b = torch.zeros(1)
+    opts = SourceOptions(max_index=d if sparse else None)
+    total = 0.0
+    for batch in Batcher(open_source(str(train), opts), BATCH, n_features=d):
+        total += float(linear_scores(batch.features, w, b).sum())
+    return (lambda: np.full(TEST_ROWS, 0.5)), {"checksum": total}
+
+
+def _streamfit(train: Path, test: Path, sparse: bool, **hp: Any) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+    import torch
+
+    from streamfit import Batcher, SourceOptions, open_source, train as fit
+
+    params = {"predictor_type": "binary_classifier", "num_models": 32, "mini_batch_size": BATCH}
+    if sparse:
+        params["feature_dim"] = D_SPARSE
+    params.update(hp)
+    result = fit("linear-learner", str(train), hyperparameters=params, progress=False)
+    model = result.model
+
+    def score() -> np.ndarray:
+        opts = SourceOptions(max_index=D_SPARSE if sparse else None)
+        out = []
+        with torch.inference_mode():
+            for batch in Batcher(open_source(str(test), opts), 50_000, n_features=model.meta["n_features"]):
+                out.append(model.predict(batch.features)["score"].numpy())
+        return np.concatenate(out)
+
+    meta = {k: model.meta[k] for k in ("candidate", "learning_rate", "wd", "l1", "threshold")}
+    return score, {"rows_per_second_inside": result.metrics["train:rows_per_second"], **meta}
+
+
+def _sgd(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+    from sklearn.linear_model import SGDClassifier
+
+    clf = SGDClassifier(loss="log_loss", random_state=0)
+    if sparse:
+        from sklearn.datasets import load_svmlight_file
+
+        size = train.stat().st_size
+        step = 64 << 20
+        for offset in range(0, size, step):
+            x, y = load_svmlight_file(str(train), n_features=D_SPARSE, offset=offset, length=step, zero_based=True)
+            clf.partial_fit(x, y, classes=[0.0, 1.0])
+    else:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(train)
+        for group in range(pf.num_row_groups):
+            t = pf.read_row_group(group)
+            y = t.column("label").to_numpy()
+            x = t.column("features").combine_chunks().flatten().to_numpy().reshape(len(y), -1)
+            clf.partial_fit(x, y, classes=[0.0, 1.0])
+    x_test, _ = _test_arrays(test, sparse)
+    return (lambda: clf.predict_proba(x_test)[:, 1]), {}
+
+
+def _logreg(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _test_arrays(train, sparse)
+    clf = LogisticRegression(max_iter=200).fit(x, y)
+    x_test, _ = _test_arrays(test, sparse)
+    return (lambda: clf.predict_proba(x_test)[:, 1]), {}
+
+
+def _vw(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+    import tempfile
+
+    import vowpalwabbit
+
+    folder = Path(tempfile.mkdtemp())
+    model = folder / "model.vw"
+    bits = 20 if sparse else 18
+    ws = vowpalwabbit.Workspace(f"-d {train} --loss_function logistic -b {bits} -f {model} --quiet")
+    ws.run_parser()
+    ws.finish()
+
+    def score() -> np.ndarray:
+        preds = folder / "preds.txt"
+        tester = vowpalwabbit.Workspace(
+            f"-t -i {model} -d {test} --link logistic -p {preds} --quiet"
+        )
+        tester.run_parser()
+        tester.finish()
+        return np.loadtxt(preds)
+
+    return score, {}
+
+
+CONTENDERS: dict[str, tuple[str, str, Callable[..., Any], dict[str, Any]]] = {
+    # name: (kind, train file key, function, extra keyword arguments)
+    "floor, Parquet -> batches + matvec": ("dense", "train.parquet", _floor, {}),
+    "floor, CSV -> batches + matvec": ("dense", "train.csv", _floor, {}),
+    "streamfit, 32 models, Parquet": ("dense", "train.parquet", _streamfit, {}),
+    "streamfit, 32 models, CSV": ("dense", "train.csv", _streamfit, {}),
+    "scikit-learn SGD, one pass": ("dense", "train.parquet", _sgd, {}),
+    "Vowpal Wabbit, one pass (text)": ("dense", "train.vw", _vw, {}),
+    "scikit-learn LogisticRegression, in memory": ("dense", "train.parquet", _logreg, {}),
+    "floor, libsvm -> batches + matvec": ("sparse", "train.libsvm", _floor, {}),
+    "floor, sparse Parquet -> batches + matvec": ("sparse", "train.parquet", _floor, {}),
+    "streamfit, 32 models, libsvm": ("sparse", "train.libsvm", _streamfit, {}),
+    "streamfit, 32 models, Parquet ": ("sparse", "train.parquet", _streamfit, {}),
+    "Vowpal Wabbit, one pass (text) ": ("sparse", "train.vw", _vw, {}),
+    "scikit-learn SGD, one pass from libsvm": ("sparse", "train.libsvm", _sgd, {}),
+    "scikit-learn LogisticRegression, in memory ": ("sparse", "train.parquet", _logreg, {}),
+}
+SLOW = {"scikit-learn SGD, one pass from libsvm", "scikit-learn LogisticRegression, in memory "}
+
+
+def child(name: str, rows: int) -> None:
+    """Train one contender, then score the test set (timed separately)."""
+    kind, key, fn, extra = CONTENDERS[name]
+    files = paths(rows)[kind]
+    test = files["test.vw"] if fn is _vw else files["test.parquet"]
+    started = time.perf_counter()
+    score, info = fn(files[key], test, kind == "sparse", **extra)
+    trained = time.perf_counter()
+    p = score()
+    scoring = time.perf_counter() - trained
+    out: dict[str, Any] = {"train_seconds_inside": trained - started, "scoring_seconds": scoring, **info}
+    if not name.startswith("floor"):
+        import pyarrow.parquet as pq
+        from sklearn.metrics import log_loss, roc_auc_score
+
+        y = pq.read_table(files["test.parquet"], columns=["label"]).column("label").to_numpy()
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        out["auc"] = float(roc_auc_score(y, p))
+        out["log_loss"] = float(log_loss(y, p))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run(name: str, rows: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", name, "--rows", str(rows)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        return {"name": name, "error": f"exit status {status}"}
+    line = next(l for l in output.splitlines() if l.startswith("RESULT "))
+    doc = json.loads(line[len("RESULT ") :])
+    doc["name"] = name
+    doc["wall"] = wall - doc["scoring_seconds"]
+    doc["rows_per_second"] = rows / doc["wall"]
+    doc["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return doc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--only", choices=["dense", "sparse"])
+    parser.add_argument("--with-slow", action="store_true", help="also the slow sparse peers")
+    parser.add_argument("--child")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.rows)
+        return
+    print(f"data: {args.rows:,} training rows per set (cached in {DATA})", flush=True)
+    make_data(args.rows)
+    results = []
+    for name, (kind, *_rest) in CONTENDERS.items():
+        if (args.only and kind != args.only) or (name in SLOW and not args.with_slow):
+            continue
+        print(f"running {kind}: {name.strip()} ...", flush=True)
+        doc = run(name, args.rows)
+        doc["kind"] = kind
+        results.append(doc)
+        print("  " + json.dumps(doc), flush=True)
+    _report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def _report(results: list[dict[str, Any]]) -> None:
+    for kind in ("dense", "sparse"):
+        rows = [r for r in results if r.get("kind") == kind]
+        if not rows:
+            continue
+        floor = next((r["wall"] for r in rows if r["name"].startswith("floor")), None)
+        print(f"\n| {kind} | wall s | x floor | rows/s | peak RSS MB | test AUC | log-loss |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            if "error" in r:
+                print(f"| {r['name'].strip()} | {r['error']} |")
+                continue
+            ratio = f"{r['wall'] / floor:.2f}" if floor else "-"
+            auc = f"{r['auc']:.4f}" if "auc" in r else "-"
+            ll = f"{r['log_loss']:.4f}" if "log_loss" in r else "-"
+            print(
+                f"| {r['name'].strip()} | {r['wall']:.1f} | {ratio} | {r['rows_per_second']:,.0f} "
+                f"| {r['peak_rss_mb']:.0f} | {auc} | {ll} |"
+            )
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
