@@ -241,10 +241,6 @@ def test_skip_with_blank_lines_and_bad_rows(tmp_path: Path, k: int) -> None:
         np.testing.assert_array_equal(resumed.x, full.x[keep])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a dense chunk of only bad rows before the width is known cannot be made",
-)
 def test_first_block_of_only_bad_rows(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "d.jsonl", ["[]", GOOD[0]])
     got = read(path, on_bad_rows="skip", block_bytes=4)

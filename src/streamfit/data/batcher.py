@@ -177,7 +177,7 @@ class Batcher:
                 )
             return _Piece(None, sparse_arrays(chunk.batch), labels, chunk.positions)
         x = dense_arrays(chunk.batch)
-        if self.n_features is None:
+        if self.n_features is None and len(x):
             self.n_features = int(x.shape[1])
         return _Piece(x, None, labels, chunk.positions)
 

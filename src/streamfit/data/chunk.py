@@ -58,7 +58,9 @@ class Chunk:
 def dense_record_batch(x: np.ndarray, labels: np.ndarray | None) -> pa.RecordBatch:
     """A canonical dense batch from an ``(n, d)`` float32 array and optional labels."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    d = x.shape[1]
+    # A chunk of only bad rows may come before the width is known; Arrow needs some width.
+    d = max(x.shape[1], 1) if len(x) == 0 else x.shape[1]
+    x = x.reshape(len(x), d)
     feats = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), d)
     if labels is None:
         return pa.RecordBatch.from_arrays([feats], [FEATURES])

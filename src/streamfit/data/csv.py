@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from streamfit.data.chunk import Chunk
-from streamfit.data.text import ReadContext, line_blocks, record_lines
+from streamfit.data.text import ReadContext, parse_blocks, record_lines
 from streamfit.errors import DataError
 
 __all__ = ["read_csv"]
@@ -77,20 +77,18 @@ def read_csv(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
             return 0
         layout = _header_layout(header, ctx)
         first, skip = 1, max(0, skip - 1)
-    blocks = line_blocks(stream, skip, ctx.block_bytes)
-    while True:
-        try:
-            block, line = next(blocks)
-        except StopIteration as stop:
-            return first + int(stop.value)
-        line += first
+
+    def parse(block: bytes, start: int) -> Chunk | None:
+        nonlocal layout
         if layout is None:
             stripped = block.lstrip()
             if not stripped:
-                continue  # blank lines only: no row to take the width from yet
+                return None  # blank lines only: no row to take the width from yet
             layout = _plain_layout(stripped[: stripped.find(b"\n")], ctx)
-        checker.fix_width(len(layout.feature_index), ctx.offset + line)
-        yield _parse_block(block, ctx.offset + line, layout, ctx)
+        checker.fix_width(len(layout.feature_index), start)
+        return _parse_block(block, start, layout, ctx)
+
+    return (yield from parse_blocks(stream, ctx, parse, skip, first))
 
 
 def _parse_block(block: bytes, start: int, layout: _Layout, ctx: ReadContext) -> Chunk:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
-from streamfit.data.text import ReadContext, line_blocks, record_lines
+from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_jsonl"]
 
@@ -27,18 +27,16 @@ def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int
     checker.enter(checker.file, ctx.offset, "line")
     label = ctx.label_column or LABEL
     sparse: bool | None = None
-    blocks = line_blocks(stream, ctx.skip, ctx.block_bytes)
-    while True:
-        try:
-            block, line = next(blocks)
-        except StopIteration as stop:
-            return int(stop.value)
-        start = ctx.offset + line
+
+    def parse(block: bytes, start: int) -> Chunk | None:
+        nonlocal sparse
         if sparse is None:
             sparse = _first_is_sparse(block)
             if sparse is None:
-                continue  # blank lines only: no record to tell the layout yet
-        yield _parse_block(block, start, sparse, label, ctx)
+                return None  # blank lines only: no record to tell the layout yet
+        return _parse_block(block, start, sparse, label, ctx)
+
+    return (yield from parse_blocks(stream, ctx, parse, ctx.skip))
 
 
 def _first_is_sparse(block: bytes) -> bool | None:

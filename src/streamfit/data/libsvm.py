@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from streamfit.data.chunk import Chunk
-from streamfit.data.text import ReadContext, line_blocks, record_lines
+from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_libsvm"]
 
@@ -33,13 +33,11 @@ _MARK = -1
 def read_libsvm(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
     """Yield sparse chunks of a libsvm stream; returns the number of lines read."""
     ctx.checker.enter(ctx.checker.file, ctx.offset, "line")
-    blocks = line_blocks(stream, ctx.skip, ctx.block_bytes)
-    while True:
-        try:
-            block, line = next(blocks)
-        except StopIteration as stop:
-            return int(stop.value)
-        yield _parse_block(block, ctx.offset + line, ctx)
+    return (
+        yield from parse_blocks(
+            stream, ctx, lambda block, start: _parse_block(block, start, ctx), ctx.skip
+        )
+    )
 
 
 def _parse_block(block: bytes, start: int, ctx: ReadContext) -> Chunk:

@@ -1,43 +1,34 @@
 """SageMaker RecordIO-protobuf (``application/x-recordio-protobuf``), read and written.
 
 Each record is framed as little-endian uint32 magic ``0xced7230a``, uint32 length (its top three
-bits are MXNet's multi-part flags), the payload and zero padding to a multiple of 4 bytes. The
-payload is an ``aialgs.data.Record``: ``features["values"]`` holds a Float32, Float64 or Int32
-tensor of ``values`` (dense) or ``keys`` + ``values`` + ``shape`` (sparse), ``label["values"]``
-the label.
+bits are MXNet's multi-part flags, which the SageMaker SDK never sets), the payload and zero
+padding to a multiple of 4 bytes. The payload is an ``aialgs.data.Record`` (the SDK's
+record.proto): ``features["values"]`` holds a Float32, Float64 or Int32 tensor of ``values``
+(dense) or ``keys`` + ``values`` + ``shape`` (sparse); ``label["values"]`` the label.
 
-Reading decodes a block of records at once with numpy, the n-th field of every record together,
-for records laid out as protobuf serializes them (what the SageMaker SDK writes). A record laid
-out otherwise (unpacked or repeated fields, other map keys) is parsed by the protobuf runtime and
-re-encoded in that layout first.
+The protobuf wire format is decoded by hand, a block of records at once with numpy (the n-th
+field of every record together): many times faster than the protobuf runtime, which builds
+Python objects per record. Records are read as protobuf serializes them, which is how the SDK
+writes them (fields in order, packed, one "values" entry; uid and metadata ignored); a record
+laid out otherwise is a bad row.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 from numpy.lib.stride_tricks import as_strided
 
-from streamfit.data.chunk import (
-    FEATURES,
-    Chunk,
-    dense_arrays,
-    is_sparse,
-    labels_array,
-    sparse_arrays,
-)
+from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, sparse_arrays
 from streamfit.data.text import ReadContext
 
-__all__ = ["MAGIC", "read_recordio", "record_class", "write_recordio"]
+__all__ = ["MAGIC", "read_recordio", "write_recordio"]
 
 Array = npt.NDArray[Any]
 
@@ -51,6 +42,7 @@ _KINDS = (_FLOAT32, _FLOAT64, _INT32)
 _PAD = bytes(16)  # after a block, so that vectorized reads may run past its end
 _MASKS = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype=np.uint32)
 _SMALL = [bytes((i,)) for i in range(128)]
+_Why = str | Callable[[int], str]  # a bad record's message, or how to make it from its index
 
 
 # -- framing ---------------------------------------------------------------------------------
@@ -103,6 +95,9 @@ class _Tensor(NamedTuple):
     ke: Array
     ss: Array
     se: Array
+
+
+_Parsed = tuple[Array, _Tensor, "_Tensor | None"]  # odd records, features, label
 
 
 def _varint_at(buf: Array, pos: Array) -> tuple[Array, Array, Array]:
@@ -167,7 +162,7 @@ def _tensor(buf: Array, s: Array, e: Array, odd: Array) -> _Tensor:
     for start, stop, varint in ((vs, ve, kind == _INT32), (ks, ke, True), (ss, se, True)):
         wrong |= varint & (stop > start) & (buf[np.maximum(stop - 1, 0)] >= 0x80)
     odd |= wrong != 0
-    return _Tensor(kind, vs, ve, ks, ke, ss, se)
+    return _Tensor(*(np.where(odd, 0, a) for a in (kind, vs, ve, ks, ke, ss, se)))
 
 
 def _positions(s: Array, e: Array, step: int = 1) -> tuple[Array, Array]:
@@ -198,107 +193,45 @@ def _varints(b: Array) -> tuple[Array, Array]:
         v = (w & 0x7F) | (w >> 1 & 0x3F80) | (w >> 2 & 0x1FC000) | (w >> 3 & 0xFE00000)
         return v.astype(np.uint64), ends
     out = (b[starts] & 0x7F).astype(np.uint64)
-    for k in range(1, min(int(size.max()), 10)):
+    for k in range(1, min(int(size.max(initial=1)), 10)):
         byte = (b[starts + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
         out |= np.where(size > k, byte, np.uint64(0))
     return out, ends
 
 
 def _values(buf: Array, kind: int, s: Array, e: Array) -> tuple[Array, Array]:
-    """The numbers of the packed fields ``buf[s:e]`` of one type, and their counts."""
+    """The numbers of the packed fields ``buf[s:e]`` of one type (floats: float32), and counts."""
     if kind in (_FLOAT32, _FLOAT64):
         size = 4 if kind == _FLOAT32 else 8
         counts, step = (e - s) // size, int(s[1] - s[0]) if len(s) > 1 else 0
         if len(s) and (counts == counts[0]).all() and (np.diff(s) == step).all():  # dense rows
             items = np.ndarray((len(buf) - size + 1,), f"<f{size}", buffer=buf, strides=(1,))
             shape = (len(s), int(counts[0]))
-            return as_strided(items[s[0] :], shape, (step, size)).reshape(-1), counts
-        return _gather(buf, s, e).view(f"<f{size}"), counts
+            values = as_strided(items[s[0] :], shape, (step, size)).reshape(-1)
+        else:
+            values = _gather(buf, s, e).view(f"<f{size}")
+        with np.errstate(over="ignore"):  # float64 beyond float32: inf, which the checker reports
+            return values.astype(np.float32, copy=False), counts
     values, ends = _varints(_gather(buf, s, e))
     counts = np.diff(np.searchsorted(ends, np.concatenate(([0], np.cumsum(e - s)))))
     return values.view(np.int64) if kind == _INT32 else values, counts
 
 
-# -- the protobuf runtime, for records the fast path does not read -----------------------------
-
-
-@cache
-def record_class() -> Any:
-    """The ``aialgs.data.Record`` message class, built at runtime from its descriptor.
-
-    Only what is read is described: ``Bytes`` values and the string fields parse as unknown.
-    """
-    F = descriptor_pb2.FieldDescriptorProto
-    rep, opt, msg = F.LABEL_REPEATED, F.LABEL_OPTIONAL, F.TYPE_MESSAGE
-
-    def field(name: str, number: int, type_: int, label: int = rep, ref: str = "") -> Any:
-        f: dict[str, Any] = {"name": name, "number": number, "type": type_, "label": label}
-        if ref:
-            f["type_name"] = f".aialgs.data.{ref}"
-        elif label == rep:
-            f["options"] = {"packed": True}
-        return f
-
-    def message(name: str, *fields: Any, **more: Any) -> Any:
-        return {"name": name, "field": list(fields), **more}
-
-    types = (
-        ("Float32", F.TYPE_FLOAT, 2),
-        ("Float64", F.TYPE_DOUBLE, 3),
-        ("Int32", F.TYPE_INT32, 7),
-    )
-    tensors = [
-        message(
-            f"{name}Tensor",
-            field("values", 1, type_),
-            field("keys", 2, F.TYPE_UINT64),
-            field("shape", 3, F.TYPE_UINT64),
-        )
-        for name, type_, _ in types
-    ]
-    oneof = [
-        field(f"{name.lower()}_tensor", n, msg, opt, f"{name}Tensor") | {"oneof_index": 0}
-        for name, _, n in types
-    ]
-    kv = field("key", 1, F.TYPE_STRING, opt), field("value", 2, msg, opt, "Value")
-    maps = [message(f"{n}Entry", *kv, options={"map_entry": True}) for n in ("Features", "Label")]
-    record = message(
-        "Record",
-        field("features", 1, msg, rep, "Record.FeaturesEntry"),
-        field("label", 2, msg, rep, "Record.LabelEntry"),
-        nested_type=maps,
-    )
-    value = message("Value", *oneof, oneof_decl=[{"name": "value"}])
-    file = descriptor_pb2.FileDescriptorProto(name="streamfit/record.proto", package="aialgs.data")
-    file.message_type.extend(descriptor_pb2.DescriptorProto(**m) for m in [*tensors, value, record])
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("aialgs.data.Record"))
-
-
-def _canonical(payload: bytes) -> bytes | None:
-    """A record re-encoded in the layout the fast path reads; None if it is not a Record."""
-    record = record_class()()
-    try:
-        record.ParseFromString(payload)
-    except DecodeError:
-        return None
-    feats, label = _runtime_tensor(record.features), _runtime_tensor(record.label)
-    lab = None if label is None or not label.values else struct.pack("<f", label.values[0])
-    if feats is None:
-        return _record(None, b"", b"", lab)
-    values = np.asarray(feats.values, dtype="<f4").tobytes()
-    keys = _varint_array(np.asarray(feats.keys, dtype=np.uint64))[0]
-    shape = b"".join(_varint(int(n)) for n in feats.shape)
-    return _record(values, keys, shape, lab)
-
-
-def _runtime_tensor(entries: Any) -> Any:
-    if "values" not in entries:
-        return None
-    value = entries["values"]
-    which = value.WhichOneof("value")
-    return None if which in (None, "bytes") else getattr(value, which)
+def _floats(buf: Array, t: _Tensor) -> tuple[Array, Array]:
+    """Each record's tensor values as float32 (tensors of any types), and their counts."""
+    kinds = [int(k) for k in np.unique(t.kind) if k]
+    if len(kinds) <= 1:
+        values, counts = _values(buf, kinds[0] if kinds else _FLOAT32, t.vs, t.ve)
+        return values.astype(np.float32, copy=False), counts
+    counts, parts = np.zeros(len(t.kind), dtype=np.int64), []
+    for kind in kinds:
+        sel = t.kind == kind
+        values, counts[sel] = _values(buf, kind, t.vs[sel], t.ve[sel])
+        parts.append((sel, values))
+    out, at = np.empty(int(counts.sum()), dtype=np.float32), np.cumsum(counts) - counts
+    for sel, values in parts:
+        out[_positions(at[sel], at[sel] + counts[sel])[0]] = values
+    return out, counts
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -401,25 +334,29 @@ def read_recordio(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, 
             if carry:
                 message = f"truncated record: {len(carry)} bytes at the end of the stream"
                 raise ctx.checker.error(ctx.offset + index, None, message)
+            if decoder.pending and ctx.checker.n_features:  # a chunk to carry them if it can
+                x, no = np.empty((0, ctx.checker.n_features), np.float32), np.empty(0, np.int64)
+                labels = no.astype(np.float32) if ctx.checker.labelled else None
+                yield ctx.checker.dense(x, labels, no, ctx.offset + index, decoder.pending)
             return index
         want = max(ctx.block_bytes, len(carry))  # a record larger than a block: read it whole
         first, index = index, index + len(starts)
         drop = min(len(starts), max(0, ctx.skip - first))
         if drop < len(starts):
             buf = np.frombuffer(block, dtype=np.uint8)
-            yield decoder.chunk(buf, starts[drop:], ends[drop:], ctx.offset + first + drop)
+            chunk = decoder.chunk(buf, starts[drop:], ends[drop:], ctx.offset + first + drop)
+            if chunk is not None:
+                yield chunk
 
 
-def _parse(buf: Array, s: Array, e: Array, labelled: bool) -> tuple[Array, _Tensor, _Tensor | None]:
+def _parse(buf: Array, s: Array, e: Array, labelled: bool) -> _Parsed:
     """Where the features and label of each record lie; ``odd``: records laid out otherwise."""
     odd = np.zeros(len(s), dtype=bool)
     (fs, fe), (ls, le) = _fields(buf, s, e, odd, (0x0A, 0x12), skip=(0x1A, 0x22, 0x2A))
     return odd, _tensor(buf, fs, fe, odd), _tensor(buf, ls, le, odd) if labelled else None
 
 
-def _parse_alike(
-    buf: Array, s: Array, e: Array, labelled: bool
-) -> tuple[Array, _Tensor, _Tensor | None]:
+def _parse_alike(buf: Array, s: Array, e: Array, labelled: bool) -> _Parsed:
     """``_parse``, of the first record only if all have its bytes but for float values."""
     n, size, step = len(s), int(e[0] - s[0]), int(s[1] - s[0]) if len(s) > 1 else 0
     if n > 2 and (e - s == size).all() and (np.diff(s) == step).all():
@@ -445,90 +382,64 @@ class _Decoder:
 
     ctx: ReadContext
     sparse: bool | None = None
+    pending: list[int] = field(default_factory=list)  # bad records before the first good one
 
-    def chunk(
-        self, buf: Array, s: Array, e: Array, first: int, broken: Array | None = None
-    ) -> Chunk:
-        """The chunk of the records ``buf[s:e]``, the first at position ``first``."""
+    def chunk(self, buf: Array, s: Array, e: Array, first: int) -> Chunk | None:
+        """The chunk of the records ``buf[s:e]``, the first at position ``first``.
+
+        None while no record was good: its kind is not known yet (bad ones wait in pending).
+        """
         checker, n = self.ctx.checker, len(s)
         odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
-        tensors = [t for t in (feats, label) if t is not None]
-        if odd.any() or any(len(np.unique(t.kind[t.kind > 0])) > 1 for t in tensors):
-            for t in tensors:  # re-encoded records are Float32: one type in the block
-                odd |= (t.kind > 0) & (t.kind != _FLOAT32)
-        if odd.any() and broken is None:
-            buf, s, e, broken = _canonicalize(buf, s, e, odd)
-            return self.chunk(buf, s, e, first, broken)
         positions = first + np.arange(n, dtype=np.int64)
         ok, bad = np.ones(n, dtype=bool), []
 
-        def reject(
-            rows: Array, why: str | Callable[[int], str], field: str | None = FEATURES
-        ) -> None:
+        def reject(rows: Array, why: _Why, name: str | None = "features") -> None:
             for i in np.flatnonzero(rows):
-                checker.bad(int(positions[i]), field, why(int(i)) if callable(why) else why)
+                checker.bad(int(positions[i]), name, why(int(i)) if callable(why) else why)
                 bad.append(int(positions[i]))
             ok[rows] = False
 
-        reject(odd if broken is None else odd | broken, "not a RecordIO-protobuf Record", None)
+        reject(odd, "not a Record as protobuf writes it (SageMaker's layout)", None)
         reject(ok & (feats.kind == 0), 'no "values" feature tensor')
+        values, counts = _floats(buf, feats)
         sparse = (feats.ke > feats.ks) | (feats.se > feats.ss)
-        if self.sparse is None and ok.any():
-            self.sparse = bool(sparse[np.argmax(ok)])
-        values, counts = _values(
-            buf, int(feats.kind.max(initial=0)) or _FLOAT32, feats.vs, feats.ve
-        )
+        telling = ok & (sparse | (counts > 0))  # an empty dense row says nothing
+        if self.sparse is None and telling.any():
+            self.sparse = bool(sparse[np.argmax(telling)])
+        if self.sparse is None:  # no record with values yet
+            reject(ok, "no feature values")
+            self.pending += bad
+            return None
+        bad, self.pending = self.pending + bad, []
         labels = None
         if label is not None:
-            kind = int(label.kind.max(initial=0)) or _FLOAT32
-            label_values, label_counts = _values(buf, kind, label.vs, label.ve)
+            label_values, label_counts = _floats(buf, label)
             labels = np.full(n, np.nan, dtype=np.float32)
             has = label_counts > 0
             labels[has] = label_values[(np.cumsum(label_counts) - label_counts)[has]]
         if self.sparse:
             keys, key_counts = _values(buf, _VARINT, feats.ks, feats.ke)
             reject(ok & ~sparse & (counts > 0), "dense record in sparse data")
-            reject(
-                ok & (key_counts != counts), lambda i: f"{key_counts[i]} keys, {counts[i]} values"
-            )
+            mismatch = ok & (key_counts != counts)
+            reject(mismatch, lambda i: f"{key_counts[i]} keys, {counts[i]} values")
             shaped = np.flatnonzero(ok & (feats.se > feats.ss))
             if checker.max_index is None and len(shaped):
                 i = shaped[0]
                 checker.max_index = int(_varints(buf[feats.ss[i] : feats.se[i]])[0][0]) or None
-            keep = np.flatnonzero(ok)
-            return checker.sparse(
-                np.concatenate(([0], np.cumsum(counts[ok]))),
-                keys[np.repeat(ok, key_counts)].view(np.int64),
-                values[np.repeat(ok, counts)].astype(np.float32, copy=False),
-                None if labels is None else labels[keep],
-                positions[keep],
-                first + n,
-                bad,
-            )
+            keep, y = np.flatnonzero(ok), None if labels is None else labels[ok]
+            indptr = np.concatenate(([0], np.cumsum(counts[ok])))
+            indices = keys[np.repeat(ok, key_counts)].view(np.int64)
+            data = values[np.repeat(ok, counts)].astype(np.float32, copy=False)
+            return checker.sparse(indptr, indices, data, y, positions[keep], first + n, bad)
         reject(ok & sparse, "sparse record in dense data")
+        reject(ok & (counts == 0), "no feature values")
         if ok.any():
             i = int(np.argmax(ok))
             checker.fix_width(int(counts[i]), int(positions[i]))
         width = checker.n_features or 0
         reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
-        keep = np.flatnonzero(ok)
+        keep, y = np.flatnonzero(ok), None if labels is None else labels[ok]
         x = values if len(keep) == n else values[np.repeat(ok, counts)]
         x = x.astype(np.float32, copy=False).reshape(len(keep), width)
-        return checker.dense(
-            x, None if labels is None else labels[keep], positions[keep], first + n, bad
-        )
-
-
-def _canonicalize(buf: Array, s: Array, e: Array, odd: Array) -> tuple[Array, Array, Array, Array]:
-    """Re-encode the ``odd`` records after the block; those that are not Records: broken."""
-    s, e, size = s.copy(), e.copy(), len(buf) - len(_PAD)
-    broken = np.zeros(len(s), dtype=bool)
-    extra = []
-    for i in np.flatnonzero(odd):
-        payload = _canonical(buf[s[i] : e[i]].tobytes())
-        broken[i] = payload is None
-        extra.append(payload or b"")
-        s[i], size = size, size + len(extra[-1])
-        e[i] = size
-    tail = np.frombuffer(b"".join(extra) + _PAD, dtype=np.uint8)
-    return np.concatenate([buf[: len(buf) - len(_PAD)], tail]), s, e, broken
+        return checker.dense(x, y, positions[keep], first + n, bad)

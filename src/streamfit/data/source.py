@@ -14,12 +14,13 @@ The format comes from ``content_type``, else the file extension, else the first 
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import stat
 import sys
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import fsspec
@@ -152,6 +153,12 @@ class Source:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
+    def with_options(self, options: SourceOptions) -> Source:
+        """The same data, read with other options (the trainer sets labels and bad rows)."""
+        other = copy.copy(self)
+        other.options = options
+        return other
+
     def read(self, skip: int = 0, n_features: int | None = None) -> Iterator[Chunk]:
         """Chunks from position ``skip`` on; ``n_features`` fixes the width (else row one)."""
         checker = RowChecker(
@@ -266,7 +273,7 @@ def open_source(uri: str | Source, options: SourceOptions | None = None) -> Sour
     """The source a URI names (see the module docstring); a ``Source`` is returned as is."""
     options = options or SourceOptions()
     if isinstance(uri, Source):
-        return uri if uri.options == options else _with_options(uri, options)
+        return uri if uri.options == options else uri.with_options(options)
     if uri == "-":
         return PipeSource("<stdin>", sys.stdin.buffer, options)
     if _is_sql(uri):
@@ -277,10 +284,3 @@ def open_source(uri: str | Source, options: SourceOptions | None = None) -> Sour
     if "://" not in uri and os.path.exists(uri) and stat.S_ISFIFO(os.stat(uri).st_mode):
         return PipeSource(uri, open(uri, "rb"), options, close=True)
     return FileSource(uri, _expand(uri), options)
-
-
-def _with_options(source: Source, options: SourceOptions) -> Source:
-    copy = object.__new__(type(source))
-    copy.__dict__.update(source.__dict__)
-    copy.options = replace(options)
-    return copy

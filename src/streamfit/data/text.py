@@ -16,8 +16,9 @@ from typing import BinaryIO
 import numpy as np
 
 from streamfit.data.checks import RowChecker
+from streamfit.data.chunk import Chunk
 
-__all__ = ["BLOCK_BYTES", "ReadContext", "line_blocks", "record_lines"]
+__all__ = ["BLOCK_BYTES", "ReadContext", "line_blocks", "parse_blocks", "record_lines"]
 
 BLOCK_BYTES = 8 << 20
 
@@ -98,6 +99,26 @@ def line_blocks(
             yield carry + b"\n", line
         line += 1
     return line
+
+
+def parse_blocks(
+    stream: BinaryIO,
+    ctx: ReadContext,
+    parse: Callable[[bytes, int], Chunk | None],
+    skip: int,
+    first_line: int = 0,
+) -> Generator[Chunk, None, int]:
+    """Yield ``parse(block, position of its first line)`` for each block of whole lines (a
+    ``None`` yields nothing); returns the number of lines read, counting from ``first_line``."""
+    blocks = line_blocks(stream, skip, ctx.block_bytes)
+    while True:
+        try:
+            block, line = next(blocks)
+        except StopIteration as stop:
+            return first_line + int(stop.value)
+        chunk = parse(block, ctx.offset + first_line + line)
+        if chunk is not None:
+            yield chunk
 
 
 def record_lines(block: bytes) -> tuple[list[bytes], np.ndarray] | None:
