@@ -16,7 +16,7 @@ model's (uncorrected) sigmoid.
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(600, 3))
 >>> y = np.where(X[:, 0] - X[:, 1] > 0, "yes", "no")
->>> clf = LinearLearnerClassifier(epochs=5, num_models=4).fit(X, y)
+>>> clf = LinearLearnerClassifier(epochs=5, mini_batch_size=100, num_models=4).fit(X, y)
 >>> clf.classes_.tolist(), clf.coef_.shape
 (['no', 'yes'], (1, 3))
 >>> bool(clf.score(X, y) > 0.95)
@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from streamfit.algorithms.linear_learner import LinearLearner, LinearLearnerModel
 from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.state import State
+from streamfit.training.trainer import compute_threads
 
 __all__ = ["LinearLearnerClassifier", "LinearLearnerRegressor"]
 
@@ -57,11 +58,6 @@ def _to_torch(X: Any) -> Features:
             int(X.shape[1]),
         )
     return torch.tensor(X, dtype=torch.float32)
-
-
-def _logit(p: float) -> float:
-    with np.errstate(divide="ignore"):
-        return float(np.log(p) - np.log1p(-p))
 
 
 def _rows(x: Features, idx: torch.Tensor) -> Features:
@@ -96,24 +92,29 @@ class _LinearLearnerBase(BaseEstimator):  # type: ignore[misc]
         feats, labels = _to_torch(X), torch.tensor(y, dtype=torch.float32)
         n = labels.numel()
         fresh = not (partial and hasattr(self, "state_"))
+        if not fresh:  # continue with the hyperparameters the state was made with
+            algo = LinearLearner(self.state_.hyperparameters)
         state = algo.init_state(int(X.shape[1])) if fresh else self.state_
         shuffler = torch.Generator().manual_seed(self.seed)
         done = 0
-        for _ in range(1 if partial else self.epochs):
-            order = torch.arange(n) if partial else torch.randperm(n, generator=shuffler)
-            if not state.meta["prepared"]:  # the trainer's warm-up: scaler from the first rows
-                head = order[: algo.warmup_rows()]
-                algo.prepare(state, [Batch(_rows(feats, head), labels[head])])
-            for start in range(0, n, algo.mini_batch_size):
-                idx = order[start : start + algo.mini_batch_size]
-                algo.update(state, Batch(_rows(feats, idx), labels[idx]))
-            done += 1
-            if not partial and algo.end_epoch(state, None):
-                break
+        # The trainer's rule, for the same reason: intra-op threads that compete for cores
+        # make small batches many times slower (see training.trainer.compute_threads).
+        with compute_threads(torch.device("cpu"), None):
+            for _ in range(1 if partial else self.epochs):
+                order = torch.arange(n) if partial else torch.randperm(n, generator=shuffler)
+                if not state.meta["prepared"]:  # the trainer's warm-up: scaler from the first rows
+                    head = order[: algo.warmup_rows()]
+                    algo.prepare(state, [Batch(_rows(feats, head), labels[head])])
+                for start in range(0, n, algo.mini_batch_size):
+                    idx = order[start : start + algo.mini_batch_size]
+                    algo.update(state, Batch(_rows(feats, idx), labels[idx]))
+                done += 1
+                if not partial and algo.end_epoch(state, None):
+                    break
+            self.model_ = algo.finalize(state)
         state.count("rows", n * done)
         self.state_ = state
         self.n_iter_ = done + (0 if fresh else self.n_iter_)
-        self.model_ = algo.finalize(state)
         self._set_coef()
 
     def _set_coef(self) -> None:
@@ -182,54 +183,55 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):  # type: ign
         tags.classifier_tags.multi_class = self._binary_only() is None
         return tags
 
-    def _classifier(self) -> LinearLearner:
-        c = len(self.classes_)
+    def _classifier(self, classes: np.ndarray) -> LinearLearner:
+        """The algorithm for these classes, checked before any state changes."""
+        c = len(classes)
         if c < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least two classes; got one class: "
-                f"{self.classes_.tolist()}"
+                f"{classes.tolist()}"
             )
         reason = self._binary_only()
         if c > 2 and reason is not None:
             raise ValueError(
-                f"Only binary classification is supported with {reason}; the target has {c} classes"
+                f"Only binary classification is supported with {reason}; y has {c} classes"
             )
         return self._algorithm(
             "binary_classifier" if c == 2 else "multiclass_classifier", c if c > 2 else None
         )
 
-    def _encode(self, y: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
-        unknown = self.classes_[idx] != y
-        if unknown.any():
-            raise ValueError(f"y holds labels not in classes_: {np.unique(y[unknown]).tolist()}")
-        return idx
-
     def fit(self, X: Any, y: Any) -> LinearLearnerClassifier:
         """Train from scratch: ``epochs`` shuffled passes (fewer if early stopping ends it)."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=_DTYPES)
         check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        self._train(X, encoded, self._classifier(), partial=False)
+        classes, encoded = np.unique(y, return_inverse=True)
+        algo = self._classifier(classes)
+        self.classes_ = classes
+        self._train(X, encoded, algo, partial=False)
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> LinearLearnerClassifier:
-        """One pass over these rows, continuing training; ``classes`` needed on the first."""
+        """One pass over these rows in their order, continuing training with the state's own
+        hyperparameters; ``classes`` (all of them) must be given on the first call."""
         first = not hasattr(self, "state_")
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=_DTYPES, reset=first)
         check_classification_targets(y)
-        if classes is not None:
-            wanted = np.unique(np.asarray(classes))
-            if not first and not np.array_equal(wanted, self.classes_):
-                raise ValueError(f"classes={wanted.tolist()} differs from classes_ of earlier fits")
-            self.classes_ = wanted
-        elif first:
+        if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        self._train(X, self._encode(y), self._classifier(), partial=True)
+        known = np.unique(np.asarray(classes)) if first else self.classes_
+        if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
+            raise ValueError(f"classes={list(classes)} differs from classes_ of earlier fits")
+        idx = np.searchsorted(known, y).clip(0, len(known) - 1)
+        if (known[idx] != y).any():
+            raise ValueError(f"y holds labels not in classes: {np.setdiff1d(y, known).tolist()}")
+        algo = self._classifier(known)
+        self.classes_ = known
+        self._train(X, idx, algo, partial=True)
         return self
 
     def _set_coef(self) -> None:
         super()._set_coef()
+        self.__dict__.pop("threshold_", None)  # a multiclass refit has none
         if self.model_.predictor_type == "binary_classifier":
             self.threshold_ = self.model_.threshold
 
@@ -239,14 +241,13 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):  # type: ign
         if len(self.classes_) > 2:
             return raw
         t = self.threshold_
-        shift = _logit(t) if self.model_.meta["loss"] == "logistic" else t
-        out: np.ndarray = raw[:, 0] - shift
+        if self.model_.meta["loss"] == "logistic":  # the threshold is on the probability
+            with np.errstate(divide="ignore"):
+                t = float(np.log(t) - np.log1p(-t))
+        out: np.ndarray = raw[:, 0] - t
         return out
 
-    def _has_proba(self) -> bool:
-        return self.loss != "hinge_loss"
-
-    @available_if(_has_proba)  # type: ignore[untyped-decorator]
+    @available_if(lambda self: self.loss != "hinge_loss")  # type: ignore[untyped-decorator]
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (columns in the order of ``classes_``)."""
         raw = self._raw(X)
@@ -307,7 +308,8 @@ class LinearLearnerRegressor(RegressorMixin, _LinearLearnerBase):  # type: ignor
         return self
 
     def partial_fit(self, X: Any, y: Any) -> LinearLearnerRegressor:
-        """One pass over these rows, continuing training."""
+        """One pass over these rows in their order, continuing training with the state's own
+        hyperparameters."""
         first = not hasattr(self, "state_")
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=_DTYPES, y_numeric=True, reset=first

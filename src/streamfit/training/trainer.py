@@ -39,7 +39,14 @@ from streamfit.errors import ConfigError, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
 from streamfit.training.progress import TrainingProgress
 
-__all__ = ["TrainResult", "load_algorithm", "resolve_device", "train", "write_output"]
+__all__ = [
+    "TrainResult",
+    "compute_threads",
+    "load_algorithm",
+    "resolve_device",
+    "train",
+    "write_output",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +140,7 @@ def train(
         checkpoint_batches=checkpoint_batches,
         max_batches=max_batches,
     )
-    with _compute_threads(dev, threads), TrainingProgress(algo.name, progress) as bar:
+    with compute_threads(dev, threads), TrainingProgress(algo.name, progress) as bar:
         state, seconds, rows = run.fit(state, bar)
     model, metrics = run.finish(state, seconds, rows)
     out = write_output(output, model, state, metrics) if output is not None else None
@@ -141,7 +148,7 @@ def train(
 
 
 @contextmanager
-def _compute_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+def compute_threads(device: torch.device, threads: int | None) -> Iterator[None]:
     """Leave a core to the reader thread: on small batches, intra-op threads that compete
     with it cost more than they give (measured here: two threads on two cores made a
     1000 x 50 elementwise op a hundred times slower)."""
