@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -134,7 +133,9 @@ def _test_arrays(path: Path, sparse: bool) -> tuple[Any, np.ndarray]:
     return x, y
 
 
-def _floor(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+def _floor(
+    train: Path, test: Path, sparse: bool
+) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
     import torch
 
     from streamfit import Batcher, SourceOptions, open_source
@@ -151,10 +152,13 @@ def _floor(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarr
     return (lambda: np.full(TEST_ROWS, 0.5)), {"checksum": total}
 
 
-def _streamfit(train: Path, test: Path, sparse: bool, **hp: Any) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+def _streamfit(
+    train: Path, test: Path, sparse: bool, **hp: Any
+) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
     import torch
 
-    from streamfit import Batcher, SourceOptions, open_source, train as fit
+    from streamfit import Batcher, SourceOptions, open_source
+    from streamfit import train as fit
 
     params = {"predictor_type": "binary_classifier", "num_models": 32, "mini_batch_size": BATCH}
     if sparse:
@@ -167,7 +171,9 @@ def _streamfit(train: Path, test: Path, sparse: bool, **hp: Any) -> tuple[Callab
         opts = SourceOptions(max_index=D_SPARSE if sparse else None)
         out = []
         with torch.inference_mode():
-            for batch in Batcher(open_source(str(test), opts), 50_000, n_features=model.meta["n_features"]):
+            for batch in Batcher(
+                open_source(str(test), opts), 50_000, n_features=model.meta["n_features"]
+            ):
                 out.append(model.predict(batch.features)["score"].numpy())
         return np.concatenate(out)
 
@@ -185,7 +191,9 @@ def _sgd(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray
         size = train.stat().st_size
         step = 64 << 20
         for offset in range(0, size, step):
-            x, y = load_svmlight_file(str(train), n_features=D_SPARSE, offset=offset, length=step, zero_based=True)
+            x, y = load_svmlight_file(
+                str(train), n_features=D_SPARSE, offset=offset, length=step, zero_based=True
+            )
             clf.partial_fit(x, y, classes=[0.0, 1.0])
     else:
         import pyarrow.parquet as pq
@@ -200,7 +208,9 @@ def _sgd(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray
     return (lambda: clf.predict_proba(x_test)[:, 1]), {}
 
 
-def _logreg(train: Path, test: Path, sparse: bool) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
+def _logreg(
+    train: Path, test: Path, sparse: bool
+) -> tuple[Callable[[], np.ndarray], dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
 
     x, y = _test_arrays(train, sparse)
@@ -253,6 +263,15 @@ CONTENDERS: dict[str, tuple[str, str, Callable[..., Any], dict[str, Any]]] = {
 SLOW = {"scikit-learn SGD, one pass from libsvm", "scikit-learn LogisticRegression, in memory "}
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since exec (``ru_maxrss`` would include the parent's before
+    the fork: Linux keeps it across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(name: str, rows: int) -> None:
     """Train one contender, then score the test set (timed separately)."""
     kind, key, fn, extra = CONTENDERS[name]
@@ -261,9 +280,15 @@ def child(name: str, rows: int) -> None:
     started = time.perf_counter()
     score, info = fn(files[key], test, kind == "sparse", **extra)
     trained = time.perf_counter()
+    peak_mb = _peak_rss_mb()
     p = score()
     scoring = time.perf_counter() - trained
-    out: dict[str, Any] = {"train_seconds_inside": trained - started, "scoring_seconds": scoring, **info}
+    out: dict[str, Any] = {
+        "train_seconds_inside": trained - started,
+        "scoring_seconds": scoring,
+        "peak_rss_mb": peak_mb,
+        **info,
+    }
     if not name.startswith("floor"):
         import pyarrow.parquet as pq
         from sklearn.metrics import log_loss, roc_auc_score
@@ -284,16 +309,15 @@ def run(name: str, rows: int) -> dict[str, Any]:
     )
     assert proc.stdout is not None
     output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    status = proc.wait()
     wall = time.perf_counter() - started
     if status != 0:
         return {"name": name, "error": f"exit status {status}"}
-    line = next(l for l in output.splitlines() if l.startswith("RESULT "))
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     doc = json.loads(line[len("RESULT ") :])
     doc["name"] = name
     doc["wall"] = wall - doc["scoring_seconds"]
     doc["rows_per_second"] = rows / doc["wall"]
-    doc["peak_rss_mb"] = usage.ru_maxrss / 1024
     return doc
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from streamfit.data.chunk import dense_record_batch, sparse_record_batch
 from streamfit.data.source import detect_format
-from streamfit.data.writers import WRITERS
+from streamfit.data.writers import write
 
 __all__ = ["LinearTask", "linear_task", "sparse_click_task", "write_batches"]
 
@@ -103,4 +103,4 @@ def write_batches(path: str | os.PathLike[str], batches: Iterator[pa.RecordBatch
     """Write record batches to ``path`` in the format its name says."""
     fmt = detect_format(str(path))
     with open(path, "wb") as f:
-        return WRITERS[fmt](batches, f)
+        return write(fmt, batches, f)

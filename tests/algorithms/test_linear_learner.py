@@ -293,7 +293,7 @@ def test_early_stopping_stops_when_the_loss_stalls() -> None:
 def test_labels_outside_the_classes_are_an_error() -> None:
     algo = LinearLearner(predictor_type="binary_classifier")
     state = algo.init_state(2)
-    with pytest.raises(DataError, match="label 2.0 is not a class"):
+    with pytest.raises(DataError, match=r"label 2\.0 is not a class"):
         algo.update(state, Batch(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 2.0])))
 
 

@@ -167,7 +167,11 @@ def test_errors_have_one_line_and_a_distinct_exit_code(
     (bad_state / "state.safetensors").write_bytes(b"")
     filled = [a.format(csv=binary_files.train_csv, bad=bad, bad_state=bad_state) for a in args]
     proc = subprocess.run(
-        [sys.executable, "-m", "streamfit", *filled], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-m", "streamfit", *filled],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr

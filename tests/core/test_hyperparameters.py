@@ -16,7 +16,7 @@ def test_assignments_parse_and_reject_malformed_items() -> None:
 
 
 def test_unknown_algorithm_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownAlgorithmError, match="known: .*linear-learner"):
+    with pytest.raises(UnknownAlgorithmError, match=r"known: .*linear-learner"):
         get_algorithm("linear_leaner")
     assert get_algorithm("Linear_Learner").name == "linear-learner"
 
@@ -30,10 +30,12 @@ def test_every_bad_hyperparameter_is_named_once() -> None:
 
 
 def test_list_valued_strings_are_decoded() -> None:
+    from pydantic import Field
+
     from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
 
     class HP(Hyperparameters):
-        quantiles: list[float] = [0.5]
+        quantiles: list[float] = Field(default_factory=lambda: [0.5])
 
     assert parse_hyperparameters(HP, {"quantiles": "[0.1, 0.9]"}, algorithm="x").quantiles == [
         0.1,

@@ -11,8 +11,7 @@ import fsspec
 
 from streamfit.cli.options import handle_errors
 from streamfit.data.source import CONTENT_TYPES, SourceOptions, detect_format, open_source
-from streamfit.data.writers import WRITERS
-from streamfit.errors import ConfigError
+from streamfit.data.writers import write
 from streamfit.training.inference import predict
 
 __all__ = ["convert_command", "predict_command"]
@@ -84,10 +83,6 @@ def convert_command(
 ) -> None:
     """Convert INPUT_URI to OUTPUT (csv, parquet, jsonl, libsvm, recordio)."""
     fmt = CONTENT_TYPES.get(to_format, to_format) if to_format else detect_format(output)
-    if fmt not in WRITERS:
-        raise ConfigError(
-            f"cannot write format {to_format or output!r} (known: {', '.join(WRITERS)})"
-        )
     source = open_source(
         input_uri,
         SourceOptions(
@@ -100,8 +95,8 @@ def convert_command(
     )
     batches = (chunk.batch for chunk in source.read())
     if output == "-":
-        rows = WRITERS[fmt](batches, sys.stdout.buffer)
+        rows = write(fmt, batches, sys.stdout.buffer, feature_dim)
     else:
         with fsspec.open(output, "wb", compression="infer") as f:
-            rows = WRITERS[fmt](batches, f)
+            rows = write(fmt, batches, f, feature_dim)
     click.echo(f"{rows:,} rows written to {output} ({fmt})", err=True)

@@ -144,14 +144,16 @@ class Batcher:
         last_end = self.skip
         sparse: bool | None = None
         for chunk in self.source.read(self.skip, self._source_width()):
-            if sparse is None:
+            if chunk.n_rows == 0:  # only bad rows: no say in the layout
+                pass
+            elif sparse is None:
                 sparse = is_sparse(chunk.batch)
             elif sparse != is_sparse(chunk.batch):
                 raise ConfigError(f"{self.source.name}: mixes dense and sparse rows")
             if chunk.bad.size:
                 bad.append(chunk.bad)
-            piece = self._piece(chunk, sparse)
-            if piece.n:
+            if chunk.n_rows:
+                piece = self._piece(chunk, bool(sparse))
                 pending.append(piece)
                 n_pending += piece.n
             last_end = chunk.end

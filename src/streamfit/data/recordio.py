@@ -27,6 +27,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, sparse_arrays
 from streamfit.data.text import ReadContext
+from streamfit.errors import ConfigError
 
 __all__ = ["MAGIC", "read_recordio", "write_recordio"]
 
@@ -292,16 +293,27 @@ def write_recordio(
 ) -> int:
     """Write canonical batches one row per record, as the SageMaker SDK does; returns rows.
 
-    Sparse records carry ``shape=[n_features]`` (default: the batch's largest index + 1).
+    Sparse records carry ``shape=[n_features]``; without it, the first batch's largest index
+    + 1 is used for every record, and a later index beyond it is an error (readers take the
+    first record's shape as the width of the whole file). A given ``n_features`` is written
+    as is (readers then report indices beyond it).
     """
     rows = 0
+    inferred = n_features is None
     for batch in batches:
         n, labels = batch.num_rows, labels_array(batch)
         lab = b"" if labels is None else labels.astype("<f4").tobytes()
         labs = [None] * n if labels is None else [lab[i : i + 4] for i in range(0, 4 * n, 4)]
         if is_sparse(batch):
             indptr, indices, values = sparse_arrays(batch)
-            dim = n_features if n_features is not None else int(indices.max(initial=-1)) + 1
+            if n_features is None:
+                n_features = int(indices.max(initial=-1)) + 1
+            elif inferred and len(indices) and int(indices.max()) >= n_features:
+                raise ConfigError(
+                    f"feature index {int(indices.max())} does not fit the RecordIO shape "
+                    f"[{n_features}]; give the number of features (--feature-dim)"
+                )
+            dim = n_features
             shape, vals = _varint(dim), values.astype("<f4").tobytes()
             keys, at = _varint_array(indices)
             bounds = zip(indptr[:-1].tolist(), indptr[1:].tolist(), labs, strict=True)
@@ -334,10 +346,6 @@ def read_recordio(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, 
             if carry:
                 message = f"truncated record: {len(carry)} bytes at the end of the stream"
                 raise ctx.checker.error(ctx.offset + index, None, message)
-            if decoder.pending and ctx.checker.n_features:  # a chunk to carry them if it can
-                x, no = np.empty((0, ctx.checker.n_features), np.float32), np.empty(0, np.int64)
-                labels = no.astype(np.float32) if ctx.checker.labelled else None
-                yield ctx.checker.dense(x, labels, no, ctx.offset + index, decoder.pending)
             return index
         want = max(ctx.block_bytes, len(carry))  # a record larger than a block: read it whole
         first, index = index, index + len(starts)
@@ -387,7 +395,9 @@ class _Decoder:
     def chunk(self, buf: Array, s: Array, e: Array, first: int) -> Chunk | None:
         """The chunk of the records ``buf[s:e]``, the first at position ``first``.
 
-        None while no record was good: its kind is not known yet (bad ones wait in pending).
+        None until a record says dense or sparse: a chunk of the wrong kind would stop the
+        batcher, so bad records wait in ``pending`` for the first chunk (in a file of bad
+        records only, the checker alone counts them).
         """
         checker, n = self.ctx.checker, len(s)
         odd, feats, label = _parse_alike(buf, s, e, checker.labelled)
@@ -400,7 +410,7 @@ class _Decoder:
                 bad.append(int(positions[i]))
             ok[rows] = False
 
-        reject(odd, "not a Record as protobuf writes it (SageMaker's layout)", None)
+        reject(odd, "not a Record, or not laid out as protobuf writes one", None)
         reject(ok & (feats.kind == 0), 'no "values" feature tensor')
         values, counts = _floats(buf, feats)
         sparse = (feats.ke > feats.ks) | (feats.se > feats.ss)
@@ -430,7 +440,7 @@ class _Decoder:
             keep, y = np.flatnonzero(ok), None if labels is None else labels[ok]
             indptr = np.concatenate(([0], np.cumsum(counts[ok])))
             indices = keys[np.repeat(ok, key_counts)].view(np.int64)
-            data = values[np.repeat(ok, counts)].astype(np.float32, copy=False)
+            data = values[np.repeat(ok, counts)]
             return checker.sparse(indptr, indices, data, y, positions[keep], first + n, bad)
         reject(ok & sparse, "sparse record in dense data")
         reject(ok & (counts == 0), "no feature values")
@@ -441,5 +451,4 @@ class _Decoder:
         reject(ok & (counts != width), lambda i: f"{counts[i]} features where the data has {width}")
         keep, y = np.flatnonzero(ok), None if labels is None else labels[ok]
         x = values if len(keep) == n else values[np.repeat(ok, counts)]
-        x = x.astype(np.float32, copy=False).reshape(len(keep), width)
-        return checker.dense(x, y, positions[keep], first + n, bad)
+        return checker.dense(x.reshape(len(keep), width), y, positions[keep], first + n, bad)

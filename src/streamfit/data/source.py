@@ -31,6 +31,7 @@ from streamfit.data.csv import read_csv
 from streamfit.data.jsonl import read_jsonl
 from streamfit.data.libsvm import read_libsvm
 from streamfit.data.parquet import read_parquet
+from streamfit.data.recordio import read_recordio
 from streamfit.data.text import BLOCK_BYTES, ReadContext
 from streamfit.errors import ConfigError
 
@@ -47,18 +48,12 @@ __all__ = [
 Reader = Callable[[BinaryIO, ReadContext], Generator[Chunk, None, int]]
 
 
-def _recordio_reader(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
-    from streamfit.data.recordio import read_recordio  # protobuf is imported only when used
-
-    return (yield from read_recordio(stream, ctx))
-
-
 READERS: dict[str, Reader] = {
     "csv": read_csv,
     "parquet": read_parquet,
     "jsonl": read_jsonl,
     "libsvm": read_libsvm,
-    "recordio": _recordio_reader,
+    "recordio": read_recordio,
 }
 
 #: SageMaker's content types (and short names) to formats.

@@ -17,9 +17,10 @@ from streamfit.data.chunk import (
     labels_array,
     sparse_arrays,
 )
+from streamfit.data.recordio import write_recordio
 from streamfit.errors import ConfigError
 
-__all__ = ["WRITERS", "write_csv", "write_jsonl", "write_libsvm", "write_parquet"]
+__all__ = ["WRITERS", "write", "write_csv", "write_jsonl", "write_libsvm", "write_parquet"]
 
 _ROW_GROUP = 65_536
 
@@ -122,16 +123,24 @@ def write_libsvm(batches: Iterable[pa.RecordBatch], stream: BinaryIO) -> int:
     return rows
 
 
-def _write_recordio(batches: Iterable[pa.RecordBatch], stream: BinaryIO) -> int:
-    from streamfit.data.recordio import write_recordio
-
-    return write_recordio(batches, stream)
-
-
 WRITERS: dict[str, Callable[[Iterable[pa.RecordBatch], BinaryIO], int]] = {
     "csv": write_csv,
     "parquet": write_parquet,
     "jsonl": write_jsonl,
     "libsvm": write_libsvm,
-    "recordio": _write_recordio,
+    "recordio": write_recordio,
 }
+
+
+def write(
+    fmt: str,
+    batches: Iterable[pa.RecordBatch],
+    stream: BinaryIO,
+    n_features: int | None = None,
+) -> int:
+    """Write ``batches`` as ``fmt``; ``n_features`` is the sparse width (RecordIO records it)."""
+    if fmt not in WRITERS:
+        raise ConfigError(f"cannot write format {fmt!r} (known: {', '.join(WRITERS)})")
+    if fmt == "recordio":
+        return write_recordio(batches, stream, n_features=n_features)
+    return WRITERS[fmt](batches, stream)

@@ -233,24 +233,23 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         hp = self.hp
         t = state.tensors
         c = hp.n_outputs
-        lr = self._lr(state).repeat_interleave(c)
-        wd = t["wd"].repeat_interleave(c)
-        l1 = t["l1"].repeat_interleave(c)
+        lr, wd, l1 = self._lr(state), t["wd"], t["l1"]
+        if c > 1:  # one setting per candidate, repeated over its classes' columns
+            lr, wd, l1 = (v.repeat_interleave(c) for v in (lr, wd, l1))
         cfg = self.optim
         names = moment_names(cfg.kind)
         weight = t["weight"]
+        bufs = {b: t[f"weight.{b}"] for b in names}
         if isinstance(x, CSR):
+            # Lazy update: only the rows this batch touches (their gradient summed per row).
             rows, inverse = torch.unique(x.indices, return_inverse=True)
             contrib = grad.index_select(0, x.row_ids()) * x.values.view(-1, 1)
             g_rows = torch.zeros(rows.numel(), grad.shape[1], device=grad.device)
             g_rows.index_add_(0, inverse, contrib)
-            g_rows.add_(weight.index_select(0, rows) * wd)
-            bufs = {b: t[f"weight.{b}"] for b in names}
-            step(cfg, weight, g_rows, bufs, lr, state.meta["step"], rows=rows, l1=l1)
+            step(cfg, weight, g_rows, bufs, lr, state.meta["step"], rows=rows, l1=l1, wd=wd)
         else:
-            g_w = torch.addmm(weight * wd, x.t(), grad)
-            bufs = {b: t[f"weight.{b}"] for b in names}
-            step(cfg, weight, g_w, bufs, lr, state.meta["step"], l1=l1)
+            g_w = torch.mm(x.t(), grad)
+            step(cfg, weight, g_w, bufs, lr, state.meta["step"], l1=l1, wd=wd)
         if hp.use_bias:
             bias_lr = lr * (1.0 if hp.bias_lr_mult == "auto" else hp.bias_lr_mult)
             bias_wd = wd * (0.0 if hp.bias_wd_mult == "auto" else hp.bias_wd_mult)

@@ -75,13 +75,15 @@ def step(
     t: int,
     rows: torch.Tensor | None = None,
     l1: torch.Tensor | None = None,
+    wd: torch.Tensor | None = None,
 ) -> None:
-    """One update of ``param`` in place; with ``rows``, only those rows (``grad`` is theirs).
-
-    ``lr`` and ``l1`` broadcast along the last dimension (one value per column).
+    """One update of ``param`` in place; with ``rows``, only those rows (``grad`` is theirs,
+    and is modified). ``lr``, ``l1`` and ``wd`` (L2) broadcast along the last dimension.
     """
     p = param if rows is None else param.index_select(0, rows)
     bufs = buffers if rows is None else {k: v.index_select(0, rows) for k, v in buffers.items()}
+    if wd is not None:
+        grad.add_(p * wd)
     denom: torch.Tensor | None = None  # the diagonal preconditioner, for the L1 step
     if cfg.kind == "adam":
         m, v = bufs["m"], bufs["v"]

@@ -39,8 +39,11 @@ def fit_scaler(
             # One scale for all features (the root mean square row norm): per-feature scaling
             # of rare one-hot features multiplies them by hundreds, and every optimiser step
             # on them overshoots.
-            sq = sum(float((b.features.values.double() ** 2).sum()) for b in batches
-                     if isinstance(b.features, CSR))
+            sq = sum(
+                float((b.features.values.double() ** 2).sum())
+                for b in batches
+                if isinstance(b.features, CSR)
+            )
             rms = (sq / n) ** 0.5
             t["x_scale"] = torch.full_like(t["x_scale"], rms if rms > 0 else 1.0)
         else:
