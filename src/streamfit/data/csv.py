@@ -78,7 +78,7 @@ def read_csv(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
         layout = _header_layout(header, ctx)
         first, skip = 1, max(0, skip - 1)
 
-    def parse(block: bytes, start: int) -> Chunk | None:
+    def parse(block: bytes, start: int, end: int) -> Chunk | None:
         nonlocal layout
         if layout is None:
             stripped = block.lstrip()
@@ -86,18 +86,22 @@ def read_csv(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
                 return None  # blank lines only: no row to take the width from yet
             layout = _plain_layout(stripped[: stripped.find(b"\n")], ctx)
         checker.fix_width(len(layout.feature_index), start)
-        return _parse_block(block, start, layout, ctx)
+        return _parse_block(block, start, end, layout, ctx)
 
     return (yield from parse_blocks(stream, ctx, parse, skip, first))
 
 
-def _parse_block(block: bytes, start: int, layout: _Layout, ctx: ReadContext) -> Chunk:
-    end = start + block.count(b"\n")
-    records = record_lines(block)
-    table = _parse_fast(block if records is None else b"\n".join(records[0]) + b"\n", layout)
+def _parse_block(block: bytes, start: int, end: int, layout: _Layout, ctx: ReadContext) -> Chunk:
+    table = _parse_fast(block, layout)  # pyarrow passes over empty lines
     if table is None:
         return _parse_slow(block, start, end, layout, ctx)
-    positions = start + (np.arange(table.num_rows) if records is None else records[1])
+    if table.num_rows == end - start:  # one row a line: no blank lines to account for
+        positions = start + np.arange(table.num_rows)
+    else:
+        records = record_lines(block)
+        positions = start + (records[1] if records is not None else np.arange(table.num_rows))
+        if len(positions) != table.num_rows:
+            return _parse_slow(block, start, end, layout, ctx)
     x = np.empty((table.num_rows, len(layout.feature_index)), dtype=np.float32)
     for j, col in enumerate(layout.feature_index):
         x[:, j] = table.column(col).to_numpy(zero_copy_only=False)

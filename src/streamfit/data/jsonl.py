@@ -28,13 +28,13 @@ def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int
     label = ctx.label_column or LABEL
     sparse: bool | None = None
 
-    def parse(block: bytes, start: int) -> Chunk | None:
+    def parse(block: bytes, start: int, end: int) -> Chunk | None:
         nonlocal sparse
         if sparse is None:
             sparse = _first_is_sparse(block)
             if sparse is None:
                 return None  # blank lines only: no record to tell the layout yet
-        return _parse_block(block, start, sparse, label, ctx)
+        return _parse_block(block, start, end, sparse, label, ctx)
 
     return (yield from parse_blocks(stream, ctx, parse, ctx.skip))
 
@@ -64,9 +64,10 @@ def _schema(sparse: bool, label: str, labelled: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _parse_block(block: bytes, start: int, sparse: bool, label: str, ctx: ReadContext) -> Chunk:
+def _parse_block(
+    block: bytes, start: int, end: int, sparse: bool, label: str, ctx: ReadContext
+) -> Chunk:
     checker = ctx.checker
-    end = start + block.count(b"\n")
     records = record_lines(block)
     data = block if records is None else b"\n".join(records[0]) + b"\n"
     schema = _schema(sparse, label, checker.labelled)

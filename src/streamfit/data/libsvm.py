@@ -35,13 +35,12 @@ def read_libsvm(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, in
     ctx.checker.enter(ctx.checker.file, ctx.offset, "line")
     return (
         yield from parse_blocks(
-            stream, ctx, lambda block, start: _parse_block(block, start, ctx), ctx.skip
+            stream, ctx, lambda block, start, end: _parse_block(block, start, end, ctx), ctx.skip
         )
     )
 
 
-def _parse_block(block: bytes, start: int, ctx: ReadContext) -> Chunk:
-    end = start + block.count(b"\n")
+def _parse_block(block: bytes, start: int, end: int, ctx: ReadContext) -> Chunk:
     if b"#" in block or b"qid:" in block:
         block = _EXTRAS.sub(b"", block)
     records = record_lines(block)

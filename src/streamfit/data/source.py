@@ -19,6 +19,7 @@ import io
 import os
 import stat
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -135,7 +136,7 @@ def detect_format(name: str, head: bytes = b"") -> str:
     return "csv"
 
 
-class Source:
+class Source(ABC):
     """A channel's data. ``read`` may be called once per epoch (``rereadable``) or once."""
 
     name: str
@@ -165,8 +166,9 @@ class Source:
         )
         return self._read(skip, checker)
 
+    @abstractmethod
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
-        raise NotImplementedError  # abstract: each kind of source reads its own way
+        """Chunks from position ``skip`` on, validated by ``checker``."""
 
     def _context(self, checker: RowChecker, offset: int, skip: int) -> ReadContext:
         return ReadContext(

@@ -62,8 +62,9 @@ def _prompt_reader(stream: BinaryIO) -> Callable[[int], bytes]:
 
 def line_blocks(
     stream: BinaryIO, skip_lines: int = 0, block_bytes: int = BLOCK_BYTES
-) -> Generator[tuple[bytes, int], None, int]:
-    """Yield ``(block, index of its first line)`` of whole lines, after ``skip_lines`` lines.
+) -> Generator[tuple[bytes, int, int], None, int]:
+    """Yield ``(block, index of its first line, lines in it)`` of whole lines, after
+    ``skip_lines`` lines.
 
     Returns the number of lines in the stream (a last line without a newline counts).
     """
@@ -92,11 +93,11 @@ def line_blocks(
             block = block[pos + 1 :]
             n -= skip_lines - line
             line = skip_lines
-        yield block, line
+        yield block, line, n
         line += n
     if carry:
         if line >= skip_lines:
-            yield carry + b"\n", line
+            yield carry + b"\n", line, 1
         line += 1
     return line
 
@@ -104,19 +105,21 @@ def line_blocks(
 def parse_blocks(
     stream: BinaryIO,
     ctx: ReadContext,
-    parse: Callable[[bytes, int], Chunk | None],
+    parse: Callable[[bytes, int, int], Chunk | None],
     skip: int,
     first_line: int = 0,
 ) -> Generator[Chunk, None, int]:
-    """Yield ``parse(block, position of its first line)`` for each block of whole lines (a
-    ``None`` yields nothing); returns the number of lines read, counting from ``first_line``."""
+    """Yield ``parse(block, position of its first line, position after its last)`` for each
+    block of whole lines (a ``None`` yields nothing); returns the number of lines read,
+    counting from ``first_line``."""
     blocks = line_blocks(stream, skip, ctx.block_bytes)
     while True:
         try:
-            block, line = next(blocks)
+            block, line, n = next(blocks)
         except StopIteration as stop:
             return first_line + int(stop.value)
-        chunk = parse(block, ctx.offset + first_line + line)
+        start = ctx.offset + first_line + line
+        chunk = parse(block, start, start + n)
         if chunk is not None:
             yield chunk
 
