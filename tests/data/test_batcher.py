@@ -225,7 +225,7 @@ def reader_threads() -> set[threading.Thread]:
 def test_stopping_early_ends_the_reader_promptly(tmp_path: Path, how: str) -> None:
     path = write(tmp_path / "d.csv", dense_batch(5000, 3))
     before = reader_threads()
-    batcher = Batcher(source(path, block_bytes=256), 1, prefetch=1)  # the reader will block
+    batcher = Batcher(source(path, block_bytes=256), 1, prefetch_bytes=1)  # the reader will block
     started = time.monotonic()
     if how == "break":
         for _ in batcher:

@@ -7,9 +7,8 @@ On CUDA the batches are staged in pinned memory and copied without blocking the 
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -59,11 +58,60 @@ class _Piece:
         )
 
 
+class _Pipe:
+    """A queue bounded by the bytes it holds rather than by items, so that the reader can
+    run a whole chunk (a Parquet row group, an 8 MB text block) ahead of the consumer: with
+    a few batches of room only, decoding the next chunk would wait for this one's batches to
+    be consumed, and reading and training would take turns instead of overlapping. The
+    budget follows the chunk size, so small chunks keep memory small."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self.items: collections.deque[tuple[object, int]] = collections.deque()
+        self.cond = threading.Condition()
+
+    def put(self, item: object, size: int, stop: threading.Event) -> bool:
+        with self.cond:
+            while self.held and self.held + size > self.budget:
+                if stop.is_set():
+                    return False
+                self.cond.wait(timeout=0.1)
+            self.items.append((item, size))
+            self.held += size
+            self.cond.notify_all()
+            return not stop.is_set()
+
+    def get(self) -> object:
+        with self.cond:
+            while not self.items:
+                self.cond.wait()
+            item, size = self.items.popleft()
+            self.held -= size
+            self.cond.notify_all()
+            return item
+
+    def clear(self) -> None:
+        with self.cond:
+            self.items.clear()
+            self.held = 0
+            self.cond.notify_all()
+
+
+def _nbytes(batch: Batch) -> int:
+    f = batch.features
+    tensors = [f.indptr, f.indices, f.values] if isinstance(f, CSR) else [f]
+    if batch.labels is not None:
+        tensors.append(batch.labels)
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 class Batcher:
     """Iterate fixed-size :class:`Batch` es from ``source``, starting at position ``skip``.
 
     Every batch has ``batch_size`` rows except the last of the stream. A batch's
-    ``end_position`` is where a resumed read must start to continue after it.
+    ``end_position`` is where a resumed read must start to continue after it. The reader
+    keeps about one chunk of batches ready (at most ``prefetch_bytes``, at least one batch).
 
     >>> from streamfit.data.source import open_source
     >>> # for batch in Batcher(open_source("train.csv"), 1000): state = update(state, batch)
@@ -77,7 +125,7 @@ class Batcher:
         device: torch.device | str = "cpu",
         skip: int = 0,
         n_features: int | None = None,
-        prefetch: int = 4,
+        prefetch_bytes: int = 256 << 20,
     ) -> None:
         if batch_size <= 0:
             raise ConfigError(f"mini_batch_size must be positive, got {batch_size}")
@@ -86,10 +134,10 @@ class Batcher:
         self.device = torch.device(device)
         self.skip = skip
         self.n_features = n_features
-        self.prefetch = prefetch
+        self.prefetch_bytes = prefetch_bytes
 
     def __iter__(self) -> Iterator[Batch]:
-        q: queue.Queue[object] = queue.Queue(maxsize=self.prefetch)
+        q = _Pipe(0)
         stop = threading.Event()
         thread = threading.Thread(
             target=self._produce, args=(q, stop), name="streamfit-reader", daemon=True
@@ -107,43 +155,31 @@ class Batcher:
                     item = _to_device(item, self.device)
                 yield item
         finally:
-            # Unblock a producer waiting on a full queue; one blocked on a read of a pipe
-            # cannot be interrupted and is left to exit with the process (it is a daemon).
+            # Unblock a producer waiting for room; one blocked on a read of a pipe cannot be
+            # interrupted and is left to exit with the process (it is a daemon).
             stop.set()
-            deadline = time.monotonic() + 2.0
-            while thread.is_alive() and time.monotonic() < deadline:
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    thread.join(timeout=0.05)
+            q.clear()
+            thread.join(timeout=2.0)
 
     # -- producer thread -------------------------------------------------------------------
 
-    def _put(self, q: queue.Queue[object], stop: threading.Event, item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, q: queue.Queue[object], stop: threading.Event) -> None:
+    def _produce(self, q: _Pipe, stop: threading.Event) -> None:
         try:
-            for batch in self._batches():
-                if not self._put(q, stop, batch):
+            for batch in self._batches(q):
+                if not q.put(batch, _nbytes(batch), stop):
                     return
-            self._put(q, stop, _END)
+            q.put(_END, 0, stop)
         except BaseException as exc:  # handed to the consumer, which raises it
-            self._put(q, stop, exc)
+            q.put(exc, 0, stop)
 
-    def _batches(self) -> Iterator[Batch]:
+    def _batches(self, q: _Pipe) -> Iterator[Batch]:
         pending: list[_Piece] = []
         n_pending = 0
         bad: list[np.ndarray] = []
         last_end = self.skip
         sparse: bool | None = None
         for chunk in self.source.read(self.skip, self._source_width()):
+            q.budget = min(self.prefetch_bytes, max(q.budget, chunk.batch.nbytes * 3 // 2))
             if chunk.n_rows == 0:  # only bad rows: no say in the layout
                 pass
             elif sparse is None:
