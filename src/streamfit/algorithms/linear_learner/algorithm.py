@@ -64,7 +64,8 @@ def _unique(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     torch takes 1.5 ms: the largest single cost of a sparse update with few models.
     """
     if indices.device.type != "cpu":
-        return torch.unique(indices, return_inverse=True)
+        found, where = torch.unique(indices, return_inverse=True)
+        return found, where
     rows, inverse = np.unique(indices.numpy(), return_inverse=True)
     return torch.from_numpy(rows), torch.from_numpy(inverse.reshape(-1))
 
