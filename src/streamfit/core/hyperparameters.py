@@ -50,15 +50,23 @@ def parse_hyperparameters(cls: type[H], raw: Mapping[str, Any], *, algorithm: st
     try:
         return cls.model_validate({k: _coerce(v) for k, v in raw.items()})
     except ValidationError as exc:
-        problems = []
+        messages: dict[str, list[str]] = {}  # a union's members each complain: one line a field
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "?"
+            name = str(err["loc"][0]) if err["loc"] else ""
             if err["type"] == "extra_forbidden":
                 known = ", ".join(sorted(cls.model_fields))
-                problems.append(f"unknown hyperparameter {name!r} (known: {known})")
+                messages.setdefault(name, []).append(f"unknown (known: {known})")
             else:
-                given = raw.get(str(err["loc"][0]), "<missing>") if err["loc"] else "?"
-                problems.append(f"hyperparameter {name!r}={given!r}: {err['msg']}")
+                messages.setdefault(name, []).append(err["msg"].removeprefix("Value error, "))
+        problems = []
+        for name, msgs in messages.items():
+            if not name:
+                problems.append("; ".join(msgs))
+            elif msgs[0].startswith("unknown"):
+                problems.append(f"unknown hyperparameter {name!r} ({msgs[0][9:-1]})")
+            else:
+                given = raw.get(name, "<missing>")
+                problems.append(f"hyperparameter {name!r}={given!r}: {' or '.join(msgs)}")
         raise ConfigError(f"{algorithm}: " + "; ".join(problems)) from None
 
 

@@ -1,0 +1,64 @@
+"""The job manager's error tree. The class decides what happens to the job.
+
+JobError
+ ├── SpecError              a job spec that cannot be used: names the file, job and field
+ ├── NoSuchJob
+ ├── TransitionError        a status change the table forbids, or lost to another writer
+ │    └── StaleJob          the job changed since it was read (version mismatch)
+ └── LaunchError            raised by a backend's launch
+      ├── CapacityError          transient: no room now; retried, uses up no attempts
+      ├── TransientLaunchError   transient: the backend hiccupped; retried with backoff
+      └── InvalidJobError        permanent: this job can never run here; Failed (invalid)
+"""
+
+from __future__ import annotations
+
+from streamfit.errors import ConfigError, StreamfitError
+
+__all__ = [
+    "CapacityError",
+    "InvalidJobError",
+    "JobError",
+    "LaunchError",
+    "NoSuchJob",
+    "SpecError",
+    "StaleJob",
+    "TransientLaunchError",
+    "TransitionError",
+]
+
+
+class JobError(StreamfitError):
+    """Root of the job manager's errors."""
+
+
+class SpecError(JobError, ConfigError):
+    """A job spec that cannot be used."""
+
+
+class NoSuchJob(JobError, LookupError):
+    """No job has that id."""
+
+
+class TransitionError(JobError):
+    """A status change the transition table forbids."""
+
+
+class StaleJob(TransitionError):
+    """The job's status or version changed since it was read: another writer got there first."""
+
+
+class LaunchError(JobError):
+    """A backend could not launch a run."""
+
+
+class CapacityError(LaunchError):
+    """No room for the job's resources right now; try again later."""
+
+
+class TransientLaunchError(LaunchError):
+    """The backend failed in a way that may pass; try again later."""
+
+
+class InvalidJobError(LaunchError):
+    """The job can never be launched by this backend (asks more than it has, bad command)."""

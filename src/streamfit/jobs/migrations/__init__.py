@@ -1,0 +1,1 @@
+"""Numbered schema migrations of the job store (alembic), applied on every open."""

@@ -1,0 +1,108 @@
+"""The store's schema (SQLAlchemy Core). Changes go through a new migration in
+``migrations/versions``; ``tests/jobs/test_store.py`` checks the two agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["events", "jobs", "metadata", "notifications", "submissions"]
+
+metadata = MetaData()
+
+#: Times are seconds since the epoch (UTC), as floats: the same in SQLite and PostgreSQL and
+#: easy to subtract for the statistics.
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("n_jobs", Integer, nullable=False),
+    Column("owner", String(320), nullable=False),
+    Column("digest", JSON),  # the notify settings of a digest submission, else null
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("owner", String(320), nullable=False),
+    Column("submission", String(32), ForeignKey("submissions.id"), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("failures", JSON, nullable=False),  # failures so far, by kind
+    Column("backend", String(32)),
+    Column("backend_ref", String(200)),
+    Column("failure_kind", String(16)),
+    Column("failure_reason", Text),
+    Column("stop_requested", Boolean, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("launched_at", Float),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("output_uri", Text),
+    Column("checkpoint_uri", Text),
+    Column("metrics", JSON),
+    Column("tags", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_jobs_due", "status", "next_attempt_at"),
+    Index("ix_jobs_submission", "submission"),
+    Index("ix_jobs_owner", "owner"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("from_status", String(16)),  # null: the job was submitted
+    Column("to_status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("failure_kind", String(16)),
+    Column("detail", Text),
+    #: The job became terminal with this event (Completed, Stopped, Failed for good) ...
+    Column("final", Boolean, nullable=False),
+    #: ... and its notifications have been recorded (the notify step's own mark).
+    Column("notified", Boolean, nullable=False),
+    Index("ix_events_job", "job_id"),
+    Index("ix_events_at", "at"),
+    Index("ix_events_unnotified", "final", "notified"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),  # "event:<id>" or "digest:<submission>"
+    Column("channel", String(16), nullable=False),  # email | webhook | console
+    Column("recipient", Text, nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id")),
+    Column("submission", String(32), ForeignKey("submissions.id")),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("next_try_at", Float, nullable=False),
+    Column("sent_at", Float),
+    UniqueConstraint("key", "channel", "recipient", name="uq_notification_once"),
+    Index("ix_notifications_due", "status", "next_try_at"),
+)
