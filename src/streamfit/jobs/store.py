@@ -46,7 +46,7 @@ class Job:
     final: bool
     attempt: int
     max_attempts: int
-    failures: dict[str, int]
+    failures: dict[str, Any]  # counts by kind, and the last error's signature and streak
     backend: str | None
     backend_ref: str | None
     failure_kind: str | None
@@ -358,7 +358,9 @@ class Store:
                 "from_status": job.status.value,
                 "to_status": to.value,
                 "attempt": values.get("attempt", job.attempt),
-                "failure_kind": values.get("failure_kind") if to == Status.FAILED else None,
+                "failure_kind": values.get("failure_kind", job.failure_kind)
+                if to == Status.FAILED
+                else None,
                 "detail": change.detail,
                 "final": final,
                 "notified": False,

@@ -1,0 +1,14 @@
+"""Fire-and-forget job management: submit thousands of training jobs and forget them.
+
+```
+New ──launch ok──▶ Launched ──▶ InProgress ──▶ Completed
+ ▲  └─ capacity error: stays New, backs off     ├──▶ Stopped  (asked by its owner)
+ │                                              └──▶ Failed ──▶ budget left: New, attempt + 1
+ └──────────────────────────────────────────────────────────┘   otherwise:  Failed, final
+```
+
+Jobs live in a store (SQLite by default, in ``$STREAMFIT_HOME``); three idempotent steps move
+them along (``launch``, ``monitor``, ``retry``) and a fourth tells their owners (``notify``);
+the scheduler runs the steps. Every status change is a guarded update with its event row in
+the same transaction: the history is complete, and no job is launched twice.
+"""

@@ -1,0 +1,62 @@
+"""What a backend is: launch, poll, stop (and logs). Everything else is the steps' business."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from streamfit.jobs.spec import Resources
+
+__all__ = ["Backend", "RunPhase", "RunRequest", "RunState"]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One attempt of a job. ``name`` is the idempotency key: launching it twice runs once."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    resources: Resources = field(default_factory=Resources)
+
+
+class RunPhase(StrEnum):
+    RUNNING = "running"
+    EXITED = "exited"
+    VANISHED = "vanished"  # neither running nor an exit status: the process was lost
+    UNKNOWN = "unknown"  # the backend has no such run
+
+
+@dataclass(frozen=True)
+class RunState:
+    phase: RunPhase
+    #: The exit status; negative: killed by that signal.
+    exit_code: int | None = None
+    #: ``stop`` was called for this run (an exit then means Stopped, not Failed).
+    stop_requested: bool = False
+    #: ``stop`` was called because the run overstayed its maximum run time.
+    timed_out: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+
+
+class Backend(Protocol):
+    """Where runs happen. ``launch`` raises ``CapacityError``, ``TransientLaunchError`` or
+    ``InvalidJobError`` (``streamfit.jobs.errors``)."""
+
+    name: str
+
+    def launch(self, request: RunRequest) -> str:
+        """Start ``request`` (or find it running already); returns its reference."""
+        ...
+
+    def poll(self, ref: str) -> RunState: ...
+
+    def stop(self, ref: str, *, timed_out: bool = False) -> None:
+        """Ask the run to stop (SIGTERM: a training job checkpoints, then exits)."""
+        ...
+
+    def logs(self, ref: str, tail_bytes: int | None = None) -> str: ...

@@ -1,0 +1,254 @@
+"""The local backend: each attempt a detached process on this machine, within a capacity.
+
+A run lives in ``ROOT/runs/<run name>/``: ``request.json``, ``supervisor.json`` (its
+supervisor's pid), ``child.json`` (the command's pid), ``output.log``, and ``exit.json`` once
+the command has ended. Runs outlive the scheduler that launched them. ``ROOT/active/`` holds
+one small file per run that still counts against the capacity; launching happens under a file
+lock, so several schedulers on one machine share one capacity and one run per name.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
+from streamfit.jobs.spec import Resources
+
+__all__ = ["Capacity", "LocalBackend"]
+
+_SUPERVISOR = Path(__file__).with_name("supervise.py")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What this machine offers to runs at once."""
+
+    cpus: float
+    gpus: int
+    memory_mb: int
+
+    @classmethod
+    def of_machine(cls) -> Capacity:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = len([d for d in visible.split(",") if d.strip()]) if visible else 0
+        return cls(float(os.cpu_count() or 1), gpus, int(memory))
+
+    def fits(self, used: Resources, want: Resources) -> bool:
+        return (
+            used.cpus + want.cpus <= self.cpus + 1e-9
+            and used.gpus + want.gpus <= self.gpus
+            and used.memory_mb + want.memory_mb <= self.memory_mb
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(doc: dict[str, Any] | None) -> bool:
+    """Whether the process a ``supervisor.json`` names still runs (same pid, same start)."""
+    if doc is None:
+        return False
+    pid = int(doc["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    recorded, now = doc.get("start_ticks"), _start_ticks(pid)
+    return recorded is None or now is None or recorded == now
+
+
+class LocalBackend:
+    """Runs on this machine. ``capacity`` defaults to the machine's cores, memory and GPUs."""
+
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike[str], capacity: Capacity | None = None) -> None:
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.active_dir = self.root / "active"
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.active_dir.mkdir(parents=True, exist_ok=True)
+        self.capacity = capacity or Capacity.of_machine()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.root / "launch.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- capacity ------------------------------------------------------------------------
+
+    def used(self) -> Resources:
+        """Resources of the runs that have not ended (ended ones are let go here)."""
+        cpus, gpus, memory = 0.0, 0, 0
+        for entry in self.active_dir.iterdir():
+            name = entry.name.removesuffix(".json")
+            if (self.runs / name / "exit.json").exists() or not (self.runs / name).exists():
+                entry.unlink(missing_ok=True)
+                continue
+            doc = _read_json(entry) or {}
+            cpus += float(doc.get("cpus", 0))
+            gpus += int(doc.get("gpus", 0))
+            memory += int(doc.get("memory_mb", 0))
+        return Resources.model_construct(cpus=cpus, gpus=gpus, memory_mb=memory)
+
+    def free(self) -> Resources:
+        used = self.used()
+        return Resources.model_construct(
+            cpus=self.capacity.cpus - used.cpus,
+            gpus=self.capacity.gpus - used.gpus,
+            memory_mb=self.capacity.memory_mb - used.memory_mb,
+        )
+
+    # -- the protocol --------------------------------------------------------------------
+
+    def launch(self, request: RunRequest) -> str:
+        want = request.resources
+        empty = Resources.model_construct(cpus=0.0, gpus=0, memory_mb=0)
+        if not self.capacity.fits(empty, want):
+            raise InvalidJobError(
+                f"asks for {want.cpus:g} CPUs, {want.gpus} GPUs, {want.memory_mb} MB; this "
+                f"machine has {self.capacity.cpus:g}, {self.capacity.gpus}, "
+                f"{self.capacity.memory_mb} MB"
+            )
+        program = request.argv[0]
+        if shutil.which(program, path=request.env.get("PATH")) is None:
+            raise InvalidJobError(f"command not found: {program!r}")
+        run = self.runs / request.name
+        with self._locked():
+            if run.exists():  # launched before (by us before a crash, or by another scheduler)
+                return request.name
+            used = self.used()
+            if not self.capacity.fits(used, want):
+                raise CapacityError(
+                    f"needs {want.cpus:g} CPUs, {want.gpus} GPUs, {want.memory_mb} MB; "
+                    f"in use {used.cpus:g} of {self.capacity.cpus:g} CPUs, {used.gpus} of "
+                    f"{self.capacity.gpus} GPUs, {used.memory_mb} of {self.capacity.memory_mb} MB"
+                )
+            tmp = self.runs / f".{request.name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            _write_json(
+                tmp / "request.json",
+                {
+                    "argv": request.argv,
+                    "env": request.env,
+                    "workdir": request.workdir,
+                    "launched_at": time.time(),
+                },
+            )
+            tmp.rename(run)  # the run exists from here on: a second launch finds it
+            _write_json(self.active_dir / f"{request.name}.json", want.model_dump())
+            try:
+                subprocess.run(
+                    [sys.executable, "-I", str(_SUPERVISOR), str(run)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    timeout=60,
+                    check=True,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                # The run folder stays: polled, it reads as vanished, and the job is retried
+                # under its next attempt's name; this name is never launched twice.
+                raise TransientLaunchError(f"could not start the supervisor: {exc}") from exc
+        return request.name
+
+    def poll(self, ref: str) -> RunState:
+        run = self.runs / ref
+        if not run.exists():
+            return RunState(RunPhase.UNKNOWN, error=f"no run {ref!r}")
+        stop = (run / "stop-requested").exists()
+        timed_out = (run / "timed-out").exists()
+        child = _read_json(run / "child.json") or {}
+        started = child.get("started_at")
+        done = _read_json(run / "exit.json")
+        if done is None and _alive(_read_json(run / "supervisor.json")):
+            return RunState(
+                RunPhase.RUNNING, stop_requested=stop, timed_out=timed_out, started_at=started
+            )
+        done = done or _read_json(run / "exit.json")  # it may have ended just now
+        if done is None:
+            return RunState(
+                RunPhase.VANISHED,
+                stop_requested=stop,
+                timed_out=timed_out,
+                started_at=started,
+                error="the run's process is gone, with no exit status",
+            )
+        return RunState(
+            RunPhase.EXITED,
+            exit_code=int(done["exit_code"]),
+            stop_requested=stop,
+            timed_out=timed_out,
+            started_at=started,
+            ended_at=done.get("ended_at"),
+            error=done.get("error"),
+        )
+
+    def stop(self, ref: str, *, timed_out: bool = False) -> None:
+        run = self.runs / ref
+        if not run.exists():
+            return
+        (run / ("timed-out" if timed_out else "stop-requested")).touch()
+        child = _read_json(run / "child.json")
+        try:
+            if child is not None:
+                os.killpg(int(child["pid"]), signal.SIGTERM)
+            else:  # not started yet: the supervisor forwards once the command exists
+                supervisor = _read_json(run / "supervisor.json")
+                if supervisor is not None and _alive(supervisor):
+                    os.kill(int(supervisor["pid"]), signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def logs(self, ref: str, tail_bytes: int | None = None) -> str:
+        path = self.runs / ref / "output.log"
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            if tail_bytes is not None:
+                f.seek(max(0, path.stat().st_size - tail_bytes))
+            return f.read().decode("utf-8", errors="replace")
+
+    def launched(self) -> list[str]:
+        """The names of every run this backend has (for tests and reconciliation)."""
+        return sorted(p.name for p in self.runs.iterdir() if not p.name.startswith("."))

@@ -1,0 +1,28 @@
+"""What every step works with: the store, the backend, the clock, the jobs' home folder."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamfit.jobs.backends.base import Backend
+from streamfit.jobs.clock import Clock, SystemClock
+from streamfit.jobs.store import Store
+
+__all__ = ["StepContext"]
+
+
+@dataclass
+class StepContext:
+    store: Store
+    backend: Backend
+    home: Path
+    clock: Clock = field(default_factory=SystemClock)
+    rand: random.Random = field(default_factory=random.Random)
+    #: Capacity backoff: first wait and cap, in seconds (jitter is added).
+    capacity_backoff: float = 2.0
+    capacity_backoff_max: float = 60.0
+    #: A job that has waited this long for capacity stops smaller jobs behind it from
+    #: overtaking it (no starvation of large jobs).
+    starvation_seconds: float = 300.0

@@ -1,0 +1,114 @@
+"""The job manager assembled from settings: store, backend, steps and scheduler.
+
+>>> # manager = JobManager.open()                      # $STREAMFIT_HOME, SQLite, local runs
+>>> # manager.submit(load_specs(["sweep.jsonl"]))
+>>> # manager.scheduler().run(stop_event)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.clock import Clock, SystemClock
+from streamfit.jobs.context import StepContext
+from streamfit.jobs.errors import TransitionError
+from streamfit.jobs.notify import Notifier, build_notifiers, notify_step
+from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.settings import Settings
+from streamfit.jobs.spec import JobSpec
+from streamfit.jobs.status import ACTIVE, Status
+from streamfit.jobs.store import Job, Store, Submission
+
+__all__ = ["JobManager"]
+
+
+@dataclass
+class JobManager:
+    settings: Settings
+    store: Store
+    backend: LocalBackend
+    ctx: StepContext
+    notifiers: dict[str, Notifier]
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        notifiers: dict[str, Notifier] | None = None,
+    ) -> JobManager:
+        settings = settings or Settings.load()
+        store = Store.open(settings.home, settings.database_url)
+        machine = Capacity.of_machine()
+        capacity = Capacity(
+            settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
+            settings.capacity_gpus if settings.capacity_gpus is not None else machine.gpus,
+            settings.capacity_memory_mb
+            if settings.capacity_memory_mb is not None
+            else machine.memory_mb,
+        )
+        backend = LocalBackend(settings.home, capacity)
+        ctx = StepContext(store, backend, settings.home, clock or SystemClock(), random.Random())
+        if notifiers is None:
+            notifiers = build_notifiers(settings)
+        return cls(settings, store, backend, ctx, notifiers)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def submit(self, specs: Sequence[JobSpec]) -> Submission:
+        return self.store.submit(specs, self.ctx.clock.now())
+
+    def scheduler(self) -> Scheduler:
+        s = self.settings
+        notifiers = self.notifiers
+        return Scheduler(
+            self.ctx,
+            notify=lambda ctx: notify_step(ctx, notifiers),
+            launch_interval=s.launch_interval,
+            monitor_interval=s.monitor_interval,
+            retry_interval=s.retry_interval,
+            notify_interval=s.notify_interval,
+        )
+
+    def stop(self, job_id: int) -> Job:
+        """Ask a job to stop: a New one stops before launch, a running one gets SIGTERM (a
+        training job checkpoints first) and ends Stopped."""
+        job = self.store.request_stop(job_id)
+        if job.is_terminal:
+            raise TransitionError(f"job {job_id} is already {job.status}")
+        if job.status == Status.NEW:
+            with contextlib.suppress(TransitionError):  # else the launch step stops it
+                job = self.store.transition(
+                    job, Status.STOPPED, self.ctx.clock.now(), "stopped before launch",
+                    ended_at=self.ctx.clock.now()
+                )
+        elif job.status in ACTIVE and job.backend_ref is not None:
+            self.backend.stop(job.backend_ref)
+        return job
+
+    def retry(self, job_id: int) -> Job:
+        """Run a finished (Failed or Stopped) job again, as its next attempt."""
+        job = self.store.get(job_id)
+        if job.status not in (Status.FAILED, Status.STOPPED) or not job.final:
+            raise TransitionError(f"job {job_id} is {job.status}: only a finished job can be retried")
+        now = self.ctx.clock.now()
+        return self.store.transition(
+            job,
+            Status.NEW,
+            now,
+            "retry asked for",
+            attempt=job.attempt + 1,
+            next_attempt_at=now,
+            stop_requested=False,
+            failures={},
+            backend_ref=None,
+        )
+
+    def logs(self, job_id: int, attempt: int | None = None, tail_bytes: int | None = None) -> str:
+        job = self.store.get(job_id)
+        return self.backend.logs(f"{job.id}-{attempt or job.attempt}", tail_bytes)

@@ -1,0 +1,83 @@
+"""The monitor step: Launched/InProgress jobs -> InProgress, Completed, Failed or Stopped.
+
+Also enforces ``max_runtime_seconds`` (stop, then Failed) and passes owners' stop requests on
+to the backend. All the pass's changes are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from streamfit.jobs.backends.base import RunPhase, RunState
+from streamfit.jobs.context import StepContext
+from streamfit.jobs.runs import classify, error_signature
+from streamfit.jobs.status import Status
+from streamfit.jobs.store import Change, Job
+
+__all__ = ["monitor_step"]
+
+log = logging.getLogger(__name__)
+_LOG_TAIL = 4096
+
+
+def monitor_step(ctx: StepContext) -> int:
+    """One pass; returns the number of status changes written."""
+    changes: list[Change] = []
+    now = ctx.clock.now()
+    for job in ctx.store.active():
+        assert job.backend_ref is not None
+        state = ctx.backend.poll(job.backend_ref)
+        if state.phase == RunPhase.RUNNING:
+            started = job.started_at or state.started_at or now
+            if started and now - started > job.spec["max_runtime_seconds"] and not state.timed_out:
+                ctx.backend.stop(job.backend_ref, timed_out=True)
+            elif job.stop_requested and not state.stop_requested:
+                ctx.backend.stop(job.backend_ref)
+            if job.status == Status.LAUNCHED:
+                changes.append(Change(job, Status.IN_PROGRESS, "running", {"started_at": started}))
+            continue
+        changes.append(_ended(ctx, job, state, now))
+    done = ctx.store.apply(changes, now)
+    return sum(1 for d in done if d is not None)
+
+
+def _ended(ctx: StepContext, job: Job, state: RunState, now: float) -> Change:
+    assert job.backend_ref is not None
+    tail = ctx.backend.logs(job.backend_ref, _LOG_TAIL) if state.phase == RunPhase.EXITED else ""
+    outcome = classify(state, builtin=job.spec.get("algorithm") is not None, log_tail=tail)
+    values: dict[str, Any] = {
+        "ended_at": state.ended_at or now,
+        "started_at": job.started_at or state.started_at,
+    }
+    if outcome.status == Status.COMPLETED:
+        values["metrics"] = _metrics(job)
+        values.update(failure_kind=None, failure_reason=None)
+        return Change(job, Status.COMPLETED, "exit status 0", values)
+    if outcome.status == Status.STOPPED:
+        return Change(job, Status.STOPPED, outcome.reason, values)
+    assert outcome.kind is not None
+    kind = outcome.kind.value
+    reason = outcome.reason
+    if tail:
+        reason += "\n--- last lines of the log ---\n" + "\n".join(tail.splitlines()[-20:])
+    signature = error_signature(kind, outcome.reason)
+    failures = dict(job.failures)
+    failures[kind] = int(failures.get(kind, 0)) + 1
+    streak = int(failures.get("streak", 0)) + 1 if failures.get("signature") == signature else 1
+    failures.update(signature=signature, streak=streak)
+    values.update(failure_kind=kind, failure_reason=reason, failures=failures)
+    return Change(job, Status.FAILED, f"{kind}: {outcome.reason}", values)
+
+
+def _metrics(job: Job) -> dict[str, Any] | None:
+    if job.output_uri is None:
+        return None
+    path = Path(job.output_uri) / "metrics.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -1,0 +1,58 @@
+"""The retry step: Failed jobs -> New again (attempt + 1), or final.
+
+A job is retried while the budget for its failure kind lasts (``retry.algorithm``,
+``retry.infrastructure``; ``invalid`` never), unless the same error has repeated
+``retry.crash_loop`` times in a row, or its owner asked it to stop. A retried built-in job
+resumes from its checkpoint folder, which belongs to the job.
+"""
+
+from __future__ import annotations
+
+from streamfit.jobs.backoff import compute_backoff
+from streamfit.jobs.context import StepContext
+from streamfit.jobs.status import FailureKind, Status
+from streamfit.jobs.store import Change, Job
+
+__all__ = ["retry_decision", "retry_step"]
+
+
+def retry_decision(job: Job) -> tuple[bool, str]:
+    """Whether to retry a Failed job, and why (or why not)."""
+    spec = job.spec_model()
+    kind = job.failure_kind or FailureKind.ALGORITHM.value
+    used = int(job.failures.get(kind, 0))
+    if job.stop_requested:
+        return False, "its owner asked it to stop"
+    if kind == FailureKind.INVALID.value:
+        return False, "invalid: not retried"
+    budget = getattr(spec.retry, kind, 0)
+    if used > budget:
+        return False, f"{kind} failures: {used}, budget {budget} retries"
+    streak = int(job.failures.get("streak", 0))
+    if streak >= spec.retry.crash_loop:
+        return False, f"crash loop: the same error {streak} times in a row"
+    return True, f"retry {used} of {budget} after {kind} failure"
+
+
+def retry_step(ctx: StepContext) -> int:
+    """One pass; returns the number of jobs retried or made final."""
+    now = ctx.clock.now()
+    changes = []
+    for job in ctx.store.find(status=Status.FAILED, final=False):
+        retry, why = retry_decision(job)
+        if retry:
+            spec = job.spec_model()
+            used = int(job.failures.get(job.failure_kind or "", 1))
+            delay = compute_backoff(
+                used, spec.retry.backoff_seconds, spec.retry.max_backoff_seconds, rand=ctx.rand
+            )
+            values = {
+                "attempt": job.attempt + 1,
+                "next_attempt_at": now + delay,
+                "backend_ref": None,
+            }
+            changes.append(Change(job, Status.NEW, why, values))
+        else:
+            changes.append(Change(job, Status.FAILED, f"final: {why}", {"final": True}))
+    done = ctx.store.apply(changes, now)
+    return sum(1 for d in done if d is not None)

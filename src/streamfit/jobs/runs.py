@@ -1,0 +1,125 @@
+"""From a job to a run, and from a run's end back to a job status.
+
+``classify`` is the one place where exit statuses, signals and stop requests become
+streamfit's statuses and failure kinds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from streamfit.errors import TrainingInterrupted
+from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.status import FailureKind, Status
+from streamfit.jobs.store import Job
+
+__all__ = ["Outcome", "classify", "error_signature", "job_paths", "run_request"]
+
+#: ``streamfit train``'s exit codes for bad configuration, data and state: never retried.
+_PERMANENT_TRAIN_CODES = {2: "bad configuration", 3: "bad input data", 4: "unusable state"}
+
+
+def job_paths(job: Job, home: Path) -> tuple[Path, Path]:
+    """The job's output and checkpoint folders; they belong to the job, not to an attempt."""
+    folder = home / "jobs" / str(job.id)
+    return folder / "output", folder / "checkpoints"
+
+
+def run_request(job: Job, home: Path) -> RunRequest:
+    """The attempt to launch for ``job``: ``streamfit train`` for a built-in, else its command.
+
+    A retried built-in job gets the same checkpoint folder, so it resumes where it stopped.
+    """
+    spec = job.spec_model()
+    output, checkpoints = job_paths(job, home)
+    env = {
+        **os.environ,
+        **spec.env,
+        "STREAMFIT_JOB_ID": str(job.id),
+        "STREAMFIT_ATTEMPT": str(job.attempt),
+        "STREAMFIT_OUTPUT_DIR": str(output),
+        "STREAMFIT_CHECKPOINT_DIR": str(checkpoints),
+    }
+    if spec.algorithm is not None:
+        argv = [sys.executable, "-m", "streamfit", "train", spec.algorithm]
+        for channel, uri in spec.inputs.items():
+            argv += [f"--{channel}", uri]
+        argv += [
+            "--output",
+            str(output),
+            "--checkpoint-dir",
+            str(checkpoints),
+            "--checkpoint-seconds",
+            f"{spec.checkpoint_seconds:g}",
+            "--device",
+            spec.device,
+            "--no-progress",
+        ]
+        for name, value in spec.hyperparameters.items():
+            argv += ["--hp", f"{name}={value}"]
+    else:
+        assert spec.command is not None
+        argv = list(spec.command)
+    return RunRequest(job.run_name, argv, env, spec.workdir, spec.resources)
+
+
+class Outcome:
+    """How a run ended, in streamfit's terms."""
+
+    def __init__(self, status: Status, kind: FailureKind | None = None, reason: str = "") -> None:
+        self.status = status
+        self.kind = kind
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.status}, {self.kind}, {self.reason!r})"
+
+
+def classify(state: RunState, builtin: bool, log_tail: str = "") -> Outcome:
+    """The status a finished (or lost) run gives its job."""
+    last = _last_line(log_tail)
+    if state.timed_out:
+        return Outcome(Status.FAILED, FailureKind.ALGORITHM, "exceeded max_runtime_seconds")
+    if state.stop_requested:
+        return Outcome(Status.STOPPED, None, "stopped on request")
+    if state.phase in (RunPhase.VANISHED, RunPhase.UNKNOWN):
+        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, state.error or "run lost")
+    code = state.exit_code
+    if code == 0:
+        return Outcome(Status.COMPLETED)
+    if code is None:
+        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, "no exit status")
+    if code < 0 or (not builtin and code > 128 and code - 128 in _SIGNALS):
+        signum = -code if code < 0 else code - 128
+        name = _SIGNALS.get(signum, f"signal {signum}")
+        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, f"killed by {name}")
+    if builtin and code == TrainingInterrupted.exit_code:
+        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, "interrupted after a checkpoint")
+    if code in (126, 127):
+        return Outcome(Status.FAILED, FailureKind.INVALID, state.error or last or "cannot run")
+    if builtin and code in _PERMANENT_TRAIN_CODES:
+        what = _PERMANENT_TRAIN_CODES[code]
+        return Outcome(Status.FAILED, FailureKind.INVALID, f"{what}: {last}" if last else what)
+    return Outcome(
+        Status.FAILED, FailureKind.ALGORITHM, f"exit status {code}" + (f": {last}" if last else "")
+    )
+
+
+_SIGNALS = {int(s): s.name for s in signal.Signals}
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def error_signature(kind: str, reason: str) -> str:
+    """A fingerprint of a failure that ignores numbers (times, pids, addresses), so the same
+    error repeating is recognised as a crash loop."""
+    normal = re.sub(r"0x[0-9a-f]+|\d+", "#", reason.lower())
+    return hashlib.sha1(f"{kind}:{normal}".encode()).hexdigest()[:12]
