@@ -84,8 +84,11 @@ class JobManager:
         if job.status == Status.NEW:
             with contextlib.suppress(TransitionError):  # else the launch step stops it
                 job = self.store.transition(
-                    job, Status.STOPPED, self.ctx.clock.now(), "stopped before launch",
-                    ended_at=self.ctx.clock.now()
+                    job,
+                    Status.STOPPED,
+                    self.ctx.clock.now(),
+                    "stopped before launch",
+                    ended_at=self.ctx.clock.now(),
                 )
         elif job.status in ACTIVE and job.backend_ref is not None:
             self.backend.stop(job.backend_ref)
@@ -95,7 +98,9 @@ class JobManager:
         """Run a finished (Failed or Stopped) job again, as its next attempt."""
         job = self.store.get(job_id)
         if job.status not in (Status.FAILED, Status.STOPPED) or not job.final:
-            raise TransitionError(f"job {job_id} is {job.status}: only a finished job can be retried")
+            raise TransitionError(
+                f"job {job_id} is {job.status}: only a finished job can be retried"
+            )
         now = self.ctx.clock.now()
         return self.store.transition(
             job,

@@ -9,6 +9,7 @@ lock, so several schedulers on one machine share one capacity and one run per na
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -229,16 +230,12 @@ class LocalBackend:
         if not run.exists():
             return
         (run / ("timed-out" if timed_out else "stop-requested")).touch()
-        child = _read_json(run / "child.json")
-        try:
-            if child is not None:
-                os.killpg(int(child["pid"]), signal.SIGTERM)
-            else:  # not started yet: the supervisor forwards once the command exists
-                supervisor = _read_json(run / "supervisor.json")
-                if supervisor is not None and _alive(supervisor):
-                    os.kill(int(supervisor["pid"]), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # The supervisor passes the signal on to the command's process group, or holds it
+        # until the command exists.
+        supervisor = _read_json(run / "supervisor.json")
+        if supervisor is not None and _alive(supervisor):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(supervisor["pid"]), signal.SIGTERM)
 
     def logs(self, ref: str, tail_bytes: int | None = None) -> str:
         path = self.runs / ref / "output.log"

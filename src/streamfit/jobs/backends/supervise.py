@@ -53,6 +53,21 @@ def main(run_dir: str) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     exit_path = os.path.join(run_dir, "exit.json")
+    # Signals are handled from the start: one that comes before the command exists is passed
+    # on as soon as it does, so a stop can never lose the command or leave it orphaned.
+    children: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not children:
+            pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(children[0].pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with open(os.path.join(run_dir, "output.log"), "ab") as log:
         try:
             child = subprocess.Popen(
@@ -69,14 +84,10 @@ def main(run_dir: str) -> None:
             _write(exit_path, {"exit_code": 127, "ended_at": time.time(), "error": str(exc)})
             return
 
-        def forward(signum: int, _frame: object) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signum)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        children.append(child)
         _write(os.path.join(run_dir, "child.json"), {"pid": child.pid, "started_at": time.time()})
+        for signum in pending:
+            forward(signum, None)
         code = child.wait()
     _write(exit_path, {"exit_code": code, "ended_at": time.time()})
 

@@ -1,0 +1,119 @@
+"""The store: schema from migrations, guarded status changes, events, bulk submission."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from streamfit.jobs.errors import StaleJob, TransitionError
+from streamfit.jobs.spec import JobSpec
+from streamfit.jobs.status import TRANSITIONS, Status
+from streamfit.jobs.store import Change, Store
+from streamfit.jobs.tables import metadata
+
+
+def _spec(i: int = 0, **kw: object) -> JobSpec:
+    return JobSpec.model_validate(
+        {"name": f"job-{i}", "owner": "a@example.com", "command": ["true"], **kw}
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+
+
+def test_migrations_build_exactly_the_declared_schema(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    with store.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    assert mode == "wal"
+
+
+def test_reopening_a_store_keeps_its_jobs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    sub = Store(url).submit([_spec()], now=1.0)
+    assert Store(url).get(sub.job_ids[0]).name == "job-0"
+
+
+def test_every_change_is_guarded_and_has_its_event(store: Store) -> None:
+    (job_id,) = store.submit([_spec()], now=1.0).job_ids
+    job = store.get(job_id)
+    launched = store.transition(job, Status.LAUNCHED, 2.0, "run 1-1", backend_ref="1-1")
+    assert (launched.status, launched.version, launched.backend_ref) == ("Launched", 2, "1-1")
+    with pytest.raises(StaleJob):  # the old copy lost: someone else moved the job
+        store.transition(job, Status.LAUNCHED, 3.0)
+    done = store.transition(launched, Status.COMPLETED, 4.0, metrics={"auc": 0.9})
+    assert done.final and done.is_terminal
+    with pytest.raises(TransitionError, match="cannot go from Completed to New"):
+        store.transition(done, Status.NEW, 5.0)
+    history = [(e.from_status, e.to_status, e.at, e.final) for e in store.events(job_id)]
+    assert history == [
+        (None, "New", 1.0, False),
+        ("New", "Launched", 2.0, False),
+        ("Launched", "Completed", 4.0, True),
+    ]
+
+
+def test_transition_table_is_respected_for_every_pair(store: Store) -> None:
+    for old in Status:
+        for new in Status:
+            if new == old:
+                continue
+            (job_id,) = store.submit([_spec()], now=0.0).job_ids
+            job = store.get(job_id)
+            with store.engine.begin() as conn:  # put the job in ``old`` behind the store's back
+                conn.execute(
+                    sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
+                    {"s": old.value, "i": job_id},
+                )
+            job = store.get(job_id)
+            if new in TRANSITIONS[old]:
+                assert store.transition(job, new, 1.0).status == new
+            else:
+                with pytest.raises(TransitionError):
+                    store.transition(job, new, 1.0)
+
+
+def test_a_batch_skips_what_another_writer_changed(store: Store) -> None:
+    ids = store.submit([_spec(i) for i in range(3)], now=0.0).job_ids
+    jobs = [store.get(i) for i in ids]
+    store.transition(jobs[1], Status.STOPPED, 1.0)  # "another scheduler" gets job 2 first
+    results = store.apply([Change(j, Status.LAUNCHED) for j in jobs], now=2.0)
+    assert [r is not None for r in results] == [True, False, True]
+    assert [e.to_status for e in store.events(ids[1])] == ["New", "Stopped"]
+
+
+def test_due_orders_by_priority_then_age_and_respects_backoff(store: Store) -> None:
+    a = store.submit([_spec(0)], now=1.0).job_ids[0]
+    b = store.submit([_spec(1, priority=5)], now=2.0).job_ids[0]
+    c = store.submit([_spec(2)], now=3.0).job_ids[0]
+    store.transition(store.get(c), Status.NEW, 3.0, "capacity", next_attempt_at=100.0)
+    assert [j.id for j in store.due(now=10.0)] == [b, a]
+    assert [j.id for j in store.due(now=100.0)] == [b, a, c]
+
+
+def test_find_filters_by_owner_tag_submission_and_status(store: Store) -> None:
+    sub = store.submit([_spec(0, tags={"project": "ctr"}), _spec(1, owner="b@example.com")], 0.0)
+    store.submit([_spec(2, tags={"project": "ads"})], 0.0)
+    assert [j.name for j in store.find(tags={"project": "ctr"})] == ["job-0"]
+    assert [j.name for j in store.find(owner="b@example.com")] == ["job-1"]
+    assert len(store.find(submission=sub.id)) == 2
+    assert len(store.find(status=Status.NEW)) == 3 and store.find(status=Status.FAILED) == []
+
+
+def test_ten_thousand_jobs_are_one_fast_transaction(store: Store) -> None:
+    specs = [_spec(i) for i in range(10_000)]
+    started = time.perf_counter()
+    sub = store.submit(specs, now=0.0)
+    elapsed = time.perf_counter() - started
+    assert len(sub.job_ids) == 10_000 and store.counts() == {"New": 10_000}
+    assert len(store.events()) == 10_000
+    assert elapsed < 10  # measured about 0.5 s here; the benchmark reports the rate
