@@ -123,7 +123,8 @@ def test_runs_outlive_the_process_that_launched_them(backend: LocalBackend) -> N
         from streamfit.jobs.backends.local import LocalBackend, Capacity
         from streamfit.jobs.backends.base import RunRequest
         b = LocalBackend({str(backend.root)!r}, Capacity(2, 0, 8000))
-        b.launch(RunRequest("1-1", [sys.executable, "-c", "import time; time.sleep(1); print('done')"], dict(os.environ)))
+        code = "import time; time.sleep(1); print('done')"
+        b.launch(RunRequest("1-1", [sys.executable, "-c", code], dict(os.environ)))
     """)
     subprocess.run([sys.executable, "-c", launcher], check=True, timeout=60)
     state = _wait(backend, "1-1", RunPhase.EXITED)  # the launcher is long gone
