@@ -90,14 +90,17 @@ def test_stop_sends_sigterm_to_the_command_and_is_remembered(backend: LocalBacke
     assert classify(state, builtin=True).status == Status.STOPPED
 
 
-def test_a_signal_nobody_asked_for_is_an_infrastructure_failure(backend: LocalBackend) -> None:
-    ref = backend.launch(_req("1-1", "import time; time.sleep(60)"))
-    _wait(backend, ref, RunPhase.RUNNING)
+def _child_pid(backend: LocalBackend, ref: str) -> int:
     deadline = time.monotonic() + 30
     while not (backend.runs / ref / "child.json").exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    child = json.loads((backend.runs / ref / "child.json").read_text())["pid"]
+    return int(json.loads((backend.runs / ref / "child.json").read_text())["pid"])
+
+
+def test_a_signal_nobody_asked_for_is_an_infrastructure_failure(backend: LocalBackend) -> None:
+    ref = backend.launch(_req("1-1", "import time; time.sleep(60)"))
+    child = _child_pid(backend, ref)
     os.kill(child, signal.SIGKILL)
     state = _wait(backend, ref, RunPhase.EXITED)
     assert state.exit_code == -signal.SIGKILL
@@ -108,9 +111,8 @@ def test_a_signal_nobody_asked_for_is_an_infrastructure_failure(backend: LocalBa
 
 def test_a_lost_supervisor_reads_as_vanished(backend: LocalBackend) -> None:
     ref = backend.launch(_req("1-1", "import time; time.sleep(60)"))
-    _wait(backend, ref, RunPhase.RUNNING)
+    child = _child_pid(backend, ref)
     supervisor = json.loads((backend.runs / ref / "supervisor.json").read_text())["pid"]
-    child = json.loads((backend.runs / ref / "child.json").read_text())["pid"]
     os.kill(supervisor, signal.SIGKILL)
     os.kill(child, signal.SIGKILL)
     state = _wait(backend, ref, RunPhase.VANISHED)
@@ -129,3 +131,14 @@ def test_runs_outlive_the_process_that_launched_them(backend: LocalBackend) -> N
     subprocess.run([sys.executable, "-c", launcher], check=True, timeout=60)
     state = _wait(backend, "1-1", RunPhase.EXITED)  # the launcher is long gone
     assert state.exit_code == 0 and "done" in backend.logs("1-1")
+
+
+def test_a_stop_during_start_up_means_the_command_never_runs(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    ref = backend.launch(_req("1-1", f"open({str(marker)!r}, 'w')"))
+    backend.stop(ref)  # at once: the supervisor is still starting
+    state = _wait(backend, ref, RunPhase.EXITED)
+    assert state.stop_requested
+    assert classify(state, builtin=False).status == Status.STOPPED

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -90,6 +89,44 @@ def _alive(doc: dict[str, Any] | None) -> bool:
         return True
     recorded, now = doc.get("start_ticks"), _start_ticks(pid)
     return recorded is None or now is None or recorded == now
+
+
+def _spawn_supervisor(run: Path) -> None:
+    """Start the run's supervisor detached (double fork), recorded before this returns.
+
+    The first child starts a session, forks the supervisor, records its pid and start time in
+    ``supervisor.json`` and exits; the supervisor execs the stdlib-only script. The scheduler
+    waits a millisecond for the first child only, never for Python to start, and a run is
+    never seen half-born. The children call nothing but ``os`` functions before exec, which
+    keeps the fork safe in a scheduler that has threads.
+    """
+    argv = [sys.executable, "-I", str(_SUPERVISOR), str(run)]
+    record = str(run / "supervisor.json")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setsid()
+            supervisor = os.fork()
+            if supervisor == 0:
+                # Held until the supervisor has its handlers: a stop during its start-up is
+                # then answered, never fatal to it.
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                os.execv(sys.executable, argv)
+            doc = json.dumps({"pid": supervisor, "start_ticks": _start_ticks(supervisor)})
+            fd = os.open(record + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, doc.encode())
+            os.close(fd)
+            os.rename(record + ".tmp", record)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(f"the launcher process exited with status {status}")
 
 
 class LocalBackend:
@@ -178,16 +215,8 @@ class LocalBackend:
             tmp.rename(run)  # the run exists from here on: a second launch finds it
             _write_json(self.active_dir / f"{request.name}.json", want.model_dump())
             try:
-                subprocess.run(
-                    [sys.executable, "-I", str(_SUPERVISOR), str(run)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                    timeout=60,
-                    check=True,
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
+                _spawn_supervisor(run)
+            except OSError as exc:
                 # The run folder stays: polled, it reads as vanished, and the job is retried
                 # under its next attempt's name; this name is never launched twice.
                 raise TransientLaunchError(f"could not start the supervisor: {exc}") from exc
