@@ -43,11 +43,12 @@ def test_a_job_that_does_not_fit_waits_without_using_attempts(ctx: StepContext) 
         [_command("import time; time.sleep(2)", resources={"cpus": 2})], now=time.time()
     )
     waiting = ctx.store.submit([_command("pass", name="small")], now=time.time()).job_ids[0]
-    assert launch_step(ctx) == 2
+    assert launch_step(ctx) == 2  # one launch, one recorded wait
     job = ctx.store.get(waiting)
     assert job.status == Status.NEW and job.attempt == 1
-    assert job.failure_kind == "capacity" and job.next_attempt_at > time.time()
-    assert "needs 1 CPUs" in (job.failure_reason or "")
+    assert job.failure_kind == "capacity"
+    assert "needs 1 CPUs, 0 GPUs, 1024 MB, free 0 CPUs" in (job.failure_reason or "")
+    assert launch_step(ctx) == 0  # still waiting: nothing new to record
     jobs = _finish(ctx)
     assert [j.status for j in jobs] == [Status.COMPLETED, Status.COMPLETED]
     assert ctx.store.get(waiting).attempt == 1

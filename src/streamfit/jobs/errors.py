@@ -5,10 +5,11 @@ JobError
  ├── NoSuchJob
  ├── TransitionError        a status change the table forbids, or lost to another writer
  │    └── StaleJob          the job changed since it was read (version mismatch)
- └── LaunchError            raised by a backend's launch
-      ├── CapacityError          transient: no room now; retried, uses up no attempts
-      ├── TransientLaunchError   transient: the backend hiccupped; retried with backoff
-      └── InvalidJobError        permanent: this job can never run here; Failed (invalid)
+ ├── LaunchError            raised by a backend's launch
+ │    ├── CapacityError          transient: no room now; retried, uses up no attempts
+ │    ├── TransientLaunchError   transient: the backend hiccupped; retried with backoff
+ │    └── InvalidJobError        permanent: this job can never run here; Failed (invalid)
+ └── DeliveryError          a notification not delivered: retried with backoff
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from streamfit.errors import ConfigError, StreamfitError
 
 __all__ = [
     "CapacityError",
+    "DeliveryError",
     "InvalidJobError",
     "JobError",
     "LaunchError",
@@ -62,3 +64,7 @@ class TransientLaunchError(LaunchError):
 
 class InvalidJobError(LaunchError):
     """The job can never be launched by this backend (asks more than it has, bad command)."""
+
+
+class DeliveryError(JobError):
+    """A notifier could not deliver a message; the text is safe to log and store."""

@@ -1,19 +1,26 @@
-"""The launch step: New jobs whose time has come -> Launched.
+"""The launch step: New jobs whose time has come -> Launched, by priority then age.
 
-The run is launched first and recorded second. Its name is the attempt's idempotency key, so a
-scheduler that dies in between finds the same run again on its next pass instead of starting
-a second one, and two schedulers racing for a job start one run (one of them then loses the
-guarded update, harmlessly).
+Runs are launched first and recorded second, a batch at a time. A run's name is its
+attempt's idempotency key, so a scheduler that dies in between finds the same runs again on
+its next pass instead of starting second ones, and two schedulers racing for a job start one
+run (one of them then loses the guarded update, harmlessly).
+
+Jobs that do not fit the capacity the backend reports free are passed over without asking
+the backend; they wait in the queue (their first wait is recorded once, as a capacity wait,
+which uses up no attempts). A job that has waited longer than ``starvation_seconds`` stops
+smaller jobs behind it from overtaking it.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from streamfit.jobs.backoff import compute_backoff
 from streamfit.jobs.context import StepContext
-from streamfit.jobs.errors import CapacityError, InvalidJobError, StaleJob, TransientLaunchError
+from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
 from streamfit.jobs.runs import job_paths, run_request
+from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Change, Job
 
@@ -21,85 +28,118 @@ __all__ = ["launch_step"]
 
 log = logging.getLogger(__name__)
 
+#: Launches recorded per transaction: bounds what a crash makes the next pass find again.
+_BATCH = 64
+
 
 def launch_step(ctx: StepContext, limit: int = 500) -> int:
-    """One pass; returns the number of jobs whose status or schedule changed."""
-    changed = 0
+    """One pass; returns the number of status changes (and first capacity waits) written."""
     now = ctx.clock.now()
-    blocked = False  # a long-waiting job did not fit: nothing behind it may overtake it
+    free = _free(ctx)
+    total = getattr(ctx.backend, "capacity", None)
+    changes: list[Change] = []
+    written = 0
     for job in ctx.store.due(now, limit):
         if job.stop_requested:
-            changed += _apply(
-                ctx, Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now})
-            )
+            changes.append(Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now}))
             continue
-        if blocked:
+        want = Resources.model_validate(job.spec["resources"])
+        never_fits = total is not None and not _fits(total, want)  # the backend says why
+        if free is not None and not _fits(free, want) and not never_fits:
+            if job.failure_kind != FailureKind.CAPACITY.value:
+                reason = f"capacity: needs {_show(want)}, free {_show(free)}"
+                changes.append(_capacity_wait(job, reason, now, next_attempt_at=now))
+            if now - job.created_at > ctx.starvation_seconds:
+                break  # nothing behind a starving job may overtake it
             continue
-        try:
-            ref = ctx.backend.launch(run_request(job, ctx.home))
-        except CapacityError as exc:
-            changed += _wait(ctx, job, f"capacity: {exc}")
-            blocked = now - job.created_at > ctx.starvation_seconds
-            continue
-        except TransientLaunchError as exc:
-            changed += _wait(ctx, job, f"launch failed, will retry: {exc}")
-            continue
-        except InvalidJobError as exc:
-            changed += _apply(
-                ctx,
-                Change(
-                    job,
-                    Status.FAILED,
-                    f"final: cannot launch: {exc}",
-                    {
-                        "failure_kind": FailureKind.INVALID.value,
-                        "failure_reason": str(exc),
-                        "final": True,
-                        "ended_at": now,
-                    },
-                ),
-            )
-            continue
-        output, checkpoints = job_paths(job, ctx.home)
-        changed += _apply(
-            ctx,
-            Change(
-                job,
-                Status.LAUNCHED,
-                f"run {ref}",
-                {
-                    "backend": ctx.backend.name,
-                    "backend_ref": ref,
-                    "launched_at": job.launched_at or now,
-                    "output_uri": str(output),
-                    "checkpoint_uri": str(checkpoints),
-                    "failure_kind": None,
-                    "failure_reason": None,
-                },
-            ),
+        change = _launch(ctx, job, now)
+        changes.append(change)
+        if free is not None and change.to == Status.LAUNCHED:
+            free = _minus(free, want)
+        if len(changes) >= _BATCH:
+            written += _record(ctx, changes, now)
+            changes = []
+    return written + _record(ctx, changes, now)
+
+
+def _launch(ctx: StepContext, job: Job, now: float) -> Change:
+    try:
+        ref = ctx.backend.launch(run_request(job, ctx.home))
+    except CapacityError as exc:  # another scheduler took the room first
+        delay = compute_backoff(1, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand)
+        return _capacity_wait(job, f"capacity: {exc}", now, next_attempt_at=now + delay)
+    except TransientLaunchError as exc:
+        waits = int(job.failures.get("launch_errors", 0)) + 1
+        delay = compute_backoff(
+            waits, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand
         )
-    return changed
-
-
-def _wait(ctx: StepContext, job: Job, reason: str) -> int:
-    """Leave ``job`` New, due again after a backoff; uses up none of its attempts."""
-    waits = int(job.failures.get("capacity_waits", 0)) + 1
-    delay = compute_backoff(waits, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand)
-    now = ctx.clock.now()
-    failures = {**job.failures, "capacity_waits": waits}
+        values = {
+            "next_attempt_at": now + delay,
+            "failures": {**job.failures, "launch_errors": waits},
+            "failure_reason": str(exc),
+        }
+        return Change(job, Status.NEW, f"launch failed, will retry: {exc}", values)
+    except InvalidJobError as exc:
+        values = {
+            "failure_kind": FailureKind.INVALID.value,
+            "failure_reason": str(exc),
+            "final": True,
+            "ended_at": now,
+        }
+        return Change(job, Status.FAILED, f"final: cannot launch: {exc}", values)
+    output, checkpoints = job_paths(job, ctx.home)
     values = {
-        "next_attempt_at": now + delay,
-        "failures": failures,
+        "backend": ctx.backend.name,
+        "backend_ref": ref,
+        "launched_at": job.launched_at or now,
+        "output_uri": str(output),
+        "checkpoint_uri": str(checkpoints),
+        "failure_kind": None,
+        "failure_reason": None,
+    }
+    return Change(job, Status.LAUNCHED, f"run {ref}", values)
+
+
+def _capacity_wait(job: Job, reason: str, now: float, next_attempt_at: float) -> Change:
+    """Leave ``job`` New, recording why it waits; uses up none of its attempts."""
+    values = {
+        "next_attempt_at": next_attempt_at,
         "failure_kind": FailureKind.CAPACITY.value,
         "failure_reason": reason,
     }
-    return _apply(ctx, Change(job, Status.NEW, reason, values))
+    return Change(job, Status.NEW, reason, values)
 
 
-def _apply(ctx: StepContext, change: Change) -> int:
-    try:
-        ctx.store.transition(change.job, change.to, ctx.clock.now(), change.detail, **change.values)
-    except StaleJob:
-        log.debug("job %s moved on under another scheduler", change.job.id)
+def _record(ctx: StepContext, changes: list[Change], now: float) -> int:
+    if not changes:
         return 0
-    return 1
+    done = ctx.store.apply(changes, now)
+    lost = sum(1 for d in done if d is None)
+    if lost:
+        log.debug("%d jobs moved on under another scheduler", lost)
+    return len(done) - lost
+
+
+def _free(ctx: StepContext) -> Resources | None:
+    free = getattr(ctx.backend, "free", None)
+    return free() if callable(free) else None
+
+
+def _fits(free: Any, want: Resources) -> bool:
+    return bool(
+        want.cpus <= free.cpus + 1e-9
+        and want.gpus <= free.gpus
+        and want.memory_mb <= free.memory_mb
+    )
+
+
+def _minus(free: Resources, want: Resources) -> Resources:
+    return Resources.model_construct(
+        cpus=free.cpus - want.cpus,
+        gpus=free.gpus - want.gpus,
+        memory_mb=free.memory_mb - want.memory_mb,
+    )
+
+
+def _show(r: Any) -> str:
+    return f"{r.cpus:g} CPUs, {r.gpus} GPUs, {r.memory_mb} MB"

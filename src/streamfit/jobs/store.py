@@ -308,6 +308,13 @@ class Store:
     def submission_jobs(self, submission: str) -> list[Job]:
         return self.find(submission=submission)
 
+    def submission_digest(self, submission: str) -> dict[str, Any] | None:
+        """The notify settings of a digest submission; None for per-job notifications."""
+        query = sa.select(submissions.c.digest).where(submissions.c.id == submission)
+        with self._read() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return None if value is None else dict(value)
+
     # -- guarded changes -------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], now: float) -> list[Job | None]:
