@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -373,8 +373,8 @@ class Store:
                 "notified": False,
             },
         )
-        row = conn.execute(jobs.select().where(jobs.c.id == job.id)).mappings().one()
-        return Job.from_row(row)
+        values["status"] = to
+        return replace(job, **values)
 
     def request_stop(self, job_id: int) -> Job:
         """Mark a job to be stopped; the steps act on the mark."""
