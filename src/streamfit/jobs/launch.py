@@ -32,14 +32,17 @@ log = logging.getLogger(__name__)
 _BATCH = 64
 
 
-def launch_step(ctx: StepContext, limit: int = 500) -> int:
+def launch_step(ctx: StepContext, limit: int = 64) -> int:
     """One pass; returns the number of status changes (and first capacity waits) written."""
     now = ctx.clock.now()
     free = _free(ctx)
     total = getattr(ctx.backend, "capacity", None)
     changes: list[Change] = []
     written = 0
-    for job in ctx.store.due(now, limit):
+    # With every CPU taken no job can fit (each asks for some): look at the head of the queue
+    # only, to record its wait, instead of reading thousands of waiting jobs on every pass.
+    full = free is not None and free.cpus <= 1e-9
+    for job in ctx.store.due(now, 8 if full else limit):
         if job.stop_requested:
             changes.append(Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now}))
             continue
@@ -56,6 +59,8 @@ def launch_step(ctx: StepContext, limit: int = 500) -> int:
         changes.append(change)
         if free is not None and change.to == Status.LAUNCHED:
             free = _minus(free, want)
+            if free.cpus <= 1e-9:
+                break  # every CPU taken: no job behind can fit
         if len(changes) >= _BATCH:
             written += _record(ctx, changes, now)
             changes = []

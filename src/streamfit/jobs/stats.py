@@ -31,7 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
 from streamfit.errors import ConfigError
-from streamfit.jobs.status import Status
+from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Store
 from streamfit.jobs.tables import events, jobs
 
@@ -59,7 +59,7 @@ class GroupStats(TypedDict):
     in_flight: int  # New, Launched, InProgress, or Failed and about to be retried
     success_rate: float | None  # completed / (completed + failed + stopped)
     failures: dict[str, int]  # failed attempts, by failure kind
-    retries: dict[str, int]  # attempts made again, by the kind of failure that caused them
+    retries: dict[str, int]  # launches tried again, by the kind of failure that caused them
     wait_to_launch: Percentiles  # submitted -> first launched
     run_time: Percentiles  # started -> ended, of finished jobs
 
@@ -158,8 +158,10 @@ def job_stats(store: Store, by: str = "day", since: float | None = None) -> list
         .group_by(base.c.grp, events.c.failure_kind)
     )
 
-    # A retry is Failed -> New (caused by the job's latest failure before it), or New -> New:
-    # a launch put off for want of capacity.
+    # A retry is Failed -> New, caused by the job's latest failure before it; or New -> New, a
+    # launch put off: for want of room (the launch step's detail says "capacity: ...") or
+    # because the backend failed to start the run (infrastructure). An event that records its
+    # own failure kind is taken at its word.
     earlier = events.alias("earlier")
     cause = (
         sa.select(earlier.c.failure_kind)
@@ -172,10 +174,17 @@ def job_stats(store: Store, by: str = "day", since: float | None = None) -> list
         .limit(1)
         .scalar_subquery()
     )
+    put_off = sa.case(
+        (events.c.detail.like("capacity%"), FailureKind.CAPACITY.value),
+        else_=FailureKind.INFRASTRUCTURE.value,
+    )
     retry_rows = (
         sa.select(
             base.c.grp,
-            sa.case((events.c.from_status == _NEW, "capacity"), else_=cause).label("kind"),
+            sa.func.coalesce(
+                events.c.failure_kind,
+                sa.case((events.c.from_status == _NEW, put_off), else_=cause),
+            ).label("kind"),
         )
         .select_from(events.join(base, events.c.job_id == base.c.id))
         .where(
