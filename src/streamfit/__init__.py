@@ -43,7 +43,34 @@ _EXPORTS = {
     "train": "streamfit.training.trainer",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "CSR",
+    "Algorithm",
+    "Batch",
+    "Batcher",
+    "ConfigError",
+    "CorruptStateError",
+    "DataError",
+    "IncompatibleStateError",
+    "Model",
+    "Position",
+    "Source",
+    "SourceOptions",
+    "State",
+    "StateError",
+    "StreamfitError",
+    "TrainResult",
+    "TrainingInterrupted",
+    "__version__",
+    "algorithm_names",
+    "finalize",
+    "get_algorithm",
+    "load_model",
+    "open_source",
+    "predict",
+    "predict_records",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,25 +1,54 @@
-"""The ``streamfit`` command. Every option can also be set as ``STREAMFIT_<COMMAND>_<OPTION>``."""
+"""The ``streamfit`` command. Every option can also be set as ``STREAMFIT_<COMMAND>_<OPTION>``.
+
+Command modules are imported when their command runs, so ``streamfit jobs ...`` and
+``streamfit scheduler run`` start without loading PyTorch.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 import click
 
 from streamfit import __version__
-from streamfit.cli.demo import demo_command
-from streamfit.cli.predict import convert_command, predict_command
-from streamfit.cli.train import finalize_command, train_command
-from streamfit.core.registry import algorithm_names
 
 __all__ = ["cli", "main"]
 
+#: command name -> "module:attribute"
+_COMMANDS = {
+    "train": "streamfit.cli.train:train_command",
+    "finalize": "streamfit.cli.train:finalize_command",
+    "predict": "streamfit.cli.predict:predict_command",
+    "convert": "streamfit.cli.predict:convert_command",
+    "demo": "streamfit.cli.demo:demo_command",
+    "jobs": "streamfit.cli.jobs:jobs_group",
+    "scheduler": "streamfit.cli.scheduler:scheduler_group",
+}
 
-@click.group(context_settings={"auto_envvar_prefix": "STREAMFIT", "show_default": True})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS:
+            module, attribute = _COMMANDS[cmd_name].split(":")
+            command: Any = getattr(importlib.import_module(module), attribute)
+            return command  # type: ignore[no-any-return]
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"auto_envvar_prefix": "STREAMFIT", "show_default": True},
+)
 @click.version_option(__version__, prog_name="streamfit")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
-    """streamfit: streaming training of SageMaker-style built-in algorithms."""
+    """streamfit: streaming training of SageMaker-style built-in algorithms, and
+    fire-and-forget management of many training jobs."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -27,15 +56,10 @@ def cli(verbose: int) -> None:
 @cli.command("algorithms")
 def algorithms_command() -> None:
     """List the built-in algorithms."""
+    from streamfit.core.registry import algorithm_names
+
     for name in algorithm_names():
         click.echo(name)
-
-
-cli.add_command(train_command)
-cli.add_command(finalize_command)
-cli.add_command(predict_command)
-cli.add_command(convert_command)
-cli.add_command(demo_command)
 
 
 def main() -> None:

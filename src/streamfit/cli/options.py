@@ -18,6 +18,7 @@ from streamfit.errors import (
     StreamfitError,
     TrainingInterrupted,
 )
+from streamfit.jobs.errors import NoSuchJob, TransitionError
 
 __all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_json"]
 
@@ -44,6 +45,9 @@ def handle_errors(fn: F) -> F:
         except TrainingInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
             sys.exit(EXIT_CODES["interrupted"])
+        except (NoSuchJob, TransitionError) as exc:  # a job id or a change that cannot be
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CODES["config"])
         except DataError as exc:
             click.echo(f"data error: {exc}", err=True)
             sys.exit(EXIT_CODES["data"])

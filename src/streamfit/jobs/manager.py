@@ -99,7 +99,8 @@ class JobManager:
         job = self.store.get(job_id)
         if job.status not in (Status.FAILED, Status.STOPPED) or not job.final:
             raise TransitionError(
-                f"job {job_id} is {job.status}: only a finished job can be retried"
+                f"job {job_id} is {job.status}{'' if job.final else ' (not final)'}: only a "
+                "job that ended Failed or Stopped can be run again"
             )
         now = self.ctx.clock.now()
         return self.store.transition(
@@ -112,6 +113,8 @@ class JobManager:
             stop_requested=False,
             failures={},
             backend_ref=None,
+            started_at=None,
+            ended_at=None,
         )
 
     def logs(self, job_id: int, attempt: int | None = None, tail_bytes: int | None = None) -> str:

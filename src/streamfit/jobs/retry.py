@@ -50,6 +50,8 @@ def retry_step(ctx: StepContext) -> int:
                 "attempt": job.attempt + 1,
                 "next_attempt_at": now + delay,
                 "backend_ref": None,
+                "started_at": None,
+                "ended_at": None,
             }
             changes.append(Change(job, Status.NEW, why, values))
         else:

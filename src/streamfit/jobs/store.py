@@ -365,9 +365,10 @@ class Store:
                 "from_status": job.status.value,
                 "to_status": to.value,
                 "attempt": values.get("attempt", job.attempt),
+                # a failure's kind, or why a job waits (capacity) when that is what changed
                 "failure_kind": values.get("failure_kind", job.failure_kind)
                 if to == Status.FAILED
-                else None,
+                else values.get("failure_kind"),
                 "detail": change.detail,
                 "final": final,
                 "notified": False,

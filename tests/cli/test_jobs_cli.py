@@ -1,0 +1,276 @@
+"""``streamfit jobs ...`` and ``streamfit scheduler ...`` against a real SQLite store under
+``STREAMFIT_HOME`` and real detached processes run by the local backend."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from streamfit.cli.main import cli
+
+LIST_KEYS = {
+    "id",
+    "name",
+    "owner",
+    "status",
+    "final",
+    "attempt",
+    "failure_kind",
+    "created_at",
+    "launched_at",
+    "started_at",
+    "ended_at",
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str | None]]:
+    home = tmp_path / "home"
+    yield {
+        "STREAMFIT_HOME": str(home),
+        "STREAMFIT_DATABASE_URL": None,
+        "STREAMFIT_CAPACITY_CPUS": "16",  # tiny jobs: do not queue them behind this machine's
+        "STREAMFIT_CAPACITY_MEMORY_MB": "64000",
+    }
+    # Whatever a failed test left running goes with it.
+    for child in (home / "runs").glob("*/child.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
+
+
+def _cli(env: dict[str, str | None], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _json(env: dict[str, str | None], *args: str) -> Any:
+    result = _cli(env, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _job(name: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "owner": f"{name}@example.com",
+        "command": [sys.executable, "-c", code],
+        **extra,
+    }
+
+
+def _write(path: Path, jobs: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump(jobs))
+    return path
+
+
+def _tick_until(
+    env: dict[str, str | None], done: Callable[[dict[int, dict[str, Any]]], bool], timeout: float
+) -> dict[int, dict[str, Any]]:
+    """``scheduler tick`` until ``done(jobs by id)``; the jobs as ``jobs list --json`` has them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _json(env, "scheduler", "tick")
+        jobs = {j["id"]: j for j in _json(env, "jobs", "list")}
+        if done(jobs):
+            return jobs
+        assert time.monotonic() < deadline, f"timed out; jobs: {jobs}"
+        time.sleep(0.1)
+
+
+def test_an_invalid_file_is_rejected_whole_naming_file_job_and_field(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    good = _write(tmp_path / "good.yaml", [_job("fine", "pass")])
+    bad = _write(
+        tmp_path / "bad.yaml",
+        [_job("also-fine", "pass"), {**_job("broken", "pass"), "owner": "not-an-email"}],
+    )
+    result = _cli(env, "jobs", "submit", str(good), str(bad))
+    assert result.exit_code == 2
+    assert f"{bad}, job 2 ('broken'): owner:" in result.stderr
+    assert "not-an-email" in result.stderr
+    assert _json(env, "jobs", "list") == []  # not even the good file's job
+
+
+def test_submit_list_show_run_logs_retry_and_stats(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    spec = _write(
+        tmp_path / "sweep.yaml",
+        [
+            _job("hello", "print('hello from the job')", tags={"sweep": "s1"}),
+            _job("quiet", "pass", tags={"sweep": "s1"}),
+            _job(
+                "crash",
+                "import sys; print('boom'); sys.exit(3)",
+                retry={"algorithm": 1, "backoff_seconds": 0},
+                tags={"sweep": "s2"},
+            ),
+        ],
+    )
+    submitted = _json(env, "jobs", "submit", str(spec))
+    assert submitted["jobs"] == [1, 2, 3] and len(submitted["submission"]) == 16
+    text = _cli(env, "jobs", "submit", str(_write(tmp_path / "one.yaml", [_job("x", "pass")])))
+    assert text.exit_code == 0
+    assert text.stdout.startswith("submission ") and text.stdout.endswith("1 job, id 4\n")
+    assert _cli(env, "jobs", "stop", "4").stdout == "job 4: stopped\n"  # before any launch
+
+    listed = _json(env, "jobs", "list")
+    assert [j["id"] for j in listed] == [4, 3, 2, 1]  # newest first
+    assert all(set(j) == LIST_KEYS for j in listed)
+    first = listed[-1]
+    assert (first["name"], first["owner"], first["status"], first["attempt"]) == (
+        "hello",
+        "hello@example.com",
+        "New",
+        1,
+    )
+    assert first["final"] is False and first["launched_at"] is None
+    assert dt.datetime.fromisoformat(first["created_at"]).utcoffset() == dt.timedelta(0)
+    assert [j["id"] for j in _json(env, "jobs", "list", "--tag", "sweep=s1")] == [2, 1]
+    assert [j["id"] for j in _json(env, "jobs", "list", "--owner", "crash@example.com")] == [3]
+    assert [j["id"] for j in _json(env, "jobs", "list", "--status", "stopped")] == [4]
+    sub = submitted["submission"]
+    assert len(_json(env, "jobs", "list", "--submission", sub, "--limit", "2")) == 2
+
+    jobs = _tick_until(env, lambda js: all(j["final"] for j in js.values()), timeout=30)
+    assert [jobs[i]["status"] for i in (1, 2, 3)] == ["Completed", "Completed", "Failed"]
+    assert jobs[3]["attempt"] == 2 and jobs[3]["failure_kind"] == "algorithm"
+    assert all(jobs[i]["ended_at"] >= jobs[i]["started_at"] for i in (1, 2, 3))
+
+    logs = _cli(env, "jobs", "logs", "1")
+    assert (logs.exit_code, logs.stdout) == (0, "hello from the job\n")
+    assert _cli(env, "jobs", "logs", "1", "--tail", "4").stdout == "job\n"
+    assert _cli(env, "jobs", "logs", "3", "--attempt", "1").stdout == "boom\n"
+
+    shown = _json(env, "jobs", "show", "3")
+    assert set(shown) >= LIST_KEYS
+    assert {"spec", "attempts", "metrics", "failure_reason", "history"} <= set(shown)
+    assert shown["spec"]["command"][-1] == "import sys; print('boom'); sys.exit(3)"
+    assert shown["failure_reason"].startswith("exit status 3: boom")
+    # (a run may also be seen InProgress on its way, depending on when the ticks fell)
+    assert [e["to"] for e in shown["history"] if e["to"] != "InProgress"] == [
+        "New",
+        "Launched",
+        "Failed",
+        "New",  # retried: attempt 2
+        "Launched",
+        "Failed",
+        "Failed",  # final: its algorithm budget is spent
+    ]
+    assert all(set(e) >= {"from", "to", "at", "detail"} for e in shown["history"])
+    assert shown["history"][0]["detail"] == "submitted"
+    assert [(a["attempt"], a["run"], a["status"]) for a in shown["attempts"]] == [
+        (1, "3-1", "Failed"),
+        (2, "3-2", "Failed"),
+    ]
+    assert all(a["failure_kind"] == "algorithm" for a in shown["attempts"])
+    table = _cli(env, "jobs", "show", "3")
+    assert table.exit_code == 0 and "crash" in table.stdout and "history" in table.stdout
+    assert "crash" in _cli(env, "jobs", "list").stdout
+
+    by_tag = _json(env, "jobs", "stats", "--by", "tag:sweep")
+    assert [(g["group"], g["jobs"], g["completed"], g["failed"]) for g in by_tag] == [
+        ("s1", 2, 2, 0),
+        ("s2", 1, 0, 1),
+        (None, 1, 0, 0),  # the stopped job
+    ]
+    assert by_tag[1]["failures"] == {"algorithm": 2} and by_tag[1]["retries"] == {"algorithm": 1}
+    assert by_tag[0]["success_rate"] == 1.0 and by_tag[0]["run_time"]["n"] == 2
+    (today,) = _json(env, "jobs", "stats", "--since", "1h")
+    assert (today["jobs"], today["completed"], today["failed"], today["stopped"]) == (4, 2, 1, 1)
+    stats = _cli(env, "jobs", "stats", "--by", "owner")
+    assert stats.exit_code == 0 and "hello@example.com" in stats.stdout
+
+    retried = _cli(env, "jobs", "retry", "3")
+    assert retried.stdout == "job 3: attempt 3 queued\n"
+    again = _json(env, "jobs", "show", "3")
+    assert (again["status"], again["attempt"], again["final"]) == ("New", 3, False)
+    assert again["history"][-1]["detail"] == "retry asked for"
+
+
+def test_stop_a_running_job(env: dict[str, str | None], tmp_path: Path) -> None:
+    spec = _write(tmp_path / "long.yaml", [_job("sleeper", "import time; time.sleep(60)")])
+    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    _tick_until(env, lambda js: js[job_id]["status"] == "InProgress", timeout=30)
+    stopped = _cli(env, "jobs", "stop", str(job_id))
+    assert stopped.exit_code == 0 and "stop requested" in stopped.stdout
+    jobs = _tick_until(env, lambda js: js[job_id]["final"], timeout=30)
+    assert jobs[job_id]["status"] == "Stopped"
+
+    again = _cli(env, "jobs", "stop", str(job_id))
+    assert again.exit_code == 2 and "already Stopped" in again.stderr
+    assert _cli(env, "jobs", "retry", str(job_id)).exit_code == 0  # queued, not launched here
+
+
+def test_errors_are_one_line_with_an_exit_code(env: dict[str, str | None], tmp_path: Path) -> None:
+    for args in (["show", "42"], ["logs", "42"], ["stop", "42"], ["retry", "42"]):
+        result = _cli(env, "jobs", *args)
+        assert (result.exit_code, result.stderr) == (2, "error: no job 42\n")
+    assert _cli(env, "jobs", "list", "--tag", "oops").exit_code == 2
+    by_week = _cli(env, "jobs", "stats", "--by", "week")
+    assert (by_week.exit_code, by_week.stderr) == (
+        2,
+        "error: cannot group by 'week': use day, owner or tag:NAME\n",
+    )
+    assert _cli(env, "jobs", "stats", "--since", "yesterday").exit_code == 2
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "settings.yaml").write_text("launch_interval: -1\n")
+    for args in (["jobs", "list"], ["scheduler", "tick"]):
+        result = _cli(env, *args, "--home", str(broken))
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: settings: launch_interval")
+    tick = _cli(env, "scheduler", "tick")  # an empty store: nothing to do
+    assert tick.exit_code == 0 and tick.stdout.startswith("changed: monitor 0")
+
+
+def test_home_option_overrides_the_environment(env: dict[str, str | None], tmp_path: Path) -> None:
+    spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
+    other = tmp_path / "other"
+    assert _json(env, "jobs", "submit", str(spec), "--home", str(other))["jobs"] == [1]
+    assert (other / "streamfit.db").is_file()
+    assert _json(env, "jobs", "list") == []
+    assert len(_json(env, "jobs", "list", "--home", str(other))) == 1
+
+
+def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    spec = _write(tmp_path / "one.yaml", [_job("quick", "print('ok')")])
+    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamfit", "scheduler", "run"],
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while _json(env, "jobs", "show", str(job_id))["status"] != "Completed":
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the daemon did not run the job"
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "started" in stderr and "stopped (SIGTERM)" in stderr
