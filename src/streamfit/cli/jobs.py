@@ -28,7 +28,7 @@ from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
 from streamfit.jobs.views import duration, job_detail, job_summary
 
-__all__ = ["jobs_group", "open_manager", "store_options"]
+__all__ = ["jobs_group", "jobs_table", "open_manager", "stats_tables", "store_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,6 +89,35 @@ def _short_time(t: float | None) -> str:
     if t is None:
         return "-"
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def jobs_table(found: Sequence[Job]) -> Table:
+    """The ``jobs list`` table."""
+    table = Table(title=f"{len(found)} job{'s' * (len(found) != 1)}")
+    table.add_column("id", justify="right")
+    table.add_column("name")
+    table.add_column("owner")
+    table.add_column("status", no_wrap=True)
+    table.add_column("try", justify="right")
+    table.add_column("failure")
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("run time", justify="right")
+    now = time.time()
+    for job in found:
+        running = job.started_at is not None and job.status == Status.IN_PROGRESS
+        end = job.ended_at if not running else now
+        run = end - job.started_at if job.started_at is not None and end is not None else None
+        table.add_row(
+            str(job.id),
+            job.name,
+            job.owner,
+            _status_text(job),
+            str(job.attempt),
+            job.failure_kind or "",
+            _short_time(job.created_at),
+            duration(run),
+        )
+    return table
 
 
 def _status_text(job: Job) -> str:
@@ -225,31 +254,7 @@ def list_command(
     if as_json:
         print_json([job_summary(j) for j in found])
         return
-    table = Table(title=f"{len(found)} job{'s' * (len(found) != 1)}")
-    table.add_column("id", justify="right")
-    table.add_column("name")
-    table.add_column("owner")
-    table.add_column("status", no_wrap=True)
-    table.add_column("try", justify="right")
-    table.add_column("failure")
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("run time", justify="right")
-    now = time.time()
-    for job in found:
-        running = job.started_at is not None and job.status == Status.IN_PROGRESS
-        end = job.ended_at if not running else now
-        run = end - job.started_at if job.started_at is not None and end is not None else None
-        table.add_row(
-            str(job.id),
-            job.name,
-            job.owner,
-            _status_text(job),
-            str(job.attempt),
-            job.failure_kind or "",
-            _short_time(job.created_at),
-            duration(run),
-        )
-    Console().print(table)
+    Console().print(jobs_table(found))
 
 
 @jobs_group.command("show")
@@ -342,7 +347,7 @@ def retry_command(job_id: int, settings: Settings) -> None:
     click.echo(f"job {job_id}: attempt {job.attempt} queued")
 
 
-def _stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
+def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
     """Outcomes, then times: each fits in 80 columns (``--json`` has failures by kind too)."""
     key = by.removeprefix("tag:")
     outcomes = Table(title=f"jobs by {by}")
@@ -395,5 +400,5 @@ def stats_command(by: str, since: float | None, settings: Settings, as_json: boo
         print_json(rows)
     else:
         console = Console()
-        for table in _stats_tables(rows, by):
+        for table in stats_tables(rows, by):
             console.print(table)
