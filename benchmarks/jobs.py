@@ -17,23 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
-
-from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState  # noqa: E402
-from streamfit.jobs.backends.local import Capacity, LocalBackend  # noqa: E402
-from streamfit.jobs.context import StepContext  # noqa: E402
-from streamfit.jobs.scheduler import Scheduler  # noqa: E402
-from streamfit.jobs.spec import load_specs  # noqa: E402
-from streamfit.jobs.status import Status  # noqa: E402
-from streamfit.jobs.store import Store  # noqa: E402
+from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.context import StepContext
+from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.spec import load_specs
+from streamfit.jobs.status import Status
+from streamfit.jobs.store import Store
 
 
 class InstantBackend:
