@@ -1,19 +1,25 @@
 """Crashes and concurrency: kill -9 the scheduler again and again, run two at once; every job
-still ends exactly once, no run starts twice, and the history has no gap."""
+still ends exactly once, no run starts twice, the history has no gap, and every owner's email
+arrives (a real SMTP server on loopback counts them)."""
 
 from __future__ import annotations
 
 import collections
+import email
+import email.policy
 import itertools
-import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import TRANSITIONS, Status
@@ -24,12 +30,18 @@ import sys, threading
 from pathlib import Path
 from streamfit.jobs.backends.local import Capacity, LocalBackend
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.notify import notify_step
+from streamfit.jobs.notify.email import EmailNotifier
 from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.settings import Settings
 from streamfit.jobs.store import Store
 home = Path(sys.argv[1])
+settings = Settings.load(home=home, smtp_host="127.0.0.1", smtp_port=int(sys.argv[2]))
+notifiers = {"email": EmailNotifier.from_settings(settings)}
 ctx = StepContext(Store.open(home), LocalBackend(home, Capacity(4, 0, 64000)), home,
                   capacity_backoff=0.02, capacity_backoff_max=0.1)
-Scheduler(ctx, launch_interval=0.05, monitor_interval=0.05, retry_interval=0.05).run(
+Scheduler(ctx, notify=lambda c: notify_step(c, notifiers), launch_interval=0.05,
+          monitor_interval=0.05, retry_interval=0.05, notify_interval=0.05).run(
     threading.Event(), idle_sleep=0.02)
 """
 
@@ -50,6 +62,7 @@ def _submit(home: Path, n: int) -> Store:
             command=["sh", "-c", SCRIPT],
             env={"STARTS": str(home / "starts.log")},
             retry={"algorithm": 2, "backoff_seconds": 0},  # type: ignore[arg-type]
+            notify={"on": ["completed"], "email": [f"owner{i}@example.com"]},  # type: ignore[arg-type]
         )
         for i in range(n)
     ]
@@ -57,15 +70,55 @@ def _submit(home: Path, n: int) -> Store:
     return store
 
 
-def _scheduler(home: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", SCHEDULER, str(home)], stderr=subprocess.DEVNULL)
+class Mailbox:
+    """A real SMTP server on loopback that keeps every message's Message-ID and recipient."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.received.append((str(msg["Message-ID"]), str(msg["To"])))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+def _scheduler(home: Path, mailbox: Mailbox) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-c", SCHEDULER, str(home), str(mailbox.port)]
+    return subprocess.Popen(argv, stderr=subprocess.DEVNULL)
 
 
 def _wait_all_final(store: Store, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not all(j.is_terminal for j in store.find()):
-        assert time.monotonic() < deadline, store.counts()
+    while not (
+        all(j.is_terminal for j in store.find())
+        and len(store.notifications(status="sent")) == len(store.find())
+    ):
+        assert time.monotonic() < deadline, (store.counts(), len(store.notifications()))
         time.sleep(0.2)
+
+
+def _check_mail(store: Store, mailbox: Mailbox, n: int) -> None:
+    """Each owner told once. A scheduler killed between the server accepting a message and
+    the store recording it sends it again, with the same Message-ID: never lost, and never
+    twice for a receiver that drops duplicate Message-IDs."""
+    ids: dict[str, set[str]] = collections.defaultdict(set)
+    for message_id, to in mailbox.received:
+        ids[to].add(message_id)
+    assert sorted(ids) == sorted(f"owner{i}@example.com" for i in range(n))
+    assert all(len(v) == 1 for v in ids.values()), "two different messages for one event"
+    assert len(store.notifications(status="sent")) == n
 
 
 def _check(store: Store, home: Path, n: int) -> None:
@@ -97,31 +150,34 @@ def _check(store: Store, home: Path, n: int) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
     home = tmp_path / "home"
     n = 200
     store = _submit(home, n)
     rand = random.Random(7)
     for _ in range(25):
-        proc = _scheduler(home)
+        proc = _scheduler(home, mailbox)
         time.sleep(rand.uniform(0.05, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    proc = _scheduler(home)
+    proc = _scheduler(home, mailbox)
     try:
         _wait_all_final(store, timeout=240)
     finally:
         proc.kill()
         proc.wait()
     _check(store, home, n)
+    _check_mail(store, mailbox, n)
 
 
 @pytest.mark.slow
-def test_two_schedulers_at_once_never_launch_a_run_twice(tmp_path: Path) -> None:
+def test_two_schedulers_at_once_never_launch_a_run_twice(tmp_path: Path, mailbox: Mailbox) -> None:
     home = tmp_path / "home"
     n = 200
     store = _submit(home, n)
-    procs = [_scheduler(home), _scheduler(home)]
+    procs = [_scheduler(home, mailbox), _scheduler(home, mailbox)]
     try:
         _wait_all_final(store, timeout=240)
     finally:
@@ -129,4 +185,5 @@ def test_two_schedulers_at_once_never_launch_a_run_twice(tmp_path: Path) -> None
             proc.kill()
             proc.wait()
     _check(store, home, n)
-    assert os.path.exists(home / "streamfit.db")
+    _check_mail(store, mailbox, n)
+    assert len(mailbox.received) == n  # no crash here: not even a duplicate to drop
