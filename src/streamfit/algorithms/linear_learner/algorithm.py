@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamfit.algorithms.linear_learner.evaluation import evaluate_model
 from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.algorithms.linear_learner.model import LinearLearnerModel, linear_scores
@@ -43,14 +44,13 @@ from streamfit.algorithms.linear_learner.scaling import (
     scale_features,
     to_raw_space,
 )
-from streamfit.algorithms.linear_learner.selection import select
+from streamfit.algorithms.linear_learner.selection import reservoir_slots, select
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, DataError, IncompatibleStateError
-from streamfit.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetrics
 
 __all__ = ["LinearLearner"]
 
@@ -366,6 +366,13 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
 
     # -- trainer hooks --------------------------------------------------------------------------
 
+    @staticmethod
+    def _scores(state: State, batch: Batch) -> torch.Tensor:
+        """Every candidate's raw score of every row (normalised label space)."""
+        t = state.tensors
+        x = scale_features(batch.features, t["x_shift"], t["x_scale"])
+        return linear_scores(x, t["weight"], t["bias"])
+
     def candidate_losses(self, state: State, batches: Iterable[Batch]) -> torch.Tensor:
         """Mean loss of every candidate on ``batches`` (training loss, normalised space)."""
         hp = self.hp
@@ -375,9 +382,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         for batch in batches:
             if batch.n_rows == 0 or batch.labels is None:
                 continue
-            s = linear_scores(
-                scale_features(batch.features, t["x_shift"], t["x_scale"]), t["weight"], t["bias"]
-            )
+            s = self._scores(state, batch)
             y = batch.labels
             if hp.predictor_type == "regressor":
                 y = (y - t["y_shift"]) / t["y_scale"]
@@ -414,18 +419,11 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         for batch in batches:
             if batch.n_rows == 0 or batch.labels is None:
                 continue
-            s = linear_scores(
-                scale_features(batch.features, t["x_shift"], t["x_scale"]), t["weight"], t["bias"]
-            )
+            s = self._scores(state, batch)
             if self.hp.predictor_type == "regressor":
                 s = s * t["y_scale"] + t["y_shift"]
             n = batch.n_rows
-            index = torch.arange(seen, seen + n)
-            slot = index.clone()
-            full = index >= r
-            if bool(full.any()):
-                draw = (torch.rand(n, generator=state.generator) * (index + 1)).long()
-                slot = torch.where(full, draw, index)
+            slot = reservoir_slots(seen, n, r, state.generator)
             keep = slot < r
             slot = slot[keep].to(s.device)
             t["calib_scores"].index_copy_(0, slot, s[keep.to(s.device)])
@@ -436,28 +434,6 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.meta["calib_next"] = 0
 
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, float]:
-        hp = self.hp
         assert isinstance(model, LinearLearnerModel)
-        kind = model.predictor_type
-        acc: BinaryMetrics | MulticlassMetrics | RegressionMetrics
-        if kind == "binary_classifier":
-            acc = BinaryMetrics(model.threshold, hp.f_beta, model.meta["loss"] == "logistic")
-        elif kind == "multiclass_classifier":
-            acc = MulticlassMetrics(hp.n_outputs, hp.accuracy_top_k, hp.f_beta)
-        else:
-            acc = RegressionMetrics()
-        loss_sum, rows = 0.0, 0
-        for batch in batches:
-            if batch.n_rows == 0 or batch.labels is None:
-                continue
-            raw = model.raw_scores(batch.features)
-            labels = batch.labels.to(raw.device)
-            shaped = raw.view(batch.n_rows, 1, -1) if kind == "multiclass_classifier" else raw
-            loss, _ = loss_and_grad(model.meta["loss"], shaped, labels, self.loss_params)
-            loss_sum += float(loss.double().sum())
-            rows += batch.n_rows
-            pred = model.predict(batch.features)
-            acc.update(pred["score"], labels)
-        if rows == 0:
-            return {}
-        return {"objective_loss": loss_sum / rows, **acc.result()}
+        hp = self.hp
+        return evaluate_model(model, batches, self.loss_params, hp.f_beta, hp.accuracy_top_k)

@@ -14,7 +14,7 @@ import torch
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.errors import ConfigError
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "reservoir_slots", "select"]
 
 BINARY_CRITERIA = (
     "accuracy",
@@ -32,6 +32,21 @@ class Selection:
     criterion: str
     value: float  # the criterion's value for the chosen model (higher is better; losses negated)
     values: list[float]  # the criterion's value for every candidate
+
+
+def reservoir_slots(seen: int, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Where rows ``seen .. seen + n`` of a stream go in a reservoir of ``size`` (a slot of
+    ``size`` or more: not kept), so that the reservoir is a uniform sample of all rows.
+
+    >>> reservoir_slots(0, 3, 5, torch.Generator()).tolist()
+    [0, 1, 2]
+    """
+    index = torch.arange(seen, seen + n)
+    full = index >= size
+    if not bool(full.any()):
+        return index
+    draw = (torch.rand(n, generator=generator) * (index + 1)).long()
+    return torch.where(full, draw, index)
 
 
 def _output_scores(raw: torch.Tensor, loss: str) -> torch.Tensor:
