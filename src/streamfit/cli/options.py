@@ -35,6 +35,18 @@ EXIT_CODES = {
 }
 
 
+#: The first class an error is an instance of decides its prefix and exit code.
+_ERRORS: tuple[tuple[type[StreamfitError], tuple[str, str]], ...] = (
+    (TrainingInterrupted, ("interrupted", "interrupted")),
+    (NoSuchJob, ("error", "config")),  # an unknown job id
+    (TransitionError, ("error", "config")),  # a change its status forbids
+    (DataError, ("data error", "data")),
+    (StateError, ("state error", "state")),
+    (ConfigError, ("error", "config")),
+    (StreamfitError, ("error", "error")),
+)
+
+
 def handle_errors(fn: F) -> F:
     """Turn streamfit's errors into one line on stderr and a distinct exit code."""
 
@@ -42,24 +54,10 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except TrainingInterrupted as exc:
-            click.echo(f"interrupted: {exc}", err=True)
-            sys.exit(EXIT_CODES["interrupted"])
-        except (NoSuchJob, TransitionError) as exc:  # a job id or a change that cannot be
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_CODES["config"])
-        except DataError as exc:
-            click.echo(f"data error: {exc}", err=True)
-            sys.exit(EXIT_CODES["data"])
-        except StateError as exc:
-            click.echo(f"state error: {exc}", err=True)
-            sys.exit(EXIT_CODES["state"])
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_CODES["config"])
         except StreamfitError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_CODES["error"])
+            prefix, code = next(v for k, v in _ERRORS if isinstance(exc, k))
+            click.echo(f"{prefix}: {exc}", err=True)
+            sys.exit(EXIT_CODES[code])
 
     return wrapper  # type: ignore[return-value]
 
