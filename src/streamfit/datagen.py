@@ -16,7 +16,16 @@ from streamfit.data.chunk import dense_record_batch, sparse_record_batch
 from streamfit.data.source import detect_format
 from streamfit.data.writers import write
 
-__all__ = ["LinearTask", "linear_task", "sparse_click_task", "write_batches"]
+__all__ = [
+    "ClusterTask",
+    "LinearTask",
+    "LowRankTask",
+    "cluster_task",
+    "linear_task",
+    "low_rank_task",
+    "sparse_click_task",
+    "write_batches",
+]
 
 
 @dataclass(frozen=True)
@@ -104,3 +113,67 @@ def write_batches(path: str | os.PathLike[str], batches: Iterator[pa.RecordBatch
     fmt = detect_format(str(path))
     with open(path, "wb") as f:
         return write(fmt, batches, f)
+
+
+@dataclass(frozen=True)
+class ClusterTask:
+    """Rows from ``k`` Gaussian clusters of unit variance; the label is the cluster's index."""
+
+    centers: np.ndarray  # (k, d)
+    seed: int = 0
+
+    def blocks(
+        self, n_rows: int, block: int = 100_000, offset: int = 0
+    ) -> Iterator[pa.RecordBatch]:
+        done = 0
+        while done < n_rows:
+            m = min(block, n_rows - done)
+            rng = np.random.default_rng([self.seed, 1, offset + done])
+            which = rng.integers(0, len(self.centers), m)
+            x = self.centers[which] + rng.standard_normal((m, self.centers.shape[1]))
+            yield dense_record_batch(x.astype(np.float32), which.astype(np.float32))
+            done += m
+
+
+def cluster_task(
+    n_features: int = 50, k: int = 25, seed: int = 0, separation: float = 6.0
+) -> ClusterTask:
+    """``k`` clusters whose centres lie about ``separation`` standard deviations apart."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, n_features)) * separation / np.sqrt(2)
+    return ClusterTask(centers, seed)
+
+
+@dataclass(frozen=True)
+class LowRankTask:
+    """Rows ``z @ basis * scales + noise``: a rank-``r`` signal in ``d`` dimensions."""
+
+    basis: np.ndarray  # (r, d), orthonormal rows
+    scales: np.ndarray  # (r,)
+    mean: np.ndarray  # (d,)
+    noise: float = 1.0
+    seed: int = 0
+
+    def blocks(
+        self, n_rows: int, block: int = 100_000, offset: int = 0
+    ) -> Iterator[pa.RecordBatch]:
+        r, d = self.basis.shape
+        done = 0
+        while done < n_rows:
+            m = min(block, n_rows - done)
+            rng = np.random.default_rng([self.seed, 2, offset + done])
+            z = rng.standard_normal((m, r)) * self.scales
+            x = z @ self.basis + self.mean + rng.standard_normal((m, d)) * self.noise
+            yield dense_record_batch(x.astype(np.float32), None)
+            done += m
+
+
+def low_rank_task(
+    n_features: int = 200, rank: int = 10, seed: int = 0, noise: float = 1.0
+) -> LowRankTask:
+    """A rank-``rank`` signal (scales 20 down to 5) plus isotropic noise, around a mean."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n_features, rank)))
+    scales = np.linspace(20.0, 5.0, rank)
+    mean = rng.standard_normal(n_features) * 3
+    return LowRankTask(q.T.copy(), scales, mean, noise, seed)

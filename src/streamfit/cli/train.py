@@ -10,10 +10,25 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfit.cli.options import data_options, handle_errors, hp_option, print_json
-from streamfit.training.inference import finalize
+from streamfit.training.inference import finalize, finalize_sweep
 from streamfit.training.trainer import train
 
-__all__ = ["finalize_command", "print_metrics", "train_command"]
+__all__ = ["finalize_command", "print_metrics", "print_sweep", "train_command"]
+
+
+def print_sweep(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            *(
+                f"{row[c]:,.6g}" if isinstance(row.get(c), float) else str(row.get(c, ""))
+                for c in columns
+            )
+        )
+    Console().print(table)
 
 
 def print_metrics(metrics: dict[str, float], title: str = "metrics") -> None:
@@ -66,6 +81,13 @@ def print_metrics(metrics: dict[str, float], title: str = "metrics") -> None:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="NAME=A..B|V1,V2",
+    help="Also write one model per value of a post-training hyperparameter, from this one "
+    "pass, measured on the test (else validation) channel: e.g. k=2..40.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @handle_errors
 def train_command(
@@ -85,6 +107,7 @@ def train_command(
     on_bad_rows: Any,
     device: str,
     progress: bool | None,
+    sweep: str | None,
     as_json: bool,
 ) -> None:
     """Train ALGORITHM (e.g. linear-learner) on --train; write the model, the final state and
@@ -106,11 +129,15 @@ def train_command(
         label_column=label_column,
         on_bad_rows=on_bad_rows,
         progress=progress,
+        sweep=sweep,
     )
+    table = [{p.name: p.value, **p.metrics} for p in result.sweep]
     if as_json:
-        print_json(result.metrics)
+        print_json({**result.metrics, "sweep": table} if table else result.metrics)
     else:
         print_metrics(result.metrics, f"{algorithm} -> {output}")
+        if table:
+            print_sweep(table, f"sweep: one model per value in {output / 'sweep'}")
 
 
 @click.command("finalize")
@@ -119,15 +146,39 @@ def train_command(
     "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
 )
 @hp_option
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="NAME=A..B|V1,V2",
+    help="One model per value (in OUTPUT/sweep/), e.g. k=2..40.",
+)
+@click.option(
+    "--evaluate",
+    "evaluate_uri",
+    default=None,
+    help="Measure the sweep's models on this data (one read for all of them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the model's metadata as JSON.")
 @handle_errors
 def finalize_command(
-    state_dir: Path, output: Path, hyperparameters: dict[str, str], as_json: bool
+    state_dir: Path,
+    output: Path,
+    hyperparameters: dict[str, str],
+    sweep: str | None,
+    evaluate_uri: str | None,
+    as_json: bool,
 ) -> None:
     """A new model from a saved state with other post-training hyperparameters (no data read),
-    e.g. --hp binary_classifier_model_selection_criteria=f_beta."""
-    model = finalize(state_dir, output, **hyperparameters)
+    e.g. --hp binary_classifier_model_selection_criteria=f_beta, or many with --sweep."""
+    if sweep is None:
+        model = finalize(state_dir, output, **hyperparameters)
+        if as_json:
+            print_json(model.meta)
+        else:
+            click.echo(f"model written to {output}")
+        return
+    table = finalize_sweep(state_dir, output, sweep, evaluate_uri, **hyperparameters)
     if as_json:
-        print_json(model.meta)
+        print_json(table)
     else:
-        click.echo(f"model written to {output}")
+        print_sweep(table, f"sweep: one model per value in {output / 'sweep'}")

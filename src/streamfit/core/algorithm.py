@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import torch
 
@@ -30,12 +30,20 @@ from streamfit.core.model import Model
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, IncompatibleStateError
 
-__all__ = ["Algorithm", "BatchStream"]
+__all__ = ["Algorithm", "BatchStream", "Evaluator"]
 
 H = TypeVar("H", bound=Hyperparameters)
 
 #: A way to read a channel again: each call returns a fresh iterator over its batches.
 BatchStream = Callable[[], Iterable[Batch]]
+
+
+class Evaluator(Protocol):
+    """Metrics of one model, accumulated over batches."""
+
+    def update(self, batch: Batch) -> None: ...
+
+    def result(self) -> dict[str, float]: ...
 
 
 class Algorithm(ABC, Generic[H]):
@@ -117,9 +125,20 @@ class Algorithm(ABC, Generic[H]):
     def calibrate(self, state: State, batches: Iterable[Batch]) -> None:
         """Record what ``finalize`` needs from held-out rows (scores per candidate)."""
 
+    def evaluator(self, model: Model) -> Evaluator | None:
+        """An accumulator of ``model``'s metrics, fed a batch at a time (None: no metrics).
+        Push-style, so that one read of a channel can measure many models (sweeps)."""
+        return None
+
     def evaluate(self, model: Model, batches: Iterable[Batch]) -> dict[str, float]:
-        """Metrics of ``model`` on labelled rows, under SageMaker's metric names."""
-        return {}
+        """Metrics of ``model`` on ``batches``, under SageMaker's metric names."""
+        acc = self.evaluator(model)
+        if acc is None:
+            return {}
+        for batch in batches:
+            if batch.n_rows:
+                acc.update(batch)
+        return acc.result()
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.errors import ConfigError
 
-__all__ = ["finalize", "predict", "predict_records"]
+__all__ = ["finalize", "finalize_sweep", "predict", "predict_records"]
 
 
 def _model(model: Model | str | os.PathLike[str], device: str) -> Model:
@@ -129,3 +129,27 @@ def finalize(
     if output is not None:
         model.save(output)
     return model
+
+
+def finalize_sweep(
+    state: State | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    sweep: str,
+    evaluate: str | Source | None = None,
+    **post_training: Any,
+) -> list[dict[str, Any]]:
+    """One model per value of ``sweep`` (``"k=2..40"``) under ``output/sweep/``, measured in
+    one read of ``evaluate`` if given; returns the table also written to ``sweep.json``."""
+    from streamfit.training.sweep import parse_sweep, run_sweep, write_sweep
+
+    st = state if isinstance(state, State) else State.load(state)
+    algo = get_algorithm(st.algorithm)(st.hyperparameters)
+    name, values = parse_sweep(sweep)
+    batches = None
+    if evaluate is not None:
+        options = SourceOptions(labelled=algo.supervised)
+        source = open_source(evaluate, options)
+        batches = Batcher(source, algo.mini_batch_size, n_features=st.n_features)
+    points = run_sweep(algo, st, name, values, batches, **post_training)
+    write_sweep(points, output, "evaluate")
+    return [{p.name: p.value, **p.metrics} for p in points]

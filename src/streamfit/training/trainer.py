@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,6 +38,7 @@ from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.errors import ConfigError, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
 from streamfit.training.progress import TrainingProgress
+from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
 __all__ = [
     "TrainResult",
@@ -60,6 +61,8 @@ class TrainResult:
     state: State
     metrics: dict[str, float]
     output: Path | None = None
+    #: One model per value of ``sweep``, with its metrics (on test, else validation).
+    sweep: list[SweepPoint] = field(default_factory=list)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -101,6 +104,7 @@ def train(
     progress: bool | None = None,
     max_batches: int | None = None,
     threads: int | None = None,
+    sweep: str | tuple[str, list[Any]] | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel; see the module docstring.
 
@@ -108,6 +112,8 @@ def train(
     ``init_state`` starts incremental training from an earlier job's state on new data.
     ``max_batches`` stops after that many batches (with a checkpoint), as SIGTERM does.
     ``threads`` sets torch's CPU threads while training (default: all cores but one).
+    ``sweep`` (``"k=2..40"``) also finalizes one model per value from the same state and
+    measures them all in one read of the test channel (else validation).
     """
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
@@ -143,8 +149,16 @@ def train(
     with compute_threads(dev, threads), TrainingProgress(algo.name, progress) as bar:
         state, seconds, rows = run.fit(state, bar)
     model, metrics = run.finish(state, seconds, rows)
+    points: list[SweepPoint] = []
+    if sweep is not None:
+        name, values = parse_sweep(sweep) if isinstance(sweep, str) else sweep
+        channel = "test" if run.test is not None else "validation"
+        stream = run.stream(run.test or run.validation, state)
+        points = run_sweep(algo, state, name, values, stream() if stream else None)
     out = write_output(output, model, state, metrics) if output is not None else None
-    return TrainResult(model, state, metrics, out)
+    if out is not None and points:
+        write_sweep(points, out, channel)
+    return TrainResult(model, state, metrics, out, points)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamfit.algorithms.linear_learner.evaluation import evaluate_model
+from streamfit.algorithms.linear_learner.evaluation import LinearLearnerEvaluator
 from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.algorithms.linear_learner.model import LinearLearnerModel, linear_scores
@@ -433,7 +433,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.meta["calib_seen"] = seen
         state.meta["calib_next"] = 0
 
-    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, float]:
+    def evaluator(self, model: Any) -> LinearLearnerEvaluator:
         assert isinstance(model, LinearLearnerModel)
         hp = self.hp
-        return evaluate_model(model, batches, self.loss_params, hp.f_beta, hp.accuracy_top_k)
+        return LinearLearnerEvaluator(model, self.loss_params, hp.f_beta, hp.accuracy_top_k)

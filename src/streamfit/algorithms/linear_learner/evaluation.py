@@ -2,43 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.algorithms.linear_learner.model import LinearLearnerModel
 from streamfit.core.batch import Batch
 from streamfit.metrics import BinaryMetrics, MulticlassMetrics, RegressionMetrics
 
-__all__ = ["evaluate_model"]
+__all__ = ["LinearLearnerEvaluator"]
 
 
-def evaluate_model(
-    model: LinearLearnerModel,
-    batches: Iterable[Batch],
-    loss_params: LossParams,
-    f_beta: float = 1.0,
-    top_k: int = 3,
-) -> dict[str, float]:
+class LinearLearnerEvaluator:
     """``objective_loss`` (the model's own loss) and the predictor type's metrics."""
-    kind = model.predictor_type
-    acc: BinaryMetrics | MulticlassMetrics | RegressionMetrics
-    if kind == "binary_classifier":
-        acc = BinaryMetrics(model.threshold, f_beta, model.meta["loss"] == "logistic")
-    elif kind == "multiclass_classifier":
-        acc = MulticlassMetrics(int(model.tensors["bias"].numel()), top_k, f_beta)
-    else:
-        acc = RegressionMetrics()
-    loss_sum, rows = 0.0, 0
-    for batch in batches:
-        if batch.n_rows == 0 or batch.labels is None:
-            continue
+
+    def __init__(
+        self, model: LinearLearnerModel, loss_params: LossParams, f_beta: float, top_k: int
+    ) -> None:
+        self.model = model
+        self.loss_params = loss_params
+        kind = model.predictor_type
+        self.acc: BinaryMetrics | MulticlassMetrics | RegressionMetrics
+        if kind == "binary_classifier":
+            self.acc = BinaryMetrics(model.threshold, f_beta, model.meta["loss"] == "logistic")
+        elif kind == "multiclass_classifier":
+            self.acc = MulticlassMetrics(int(model.tensors["bias"].numel()), top_k, f_beta)
+        else:
+            self.acc = RegressionMetrics()
+        self.loss_sum = 0.0
+        self.rows = 0
+
+    def update(self, batch: Batch) -> None:
+        if batch.labels is None:
+            return
+        model = self.model
         raw = model.raw_scores(batch.features)
         labels = batch.labels.to(raw.device)
-        shaped = raw.view(batch.n_rows, 1, -1) if kind == "multiclass_classifier" else raw
-        loss, _ = loss_and_grad(model.meta["loss"], shaped, labels, loss_params)
-        loss_sum += float(loss.double().sum())
-        rows += batch.n_rows
-        acc.update(model.predict(batch.features)["score"], labels)
-    if rows == 0:
-        return {}
-    return {"objective_loss": loss_sum / rows, **acc.result()}
+        multiclass = model.predictor_type == "multiclass_classifier"
+        shaped = raw.view(batch.n_rows, 1, -1) if multiclass else raw
+        loss, _ = loss_and_grad(model.meta["loss"], shaped, labels, self.loss_params)
+        self.loss_sum += float(loss.double().sum())
+        self.rows += batch.n_rows
+        self.acc.update(model.predict(batch.features)["score"], labels)
+
+    def result(self) -> dict[str, float]:
+        if self.rows == 0:
+            return {}
+        return {"objective_loss": self.loss_sum / self.rows, **self.acc.result()}
