@@ -40,7 +40,8 @@ class Case:
     hyperparameters: dict[str, Any]
     metric: str  # a validation metric, lower is better
     memory_script: str  # builds `algo` and `blocks(n)` for the memory check
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Hyperparameters that keep several epochs going (no early stop) for the read-once check.
+    multi_epoch: dict[str, Any] = field(default_factory=dict)
 
 
 CASES: dict[str, Case] = {
@@ -52,11 +53,38 @@ CASES: dict[str, Case] = {
             "num_point_for_scaler": 1000,
         },
         metric="objective_loss",
+        multi_epoch={"early_stopping_patience": 100},
         memory_script="""
             from streamfit.datagen import linear_task
             algo = "linear-learner"
             hp = {"predictor_type": "binary_classifier", "num_models": 8}
             blocks = linear_task(20, "binary").blocks
+        """,
+    ),
+    "kmeans": Case(
+        hyperparameters={"k": 4, "mini_batch_size": 500},
+        metric="msd",
+        memory_script="""
+            from streamfit.datagen import cluster_task
+            algo = "kmeans"
+            hp = {"k": 5}
+            blocks = cluster_task(20, 5).blocks
+        """,
+    ),
+    "pca": Case(
+        # Randomized: the mode that draws random numbers, so that the seed checks bite (regular
+        # mode has no randomness); 8 features cap its sketch at 8 columns.
+        hyperparameters={
+            "num_components": 3,
+            "algorithm_mode": "randomized",
+            "mini_batch_size": 500,
+        },
+        metric="reconstruction_mse",
+        memory_script="""
+            from streamfit.datagen import low_rank_task
+            algo = "pca"
+            hp = {"num_components": 3, "algorithm_mode": "randomized"}
+            blocks = low_rank_task(20, 3).blocks
         """,
     ),
 }
@@ -152,7 +180,7 @@ def test_input_is_read_once_per_epoch(name: str, binary_files: BinaryFiles) -> N
     CountingSource.reads = CountingSource.rows = 0
     path = str(binary_files.train)
     source = CountingSource(path, [path], open_source(path).options)
-    hp = {**CASES[name].hyperparameters, "early_stopping_patience": 100}
+    hp = {**CASES[name].hyperparameters, **CASES[name].multi_epoch}
     result = train(name, source, hyperparameters=hp, epochs=3, progress=False)
     assert CountingSource.reads == 3
     assert CountingSource.rows == 3 * binary_files.n_train

@@ -131,7 +131,7 @@ def train_command(
         progress=progress,
         sweep=sweep,
     )
-    table = [{p.name: p.value, **p.metrics} for p in result.sweep]
+    table = [p.row() for p in result.sweep]
     if as_json:
         print_json({**result.metrics, "sweep": table} if table else result.metrics)
     else:

@@ -7,7 +7,7 @@ every other numeric column is a feature, in order).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -27,7 +27,9 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
     checker = ctx.checker
     checker.enter(checker.file, ctx.offset, "row")
     try:
-        pf = pq.ParquetFile(stream)
+        # Streamed reads of column chunks: without them a whole row group is buffered (and
+        # read_row_group held twice that), which set the peak memory of every job.
+        pf = pq.ParquetFile(stream, buffer_size=ctx.block_bytes, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"not a readable Parquet file ({exc})", source=checker.file) from exc
     names = pf.schema_arrow.names
@@ -57,12 +59,11 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
         if not feature_names:
             raise DataError(f"no numeric feature columns among {names}", source=checker.file)
     start = 0
-    for group in range(pf.num_row_groups):
-        n = pf.metadata.row_group(group).num_rows
-        if start + n <= ctx.skip:
-            start += n
+    for rows, piece in _pieces(pf, ctx):
+        if piece is None or start + rows <= ctx.skip:
+            start += rows
             continue
-        table = pf.read_row_group(group)
+        table = piece
         if start < ctx.skip:
             table = table.slice(ctx.skip - start)
             start = ctx.skip
@@ -89,6 +90,24 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
             yield _sparse(table, labels, positions, end, ctx)
         start += table.num_rows
     return int(pf.metadata.num_rows)
+
+
+def _pieces(pf: pq.ParquetFile, ctx: ReadContext) -> Iterator[tuple[int, pa.Table | None]]:
+    """``(rows, table)`` pieces of about ``ctx.block_bytes`` decoded, a row group at a time,
+    so that memory follows the block size rather than whatever row groups the writer chose.
+    A row group wholly before ``ctx.skip`` comes as ``(rows, None)``, known from the metadata
+    and never read."""
+    start = 0
+    for group in range(pf.num_row_groups):
+        meta = pf.metadata.row_group(group)
+        if start + meta.num_rows <= ctx.skip:
+            yield meta.num_rows, None
+        else:
+            row_bytes = max(1, meta.total_byte_size // max(meta.num_rows, 1))
+            piece = max(1024, ctx.block_bytes // row_bytes)
+            for batch in pf.iter_batches(batch_size=piece, row_groups=[group]):
+                yield batch.num_rows, pa.Table.from_batches([batch])
+        start += meta.num_rows
 
 
 def _dense_list(

@@ -150,6 +150,6 @@ def finalize_sweep(
         options = SourceOptions(labelled=algo.supervised)
         source = open_source(evaluate, options)
         batches = Batcher(source, algo.mini_batch_size, n_features=st.n_features)
-    points = run_sweep(algo, st, name, values, batches, **post_training)
-    write_sweep(points, output, "evaluate")
-    return [{p.name: p.value, **p.metrics} for p in points]
+    points = run_sweep(algo, st, name, values, batches, "evaluate", **post_training)
+    write_sweep(points, output)
+    return [p.row() for p in points]

@@ -53,11 +53,22 @@ def parse_sweep(spec: str) -> tuple[str, list[Any]]:
 
 @dataclass
 class SweepPoint:
+    """One model of a sweep. ``metrics`` are named by where they come from: ``train:`` what
+    the model estimates from the state alone (``model.meta["train_metrics"]``), else the
+    channel it was measured on (``test:msd``)."""
+
     name: str
     value: Any
     model: Model
     metrics: dict[str, float]
     seconds: float  # to finalize this model
+
+    def row(self) -> dict[str, Any]:
+        """The model's line of the sweep table (non-finite metrics as ``None``)."""
+        row: dict[str, Any] = {self.name: self.value, "finalize_seconds": self.seconds}
+        for metric, value in self.metrics.items():
+            row[metric] = value if math.isfinite(value) else None
+        return row
 
 
 def run_sweep(
@@ -66,14 +77,19 @@ def run_sweep(
     name: str,
     values: list[Any],
     batches: Iterable[Batch] | None = None,
+    channel: str = "test",
     **post_training: Any,
 ) -> list[SweepPoint]:
-    """A model per value, all measured in one pass over ``batches`` (if given)."""
+    """A model per value, all measured in one pass over ``batches`` (if given; the metrics
+    are then prefixed by ``channel``)."""
     points = []
     for value in values:
         started = time.perf_counter()
         model = algorithm.finalize(state, **{**post_training, name: value})
-        points.append(SweepPoint(name, value, model, {}, time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        train = model.meta.get("train_metrics", {})
+        metrics = {f"train:{metric}": float(v) for metric, v in train.items()}
+        points.append(SweepPoint(name, value, model, metrics, seconds))
     if batches is not None:
         evaluators = [algorithm.evaluator(p.model) for p in points]
         live = [(p, e) for p, e in zip(points, evaluators, strict=True) if e is not None]
@@ -82,21 +98,17 @@ def run_sweep(
                 for _, acc in live:
                     acc.update(batch)
         for point, acc in live:
-            point.metrics = acc.result()
+            point.metrics.update({f"{channel}:{m}": v for m, v in acc.result().items()})
     return points
 
 
-def write_sweep(points: list[SweepPoint], output: str | os.PathLike[str], prefix: str) -> Path:
-    """``output/sweep/<name>=<value>/`` per model and ``output/sweep.json`` with the table
-    (metric names prefixed by the channel they were measured on)."""
+def write_sweep(points: list[SweepPoint], output: str | os.PathLike[str]) -> Path:
+    """``output/sweep/<name>=<value>/`` per model and ``output/sweep.json`` with the table."""
     out = Path(output)
     rows = []
     for point in points:
         point.model.save(out / "sweep" / f"{point.name}={point.value}")
-        row: dict[str, Any] = {point.name: point.value, "finalize_seconds": point.seconds}
-        for metric, value in point.metrics.items():
-            row[f"{prefix}:{metric}"] = value if math.isfinite(value) else None
-        rows.append(row)
+        rows.append(point.row())
     table = out / "sweep.json"
     table.write_text(json.dumps(rows, indent=2) + "\n")
     return table

@@ -146,18 +146,20 @@ def train(
         checkpoint_batches=checkpoint_batches,
         max_batches=max_batches,
     )
-    with compute_threads(dev, threads), TrainingProgress(algo.name, progress) as bar:
-        state, seconds, rows = run.fit(state, bar)
-    model, metrics = run.finish(state, seconds, rows)
-    points: list[SweepPoint] = []
-    if sweep is not None:
-        name, values = parse_sweep(sweep) if isinstance(sweep, str) else sweep
+    # Measuring and sweeping read data while computing, as training does: same thread rule.
+    with compute_threads(dev, threads):
+        with TrainingProgress(algo.name, progress) as bar:
+            state, seconds, rows = run.fit(state, bar)
+        model, metrics = run.finish(state, seconds, rows)
+        points: list[SweepPoint] = []
         channel = "test" if run.test is not None else "validation"
-        stream = run.stream(run.test or run.validation, state)
-        points = run_sweep(algo, state, name, values, stream() if stream else None)
+        if sweep is not None:
+            name, values = parse_sweep(sweep) if isinstance(sweep, str) else sweep
+            stream = run.stream(run.test or run.validation, state)
+            points = run_sweep(algo, state, name, values, stream() if stream else None, channel)
     out = write_output(output, model, state, metrics) if output is not None else None
     if out is not None and points:
-        write_sweep(points, out, channel)
+        write_sweep(points, out)
     return TrainResult(model, state, metrics, out, points)
 
 

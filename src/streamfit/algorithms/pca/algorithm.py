@@ -1,0 +1,238 @@
+"""SageMaker's PCA as a streaming algorithm: one pass, then any number of components.
+
+- ``regular``: the state is ``n``, the sum of the rows ``s`` and the sum of their outer
+  products ``S`` (float64). Merging adds them, exactly. ``finalize`` takes the top
+  eigenvectors of the scatter matrix ``S - s s^T / n`` (or ``S`` with ``subtract_mean`` false).
+  Memory is ``d^2``: the mode for up to a few thousand features.
+- ``randomized``: memory ``O(l d)`` for ``l = num_components + extra_components`` (at most
+  ``d``). The state is a Nyström sketch of the scatter matrix, ``Y = S Ω`` for a Gaussian test
+  matrix ``Ω`` (``d x l``) drawn once from the seed, plus ``n``, ``s`` and the sum of squares.
+  A batch costs two thin matrix products. Since ``(S - s s^T/n) Ω = Y - s (s^T Ω)/n``, the
+  centred sketch is exact, and ``finalize`` takes the eigenvectors of its Nyström
+  approximation. States of the same seed share ``Ω`` and merge exactly, by addition.
+
+Why not the sketch SageMaker describes (``B += H X`` with fresh random signs ``H`` per
+batch, then the SVD of ``B``)? Measured on a rank-10 signal in 200 features with l = 20, its
+top 10 components explain 8.7% less held-out variance than the exact ones (4.3% with l = 30),
+against 0.2% for the Nyström sketch of the same width; ``B^T B`` only estimates the scatter
+matrix, while ``Y`` holds it exactly on ``l`` directions. Frequent Directions gets 4e-8, but
+needs an SVD every ``l`` rows (about 35 s per 10^6 rows here, against under a second).
+Nyström and Frequent Directions both underestimate the weaker components' variances (here
+by up to 40%): randomized mode's components are good, its singular values are the sketch's.
+
+>>> import torch
+>>> from streamfit.core.batch import Batch
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(10_000, 2, generator=g) @ torch.tensor([[3.0, 0.0], [0.0, 0.5]]) + 7
+>>> algo = PCA(num_components=1)
+>>> state = algo.init_state(2)
+>>> for i in range(0, 10_000, 1000):
+...     _ = algo.update(state, Batch(x[i : i + 1000]))
+>>> model = algo.finalize(state)
+>>> model.tensors["components"].round(decimals=2).abs().tolist()
+[[1.0, 0.0]]
+>>> algo.finalize(state, num_components=2).predict(x[:1])["projection"].shape
+torch.Size([1, 2])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from streamfit.algorithms.pca.evaluation import PCAEvaluator
+from streamfit.algorithms.pca.hyperparameters import PCAHyperparameters
+from streamfit.algorithms.pca.model import PCAModel
+from streamfit.algorithms.pca.moments import add_gram_, add_sketch_, column_sums, row_sq_norms
+from streamfit.algorithms.pca.solve import flip_signs, nystrom_eigen, top_eigen
+from streamfit.core.algorithm import Algorithm
+from streamfit.core.batch import Batch
+from streamfit.core.hyperparameters import parse_hyperparameters
+from streamfit.core.model import Model
+from streamfit.core.registry import register
+from streamfit.core.state import State
+from streamfit.errors import ConfigError, DataError, IncompatibleStateError
+
+__all__ = ["PCA"]
+
+_F64 = torch.float64
+#: The tensors that are sums over rows (merged by addition), by mode.
+_SUMS = {"regular": ("n", "sum", "gram"), "randomized": ("n", "sum", "sum_sq", "sketch")}
+
+
+def _mode(state: State) -> str:
+    return "regular" if "gram" in state.tensors else "randomized"
+
+
+def _limit(state: State) -> int:
+    """The most components ``state`` can give."""
+    if _mode(state) == "regular":
+        return state.n_features
+    return int(state.tensors["omega"].shape[1])
+
+
+@register
+class PCA(Algorithm[PCAHyperparameters]):
+    """Principal component analysis in one streaming pass (regular or randomized)."""
+
+    name = "pca"
+    hyperparameters_class = PCAHyperparameters
+    model_class = PCAModel
+    supervised = False
+    post_training = frozenset({"num_components", "subtract_mean"})
+    #: Both modes merge exactly (sums); only float64 rounding differs from one pass.
+    merge_tolerance = 1e-9
+
+    def expected_features(self) -> int | None:
+        return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
+
+    # -- the four operations -----------------------------------------------------------------
+
+    def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
+        hp = self.hp
+        if self.expected_features() not in (None, n_features):
+            raise ConfigError(f"pca: feature_dim={hp.feature_dim} but the data has {n_features}")
+        if hp.num_components > n_features:
+            raise ConfigError(
+                f"pca: num_components={hp.num_components} but the data has only "
+                f"{n_features} features"
+            )
+        state = self.new_state(n_features)
+        d = n_features
+        t = {"n": torch.zeros((), dtype=_F64), "sum": torch.zeros(d, dtype=_F64)}
+        if hp.algorithm_mode == "regular":
+            t["gram"] = torch.zeros(d, d, dtype=_F64)
+        else:
+            width = min(hp.sketch_width, d)
+            t["omega"] = torch.randn(d, width, generator=state.generator, dtype=_F64)
+            t["sketch"] = torch.zeros(d, width, dtype=_F64)
+            t["sum_sq"] = torch.zeros((), dtype=_F64)
+        state.tensors = {k: v.to(device) for k, v in t.items()}
+        return state
+
+    def update(self, state: State, batch: Batch) -> float:
+        """Add the batch to the sums; PCA has no training loss (returns NaN)."""
+        if batch.n_rows == 0:
+            return math.nan
+        if batch.n_features != state.n_features:
+            raise DataError(
+                f"rows of {batch.n_features} features, the state has {state.n_features}",
+                source="pca",
+            )
+        t = state.tensors
+        x = batch.features
+        if isinstance(x, torch.Tensor):
+            x = x.to(_F64)  # once, for every sum below
+        t["n"] += batch.n_rows
+        t["sum"] += column_sums(x)
+        if "gram" in t:
+            add_gram_(t["gram"], x)
+        else:
+            add_sketch_(t["sketch"], x, t["omega"])
+            t["sum_sq"] += row_sq_norms(x).sum()
+        return math.nan
+
+    def merge(self, a: State, b: State) -> State:
+        """Add the sums; randomized states must share their test matrix (the same seed)."""
+        self.check_state(a)
+        self.check_state(b)
+        if a.n_features != b.n_features:
+            raise IncompatibleStateError(
+                f"cannot merge states of {a.n_features} and {b.n_features} features"
+            )
+        mode = _mode(a)
+        if mode != _mode(b):
+            raise IncompatibleStateError("cannot merge a regular and a randomized PCA state")
+        if mode == "randomized" and not torch.equal(a.tensors["omega"], b.tensors["omega"]):
+            raise IncompatibleStateError(
+                "cannot merge randomized PCA states sketched with different random matrices: "
+                "train every shard with the same seed and extra_components"
+            )
+        out = a.clone()
+        for key in _SUMS[mode]:
+            out.tensors[key] = a.tensors[key] + b.tensors[key].to(a.device)
+        for name, value in b.counters.items():
+            out.counters[name] = out.counters.get(name, 0) + value
+        return out
+
+    def finalize(self, state: State, **post_training: Any) -> PCAModel:
+        """A model of ``num_components`` components (any up to what the state holds: ``d``
+        in regular mode, the sketch width in randomized mode), centred or not."""
+        self.check_state(state)
+        self.check_post_training(post_training)
+        hp = parse_hyperparameters(
+            PCAHyperparameters, {**self.hp.as_dict(), **post_training}, algorithm=self.name
+        )
+        t = state.tensors
+        n = float(t["n"])
+        if n == 0:
+            raise ConfigError("pca: the state has seen no rows")
+        k, limit, mode = hp.num_components, _limit(state), _mode(state)
+        if k > limit:
+            where = (
+                "the number of features in regular mode"
+                if mode == "regular"
+                else "the sketch width num_components + extra_components of training, "
+                "capped at the number of features"
+            )
+            raise ConfigError(
+                f"pca: num_components={k} but this state supports at most {limit} ({where})"
+            )
+        s = t["sum"]
+        if mode == "regular":
+            scatter = t["gram"] - torch.outer(s, s) / n if hp.subtract_mean else t["gram"]
+            values, vectors = top_eigen(scatter, k)
+            total = float(scatter.trace())
+        else:
+            sketch, omega = t["sketch"], t["omega"]
+            if hp.subtract_mean:
+                sketch = sketch - torch.outer(s, s @ omega) / n
+            values, vectors = nystrom_eigen(sketch, omega, k)
+            total = float(t["sum_sq"]) - (float(s @ s) / n if hp.subtract_mean else 0.0)
+        dof = max(n - 1, 1.0) if hp.subtract_mean else n
+        tensors = {
+            "mean": s / n if hp.subtract_mean else torch.zeros_like(s),
+            "components": flip_signs(vectors.T),
+            "singular_values": values.sqrt(),
+            "explained_variance": values / dof,
+            "explained_variance_ratio": values / total if total > 0 else torch.zeros_like(values),
+        }
+        meta = {
+            "n_features": state.n_features,
+            "num_components": k,
+            "algorithm_mode": mode,
+            "subtract_mean": hp.subtract_mean,
+            "rows": int(n),
+            "sketch_width": None if mode == "regular" else limit,
+            "train_metrics": {
+                "explained_variance_ratio": float(values.sum()) / total if total > 0 else 0.0
+            },
+        }
+        return PCAModel({name: v.float().contiguous() for name, v in tensors.items()}, meta)
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def adopt(self, state: State) -> None:
+        """Continue ``state``: its mode and sketch are fixed; ``num_components`` may change
+        within what the state supports."""
+        self.check_state(state)
+        hp = self.hp
+        if _mode(state) != hp.algorithm_mode:
+            raise IncompatibleStateError(
+                f"the state is a {_mode(state)} PCA state; algorithm_mode={hp.algorithm_mode}"
+            )
+        if self.expected_features() not in (None, state.n_features):
+            raise IncompatibleStateError(
+                f"feature_dim={hp.feature_dim} but the state has {state.n_features} features"
+            )
+        if hp.num_components > _limit(state):
+            raise IncompatibleStateError(
+                f"num_components={hp.num_components} but the state supports at most {_limit(state)}"
+            )
+        super().adopt(state)
+
+    def evaluator(self, model: Model) -> PCAEvaluator:
+        assert isinstance(model, PCAModel)
+        return PCAEvaluator(model)

@@ -1,0 +1,51 @@
+"""PCA's hyperparameters: SageMaker's names and defaults.
+
+SageMaker requires ``feature_dim`` and ``mini_batch_size``; here the first defaults to the
+data's width and the second to 5000 (the result does not depend on it: the state is a sum over
+rows).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from streamfit.core.hyperparameters import Hyperparameters
+
+__all__ = ["PCAHyperparameters"]
+
+
+class PCAHyperparameters(Hyperparameters):
+    """SageMaker PCA's hyperparameters.
+
+    >>> hp = PCAHyperparameters(num_components=3, algorithm_mode="randomized")
+    >>> hp.sketch_width  # num_components + max(10, num_components)
+    13
+    """
+
+    num_components: int = Field(ge=1)
+    feature_dim: int | Literal["auto"] = "auto"
+    mini_batch_size: int = Field(default=5000, ge=1)
+    algorithm_mode: Literal["regular", "randomized"] = "regular"
+    #: Sketch columns beyond ``num_components`` (randomized mode); -1: max(10, num_components).
+    extra_components: int = Field(default=-1, ge=-1)
+    subtract_mean: bool = True
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PCAHyperparameters:
+        if isinstance(self.feature_dim, int):
+            if self.feature_dim < 1:
+                raise ValueError(f"feature_dim must be at least 1, got {self.feature_dim}")
+            if self.num_components > self.feature_dim:
+                raise ValueError(
+                    f"num_components={self.num_components} exceeds feature_dim={self.feature_dim}"
+                )
+        return self
+
+    @property
+    def sketch_width(self) -> int:
+        """l = num_components + extra_components: the randomized sketch's columns."""
+        extra = self.extra_components
+        return self.num_components + (max(10, self.num_components) if extra == -1 else extra)
