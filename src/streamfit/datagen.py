@@ -18,9 +18,11 @@ from streamfit.data.writers import write
 
 __all__ = [
     "ClusterTask",
+    "FMTask",
     "LinearTask",
     "LowRankTask",
     "cluster_task",
+    "fm_task",
     "linear_task",
     "low_rank_task",
     "sparse_click_task",
@@ -106,6 +108,81 @@ def sparse_click_task(n_features: int = 1 << 20, nnz: int = 30, seed: int = 0) -
     rng = np.random.default_rng(seed)
     weights = rng.standard_normal(n_features) * 0.6
     return LinearTask(n_features, weights, -0.5, "binary", seed=seed, sparse=True, nnz=nnz)
+
+
+@dataclass(frozen=True)
+class FMTask:
+    """Click-like rows labelled by a known factorization machine: ``n_fields`` categorical
+    fields, each with one Zipf-distributed id a row (field ``f`` has ``vocab[f]`` ids), every
+    (field, id) a one-hot feature placed by the hashing trick in ``n_features`` columns.
+    The label is 1 with probability ``sigmoid(score)``, the score the true FM's."""
+
+    n_features: int
+    vocab: np.ndarray  # ids per field
+    w0: float
+    w: np.ndarray  # (n_features,)
+    v: np.ndarray  # (n_features, k)
+    zipf: float
+    seed: int = 0
+
+    def indices(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        """``(m, n_fields)`` hashed feature indices of ``m`` new rows."""
+        from streamfit.data.hashing import hash_ids
+
+        ids = (rng.zipf(self.zipf, size=(m, len(self.vocab))) - 1) % self.vocab
+        keys = ids + (np.arange(len(self.vocab)) << 32)  # field in the high bits
+        return hash_ids(keys.ravel(), self.n_features).reshape(m, -1)
+
+    def score(self, indices: np.ndarray) -> np.ndarray:
+        """The true model's logit for rows of one-hot ``indices`` (m, n_fields)."""
+        vs = self.v[indices]  # (m, F, k)
+        pair = 0.5 * ((vs.sum(1) ** 2).sum(1) - (vs * vs).sum((1, 2)))
+        out: np.ndarray = self.w0 + self.w[indices].sum(1) + pair
+        return out
+
+    def blocks(
+        self,
+        n_rows: int,
+        block: int = 100_000,
+        offset: int = 0,
+        scores: list[np.ndarray] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """``n_rows`` sparse rows; ``scores``, if given, receives each block's true logits."""
+        done = 0
+        fields = len(self.vocab)
+        while done < n_rows:
+            m = min(block, n_rows - done)
+            rng = np.random.default_rng([self.seed, 2, offset + done])
+            idx = self.indices(rng, m)
+            score = self.score(idx)
+            if scores is not None:
+                scores.append(score)
+            y = (rng.random(m) < 1 / (1 + np.exp(-score))).astype(np.float32)
+            indptr = np.arange(0, m * fields + 1, fields)
+            values = np.ones(m * fields, dtype=np.float32)
+            yield sparse_record_batch(indptr, idx.ravel(), values, y)
+            done += m
+
+
+def fm_task(
+    n_features: int = 1 << 20,
+    n_fields: int = 30,
+    num_factors: int = 8,
+    seed: int = 0,
+    zipf: float = 1.5,
+    linear: float = 1.0,
+    pairwise: float = 1.5,
+) -> FMTask:
+    """A factorization-machine task whose linear part of the score has standard deviation
+    about ``linear`` and whose pairwise part about ``pairwise``. Vocabularies grow
+    geometrically over the fields, from 4 to about 100,000 ids."""
+    rng = np.random.default_rng(seed)
+    vocab = np.round(4 * (25_000 ** (np.arange(n_fields) / max(n_fields - 1, 1)))).astype(np.int64)
+    w = rng.standard_normal(n_features) * linear / np.sqrt(n_fields)
+    pairs = n_fields * (n_fields - 1) / 2
+    sigma_v = (pairwise**2 / (pairs * num_factors)) ** 0.25
+    v = rng.standard_normal((n_features, num_factors)) * sigma_v
+    return FMTask(n_features, vocab, -0.5, w, v.astype(np.float64), zipf, seed)
 
 
 def write_batches(path: str | os.PathLike[str], batches: Iterator[pa.RecordBatch]) -> int:

@@ -111,6 +111,10 @@ class Algorithm(ABC, Generic[H]):
         value = getattr(self.hp, "feature_dim", None)
         return value if isinstance(value, int) else None
 
+    def hash_space(self) -> int | None:
+        """Fold feature ids into ``[0, n)`` while reading (the hashing trick), if set."""
+        return None
+
     def warmup_rows(self) -> int:
         """How many leading rows ``prepare`` wants to see before training starts."""
         return 0

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from streamfit.data.chunk import Chunk, dense_record_batch, sparse_record_batch
+from streamfit.data.hashing import hash_ids
 from streamfit.errors import DataError
 
 __all__ = ["OnBadRows", "RowChecker"]
@@ -36,6 +37,8 @@ class RowChecker:
     on_bad_rows: OnBadRows = "error"
     n_features: int | None = None
     max_index: int | None = None  # sparse: indices must be below this (feature_dim)
+    #: Fold every sparse index (any int64) into ``[0, hash_space)`` (the hashing trick).
+    hash_space: int | None = None
     file: str = "<input>"
     file_offset: int = 0
     row_label: str = "line"
@@ -116,10 +119,14 @@ class RowChecker:
         end: int,
         bad: list[int] | None = None,
         label_name: str = "label",
+        hashed: bool = False,
     ) -> Chunk:
-        """A chunk of the valid sparse rows; bad indices, values and labels are reported."""
+        """A chunk of the valid sparse rows; bad indices, values and labels are reported.
+        With ``hash_space`` set, indices are folded into it (unless ``hashed`` already)."""
         bad_positions = list(bad or [])
         n = len(indptr) - 1
+        if self.hash_space is not None and not hashed:
+            indices = hash_ids(indices, self.hash_space)
         entry_bad = ~np.isfinite(values) | (indices < 0)
         if self.max_index is not None:
             entry_bad |= indices >= self.max_index

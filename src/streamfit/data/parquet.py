@@ -2,7 +2,9 @@
 
 Three layouts are understood: a ``features`` list column (dense), ``indices`` + ``values`` list
 columns (sparse), or plain numeric columns (the label is ``label`` or the named label column,
-every other numeric column is a feature, in order).
+every other numeric column is a feature, in order). With the hashing trick on
+(``hash_features``), string columns are features too: each row becomes a sparse row of
+``column=value`` and ``column`` features folded into the hash space.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
+from streamfit.data.hashing import categorical_rows, is_categorical
 from streamfit.data.text import ReadContext
 from streamfit.errors import DataError
 
@@ -45,19 +48,20 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
     elif INDICES in names:
         kind = "sparse"
     else:
-        kind = "columns"
+        hashing = checker.hash_space is not None
+        kind = "hashed-columns" if hashing else "columns"
         feature_names = [
             n
             for n in names
             if n != label
             and (
-                pa.types.is_integer(pf.schema_arrow.field(n).type)
-                or pa.types.is_floating(pf.schema_arrow.field(n).type)
-                or pa.types.is_boolean(pf.schema_arrow.field(n).type)
+                _is_numeric(pf.schema_arrow.field(n).type)
+                or (hashing and is_categorical(pf.schema_arrow.field(n).type))
             )
         ]
         if not feature_names:
-            raise DataError(f"no numeric feature columns among {names}", source=checker.file)
+            what = "numeric or string" if hashing else "numeric"
+            raise DataError(f"no {what} feature columns among {names}", source=checker.file)
     start = 0
     for rows, piece in _pieces(pf, ctx):
         if piece is None or start + rows <= ctx.skip:
@@ -84,12 +88,25 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
                 field_name=lambda j: f"column {feature_names[j]!r}",
                 label_name=label,
             )
+        elif kind == "hashed-columns":
+            assert checker.hash_space is not None
+            indptr, indices, values = categorical_rows(table, feature_names, checker.hash_space)
+            # Already in the space: hashing them again would move them.
+            yield checker.sparse(
+                indptr, indices, values, labels, positions, end, label_name=label, hashed=True
+            )
         elif kind == "dense-list":
             yield _dense_list(table, labels, positions, end, ctx)
         else:
             yield _sparse(table, labels, positions, end, ctx)
         start += table.num_rows
     return int(pf.metadata.num_rows)
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+    )
 
 
 def _pieces(pf: pq.ParquetFile, ctx: ReadContext) -> Iterator[tuple[int, pa.Table | None]]:

@@ -99,6 +99,9 @@ class SourceOptions:
     on_bad_rows: OnBadRows = "error"
     #: Sparse indices must be below this (the algorithm's ``feature_dim``).
     max_index: int | None = None
+    #: The hashing trick: sparse ids, and string columns of tabular files, folded into
+    #: ``[0, hash_features)`` (see :mod:`streamfit.data.hashing`).
+    hash_features: int | None = None
     block_bytes: int = BLOCK_BYTES
 
     def format(self) -> str | None:
@@ -162,6 +165,7 @@ class Source(ABC):
             on_bad_rows=self.options.on_bad_rows,
             n_features=n_features,
             max_index=self.options.max_index,
+            hash_space=self.options.hash_features,
             file=self.name,
         )
         return self._read(skip, checker)

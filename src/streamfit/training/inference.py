@@ -44,8 +44,13 @@ def predict_records(
     ``labelled`` says the input rows carry a label (CSV: first column), which is ignored.
     """
     m = _model(model, device)
-    options = SourceOptions(content_type=content_type, labelled=labelled, on_bad_rows=on_bad_rows)
     width = m.meta.get("n_features")
+    options = SourceOptions(
+        content_type=content_type,
+        labelled=labelled,
+        on_bad_rows=on_bad_rows,
+        hash_features=width if m.meta.get("hash_features") else None,
+    )
     source = open_source(input, options)
     with torch.inference_mode():
         for batch in Batcher(source, batch_size, device=m.device, n_features=width):
@@ -147,7 +152,11 @@ def finalize_sweep(
     name, values = parse_sweep(sweep)
     batches = None
     if evaluate is not None:
-        options = SourceOptions(labelled=algo.supervised)
+        options = SourceOptions(
+            labelled=algo.supervised,
+            max_index=algo.expected_features(),
+            hash_features=algo.hash_space(),
+        )
         source = open_source(evaluate, options)
         batches = Batcher(source, algo.mini_batch_size, n_features=st.n_features)
     points = run_sweep(algo, st, name, values, batches, "evaluate", **post_training)

@@ -130,6 +130,7 @@ def train(
         labelled=algo.supervised,
         on_bad_rows=on_bad_rows,
         max_index=algo.expected_features(),
+        hash_features=algo.hash_space(),
     )
     total_epochs = epochs if epochs is not None else algo.epochs
     if total_epochs < 1:

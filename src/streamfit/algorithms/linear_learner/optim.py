@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["OptimConfig", "candidate_grid", "moment_names", "step"]
+__all__ = ["OptimConfig", "candidate_grid", "moment_names", "packed_step", "step"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,44 @@ def step(
         param.index_copy_(0, rows, p)
         for k, v in bufs.items():
             buffers[k].index_copy_(0, rows, v)
+
+
+def packed_step(
+    cfg: OptimConfig,
+    table: torch.Tensor,
+    grad: torch.Tensor,
+    lr: torch.Tensor,
+    t: int,
+    rows: torch.Tensor | None = None,
+    wd: torch.Tensor | None = None,
+    gathered: torch.Tensor | None = None,
+) -> None:
+    """:func:`step` for a table that packs each row's parameters and optimiser buffers
+    together, ``(n, 1 + len(moment_names(kind)), width)``: slot 0 the parameters, then the
+    buffers in :func:`moment_names` order. A lazy update of a few rows of a wide table is
+    then one gather and one scatter instead of one per buffer. ``gathered`` is
+    ``table[rows]`` if the caller already has it.
+    """
+    if rows is None:
+        sel = table
+    else:
+        sel = gathered if gathered is not None else table.index_select(0, rows)
+    p = sel[:, 0]
+    if wd is not None:
+        grad = grad.add(p * wd)
+    if cfg.kind == "adam":
+        m, v = sel[:, 1], sel[:, 2]
+        m.mul_(cfg.beta_1).add_(grad, alpha=1 - cfg.beta_1)
+        v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
+        denom = (v / (1 - cfg.beta_2**t)).sqrt_().add_(cfg.eps)
+        p.sub_(m / denom * (lr / (1 - cfg.beta_1**t)))
+    elif cfg.kind == "rmsprop":
+        v = sel[:, 1]
+        v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
+        p.sub_(grad / v.sqrt().add_(cfg.eps) * lr)
+    else:
+        mom = sel[:, 1]
+        mom.mul_(cfg.momentum).add_(grad)
+        p.sub_(mom * lr)
+    if rows is not None:
+        table.index_copy_(0, rows, sel)
