@@ -1,0 +1,266 @@
+"""Factorization Machines against the peers a user would pick instead, on the same data.
+
+    python benchmarks/factorization_machines.py [--rows 2000000] [--match NAME] [--json out.json]
+
+Data (generated deterministically, cached under benchmarks/data/): click-like rows from
+``fm_task()``: 30 categorical fields with Zipf-distributed ids (vocabularies from 4 to about
+100,000 ids), every (field, id) hashed into 2^20 columns, labelled by a true factorization
+machine (8 factors; linear part of the logit with standard deviation about 1, pairwise part
+about 1.5) through a Bernoulli draw. The generating model's own AUC on the test rows is the
+ceiling. Each format holds the same rows: Parquet (indices/values lists), libsvm and
+Vowpal Wabbit text (one namespace ``f``, features ``f<index>``).
+
+Each contender runs in its own process: wall time runs from the parent starting it to the
+model being trained (interpreter start-up, imports and reading included, scoring not); peak
+RSS is the process's own (VmHWM). Every model scores the same 100,000 test rows.
+
+Contenders: streamfit Factorization Machines (one pass, num_factors 16), streamfit Linear
+Learner (one pass: what interactions add), Vowpal Wabbit with all quadratic interactions
+(``-q ff``) and with its low-rank quadratic model (``--lrq ff16``, a factorization machine),
+and xLearn's FM (``epoch=1``, on disk) when it is installed (``pip install xlearn``; it needs
+``USER`` set). fastFM, myFM and tffm install here too but train in memory only, for many
+iterations (see the note in the issue); torchfm is a model without a trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+TEST_ROWS = 100_000
+BITS = 20
+FM_HP = {
+    "feature_dim": 1 << BITS,
+    "num_factors": 16,
+    "predictor_type": "binary_classifier",
+    "linear_lr": 0.003,
+    "factors_lr": 0.003,
+    "linear_wd": 0.0,
+    "factors_wd": 0.0,
+    "factors_init_sigma": 0.01,
+}
+
+
+def paths(rows: int) -> dict[str, Path]:
+    return {
+        "parquet": DATA / f"fm-{rows}-train.parquet",
+        "libsvm": DATA / f"fm-{rows}-train.libsvm",
+        "vw": DATA / f"fm-{rows}-train.vw",
+        "test.parquet": DATA / "fm-test.parquet",
+        "test.libsvm": DATA / "fm-test.libsvm",
+        "test.vw": DATA / "fm-test.vw",
+        "test.scores": DATA / "fm-test-scores.npy",
+    }
+
+
+def _write_vw(batches: list[Any], path: Path) -> None:
+    with open(path, "w") as f:
+        for b in batches:
+            y = b.column("label").to_numpy()
+            idx = b.column("indices").values.to_numpy().reshape(len(y), -1)
+            for label, row in zip(y, idx, strict=True):
+                f.write(
+                    ("1" if label > 0 else "-1") + " |f " + " ".join(f"f{i}" for i in row) + "\n"
+                )
+
+
+def make_data(rows: int) -> dict[str, Path]:
+    from streamfit.datagen import fm_task, write_batches
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    task = fm_task(n_features=1 << BITS)
+    files = paths(rows)
+    for split, n, offset in (("", rows, 0), ("test.", TEST_ROWS, 10**12)):
+        if files[f"{split}vw"].exists():
+            continue
+        started = time.perf_counter()
+        scores: list[np.ndarray] = []
+        batches = list(task.blocks(n, block=100_000, offset=offset, scores=scores))
+        write_batches(files[f"{split}parquet"], iter(batches))
+        write_batches(files[f"{split}libsvm"], iter(batches))
+        if split:
+            np.save(files["test.scores"], np.concatenate(scores))
+        _write_vw(batches, files[f"{split}vw"])
+        print(f"  wrote {n:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    return files
+
+
+def _test_labels(files: dict[str, Path]) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    return np.asarray(pq.read_table(files["test.parquet"], columns=["label"]).column(0))
+
+
+# -- contenders (each in a child process) ----------------------------------------------------
+
+
+def _streamfit(files: dict[str, Path], algorithm: str, hp: dict[str, Any]) -> Callable[[], Any]:
+    import streamfit
+
+    result = streamfit.train(algorithm, str(files["parquet"]), hyperparameters=hp, progress=False)
+
+    def score() -> np.ndarray:
+        answers = streamfit.predict_records(result.model, str(files["test.parquet"]), labelled=True)
+        return np.array([a["score"] for a in answers])
+
+    return score
+
+
+def _vw(files: dict[str, Path], options: str) -> Callable[[], Any]:
+    import tempfile
+
+    import vowpalwabbit
+
+    folder = Path(tempfile.mkdtemp())
+    model = folder / "model.vw"
+    ws = vowpalwabbit.Workspace(
+        f"-d {files['vw']} --loss_function logistic -b {BITS + 2} {options} -f {model} --quiet"
+    )
+    ws.run_parser()
+    ws.finish()
+
+    def score() -> np.ndarray:
+        preds = folder / "preds.txt"
+        tester = vowpalwabbit.Workspace(
+            f"-t -i {model} -d {files['test.vw']} --link logistic -p {preds} --quiet"
+        )
+        tester.run_parser()
+        tester.finish()
+        return np.loadtxt(preds)
+
+    return score
+
+
+def _xlearn(files: dict[str, Path]) -> Callable[[], Any]:
+    import tempfile
+
+    os.environ.setdefault("USER", "streamfit")  # xLearn aborts without it
+    import xlearn as xl
+
+    folder = Path(tempfile.mkdtemp())
+    fm = xl.create_fm()
+    fm.setTrain(str(files["libsvm"]))
+    fm.setOnDisk()
+    fm.disableEarlyStop()
+    params = {"task": "binary", "lr": 0.05, "lambda": 0.0, "k": 16, "epoch": 1, "nthread": 2}
+    fm.fit(params, str(folder / "model.out"))
+
+    def score() -> np.ndarray:
+        fm.setTest(str(files["test.libsvm"]))
+        fm.setSigmoid()
+        fm.predict(str(folder / "model.out"), str(folder / "out.txt"))
+        return np.loadtxt(folder / "out.txt")
+
+    return score
+
+
+LL_HP = {"predictor_type": "binary_classifier", "feature_dim": 1 << BITS, "num_models": 1}
+CONTENDERS: dict[str, Callable[[dict[str, Path]], Callable[[], Any]]] = {
+    "streamfit FM, one pass, k=16": lambda f: _streamfit(f, "factorization-machines", FM_HP),
+    "streamfit Linear Learner, one pass": lambda f: _streamfit(f, "linear-learner", LL_HP),
+    "Vowpal Wabbit -q ff, one pass": lambda f: _vw(f, "-q ff"),
+    "Vowpal Wabbit --lrq ff16, one pass": lambda f: _vw(f, "--lrq ff16 --lrqdropout"),
+    "Vowpal Wabbit linear, one pass": lambda f: _vw(f, ""),
+    "xLearn FM, one pass on disk, k=16": _xlearn,
+}
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM: unlike ru_maxrss, it starts afresh at exec (not at the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(name: str, rows: int) -> None:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    files = paths(rows)
+    score = CONTENDERS[name](files)
+    trained_at = time.time()
+    peak = _peak_rss_mb()
+    p = np.clip(score(), 1e-7, 1 - 1e-7)
+    y = _test_labels(files)
+    out = {
+        "trained_at": trained_at,
+        "peak_rss_mb": peak,
+        "test_auc": float(roc_auc_score(y, p)),
+        "test_log_loss": float(log_loss(y, p)),
+    }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run(name: str, rows: int) -> dict[str, Any]:
+    started = time.time()
+    cmd = [sys.executable, __file__, "--child", name, "--rows", str(rows)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+        return {"name": name, "error": f"exit status {proc.returncode}: {tail[0][:120]}"}
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    doc = json.loads(line[len("RESULT ") :])
+    doc["name"] = name
+    doc["wall"] = doc["trained_at"] - started
+    doc["rows_per_second"] = rows / doc["wall"]
+    return doc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--match", help="only contenders whose name contains this")
+    parser.add_argument("--skip", help="leave out contenders whose name contains this")
+    parser.add_argument("--child")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.rows)
+        return
+    print(f"data: {args.rows:,} click-like rows, 30 fields, 2^{BITS} columns ({DATA})", flush=True)
+    files = make_data(args.rows)
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    y = _test_labels(files)
+    truth = np.load(files["test.scores"])
+    p = 1 / (1 + np.exp(-truth))
+    ceiling = {"auc": float(roc_auc_score(y, truth)), "log_loss": float(log_loss(y, p))}
+    results = []
+    for name in CONTENDERS:
+        if (args.match and args.match not in name) or (args.skip and args.skip in name):
+            continue
+        print(f"running {name} ...", flush=True)
+        doc = run(name, args.rows)
+        results.append(doc)
+        print("  " + json.dumps(doc), flush=True)
+    fm = next((r for r in results if r["name"].startswith("streamfit FM") and "wall" in r), None)
+    print(f"\ngenerating model: test AUC {ceiling['auc']:.4f}, log loss {ceiling['log_loss']:.4f}")
+    print("\n| contender | wall s | rows/s | x streamfit FM | peak RSS MB | test AUC | log loss |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        if "error" in r:
+            print(f"| {r['name']} | {r['error']} |")
+            continue
+        ratio = f"{r['wall'] / fm['wall']:.2f}" if fm else "-"
+        print(
+            f"| {r['name']} | {r['wall']:.1f} | {r['rows_per_second']:,.0f} | {ratio} | "
+            f"{r['peak_rss_mb']:.0f} | {r['test_auc']:.4f} | {r['test_log_loss']:.4f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"ceiling": ceiling, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
