@@ -74,6 +74,15 @@ def test_one_sgd_step_follows_the_autograd_gradient(kind: str, sparse: bool) -> 
         torch.testing.assert_close(after.tensors[name], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_the_accelerator_column_view_equals_the_cpu_one() -> None:
+    """The torch path of ``CSR.columns`` (taken on CUDA) gives what the numpy path gives."""
+    from streamfit.core.batch import _columns_torch
+
+    x = _random_csr(300, 50, 7, seed=4)
+    for ours, theirs in zip(_columns_torch(x.indices), x.columns(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
 def test_sparse_and_dense_batches_train_the_same_model() -> None:
     # SGD: Adam's first steps are about lr x sign(gradient), so float rounding in gradients
     # near zero would flip whole steps and hide what this compares.

@@ -75,13 +75,7 @@ class CSR:
         [[1, 2], [0, 1, 0], [0, 2, 1], [0, 2]]
         """
         if self.indices.device.type != "cpu":
-            order = torch.argsort(self.indices, stable=True)
-            ordered = self.indices[order]
-            new = torch.ones_like(ordered, dtype=torch.bool)
-            new[1:] = ordered[1:] != ordered[:-1]
-            group = torch.cumsum(new, 0) - 1
-            inverse = torch.empty_like(group).index_copy_(0, order, group)
-            return ordered[new], inverse, order, new.nonzero().squeeze(1)
+            return _columns_torch(self.indices)
         idx = self.indices.numpy()
         bits = max(1, len(idx).bit_length())
         if len(idx) and int(idx.max()) < (1 << (62 - bits)) and int(idx.min()) >= 0:
@@ -182,3 +176,16 @@ class Batch:
         )
         labels = None if self.labels is None else self.labels[rows]
         return Batch(feats, labels)
+
+
+def _columns_torch(
+    indices: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:meth:`CSR.columns` in torch ops, for accelerators (the CPU path uses numpy)."""
+    order = torch.argsort(indices, stable=True)
+    ordered = indices[order]
+    new = torch.ones_like(ordered, dtype=torch.bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    group = torch.cumsum(new, 0) - 1
+    inverse = torch.empty_like(group).index_copy_(0, order, group)
+    return ordered[new], inverse, order, new.nonzero().squeeze(1)
