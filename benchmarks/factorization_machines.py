@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from harness import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -177,21 +178,13 @@ CONTENDERS: dict[str, Callable[[dict[str, Path]], Callable[[], Any]]] = {
 }
 
 
-def _peak_rss_mb() -> float:
-    """VmHWM: unlike ru_maxrss, it starts afresh at exec (not at the parent's peak)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(name: str, rows: int) -> None:
     from sklearn.metrics import log_loss, roc_auc_score
 
     files = paths(rows)
     score = CONTENDERS[name](files)
     trained_at = time.time()
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     p = np.clip(score(), 1e-7, 1 - 1e-7)
     y = _test_labels(files)
     out = {

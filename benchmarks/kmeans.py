@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 D = 50
@@ -170,22 +172,13 @@ CONTENDERS: dict[str, tuple[Callable[..., Result], dict[str, Any]]] = {
 }
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS since exec (``ru_maxrss`` would include the parent's before
-    the fork: Linux keeps it across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(name: str, rows: int, separation: float) -> None:
     """Train one contender, then score its centres on the test rows (timed separately)."""
     fn, extra = CONTENDERS[name]
     files = paths(rows, separation)
     centers, info, after = fn(files["train"], **extra)
     trained_at = time.time()  # the parent measures wall time from its start to here
-    peak_mb = _peak_rss_mb()
+    peak_mb = peak_rss_mb()
     out: dict[str, Any] = {"trained_at": trained_at, "peak_rss_mb": peak_mb, **info}
     if not name.startswith("floor"):
         x_test = _read_all(files["test"])

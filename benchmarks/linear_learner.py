@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 BATCH = 1000
@@ -266,15 +268,6 @@ CONTENDERS: dict[str, tuple[str, str, Callable[..., Any], dict[str, Any]]] = {
 SLOW = {"scikit-learn SGD, one pass from libsvm", "scikit-learn LogisticRegression, in memory "}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS since exec (``ru_maxrss`` would include the parent's before
-    the fork: Linux keeps it across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(name: str, rows: int) -> None:
     """Train one contender, then score the test set (timed separately)."""
     kind, key, fn, extra = CONTENDERS[name]
@@ -284,7 +277,7 @@ def child(name: str, rows: int) -> None:
     score, info = fn(files[key], test, kind == "sparse", **extra)
     trained = time.perf_counter()
     trained_at = time.time()  # the parent measures wall time from its start to here
-    peak_mb = _peak_rss_mb()
+    peak_mb = peak_rss_mb()
     p = score()
     scoring = time.perf_counter() - trained
     out: dict[str, Any] = {

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 D = 200
@@ -160,14 +162,6 @@ CONTENDERS: dict[str, tuple[Callable[..., Components], dict[str, Any]]] = {
 }
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS since exec (``ru_maxrss`` would include the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(name: str, rows: int) -> None:
     """Train one contender, then score its components on the held-out rows."""
     fn, extra = CONTENDERS[name]
@@ -179,7 +173,7 @@ def child(name: str, rows: int) -> None:
     out: dict[str, Any] = {
         "train_seconds_inside": trained - started,
         "trained_at": trained_at,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     if not name.startswith("floor"):
         exact = np.load(files["exact"])
