@@ -22,7 +22,7 @@ from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunc
 from streamfit.jobs.runs import job_paths, run_request
 from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
-from streamfit.jobs.store import Change, Job
+from streamfit.jobs.store import Change, Claim, Job
 
 __all__ = ["launch_step"]
 
@@ -42,29 +42,35 @@ def launch_step(ctx: StepContext, limit: int = 64) -> int:
     # With every CPU taken no job can fit (each asks for some): look at the head of the queue
     # only, to record its wait, instead of reading thousands of waiting jobs on every pass.
     full = free is not None and free.cpus <= 1e-9
-    for job in ctx.store.due(now, 8 if full else limit):
-        if job.stop_requested:
-            changes.append(Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now}))
-            continue
-        want = Resources.model_validate(job.spec["resources"])
-        never_fits = total is not None and not _fits(total, want)  # the backend says why
-        if free is not None and not _fits(free, want) and not never_fits:
-            if job.failure_kind != FailureKind.CAPACITY.value:
-                reason = f"capacity: needs {_show(want)}, free {_show(free)}"
-                changes.append(_capacity_wait(job, reason, now, next_attempt_at=now))
-            if now - job.created_at > ctx.starvation_seconds:
-                break  # nothing behind a starving job may overtake it
-            continue
-        change = _launch(ctx, job, now)
-        changes.append(change)
-        if free is not None and change.to == Status.LAUNCHED:
-            free = _minus(free, want)
-            if free.cpus <= 1e-9:
-                break  # every CPU taken: no job behind can fit
-        if len(changes) >= _BATCH:
-            written += _record(ctx, changes, now)
-            changes = []
-    return written + _record(ctx, changes, now)
+    # On PostgreSQL the claimed jobs stay locked until the block ends: a scheduler beside
+    # this one takes the next jobs of the queue instead of launching these a second time.
+    with ctx.store.claim_due(now, 8 if full else limit) as claim:
+        for job in claim.items:
+            if job.stop_requested:
+                changes.append(
+                    Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now})
+                )
+                continue
+            want = Resources.model_validate(job.spec["resources"])
+            never_fits = total is not None and not _fits(total, want)  # the backend says why
+            if free is not None and not _fits(free, want) and not never_fits:
+                if job.failure_kind != FailureKind.CAPACITY.value:
+                    reason = f"capacity: needs {_show(want)}, free {_show(free)}"
+                    changes.append(_capacity_wait(job, reason, now, next_attempt_at=now))
+                if now - job.created_at > ctx.starvation_seconds:
+                    break  # nothing behind a starving job may overtake it
+                continue
+            change = _launch(ctx, job, now)
+            changes.append(change)
+            if free is not None and change.to == Status.LAUNCHED:
+                free = _minus(free, want)
+                if free.cpus <= 1e-9:
+                    break  # every CPU taken: no job behind can fit
+            if len(changes) >= _BATCH:
+                written += _record(claim, changes, now)
+                changes = []
+        written += _record(claim, changes, now)
+    return written
 
 
 def _launch(ctx: StepContext, job: Job, now: float) -> Change:
@@ -115,10 +121,10 @@ def _capacity_wait(job: Job, reason: str, now: float, next_attempt_at: float) ->
     return Change(job, Status.NEW, reason, values)
 
 
-def _record(ctx: StepContext, changes: list[Change], now: float) -> int:
+def _record(claim: Claim[Job], changes: list[Change], now: float) -> int:
     if not changes:
         return 0
-    done = ctx.store.apply(changes, now)
+    done = claim.apply(changes, now)
     lost = sum(1 for d in done if d is None)
     if lost:
         log.debug("%d jobs moved on under another scheduler", lost)

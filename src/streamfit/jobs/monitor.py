@@ -1,7 +1,7 @@
 """The monitor step: Launched/InProgress jobs -> InProgress, Completed, Failed or Stopped.
 
 Also enforces ``max_runtime_seconds`` (stop, then Failed) and passes owners' stop requests on
-to the backend. All the pass's changes are written in one transaction.
+to the backend.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from streamfit.jobs.backends.base import RunPhase, RunState
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.runs import classify, error_signature
-from streamfit.jobs.status import Status
-from streamfit.jobs.store import Change, Job
+from streamfit.jobs.status import ACTIVE, Status
+from streamfit.jobs.store import Change, Claim, Job
 
 __all__ = ["monitor_step"]
 
@@ -23,11 +23,25 @@ log = logging.getLogger(__name__)
 _LOG_TAIL = 4096
 
 
-def monitor_step(ctx: StepContext) -> int:
-    """One pass; returns the number of status changes written."""
+def monitor_step(ctx: StepContext, page: int = 256) -> int:
+    """One pass over every active job, a page at a time; returns the status changes written.
+
+    Each page's changes are written in one transaction. On PostgreSQL the page stays locked
+    while its runs are polled, so schedulers beside this one poll other pages.
+    """
+    written, after = 0, 0
+    while True:
+        with ctx.store.claim_jobs(sorted(ACTIVE), after=after, limit=page) as claim:
+            written += _monitor(ctx, claim)
+        if len(claim.items) < page:
+            return written
+        after = claim.items[-1].id
+
+
+def _monitor(ctx: StepContext, claim: Claim[Job]) -> int:
     changes: list[Change] = []
     now = ctx.clock.now()
-    for job in ctx.store.active():
+    for job in claim.items:
         assert job.backend_ref is not None
         state = ctx.backend.poll(job.backend_ref)
         if state.phase == RunPhase.RUNNING:
@@ -40,7 +54,7 @@ def monitor_step(ctx: StepContext) -> int:
                 changes.append(Change(job, Status.IN_PROGRESS, "running", {"started_at": started}))
             continue
         changes.append(_ended(ctx, job, state, now))
-    done = ctx.store.apply(changes, now)
+    done = claim.apply(changes, now)
     return sum(1 for d in done if d is not None)
 
 

@@ -34,27 +34,31 @@ def retry_decision(job: Job) -> tuple[bool, str]:
     return True, f"retry {used} of {budget} after {kind} failure"
 
 
-def retry_step(ctx: StepContext) -> int:
+def retry_step(ctx: StepContext, limit: int = 500) -> int:
     """One pass; returns the number of jobs retried or made final."""
     now = ctx.clock.now()
     changes = []
-    for job in ctx.store.find(status=Status.FAILED, final=False):
-        retry, why = retry_decision(job)
-        if retry:
-            spec = job.spec_model()
-            used = int(job.failures.get(job.failure_kind or "", 1))
-            delay = compute_backoff(
-                used, spec.retry.backoff_seconds, spec.retry.max_backoff_seconds, rand=ctx.rand
-            )
-            values = {
-                "attempt": job.attempt + 1,
-                "next_attempt_at": now + delay,
-                "backend_ref": None,
-                "started_at": None,
-                "ended_at": None,
-            }
-            changes.append(Change(job, Status.NEW, why, values))
-        else:
-            changes.append(Change(job, Status.FAILED, f"final: {why}", {"final": True}))
-    done = ctx.store.apply(changes, now)
+    # Every job read is changed (retried or made final), so a pass may take a page: the
+    # scheduler runs the step again at once while it has work. On PostgreSQL the page stays
+    # locked until its changes are written, and schedulers beside this one take other pages.
+    with ctx.store.claim_jobs([Status.FAILED], final=False, limit=limit) as claim:
+        for job in claim.items:
+            retry, why = retry_decision(job)
+            if retry:
+                spec = job.spec_model()
+                used = int(job.failures.get(job.failure_kind or "", 1))
+                delay = compute_backoff(
+                    used, spec.retry.backoff_seconds, spec.retry.max_backoff_seconds, rand=ctx.rand
+                )
+                values = {
+                    "attempt": job.attempt + 1,
+                    "next_attempt_at": now + delay,
+                    "backend_ref": None,
+                    "started_at": None,
+                    "ended_at": None,
+                }
+                changes.append(Change(job, Status.NEW, why, values))
+            else:
+                changes.append(Change(job, Status.FAILED, f"final: {why}", {"final": True}))
+        done = claim.apply(changes, now)
     return sum(1 for d in done if d is not None)

@@ -5,6 +5,12 @@ that writes its event row in the same transaction, so concurrent schedulers and 
 instant can neither lose a change nor apply one twice. SQLite runs in WAL mode, and write
 transactions start with ``BEGIN IMMEDIATE`` so that two writers queue instead of deadlocking.
 
+On PostgreSQL, where several schedulers on several machines may share the store, the steps
+take their work with :meth:`Store.claim_due` and friends: ``SELECT ... FOR NO KEY UPDATE SKIP
+LOCKED`` in a transaction that lasts as long as the step works on those rows, so each
+scheduler gets rows no other one holds instead of all of them fighting over the first page.
+Transactions run at PostgreSQL's default READ COMMITTED: the guarded updates need no more.
+
 >>> store = Store("sqlite://")
 >>> from streamfit.jobs.spec import JobSpec
 >>> spec = JobSpec(name="hello", owner="a@example.com", command=["echo", "hi"])
@@ -15,38 +21,65 @@ transactions start with ``BEGIN IMMEDIATE`` so that two writers queue instead of
 
 from __future__ import annotations
 
+import contextlib
+import random
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from streamfit.jobs.database import create_engine, is_retryable
 from streamfit.jobs.errors import NoSuchJob, StaleJob
 from streamfit.jobs.records import Change, Event, Job, Notification, Submission
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import ACTIVE, Status, check_transition
 from streamfit.jobs.tables import events, jobs, metadata, notifications, submissions
 
-__all__ = ["Change", "Event", "Job", "Notification", "Store", "Submission"]
+__all__ = ["Change", "Claim", "Event", "Job", "Notification", "Store", "Submission"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Any key will do, as long as every streamfit process uses the same one: it serialises the
+#: migrations of schedulers that start at once against a new database.
+_MIGRATION_LOCK = 0x5F5EA3F1
+#: Runs of a transaction that lost to a concurrent one (deadlock, serialization failure).
+_TRIES = 5
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+@dataclass
+class Claim(Generic[T]):
+    """Rows a step has taken to work on (``items``), and the way to record what it did.
 
+    On PostgreSQL the rows stay locked, and what the step records is written in the same
+    transaction, until the ``with`` block ends; another scheduler skips them meanwhile. On
+    SQLite (one writer at a time anyway) the rows are only read, and each record is its own
+    guarded transaction, as before.
+    """
 
-def _sqlite_begin(conn: Connection) -> None:
-    mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    items: list[T]
+    _store: Store
+    _conn: Connection | None
+
+    def apply(self, changes: Sequence[Change], now: float) -> list[Job | None]:
+        """As :meth:`Store.apply`."""
+        if self._conn is None:
+            return self._store.apply(changes, now)
+        return [self._store._apply(self._conn, change, now) for change in changes]
+
+    def record_notifications(
+        self, event: Event, rows: Sequence[Mapping[str, Any]], now: float
+    ) -> int:
+        """As :meth:`Store.record_notifications`."""
+        if self._conn is None:
+            return self._store.record_notifications(event, rows, now)
+        return self._store._record_notifications(self._conn, event, rows, now)
 
 
 class Store:
@@ -54,10 +87,9 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = sa.create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        self.engine: Engine = create_engine(url)
+        #: Whether claims lock rows and skip those locked by others (PostgreSQL).
+        self.skip_locked = self.engine.dialect.name == "postgresql"
         self._migrate()
 
     @classmethod
@@ -75,6 +107,8 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            if self.skip_locked:  # SQLite's BEGIN IMMEDIATE already lets one in at a time
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -85,6 +119,35 @@ class Store:
     def _write(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    def _transaction(self, work: Callable[[Connection], R]) -> R:
+        """``work`` in one write transaction, run again if it lost a race to another
+        transaction (a deadlock or serialization failure: PostgreSQL aborts one of the two)."""
+        for attempt in range(1, _TRIES + 1):
+            try:
+                with self._write() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == _TRIES or not is_retryable(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.05 * attempt))  # apart, so they meet no more
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _claim(
+        self, query: sa.Select[Any], convert: Callable[[Mapping[Any, Any]], T]
+    ) -> Iterator[Claim[T]]:
+        if not self.skip_locked:
+            with self._read() as conn:
+                items = [convert(r) for r in conn.execute(query).mappings()]
+            yield Claim(items, self, None)
+            return
+        # NO KEY UPDATE, not UPDATE: the lock must not block the foreign-key checks of rows
+        # that others insert meanwhile (an event of a locked job, say).
+        locked = query.with_for_update(skip_locked=True, key_share=True)
+        with self._write() as conn:
+            items = [convert(r) for r in conn.execute(locked).mappings()]
+            yield Claim(items, self, conn)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -189,14 +252,27 @@ class Store:
 
     def due(self, now: float, limit: int = 1000) -> list[Job]:
         """New jobs whose next attempt has come, by priority then age."""
+        with self._read() as conn:
+            return [Job.from_row(r) for r in conn.execute(_due(now, limit)).mappings()]
+
+    def claim_due(self, now: float, limit: int) -> contextlib.AbstractContextManager[Claim[Job]]:
+        """The launch step's work: as :meth:`due`, less the jobs another scheduler holds."""
+        return self._claim(_due(now, limit), Job.from_row)
+
+    def claim_jobs(
+        self, status: Sequence[Status], *, final: bool | None = None, after: int = 0, limit: int
+    ) -> contextlib.AbstractContextManager[Claim[Job]]:
+        """Up to ``limit`` jobs in ``status`` with an id above ``after``, by id, less the
+        jobs another scheduler holds (the monitor and retry steps' work, a page at a time)."""
         query = (
             jobs.select()
-            .where(jobs.c.status == Status.NEW.value, jobs.c.next_attempt_at <= now)
-            .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+            .where(jobs.c.status.in_([s.value for s in status]), jobs.c.id > after)
+            .order_by(jobs.c.id)
             .limit(limit)
         )
-        with self._read() as conn:
-            return [Job.from_row(r) for r in conn.execute(query).mappings()]
+        if final is not None:
+            query = query.where(jobs.c.final == final)
+        return self._claim(query, Job.from_row)
 
     def active(self) -> list[Job]:
         return self.find(status=sorted(ACTIVE))
@@ -225,11 +301,7 @@ class Store:
     def apply(self, changes: Sequence[Change], now: float) -> list[Job | None]:
         """Apply guarded changes in one transaction; a change lost to another writer (the job
         moved on since it was read) is skipped and comes back as ``None``."""
-        out: list[Job | None] = []
-        with self._write() as conn:
-            for change in changes:
-                out.append(self._apply(conn, change, now))
-        return out
+        return self._transaction(lambda conn: [self._apply(conn, c, now) for c in changes])
 
     def transition(
         self, job: Job, to: Status, now: float, detail: str | None = None, **values: Any
@@ -284,12 +356,13 @@ class Store:
 
     def request_stop(self, job_id: int) -> Job:
         """Mark a job to be stopped; the steps act on the mark."""
-        with self._write() as conn:
-            conn.execute(
+        self._transaction(
+            lambda conn: conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.final.is_(False))
                 .values(stop_requested=True, version=jobs.c.version + 1)
             )
+        )
         return self.get(job_id)
 
     # -- notifications ---------------------------------------------------------------------
@@ -301,10 +374,13 @@ class Store:
         due: float | None = None,
         job_id: int | None = None,
         limit: int | None = None,
+        exclude_channels: Sequence[str] = (),
     ) -> list[Notification]:
         query = notifications.select().order_by(notifications.c.id)
         if status is not None:
             query = query.where(notifications.c.status == status)
+        if exclude_channels:
+            query = query.where(notifications.c.channel.not_in(list(exclude_channels)))
         if due is not None:
             query = query.where(notifications.c.next_try_at <= due)
         if job_id is not None:
@@ -316,8 +392,8 @@ class Store:
 
     def mark_notification(self, note: Notification, status: str, now: float, **values: Any) -> bool:
         """Guarded change of a notification's status; False if another sender moved it."""
-        with self._write() as conn:
-            result = conn.execute(
+        result = self._transaction(
+            lambda conn: conn.execute(
                 notifications.update()
                 .where(
                     notifications.c.id == note.id,
@@ -326,24 +402,67 @@ class Store:
                 )
                 .values(status=status, **values)
             )
+        )
         return result.rowcount == 1
+
+    def claim_notification(
+        self, now: float, lease_until: float, channels: Sequence[str]
+    ) -> Notification | None:
+        """Take the oldest due ``pending`` notification of one of ``channels`` to send:
+        ``sending`` until ``lease_until``, one more attempt counted. None when there is none
+        (on PostgreSQL: none that another sender is not taking at this moment)."""
+        query = (
+            notifications.select()
+            .where(
+                notifications.c.status == "pending",
+                notifications.c.next_try_at <= now,
+                notifications.c.channel.in_(list(channels)),
+            )
+            .order_by(notifications.c.id)
+            .limit(1)
+        )
+        if self.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+
+        def take(conn: Connection) -> Notification | None:
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                return None
+            note = Notification(**row)
+            claimed = replace(
+                note, status="sending", attempts=note.attempts + 1, next_try_at=lease_until
+            )
+            conn.execute(
+                notifications.update()
+                .where(notifications.c.id == note.id)
+                .values(status="sending", attempts=claimed.attempts, next_try_at=lease_until)
+            )
+            return claimed
+
+        return self._transaction(take)
 
     def unnotified_final_events(self, limit: int = 1000) -> list[Event]:
         """Events that made a job terminal and whose notifications are not yet recorded."""
-        query = (
-            events.select()
-            .where(events.c.final.is_(True), events.c.notified.is_(False))
-            .order_by(events.c.id)
-            .limit(limit)
-        )
         with self._read() as conn:
-            return [Event(**r) for r in conn.execute(query).mappings()]
+            return [Event(**r) for r in conn.execute(_unnotified(limit)).mappings()]
+
+    def claim_unnotified_final_events(
+        self, limit: int = 1000
+    ) -> contextlib.AbstractContextManager[Claim[Event]]:
+        """The notify step's recording work: as :meth:`unnotified_final_events`, less the
+        events another scheduler holds."""
+        return self._claim(_unnotified(limit), lambda row: Event(**row))
 
     def record_notifications(
         self, event: Event, rows: Sequence[Mapping[str, Any]], now: float
     ) -> int:
         """Record ``event``'s notifications and mark it notified, in one transaction; a row
         already recorded (same key, channel, recipient) is left as it is. Returns new rows."""
+        return self._transaction(lambda conn: self._record_notifications(conn, event, rows, now))
+
+    def _record_notifications(
+        self, conn: Connection, event: Event, rows: Sequence[Mapping[str, Any]], now: float
+    ) -> int:
         full = [
             {
                 "status": "pending",
@@ -356,11 +475,10 @@ class Store:
             }
             for r in rows
         ]
-        with self._write() as conn:
-            added = 0
-            if full:
-                added = int(conn.execute(self._insert_ignore(), full).rowcount or 0)
-            conn.execute(events.update().where(events.c.id == event.id).values(notified=True))
+        added = 0
+        if full:
+            added = int(conn.execute(self._insert_ignore(), full).rowcount or 0)
+        conn.execute(events.update().where(events.c.id == event.id).values(notified=True))
         return added
 
     def _insert_ignore(self) -> Any:
@@ -382,3 +500,21 @@ class Store:
     @staticmethod
     def schema() -> sa.MetaData:
         return metadata
+
+
+def _due(now: float, limit: int) -> sa.Select[Any]:
+    return (
+        jobs.select()
+        .where(jobs.c.status == Status.NEW.value, jobs.c.next_attempt_at <= now)
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        .limit(limit)
+    )
+
+
+def _unnotified(limit: int) -> sa.Select[Any]:
+    return (
+        events.select()
+        .where(events.c.final.is_(True), events.c.notified.is_(False))
+        .order_by(events.c.id)
+        .limit(limit)
+    )

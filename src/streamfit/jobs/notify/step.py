@@ -10,8 +10,9 @@
    record each row once. The last job of a submission to end is seen terminal by whoever
    reads its event (that event was committed with the job's change), so a digest is never
    missed; a job retried by hand after its digest has gone out gets no second digest.
-2. **Send.** Each due ``pending`` row is claimed (``pending -> sending``, a guarded update that
-   also counts the attempt), sent, then marked ``sent``. A failure puts it back to
+2. **Send.** Each due ``pending`` row is claimed (``pending -> sending`` in one transaction
+   that also counts the attempt; on PostgreSQL with ``SKIP LOCKED``, so that senders beside
+   this one take other rows), sent, then marked ``sent``. A failure puts it back to
    ``pending`` with the (scrubbed) error and an exponential backoff (5 s, doubling, at most
    10 min); after ``max_attempts`` it is ``failed``. A channel with no notifier (email with
    no ``smtp_host``) leaves its rows ``pending``, saying why, until one is configured.
@@ -29,7 +30,6 @@ webhook offers more.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -81,20 +81,23 @@ def record_step(ctx: StepContext) -> int:
     # sound: every event listed was committed before the jobs are read.
     ended: dict[str, list[Job] | None] = {}
     added = 0
-    for event in store.unnotified_final_events():
-        job = store.get(event.job_id)
-        sub = job.submission
-        if sub not in digests:
-            digests[sub] = _digest_spec(store, sub)
-        digest = digests[sub]
-        if digest is None:
-            rows = _job_rows(event, job)
-        else:
-            if sub not in ended:
-                jobs = store.submission_jobs(sub)
-                ended[sub] = jobs if all(j.is_terminal for j in jobs) else None
-            rows = _digest_rows(sub, digest, ended[sub])
-        added += store.record_notifications(event, rows, now)
+    # On PostgreSQL the events stay locked until their rows are recorded: schedulers beside
+    # this one record other events instead of the same ones again.
+    with store.claim_unnotified_final_events() as claim:
+        for event in claim.items:
+            job = store.get(event.job_id)
+            sub = job.submission
+            if sub not in digests:
+                digests[sub] = _digest_spec(store, sub)
+            digest = digests[sub]
+            if digest is None:
+                rows = _job_rows(event, job)
+            else:
+                if sub not in ended:
+                    jobs = store.submission_jobs(sub)
+                    ended[sub] = jobs if all(j.is_terminal for j in jobs) else None
+                rows = _digest_rows(sub, digest, ended[sub])
+            added += claim.record_notifications(event, rows, now)
     return added
 
 
@@ -159,22 +162,19 @@ def send_step(
     """Send the due pending rows; returns the number sent."""
     store = ctx.store
     _reclaim(store, ctx.clock.now(), max_attempts, limit)
+    for note in store.notifications(
+        status="pending", due=ctx.clock.now(), limit=limit, exclude_channels=list(notifiers)
+    ):
+        _unconfigured(store, note, ctx.clock.now())
     contents: dict[str, Content] = {}
     sent = 0
-    for note in store.notifications(status="pending", due=ctx.clock.now(), limit=limit):
-        notifier = notifiers.get(note.channel)
-        if notifier is None:
-            _unconfigured(store, note, ctx.clock.now())
-            continue
+    for _ in range(limit):
+        # One row at a time, each claimed just before it is sent, so its lease starts then.
         now = ctx.clock.now()
-        lease = now + lease_seconds
-        if not store.mark_notification(
-            note, "sending", now, attempts=note.attempts + 1, next_try_at=lease
-        ):
-            continue  # another sender has it
-        claimed = dataclasses.replace(
-            note, status="sending", attempts=note.attempts + 1, next_try_at=lease
-        )
+        claimed = store.claim_notification(now, now + lease_seconds, list(notifiers))
+        if claimed is None:
+            break
+        notifier = notifiers[claimed.channel]
         try:
             notifier.send(_message(store, claimed, contents))
         except Exception as exc:  # any failure of any notifier: retried later
@@ -182,9 +182,9 @@ def send_step(
             continue
         sent += 1
         if store.mark_notification(claimed, "sent", ctx.clock.now(), sent_at=ctx.clock.now()):
-            log.info("notification %d sent (%s)", note.id, note.channel)
+            log.info("notification %d sent (%s)", claimed.id, claimed.channel)
         else:  # the lease ran out mid-send and the row was taken back: it may go twice
-            log.warning("notification %d sent after its claim had expired", note.id)
+            log.warning("notification %d sent after its claim had expired", claimed.id)
     return sent
 
 
