@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import torch
 
 from streamfit.core.batch import Batch
+from streamfit.core.delta import DeltaRule
 from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.state import State
@@ -59,6 +60,13 @@ class Algorithm(ABC, Generic[H]):
     #: How far ``merge(a, b)`` may be from one pass over a+b, as a relative difference of the
     #: algorithm's own validation loss (0 for exactly mergeable states).
     merge_tolerance: ClassVar[float] = 0.0
+    #: How training on several workers shares progress: ``merge`` (each worker trains its
+    #: own state, merged at checkpoints and at the end: states that merge well) or
+    #: ``parameter-server`` (SGD: workers push deltas to a shared state while training).
+    distributed_mode: ClassVar[Literal["merge", "parameter-server"]] = "merge"
+    #: What each state tensor or meta entry is, for a parameter server's deltas (see
+    #: :mod:`streamfit.core.delta`): unnamed tensors are averaged, unnamed meta fixed.
+    delta_rules: ClassVar[Mapping[str, DeltaRule]] = {}
 
     hp: H
 

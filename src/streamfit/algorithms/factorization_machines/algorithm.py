@@ -34,7 +34,8 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,7 @@ from streamfit.algorithms.factorization_machines.model import FactorizationMachi
 from streamfit.algorithms.linear_learner.optim import OptimConfig, moment_names, packed_step, step
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import CSR, Batch
+from streamfit.core.delta import DeltaRule
 from streamfit.core.model import Model
 from streamfit.core.registry import register
 from streamfit.core.state import State
@@ -65,6 +67,11 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     #: Averaging two shards' SGD runs (weighted per feature by how often each shard used it)
     #: lands within 2.4% of one pass's log loss on the shared checks' data; allowed 5%.
     merge_tolerance = 0.05
+    distributed_mode = "parameter-server"
+    #: For a parameter server: sums that add up across workers (the rest are averaged).
+    delta_rules: ClassVar[Mapping[str, DeltaRule]] = dict.fromkeys(
+        ("touches", "step", "loss_sum", "loss_rows"), "count"
+    )
 
     @property
     def optim(self) -> OptimConfig:

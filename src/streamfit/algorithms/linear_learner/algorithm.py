@@ -21,8 +21,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -46,6 +46,7 @@ from streamfit.algorithms.linear_learner.scaling import (
 from streamfit.algorithms.linear_learner.selection import reservoir_slots, select
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
+from streamfit.core.delta import DeltaRule
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
 from streamfit.core.state import State
@@ -73,6 +74,18 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         }
     )
     merge_tolerance = 0.05
+    distributed_mode = "parameter-server"
+    #: For a parameter server: the scaler, class weights and candidates' settings are fixed
+    #: by ``prepare`` before workers start; the held-out reservoir is the latest rows a
+    #: worker scored before training on them, with its cursor, so it travels whole.
+    delta_rules: ClassVar[Mapping[str, DeltaRule]] = {
+        **dict.fromkeys(
+            ("lr", "wd", "l1", "x_shift", "x_scale", "y_shift", "y_scale", "class_weight"),
+            "fixed",
+        ),
+        **dict.fromkeys(("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"),
+        **dict.fromkeys(("epoch_loss", "epoch_rows", "step", "calib_seen"), "count"),
+    }
 
     # -- resolved settings -----------------------------------------------------------------
 
