@@ -9,6 +9,8 @@ JobError
  │    ├── CapacityError          transient: no room now; retried, uses up no attempts
  │    ├── TransientLaunchError   transient: the backend hiccupped; retried with backoff
  │    └── InvalidJobError        permanent: this job can never run here; Failed (invalid)
+ ├── BackendUnavailable     a backend not reachable to poll, stop or read logs: the step
+ │                          is tried again on its next pass; the job's status is kept
  └── DeliveryError          a notification not delivered: retried with backoff
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 from streamfit.errors import ConfigError, StreamfitError
 
 __all__ = [
+    "BackendUnavailable",
     "CapacityError",
     "DeliveryError",
     "InvalidJobError",
@@ -64,6 +67,10 @@ class TransientLaunchError(LaunchError):
 
 class InvalidJobError(LaunchError):
     """The job can never be launched by this backend (asks more than it has, bad command)."""
+
+
+class BackendUnavailable(JobError):
+    """A backend (a cluster's API) could not be reached; nothing is known about the run."""
 
 
 class DeliveryError(JobError):

@@ -44,6 +44,12 @@ def _monitor(ctx: StepContext, claim: Claim[Job]) -> int:
     for job in claim.items:
         assert job.backend_ref is not None
         state = ctx.backend.poll(job.backend_ref)
+        if state.phase == RunPhase.PENDING:
+            # Queued by the backend (a cluster waiting for room): not started, so its run
+            # time has not begun and it stays Launched; an owner's stop still reaches it.
+            if job.stop_requested and not state.stop_requested:
+                ctx.backend.stop(job.backend_ref)
+            continue
         if state.phase == RunPhase.RUNNING:
             started = job.started_at or state.started_at or now
             if started and now - started > job.spec["max_runtime_seconds"] and not state.timed_out:

@@ -37,8 +37,7 @@ def run_request(job: Job, home: Path) -> RunRequest:
     """
     spec = job.spec_model()
     output, checkpoints = job_paths(job, home)
-    env = {
-        **os.environ,
+    own = {
         **spec.env,
         "STREAMFIT_JOB_ID": str(job.id),
         "STREAMFIT_ATTEMPT": str(job.attempt),
@@ -65,7 +64,8 @@ def run_request(job: Job, home: Path) -> RunRequest:
     else:
         assert spec.command is not None
         argv = list(spec.command)
-    return RunRequest(job.run_name, argv, env, spec.workdir, spec.resources)
+    env = {**os.environ, **own}
+    return RunRequest(job.run_name, argv, env, spec.workdir, spec.resources, job_env=own)
 
 
 class Outcome:

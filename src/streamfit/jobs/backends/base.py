@@ -17,12 +17,18 @@ class RunRequest:
 
     name: str
     argv: list[str]
+    #: The whole environment of a process started on this machine.
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     resources: Resources = field(default_factory=Resources)
+    #: Only the variables the job sets itself (its spec's ``env`` and ``STREAMFIT_*``): what a
+    #: backend running it on another machine passes on, as that machine's own environment
+    #: (``PATH``, ``CUDA_VISIBLE_DEVICES``, ...) must not be replaced by the scheduler's.
+    job_env: dict[str, str] = field(default_factory=dict)
 
 
 class RunPhase(StrEnum):
+    PENDING = "pending"  # accepted, waiting for resources or set-up (a cluster's queue)
     RUNNING = "running"
     EXITED = "exited"
     VANISHED = "vanished"  # neither running nor an exit status: the process was lost
