@@ -26,6 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from streamfit.datagen import linear_task, write_batches
+from streamfit.jobs.backends.local import LocalBackend
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.notify.messages import digest_content
 from streamfit.jobs.settings import Settings
@@ -132,11 +133,18 @@ def _specs(paths: dict[str, str], workdir: Path, settings: Settings, cpus: float
     return specs
 
 
+def _local(manager: JobManager) -> LocalBackend:
+    backend = manager.backend
+    if not isinstance(backend, LocalBackend):  # the settings above rule this out
+        raise TypeError(f"the demo needs the local backend, not {backend.name}")
+    return backend
+
+
 def _kill_once_checkpointed(manager: JobManager, job_id: int, console: Console) -> None:
     """Play the failing machine: kill -9 the job's training process after its first
     checkpoint; the retry resumes from it."""
     checkpoints = manager.settings.home / "jobs" / str(job_id) / "checkpoints"
-    child = manager.backend.runs / f"{job_id}-1" / "child.json"
+    child = _local(manager).runs / f"{job_id}-1" / "child.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if any(checkpoints.glob("checkpoint-*")) and child.exists():
@@ -218,10 +226,10 @@ def run_demo(workdir: Path, rows: int = 1_000_000, sweep_rows: int = 200_000) ->
     console.rule("[bold]2. a sweep of 24 jobs through the job manager")
     home = workdir / "home"
     shutil.rmtree(home, ignore_errors=True)
-    settings = Settings.load(home=home)
+    settings = Settings.load(home=home, backend="local")  # it kills a local process
     manager = JobManager.open(settings)
     manager.ctx.starvation_seconds = 5.0  # let the all-CPUs job in after a short wait
-    cpus = manager.backend.capacity.cpus
+    cpus = _local(manager).capacity.cpus
     specs = _specs(_data(workdir, sweep_rows, console), workdir, settings, cpus)
     submission = manager.submit(specs)
     ids = submission.job_ids

@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from streamfit.errors import ConfigError
+from streamfit.jobs.backends.base import Backend
 from streamfit.jobs.backends.local import Capacity, LocalBackend
 from streamfit.jobs.clock import Clock, SystemClock
 from streamfit.jobs.context import StepContext
@@ -23,14 +26,40 @@ from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Job, Store, Submission
 
-__all__ = ["JobManager"]
+__all__ = ["JobManager", "open_backend"]
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The backend the settings name: this machine's processes, or a Ray cluster."""
+    if settings.backend == "ray":
+        if not settings.ray_address:
+            raise ConfigError(
+                "the ray backend needs the cluster's dashboard address: --ray-address or "
+                "STREAMFIT_RAY_ADDRESS (e.g. http://127.0.0.1:8265)"
+            )
+        from streamfit.jobs.backends.ray import RayBackend  # Ray is an optional extra
+
+        # Run names start again at 1 in every store: the store's own name keeps two stores'
+        # runs apart on one cluster (and is the same for every scheduler of one store).
+        store = settings.database_url or str(settings.home.resolve())
+        namespace = "sf" + hashlib.sha1(store.encode()).hexdigest()[:10]
+        return RayBackend(settings.ray_address, settings.home / "ray", namespace=namespace)
+    machine = Capacity.of_machine()
+    capacity = Capacity(
+        settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
+        settings.capacity_gpus if settings.capacity_gpus is not None else machine.gpus,
+        settings.capacity_memory_mb
+        if settings.capacity_memory_mb is not None
+        else machine.memory_mb,
+    )
+    return LocalBackend(settings.home, capacity)
 
 
 @dataclass
 class JobManager:
     settings: Settings
     store: Store
-    backend: LocalBackend
+    backend: Backend
     ctx: StepContext
     notifiers: dict[str, Notifier]
 
@@ -42,16 +71,8 @@ class JobManager:
         notifiers: dict[str, Notifier] | None = None,
     ) -> JobManager:
         settings = settings or Settings.load()
+        backend = open_backend(settings)
         store = Store.open(settings.home, settings.database_url)
-        machine = Capacity.of_machine()
-        capacity = Capacity(
-            settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
-            settings.capacity_gpus if settings.capacity_gpus is not None else machine.gpus,
-            settings.capacity_memory_mb
-            if settings.capacity_memory_mb is not None
-            else machine.memory_mb,
-        )
-        backend = LocalBackend(settings.home, capacity)
         ctx = StepContext(store, backend, settings.home, clock or SystemClock(), random.Random())
         if notifiers is None:
             notifiers = build_notifiers(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -38,6 +38,8 @@ class Settings(BaseModel):
     smtp_sender: str = "streamfit@localhost"
     smtp_timeout: float = 10.0
     webhook_timeout: float = 10.0
+    backend: Literal["local", "ray"] = "local"  # where runs happen
+    ray_address: str | None = None  # the Ray dashboard (Jobs API), e.g. http://head:8265
     capacity_cpus: float | None = None  # default: the machine's
     capacity_gpus: int | None = None
     capacity_memory_mb: int | None = None

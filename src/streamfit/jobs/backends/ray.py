@@ -1,0 +1,346 @@
+"""The Ray backend: each attempt one job of the Ray Jobs API on a Ray cluster.
+
+The attempt's run name (``<job id>-<attempt>``), after the store's ``namespace``, is the Ray
+``submission_id`` and the run's reference: launching it again (a scheduler that crashed
+between launching and recording) finds the run Ray already has instead of starting a second
+one, while two stores sharing a cluster (each has its own job 1) never meet. Ray keeps its jobs
+as long as the cluster lives; a run the cluster no longer knows reads as unknown, an
+infrastructure failure that is retried.
+
+Paths are the scheduler's: a built-in job writes its output and checkpoints under
+``$STREAMFIT_HOME/jobs/`` and the monitor reads ``metrics.json`` from there, so every node of
+the cluster must see that folder at the same path (true of a single-machine cluster; on
+several machines put the home on shared storage: NFS, a mounted bucket) and run the same
+Python with streamfit installed (one image or virtualenv path on every node).
+
+Why a stop was asked for (by the owner, or for overstaying ``max_runtime_seconds``) is kept in
+``ROOT/stops/<run name>``: Ray records only that the job was stopped.
+
+Ray is imported only when a cluster is first called: the job manager runs without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from streamfit.errors import ConfigError
+from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.errors import (
+    BackendUnavailable,
+    CapacityError,
+    InvalidJobError,
+    JobError,
+    TransientLaunchError,
+)
+from streamfit.jobs.spec import Resources
+
+__all__ = ["ClusterRoom", "RayBackend", "classify_error"]
+
+T = TypeVar("T")
+_MB = 1 << 20
+#: How long a cluster's resource report is reused within one scheduler pass.
+_ROOM_TTL = 1.0
+#: Ray's report of used resources is a few seconds old (its monitor refreshes every ~5 s).
+#: A run submitted less than this long before the report was taken is not in it yet, so its
+#: demand is subtracted here; compared across two clocks, so a skew shifts it a little.
+_SETTLE = 2.0
+_FORGET = 60.0
+_STATUS_CODE = re.compile(r"status code (\d{3})")
+
+
+def classify_error(exc: BaseException, *, launching: bool) -> JobError:
+    """Map an exception from Ray's client or the dashboard into the job manager's tree.
+
+    Unreachable (connection refused, timeouts, a server error): transient. A request the
+    cluster refuses (4xx) at launch: this job can never run there.
+    """
+    if isinstance(exc, JobError):
+        return exc
+    code = _STATUS_CODE.search(str(exc))
+    # Ray's client puts the server's whole traceback in the message: its last line says why.
+    lines = [line for line in str(exc).splitlines() if line.strip(" .")]
+    detail = lines[-1].strip() if lines else type(exc).__name__
+    if code is not None:
+        detail = f"HTTP {code.group(1)}: {detail}"
+    text = f"Ray cluster {'unreachable' if isinstance(exc, OSError) else 'error'}: {detail}"
+    if launching:
+        if code is not None and 400 <= int(code.group(1)) < 500:
+            return InvalidJobError(text)
+        return TransientLaunchError(text)
+    return BackendUnavailable(text)
+
+
+def _not_found(exc: BaseException) -> bool:
+    found = _STATUS_CODE.search(str(exc))
+    return found is not None and found.group(1) == "404"
+
+
+@dataclass(frozen=True)
+class ClusterRoom:
+    """Each live node's total and free resources, as the cluster last reported them."""
+
+    totals: list[Resources]
+    frees: list[Resources]
+    at: float  # when the cluster measured it (the head node's clock)
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> ClusterRoom:
+        """From the dashboard's ``/api/cluster_status`` (``usageByNode``: ``[used, total]``)."""
+        report = status["data"]["clusterStatus"]
+        totals, frees = [], []
+        for usage in (report["loadMetricsReport"].get("usageByNode") or {}).values():
+            used, total = _resources(usage, 0), _resources(usage, 1)
+            totals.append(total)
+            frees.append(_minus(total, used))
+        return cls(totals, frees, float(report.get("time") or time.time()))
+
+
+def _resources(usage: dict[str, list[float]], i: int) -> Resources:
+    return Resources.model_construct(
+        cpus=float(usage.get("CPU", [0.0, 0.0])[i]),
+        gpus=int(usage.get("GPU", [0.0, 0.0])[i]),
+        memory_mb=int(usage.get("memory", [0.0, 0.0])[i] // _MB),
+    )
+
+
+def _minus(a: Resources, b: Resources) -> Resources:
+    return Resources.model_construct(
+        cpus=a.cpus - b.cpus, gpus=a.gpus - b.gpus, memory_mb=a.memory_mb - b.memory_mb
+    )
+
+
+def _sum(rs: list[Resources]) -> Resources:
+    return Resources.model_construct(
+        cpus=sum(r.cpus for r in rs),
+        gpus=sum(r.gpus for r in rs),
+        memory_mb=sum(r.memory_mb for r in rs),
+    )
+
+
+def _fits(room: Resources, want: Resources) -> bool:
+    return (
+        want.cpus <= room.cpus + 1e-9
+        and want.gpus <= room.gpus
+        and want.memory_mb <= room.memory_mb
+    )
+
+
+def _show(r: Resources) -> str:
+    return f"{r.cpus:g} CPUs, {r.gpus} GPUs, {r.memory_mb} MB"
+
+
+def entrypoint(request: RunRequest) -> str:
+    """The shell line Ray runs: ``exec`` makes the command the process Ray watches and signals,
+    so its exit status (or the signal that killed it) is the run's, as on the local backend."""
+    line = "exec " + shlex.join(request.argv)
+    return f"cd {shlex.quote(request.workdir)} && {line}" if request.workdir else line
+
+
+class RayBackend:
+    """Runs on the Ray cluster whose dashboard (Jobs API) is at ``address``.
+
+    ``namespace``: put before run names to make the Ray ids, one per store (see
+    ``open_backend``). ``stop_grace_seconds``: how long Ray waits after SIGTERM before
+    SIGKILL, time enough for a training job to write its checkpoint.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str,
+        root: str | Path,
+        *,
+        namespace: str = "",
+        stop_grace_seconds: float = 30.0,
+    ) -> None:
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("the ray backend needs Ray: pip install 'streamfit[ray]'")
+        self.address = address if "://" in address else f"http://{address}"
+        self.address = self.address.rstrip("/")
+        self.stops = Path(root) / "stops"
+        self.stops.mkdir(parents=True, exist_ok=True)
+        self.prefix = f"{namespace}-" if namespace else ""
+        self.stop_grace_seconds = stop_grace_seconds
+        self._client_: Any = None
+        self._room: tuple[float, ClusterRoom] | None = None
+        self._recent: dict[str, tuple[float, Resources]] = {}  # run -> (submitted at, demand)
+
+    # -- talking to the cluster -----------------------------------------------------------
+
+    def _call(self, fn: Callable[[Any], T], *, launching: bool = False) -> T:
+        """Run ``fn(client)``; every foreign exception leaves here mapped by classify_error."""
+        try:
+            if self._client_ is None:
+                from ray.job_submission import JobSubmissionClient
+
+                self._client_ = JobSubmissionClient(self.address)
+            return fn(self._client_)
+        except Exception as exc:
+            raise classify_error(exc, launching=launching) from exc
+
+    def ref(self, name: str) -> str:
+        """The Ray id of run ``name``; a reference (already prefixed) is left as it is."""
+        return name if name.startswith(self.prefix) else self.prefix + name
+
+    def _info(self, ref: str, *, launching: bool = False) -> Any | None:
+        """Ray's ``JobDetails`` for ``ref``, or None if the cluster has no such job."""
+        ref = self.ref(ref)
+
+        def get(client: Any) -> Any:
+            try:
+                return client.get_job_info(ref)
+            except RuntimeError as exc:
+                if _not_found(exc):
+                    return None
+                raise
+
+        return self._call(get, launching=launching)
+
+    def room(self) -> ClusterRoom:
+        """The cluster's resources per node (reused for ``_ROOM_TTL`` seconds)."""
+        now = time.monotonic()
+        if self._room is not None and now - self._room[0] < _ROOM_TTL:
+            return self._room[1]
+        # Through the Jobs client's own request: it carries the cluster's auth token, if any.
+        response = self._call(lambda client: client._do_request("GET", "/api/cluster_status"))
+        try:
+            response.raise_for_status()
+            room = ClusterRoom.from_status(response.json())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BackendUnavailable(f"Ray cluster: cannot read its resources: {exc}") from exc
+        self._room = (now, room)
+        return room
+
+    # -- capacity (read by the launch step, to pass over jobs that cannot fit now) ---------
+
+    @property
+    def capacity(self) -> Resources:
+        """The whole cluster's resources."""
+        return _sum(self.room().totals)
+
+    def free(self) -> Resources:
+        """Free across the cluster, less what was submitted since the cluster last reported."""
+        room = self.room()
+        wall = time.time()
+        pending = []
+        for run, (submitted, want) in list(self._recent.items()):
+            if wall - submitted > _FORGET:
+                del self._recent[run]
+            elif room.at < submitted + _SETTLE:
+                pending.append(want)
+        return _minus(_sum(room.frees), _sum(pending))
+
+    def _check_room(self, want: Resources) -> None:
+        room = self.room()
+        if not room.totals:  # a cluster just started (or its monitor restarting): ask later
+            raise CapacityError("the Ray cluster reports no live nodes yet")
+        if not any(_fits(total, want) for total in room.totals):
+            biggest = max(room.totals, key=lambda r: (r.cpus, r.gpus, r.memory_mb))
+            raise InvalidJobError(
+                f"asks for {_show(want)}; the Ray cluster's largest node has {_show(biggest)}"
+            )
+        if not any(_fits(free, want) for free in room.frees) or not _fits(self.free(), want):
+            raise CapacityError(f"needs {_show(want)}; Ray cluster free {_show(self.free())}")
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def launch(self, request: RunRequest) -> str:
+        name, want = self.ref(request.name), request.resources
+        if self._info(name, launching=True) is not None:
+            return name  # launched before: by us before a crash, or by another scheduler
+        self._check_room(want)
+        env = {"RAY_JOB_STOP_WAIT_TIME_S": f"{self.stop_grace_seconds:g}", **request.job_env}
+
+        def submit(client: Any) -> None:
+            try:
+                client.submit_job(
+                    entrypoint=entrypoint(request),
+                    submission_id=name,
+                    runtime_env={"env_vars": env},
+                    metadata={"streamfit_run": request.name},
+                    entrypoint_num_cpus=want.cpus,
+                    entrypoint_num_gpus=want.gpus,
+                    entrypoint_memory=want.memory_mb * _MB,
+                )
+            except RuntimeError as exc:
+                if "already exists" not in str(exc):  # else: another scheduler was first
+                    raise
+
+        self._call(submit, launching=True)
+        self._recent[name] = (time.time(), want)
+        return name
+
+    def poll(self, ref: str) -> RunState:
+        ref = self.ref(ref)
+        info = self._info(ref)
+        if info is None:
+            return RunState(RunPhase.UNKNOWN, error=f"the Ray cluster has no job {ref!r}")
+        why = self._stop_reason(ref)
+        flags: dict[str, Any] = {
+            "stop_requested": why is not None and why != "timed-out",
+            "timed_out": why == "timed-out",
+            "started_at": info.start_time / 1000 if info.start_time else None,
+        }
+        status = str(getattr(info.status, "value", info.status))
+        if status in ("PENDING", "RUNNING"):
+            return RunState(RunPhase[status], **flags)
+        ended = info.end_time / 1000 if info.end_time else None
+        if status == "SUCCEEDED":
+            return RunState(RunPhase.EXITED, exit_code=0, ended_at=ended, **flags)
+        if status == "STOPPED":
+            # Stopped through Ray by someone else (``ray job stop``) counts as asked for.
+            flags["stop_requested"] = why != "timed-out"
+            return RunState(RunPhase.EXITED, ended_at=ended, **flags)
+        if info.driver_exit_code is not None:  # the command ran and exited (or was killed)
+            return RunState(
+                RunPhase.EXITED, exit_code=int(info.driver_exit_code), ended_at=ended, **flags
+            )
+        # No exit status: the driver, its node, or its set-up was lost.
+        message = (info.message or "").strip().splitlines()
+        error = f"{info.error_type or 'FAILED'}: {message[0] if message else 'no detail'}"
+        return RunState(RunPhase.VANISHED, ended_at=ended, error=f"Ray: {error}", **flags)
+
+    def stop(self, ref: str, *, timed_out: bool = False) -> None:
+        ref = self.ref(ref)
+        marker = self.stops / ref
+        if timed_out or not marker.exists():  # an overstay stays the reason once recorded
+            marker.write_text("timed-out" if timed_out else "stop")
+
+        def stop_job(client: Any) -> None:
+            try:
+                client.stop_job(ref)  # False if it has ended already: nothing to do
+            except RuntimeError as exc:
+                if not _not_found(exc):
+                    raise
+
+        self._call(stop_job)
+
+    def _stop_reason(self, ref: str) -> str | None:
+        with contextlib.suppress(OSError):
+            return (self.stops / ref).read_text().strip()
+        return None
+
+    def logs(self, ref: str, tail_bytes: int | None = None) -> str:
+        ref = self.ref(ref)
+
+        def get(client: Any) -> str:
+            try:
+                return str(client.get_job_logs(ref))
+            except RuntimeError as exc:
+                if _not_found(exc):
+                    return ""
+                raise
+
+        text = self._call(get)
+        if tail_bytes is None:
+            return text
+        return text.encode()[-tail_bytes:].decode("utf-8", errors="replace")
