@@ -88,6 +88,32 @@ def print_metrics(metrics: dict[str, float], title: str = "metrics") -> None:
     help="Also write one model per value of a post-training hyperparameter, from this one "
     "pass, measured on the test (else validation) channel: e.g. k=2..40.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on N Ray workers, each on a disjoint shard of --train (files, Parquet row "
+    "groups or byte ranges).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to run the workers on (host:port, ray://..., auto); default: start a "
+    "local Ray.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="SGD algorithms: average all workers' states every --exchange-every batches instead "
+    "of an asynchronous parameter server.",
+)
+@click.option(
+    "--exchange-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Batches between a worker's pushes to the parameter server, or between averages "
+    "(--sync); default 4.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @handle_errors
 def train_command(
@@ -108,6 +134,10 @@ def train_command(
     device: str,
     progress: bool | None,
     sweep: str | None,
+    workers: int | None,
+    ray_address: str | None,
+    sync: bool,
+    exchange_every: int | None,
     as_json: bool,
 ) -> None:
     """Train ALGORITHM (e.g. linear-learner) on --train; write the model, the final state and
@@ -130,6 +160,10 @@ def train_command(
         on_bad_rows=on_bad_rows,
         progress=progress,
         sweep=sweep,
+        workers=workers,
+        ray_address=ray_address,
+        sync=sync,
+        exchange_every=exchange_every,
     )
     table = [p.row() for p in result.sweep]
     if as_json:

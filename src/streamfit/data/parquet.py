@@ -68,6 +68,8 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
             start += rows
             continue
         table = piece
+        if ctx.stop is not None and start + table.num_rows > ctx.stop:
+            table = table.slice(0, max(0, ctx.stop - start))
         if start < ctx.skip:
             table = table.slice(ctx.skip - start)
             start = ctx.skip
@@ -122,8 +124,12 @@ def _pieces(pf: pq.ParquetFile, ctx: ReadContext) -> Iterator[tuple[int, pa.Tabl
         else:
             row_bytes = max(1, meta.total_byte_size // max(meta.num_rows, 1))
             piece = max(1024, ctx.block_bytes // row_bytes)
+            at = start
             for batch in pf.iter_batches(batch_size=piece, row_groups=[group]):
+                if ctx.stop is not None and at >= ctx.stop:
+                    return  # the end of a shard's row range: later groups are never read
                 yield batch.num_rows, pa.Table.from_batches([batch])
+                at += batch.num_rows
         start += meta.num_rows
 
 

@@ -30,6 +30,7 @@ class ReadContext:
     checker: RowChecker
     offset: int  # global position of this file's first record
     skip: int = 0  # records of this file to skip (resume)
+    stop: int | None = None  # record of this file to stop before (a shard of a Parquet file)
     label_column: str | None = None
     block_bytes: int = BLOCK_BYTES
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -40,12 +40,19 @@ from streamfit.training.checkpoint import Checkpoints
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
+if TYPE_CHECKING:
+    from streamfit.distributed.options import DistributedOptions
+
 __all__ = [
+    "StopFlag",
     "TrainResult",
+    "TrainingRun",
     "compute_threads",
+    "fold",
     "load_algorithm",
     "resolve_device",
     "train",
+    "warm_up",
     "write_output",
 ]
 
@@ -105,6 +112,10 @@ def train(
     max_batches: int | None = None,
     threads: int | None = None,
     sweep: str | tuple[str, list[Any]] | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    sync: bool = False,
+    exchange_every: int | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel; see the module docstring.
 
@@ -114,10 +125,13 @@ def train(
     ``threads`` sets torch's CPU threads while training (default: all cores but one).
     ``sweep`` (``"k=2..40"``) also finalizes one model per value from the same state and
     measures them all in one read of the test channel (else validation).
+    ``workers`` trains on that many Ray workers, each on a disjoint shard of ``train``, on
+    the cluster at ``ray_address`` (default: a new local Ray); see :mod:`streamfit.distributed`
+    for ``sync`` and ``exchange_every``.
     """
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
-    state = _initial_state(algorithm, ckpts, init_state, dev)
+    state = _initial_state(algorithm, ckpts, init_state, dev, workers is not None)
     hp = dict(hyperparameters or {})
     if state is not None:
         hp = {**state.hyperparameters, **hp}
@@ -135,7 +149,14 @@ def train(
     total_epochs = epochs if epochs is not None else algo.epochs
     if total_epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {total_epochs}")
-    run = _Run(
+    distributed = None
+    if workers is not None:
+        from streamfit.distributed.options import DistributedOptions  # Ray only when asked
+
+        distributed = DistributedOptions.build(workers, ray_address, sync, exchange_every)
+    elif ray_address is not None or sync or exchange_every is not None:
+        raise ConfigError("ray_address, sync and exchange_every need workers")
+    run = TrainingRun(
         algo=algo,
         train=open_source(train, options),
         validation=None if validation is None else open_source(validation, options),
@@ -146,6 +167,7 @@ def train(
         checkpoint_seconds=checkpoint_seconds,
         checkpoint_batches=checkpoint_batches,
         max_batches=max_batches,
+        distributed=distributed,
     )
     # Measuring and sweeping read data while computing, as training does: same thread rule.
     with compute_threads(dev, threads):
@@ -181,14 +203,14 @@ def compute_threads(device: torch.device, threads: int | None) -> Iterator[None]
         torch.set_num_threads(previous)
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGTERM; the loop checkpoints and exits at the next batch boundary."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: Any = None
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
@@ -202,7 +224,7 @@ class _StopFlag:
 
 
 @dataclass
-class _Run:
+class TrainingRun:
     """One call of :func:`train`: its channels and settings."""
 
     algo: AnyAlgorithm
@@ -215,6 +237,10 @@ class _Run:
     checkpoint_seconds: float | None
     checkpoint_batches: int | None
     max_batches: int | None
+    #: Train on Ray workers (``streamfit.distributed``) rather than in this process.
+    distributed: DistributedOptions | None = None
+    #: Metrics the fitting adds (a distributed run's workers and restarts).
+    extra_metrics: dict[str, float] = field(default_factory=dict)
 
     def stream(self, source: Source | None, state: State) -> BatchStream | None:
         """A way to read ``source`` again, as batches of the state's width."""
@@ -236,11 +262,15 @@ class _Run:
 
     def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
         """Train until the last epoch; returns the state, the seconds and rows of this run."""
+        if self.distributed is not None:
+            from streamfit.distributed.driver import fit_distributed
+
+            return fit_distributed(self, state, bar)
         algo, ckpts = self.algo, self.checkpoints
         started = time.perf_counter()
         last_save = time.monotonic()
         rows = batches_done = 0
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             while not self.done(state):
                 skip = state.position.rows if state is not None else 0
                 width = state.n_features if state is not None else algo.expected_features()
@@ -254,14 +284,10 @@ class _Run:
                     )
                 )
                 if state is None or not state.counters.get("rows"):
-                    state, batches = self._warm_up(state, batches)
+                    state, batches = warm_up(algo, state, batches, self.device, self.train.name)
                 epoch = state.position.epoch
                 for batch in batches:
-                    loss = algo.update(state, batch) if batch.n_rows else math.nan
-                    state.position.rows = batch.end_position
-                    state.count("rows", batch.n_rows)
-                    state.count("bad_rows", batch.skipped)
-                    state.count("batches")
+                    loss = fold(algo, state, batch)
                     rows += batch.n_rows
                     batches_done += 1
                     bar.advance(batch.n_rows, loss / max(batch.n_rows, 1), epoch)
@@ -293,31 +319,6 @@ class _Run:
         assert state is not None
         return state, time.perf_counter() - started, rows
 
-    def _warm_up(
-        self, state: State | None, batches: Iterator[Batch]
-    ) -> tuple[State, Iterator[Batch]]:
-        """Buffer the first ``warmup_rows`` rows for ``prepare``; they are then trained on."""
-        held: list[Batch] = []
-        rows = 0
-        want = max(self.algo.warmup_rows(), 1)
-        for batch in batches:
-            held.append(batch)
-            rows += batch.n_rows
-            if rows >= want:
-                break
-        if state is None:
-            first = next((b for b in held if b.n_rows), None)
-            if first is None:
-                raise ConfigError(f"{self.train.name}: no rows to train on")
-            state = self.algo.init_state(first.n_features, self.device)
-        self.algo.prepare(state, [b for b in held if b.n_rows])
-
-        def chained() -> Iterator[Batch]:
-            yield from held
-            yield from batches
-
-        return state, chained()
-
     def finish(self, state: State, seconds: float, rows: int) -> tuple[Model, dict[str, float]]:
         """Calibrate on validation, finalize, and measure on validation and test."""
         algo = self.algo
@@ -331,6 +332,7 @@ class _Run:
             "train:epochs": float(state.position.epoch),
             "train:seconds": seconds,
             "train:rows_per_second": rows / seconds if seconds > 0 else math.nan,
+            **self.extra_metrics,
         }
         for channel, source in (("validation", self.validation), ("test", self.test)):
             stream = self.stream(source, state)
@@ -340,16 +342,65 @@ class _Run:
         return model, metrics
 
 
+def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
+    """Train ``state`` on ``batch`` and advance its position and counters; returns the
+    batch's training loss (NaN if none)."""
+    loss = algo.update(state, batch) if batch.n_rows else math.nan
+    state.position.rows = batch.end_position
+    state.count("rows", batch.n_rows)
+    state.count("bad_rows", batch.skipped)
+    state.count("batches")
+    return loss
+
+
+def warm_up(
+    algo: AnyAlgorithm,
+    state: State | None,
+    batches: Iterator[Batch],
+    device: torch.device,
+    name: str,
+) -> tuple[State, Iterator[Batch]]:
+    """Buffer the first ``warmup_rows`` rows for ``prepare`` (creating the state from the
+    first of them if there is none yet); they are then trained on, as the returned batches."""
+    held: list[Batch] = []
+    rows = 0
+    want = max(algo.warmup_rows(), 1)
+    for batch in batches:
+        held.append(batch)
+        rows += batch.n_rows
+        if rows >= want:
+            break
+    if state is None:
+        first = next((b for b in held if b.n_rows), None)
+        if first is None:
+            raise ConfigError(f"{name}: no rows to train on")
+        state = algo.init_state(first.n_features, device)
+    algo.prepare(state, [b for b in held if b.n_rows])
+
+    def chained() -> Iterator[Batch]:
+        yield from held
+        yield from batches
+
+    return state, chained()
+
+
 def _initial_state(
     algorithm: AlgorithmLike,
     ckpts: Checkpoints | None,
     init_state: str | os.PathLike[str] | State | None,
     device: torch.device,
+    distributed: bool = False,
 ) -> State | None:
     """The latest checkpoint (resume), else ``init_state`` (incremental), else nothing."""
     name = algorithm.name if isinstance(algorithm, Algorithm) else get_algorithm(algorithm).name
     if ckpts is not None:
         resumed = ckpts.load_latest(name, device)
+        if resumed is not None and "distributed" in resumed.meta and not distributed:
+            workers = resumed.meta["distributed"]["workers"]
+            raise ConfigError(
+                f"{ckpts.latest()} was written by training on {workers} workers: "
+                f"resume it with workers={workers} (--workers {workers})"
+            )
         if resumed is not None:
             log.info("resuming from %s at %s", ckpts.latest(), resumed.position)
             return resumed

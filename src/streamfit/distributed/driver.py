@@ -1,0 +1,327 @@
+"""The driver of a distributed run: starts the workers (and the parameter server), feeds
+them steps, combines their states, checkpoints, and restarts from the latest checkpoint
+when a worker or the server is lost.
+
+Three ways to combine workers, by algorithm and ``sync``:
+
+- ``merge`` (PCA, K-Means: states that merge well): each worker trains a state of its own
+  from its shard's first rows; the driver merges them, with the state it started from, at
+  each checkpoint and at the end of each epoch.
+- ``async`` (SGD: Linear Learner, Factorization Machines): worker 0 prepares a state on its
+  first rows (scalers), the parameter server holds it, and workers push deltas as they go.
+- ``sync``: as ``async`` but without a server: every ``exchange_every`` batches the driver
+  merges all workers' states with ``Algorithm.merge`` and hands the result back to them.
+
+Epochs are barriers: the end-of-epoch hook (early stopping) runs on the combined state.
+A checkpoint is the combined state plus each worker's position in its shard, in
+``meta["distributed"]``; rerunning the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Literal
+
+from streamfit.core.delta import fix_counts
+from streamfit.core.state import Position, State
+from streamfit.data.source import Source
+from streamfit.distributed.cluster import connect, new_run_id, start_server, start_worker
+from streamfit.distributed.shards import describe, split_source
+from streamfit.distributed.worker import StepReport
+from streamfit.errors import ConfigError, TrainingInterrupted
+from streamfit.training.progress import TrainingProgress
+from streamfit.training.trainer import AnyAlgorithm, StopFlag, TrainingRun
+
+__all__ = ["META_KEY", "Mode", "fit_distributed", "mode_of"]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["merge", "async", "sync"]
+
+#: Where a distributed checkpoint keeps its workers' positions and its input's split.
+META_KEY = "distributed"
+
+
+def mode_of(algo: AnyAlgorithm, sync: bool) -> Mode:
+    if algo.distributed_mode == "merge":
+        if sync:
+            raise ConfigError(
+                f"{algo.name} merges workers' states once, at checkpoints and at the end; "
+                "sync applies to parameter-server algorithms (linear-learner, "
+                "factorization-machines)"
+            )
+        return "merge"
+    return "sync" if sync else "async"
+
+
+def fit_distributed(
+    run: TrainingRun, state: State | None, bar: TrainingProgress
+) -> tuple[State, float, int]:
+    """:meth:`TrainingRun.fit` on Ray workers; returns the state, seconds and rows."""
+    opts = run.distributed
+    assert opts is not None
+    mode = mode_of(run.algo, opts.sync)
+    shards = split_source(run.train, opts.workers)
+    initial = None if state is None else state.clone()
+    started = time.perf_counter()
+    rows = restarts = 0
+    stats: dict[str, float] = {}
+    with connect(opts.ray_address, opts.workers) as ray, StopFlag() as stop:
+        while True:
+            session = _Session(run, ray, mode, shards, bar, stop)
+            try:
+                state = session.train(state)
+                stats = session.stats()
+                break
+            except ray.exceptions.RayActorError as exc:
+                restarts += 1
+                if restarts > opts.max_restarts:
+                    raise
+                state = _restart_state(run, initial)
+                where = "its latest checkpoint" if run.checkpoints else "the start"
+                log.warning("lost an actor (%s); restarting from %s", exc, where)
+            finally:
+                rows += session.rows
+                session.close()
+    state.meta.pop(META_KEY, None)
+    run.extra_metrics.update(
+        {"train:workers": float(opts.workers), "train:restarts": float(restarts), **stats}
+    )
+    return state, time.perf_counter() - started, rows
+
+
+def _restart_state(run: TrainingRun, initial: State | None) -> State | None:
+    if run.checkpoints is not None:
+        latest = run.checkpoints.load_latest(run.algo.name, run.device)
+        if latest is not None:
+            return latest
+    return None if initial is None else initial.clone()
+
+
+class _Session:
+    """One attempt: a set of actors, from a state to the end or to the first lost actor."""
+
+    def __init__(
+        self,
+        run: TrainingRun,
+        ray: ModuleType,
+        mode: Mode,
+        shards: list[Source],
+        bar: TrainingProgress,
+        stop: StopFlag,
+    ) -> None:
+        opts = run.distributed
+        assert opts is not None
+        self.run, self.ray, self.mode, self.bar, self.stop = run, ray, mode, bar, stop
+        self.algo = run.algo
+        self.layout = describe(shards)
+        self.n = len(shards)
+        self.exchange_every = opts.exchange_every
+        self.step_batches = opts.step_batches
+        run_id = new_run_id()
+        self.server = (
+            start_server(ray, run_id, self.algo.delta_rules, self.n) if mode == "async" else None
+        )
+        self.workers = [
+            start_worker(
+                ray, run_id, i, self.algo, shard, str(run.device), self.server, opts.exchange_every
+            )
+            for i, shard in enumerate(shards)
+        ]
+        self.rows = self.batches = self.saved_batches = 0
+        self.last_save = time.monotonic()
+
+    def close(self) -> None:
+        for actor in [*self.workers, self.server]:
+            if actor is not None:
+                self.ray.kill(actor)
+
+    def stats(self) -> dict[str, float]:
+        if self.server is None:
+            return {}
+        stats = self.ray.get(self.server.stats.remote())
+        return {f"train:server_{k}": float(v) for k, v in stats.items()}
+
+    # -- epochs ------------------------------------------------------------------------------
+
+    def train(self, state: State | None) -> State:
+        epoch, positions = self._resume_point(state)
+        run = self.run
+        while not run.done(state):
+            state = self._epoch(state, epoch, positions)
+            if self.algo.end_epoch(state, run.stream(run.validation, state)):
+                state.meta["stopped_early"] = True
+                log.info("early stopping after epoch %d", epoch + 1)
+            epoch, positions = epoch + 1, [0] * self.n
+            self._save(state, epoch, positions)
+        assert state is not None
+        return state
+
+    def _resume_point(self, state: State | None) -> tuple[int, list[int]]:
+        if state is None:
+            return 0, [0] * self.n
+        info = state.meta.get(META_KEY)
+        if info is None:
+            if state.position.epoch or state.position.rows:
+                raise ConfigError(
+                    "the checkpoint was written by training in one process: resume it "
+                    "without workers"
+                )
+            return 0, [0] * self.n  # incremental training from an earlier job's state
+        if info["shards"] != self.layout:
+            raise ConfigError(
+                f"the checkpoint split its input among {info['workers']} workers as "
+                f"{info['shards']}; this run splits it as {self.layout}: resume with the "
+                "same input and number of workers"
+            )
+        return state.position.epoch, [int(p) for p in info["positions"]]
+
+    def _epoch(self, state: State | None, epoch: int, positions: list[int]) -> State:
+        if self.mode == "merge":
+            return self._merge_epoch(state, epoch, positions)
+        state, active = self._shared_start(state, epoch, positions)
+        if self.mode == "sync":
+            return self._sync_epoch(state, epoch, positions, active)
+        assert self.server is not None
+        server = self.server
+        self.ray.get(server.replace.remote(state, positions))
+        self._free_run(active, epoch, lambda: self.ray.get(server.snapshot.remote()))
+        combined: State = self.ray.get(server.snapshot.remote())[0]
+        return combined
+
+    def _merge_epoch(self, base: State | None, epoch: int, positions: list[int]) -> State:
+        width = base.n_features if base is not None else self.algo.expected_features()
+        alive = self.ray.get(
+            [
+                w.begin.remote(epoch, p, None, width)
+                for w, p in zip(self.workers, positions, strict=True)
+            ]
+        )
+        active = [i for i, a in enumerate(alive) if a]
+
+        def merged() -> tuple[State, list[int]]:
+            snaps = self.ray.get([w.snapshot.remote() for w in self.workers])
+            states = [s for s, _ in snaps if s is not None]
+            if base is not None:
+                states.insert(0, base)
+            if not states:
+                raise ConfigError(f"{self.run.train.name}: no rows to train on")
+            return functools.reduce(self.algo.merge, states), [p for _, p in snaps]
+
+        self._free_run(active, epoch, merged)
+        return merged()[0]
+
+    def _shared_start(
+        self, state: State | None, epoch: int, positions: list[int]
+    ) -> tuple[State, list[int]]:
+        """One state for every worker: ``state``, or one worker 0 prepares on its first rows."""
+        begun: list[bool] = []
+        if state is None:
+            first = self.workers[0]
+            width = self.algo.expected_features()
+            if not self.ray.get(first.begin.remote(epoch, positions[0], None, width)):
+                raise ConfigError(f"{self.run.train.name}: no rows in the first shard")
+            state = self.ray.get(first.snapshot.remote())[0]
+            begun = [True]
+        assert state is not None
+        rest = self.workers[len(begun) :]
+        begun += self.ray.get(
+            [
+                w.begin.remote(epoch, p, state, None)
+                for w, p in zip(rest, positions[len(begun) :], strict=True)
+            ]
+        )
+        return state, [i for i, alive in enumerate(begun) if alive]
+
+    def _sync_epoch(
+        self, base: State, epoch: int, positions: list[int], active: list[int]
+    ) -> State:
+        rules = self.algo.delta_rules
+        while active:
+            reports: list[StepReport] = self.ray.get(
+                [self.workers[i].step.remote(self.exchange_every) for i in active]
+            )
+            self._account(reports, epoch)
+            for r in reports:
+                positions[r.index] = r.position
+            trained = [r.index for r in reports if r.batches]
+            states = [
+                s for s, _ in self.ray.get([self.workers[i].snapshot.remote() for i in trained])
+            ]
+            if states:
+                merged = functools.reduce(self.algo.merge, states)
+                fix_counts(merged, base, states, rules)
+                base = merged
+            active = [r.index for r in reports if not r.finished]
+            self.ray.get([self.workers[i].replace.remote(base) for i in active])
+            if self.stop.requested:
+                self._interrupt(base, epoch, positions)
+            if self._due():
+                self._save(base, epoch, positions)
+        return base
+
+    # -- steps, progress, checkpoints --------------------------------------------------------
+
+    def _free_run(
+        self, active: list[int], epoch: int, snapshot: Callable[[], tuple[State, list[int]]]
+    ) -> None:
+        """Keep each active worker stepping until its shard ends; checkpoint from
+        ``snapshot()`` (the combined state and positions) when due."""
+        ray = self.ray
+        inflight = {self.workers[i].step.remote(self.step_batches): i for i in active}
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                i = inflight.pop(ref)
+                report: StepReport = ray.get(ref)
+                self._account([report], epoch)
+                if not report.finished and not self.stop.requested:
+                    inflight[self.workers[i].step.remote(self.step_batches)] = i
+            if inflight and not self.stop.requested and self._due():
+                state, positions = snapshot()
+                self._save(state, epoch, positions)
+        if self.stop.requested:
+            state, positions = snapshot()
+            self._interrupt(state, epoch, positions)
+
+    def _account(self, reports: list[StepReport], epoch: int) -> None:
+        for r in reports:
+            self.rows += r.rows
+            self.batches += r.batches
+            self.bar.advance(r.rows, r.loss / r.loss_rows if r.loss_rows else math.nan, epoch)
+        limit = self.run.max_batches
+        if limit is not None and self.batches >= limit:
+            self.stop.requested = True
+
+    def _due(self) -> bool:
+        run = self.run
+        if run.checkpoints is None:
+            return False
+        every = run.checkpoint_batches
+        seconds = run.checkpoint_seconds
+        return (every is not None and self.batches - self.saved_batches >= every) or (
+            seconds is not None and time.monotonic() - self.last_save >= seconds
+        )
+
+    def _save(self, state: State, epoch: int, positions: list[int]) -> None:
+        state.position = Position(epoch, sum(positions))
+        state.meta[META_KEY] = {
+            "workers": self.n,
+            "mode": self.mode,
+            "shards": self.layout,
+            "positions": list(positions),
+        }
+        if self.run.checkpoints is not None:
+            self.run.checkpoints.save(state)
+            self.last_save, self.saved_batches = time.monotonic(), self.batches
+
+    def _interrupt(self, state: State, epoch: int, positions: list[int]) -> None:
+        self._save(state, epoch, positions)
+        ckpts = self.run.checkpoints
+        saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
+        raise TrainingInterrupted(f"stopped at epoch {epoch + 1}, row {sum(positions)}{saved}")

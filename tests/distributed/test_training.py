@@ -1,0 +1,150 @@
+"""Distributed training on a real local Ray: quality against one process, outputs,
+checkpoints and resume after a lost worker or driver."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from streamfit import ConfigError, State, TrainingInterrupted, get_algorithm, train
+from streamfit.training.checkpoint import Checkpoints
+from tests.conftest import BinaryFiles
+from tests.core.test_algorithm_checks import CASES
+
+#: Selected by loss: the default, accuracy, picks among near-equal candidates by noise,
+#: and the loss of whichever it picks is a poor measure of the training.
+LL = {
+    **CASES["linear-learner"].hyperparameters,
+    "binary_classifier_model_selection_criteria": "loss_function",
+}
+
+
+def _gap(a: float, b: float) -> float:
+    return abs(a - b) / abs(b)
+
+
+@pytest.mark.parametrize("name", ["pca", "kmeans"])
+def test_merged_workers_match_one_process(
+    name: str, ray_cluster: ModuleType, binary_files: BinaryFiles
+) -> None:
+    case = CASES[name]
+    kwargs: dict[str, Any] = {
+        "validation": str(binary_files.validation),
+        "hyperparameters": case.hyperparameters,
+        "progress": False,
+    }
+    one = train(name, str(binary_files.train), **kwargs)
+    two = train(name, str(binary_files.train), workers=2, **kwargs)
+    metric = f"validation:{case.metric}"
+    print(f"{name}: 2 workers {two.metrics[metric]:.6g}, one process {one.metrics[metric]:.6g}")
+    assert two.state.counters["rows"] == binary_files.n_train
+    assert _gap(two.metrics[metric], one.metrics[metric]) <= get_algorithm(name).merge_tolerance
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+def test_linear_learner_on_two_workers_is_as_good_as_one_process(
+    sync: bool, ray_cluster: ModuleType, binary_files: BinaryFiles, tmp_path: Path
+) -> None:
+    kwargs: dict[str, Any] = {
+        "validation": str(binary_files.validation),
+        "hyperparameters": LL,
+        "progress": False,
+    }
+    one = train("linear-learner", str(binary_files.train), **kwargs)
+    two = train(
+        "linear-learner", str(binary_files.train), workers=2, sync=sync, output=tmp_path, **kwargs
+    )
+    auc, loss = "validation:roc_auc_score", "validation:objective_loss"
+    print(
+        f"sync={sync}: AUC {two.metrics[auc]:.4f} vs {one.metrics[auc]:.4f}, "
+        f"loss {two.metrics[loss]:.4f} vs {one.metrics[loss]:.4f}"
+    )
+    # Each push moves the server 1/N of the way (as one worker with N times the batch):
+    # on 40 batches, a little behind one process, as a batch of 1000 is (0.466 vs 0.449).
+    assert two.metrics[auc] > one.metrics[auc] - 0.005
+    assert (
+        _gap(two.metrics[loss], one.metrics[loss])
+        <= get_algorithm("linear-learner").merge_tolerance
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["train:workers"] == 2
+    assert metrics["train:rows"] == binary_files.n_train  # every row once, pushed once
+    assert metrics["train:rows_per_second"] > 0
+    assert (metrics.get("train:server_pushes", 0) > 0) != sync
+    assert (tmp_path / "model").is_dir() and (tmp_path / "state").is_dir()
+    assert "distributed" not in two.state.meta  # the output state is a plain one
+
+
+def test_factorization_machines_on_a_folder_of_files(
+    ray_cluster: ModuleType, binary_files: BinaryFiles, tmp_path: Path
+) -> None:
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for shard in (binary_files.shard_a, binary_files.shard_b):
+        (folder / shard.name).symlink_to(shard)
+    case = CASES["factorization-machines"]
+    kwargs: dict[str, Any] = {
+        "validation": str(binary_files.validation),
+        "hyperparameters": case.hyperparameters,
+        "progress": False,
+    }
+    one = train("factorization-machines", str(folder), **kwargs)
+    two = train("factorization-machines", str(folder), workers=2, **kwargs)
+    metric = f"validation:{case.metric}"
+    print(f"FM: 2 workers {two.metrics[metric]:.4f}, one process {one.metrics[metric]:.4f}")
+    assert two.state.counters["rows"] == binary_files.n_train
+    assert two.state.meta["loss_rows"] == binary_files.n_train  # counts add up, not average
+    assert _gap(two.metrics[metric], one.metrics[metric]) <= 0.05
+
+
+@pytest.mark.parametrize("name", ["linear-learner", "kmeans"])
+def test_interrupted_runs_resume_from_their_checkpoint(
+    name: str, ray_cluster: ModuleType, binary_files: BinaryFiles, tmp_path: Path
+) -> None:
+    hp = LL if name == "linear-learner" else CASES[name].hyperparameters
+    kwargs: dict[str, Any] = {
+        "validation": str(binary_files.validation),
+        "hyperparameters": hp,
+        "progress": False,
+        "workers": 2,
+        "checkpoint_dir": tmp_path,
+        "checkpoint_batches": 4,
+    }
+    whole = train(
+        name, str(binary_files.train), validation=kwargs["validation"], hyperparameters=hp
+    )
+    with pytest.raises(TrainingInterrupted):
+        train(name, str(binary_files.train), max_batches=10, **kwargs)
+    saved = State.load(Checkpoints(tmp_path).latest() or tmp_path, name)
+    done = saved.meta["distributed"]["positions"]
+    assert 0 < sum(done) < binary_files.n_train
+    assert saved.counters["rows"] == sum(done)  # the state holds exactly the rows before them
+    resumed = train(name, str(binary_files.train), **kwargs)
+    assert resumed.state.counters["rows"] == binary_files.n_train
+    metric = f"validation:{CASES[name].metric}"
+    tolerance = get_algorithm(name).merge_tolerance
+    assert _gap(resumed.metrics[metric], whole.metrics[metric]) <= tolerance
+
+
+def test_a_checkpoint_resumes_only_with_the_same_split(
+    ray_cluster: ModuleType, binary_files: BinaryFiles, tmp_path: Path
+) -> None:
+    kwargs: dict[str, Any] = {"hyperparameters": LL, "progress": False, "checkpoint_dir": tmp_path}
+    with pytest.raises(TrainingInterrupted):
+        train("linear-learner", str(binary_files.train), workers=2, max_batches=4, **kwargs)
+    with pytest.raises(ConfigError, match="workers=2"):
+        train("linear-learner", str(binary_files.train), **kwargs)
+    with pytest.raises(ConfigError, match="same input and number of workers"):
+        train("linear-learner", str(binary_files.train), workers=3, **kwargs)
+
+
+def test_sync_is_for_parameter_server_algorithms(
+    ray_cluster: ModuleType, binary_files: BinaryFiles
+) -> None:
+    with pytest.raises(ConfigError, match="sync applies"):
+        hp = CASES["pca"].hyperparameters
+        train("pca", str(binary_files.train), hyperparameters=hp, workers=2, sync=True)
