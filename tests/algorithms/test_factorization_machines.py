@@ -18,6 +18,7 @@ from streamfit import Batch, DataError
 from streamfit.algorithms.factorization_machines import FactorizationMachines
 from streamfit.algorithms.factorization_machines.model import fm_scores
 from streamfit.core.batch import CSR
+from streamfit.core.state import State
 from streamfit.datagen import FMTask, fm_task, write_batches
 
 HP = {"feature_dim": 64, "num_factors": 4, "predictor_type": "binary_classifier"}
@@ -279,3 +280,71 @@ def test_merge_weights_each_feature_by_the_shard_that_used_it() -> None:
     merged = algo.finalize(algo.merge(a, b)).tensors["w"]
     torch.testing.assert_close(merged[:32], algo.finalize(a).tensors["w"][:32])
     torch.testing.assert_close(merged[32:], algo.finalize(b).tensors["w"][32:])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_the_lazy_average_equals_a_moving_average_of_every_step(
+    optimizer: str, tmp_path: Path
+) -> None:
+    """Rows a batch does not use are left alone, yet the model is the exponential moving
+    average of the whole table over every step (checked against one kept densely), and a
+    state saved half-way resumes to the same bits."""
+    hp = {**HP, "feature_dim": 200, "optimizer": optimizer, "averaging_batches": 5}
+    hp |= {"linear_lr": 0.1, "factors_lr": 0.1}
+    algo = FactorizationMachines(hp)
+    state = algo.init_state(200)
+    ref = state.tensors["table"][:, 0].clone()
+    ref_w0 = state.tensors["w0"].clone()
+    beta = 1 - 1 / 5
+    resumed = None
+    for i in range(30):
+        x = _random_csr(20, 200, 3, seed=100 + i)  # 60 of 200 columns at most: most idle
+        y = (torch.rand(20, generator=torch.Generator().manual_seed(i)) > 0.5).float()
+        algo.update(state, Batch(x, y))
+        ref = beta * ref + (1 - beta) * state.tensors["table"][:, 0]
+        ref_w0 = beta * ref_w0 + (1 - beta) * state.tensors["w0"]
+        if resumed is not None:
+            algo.update(resumed, Batch(x, y))
+        if i == 14:
+            state.save(tmp_path / "half")
+            resumed = State.load(tmp_path / "half")
+    model = algo.finalize(state)
+    assert resumed is not None
+    for key, value in algo.finalize(resumed).tensors.items():
+        assert torch.equal(value, model.tensors[key]), key
+    torch.testing.assert_close(model.tensors["v"], ref[:, :-1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.tensors["w"], ref[:, -1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.tensors["w0"], ref_w0[0], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(model.tensors["v"], state.tensors["table"][:, 0, :-1])
+
+
+def test_averaging_cannot_be_switched_on_or_off_when_continuing() -> None:
+    state = FactorizationMachines(HP).init_state(64)
+    with pytest.raises(streamfit.IncompatibleStateError, match="averaging_batches"):
+        FactorizationMachines({**HP, "averaging_batches": 10}).adopt(state)
+    averaged = FactorizationMachines({**HP, "averaging_batches": 10}).init_state(64)
+    FactorizationMachines({**HP, "averaging_batches": 50}).adopt(averaged)  # a new horizon
+
+
+def test_adagrad_steps_as_torch_adagrad() -> None:
+    """The packed Adagrad step on a dense batch is ``torch.optim.Adagrad`` on [v | w]."""
+    hp = {**HP, "optimizer": "adagrad", "linear_lr": 0.2, "factors_lr": 0.2}
+    hp |= {f"{p}_wd": 0.0 for p in ("bias", "linear", "factors")}
+    algo = FactorizationMachines(hp)
+    state = algo.init_state(64)
+    params = state.tensors["table"][:, 0].clone().requires_grad_(True)
+    w0 = state.tensors["w0"].clone()
+    opt = torch.optim.Adagrad([params], lr=0.2, eps=1e-8)
+    for i in range(3):
+        x = _random_csr(50, 64, 6, seed=20 + i).to_dense()
+        y = (torch.rand(50, generator=torch.Generator().manual_seed(i)) > 0.5).float()
+        raw = fm_scores(x, w0[0], params[:, -1], params[:, :-1])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(raw, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        algo.update(state, Batch(x, y))
+        w0 = state.tensors["w0"].clone()  # the bias has its own step; follow it
+    # Adagrad's first step is about lr x sign(gradient): rounding in a gradient near zero
+    # moves it by a little, hence the tolerance (a wrong rule is off by ~0.1).
+    torch.testing.assert_close(state.tensors["table"][:, 0], params.detach(), rtol=1e-3, atol=1e-3)

@@ -11,8 +11,12 @@ SparseAdam). Memory is fixed by ``feature_dim x num_factors``.
 
 The state is ``w0`` and a ``table`` that packs, for each feature, ``[v_i | w_i]`` with its
 optimiser moments (one gather and one scatter per batch), and how many batches touched each
-feature. ``merge`` averages each feature's parameters weighted by those counts, so that a
-feature one worker never saw keeps the other's value instead of being halved.
+feature. With ``averaging_batches`` the table holds one more slot, each row's exponential
+moving average of ``[v_i | w_i]``, brought up to date only when the row is used (a row left
+alone for ``g`` steps held one value, so its average moves toward it by ``beta ** g``) and
+once for all rows by ``finalize``; ``at`` holds the step each row was last brought up to.
+``merge`` averages each feature's parameters weighted by the touch counts, so that a feature
+one worker never saw keeps the other's value instead of being halved.
 
 >>> import torch
 >>> from streamfit.core.batch import Batch
@@ -119,13 +123,17 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
             hp.factors_init_value,
             g,
         )
-        slots = 1 + len(moment_names(hp.optimizer))
+        slots = 1 + len(moment_names(hp.optimizer)) + (1 if hp.averaging_batches else 0)
         table = torch.zeros(d, slots, k + 1)
         table[:, 0, :k] = v
         table[:, 0, k] = w
         t = {"w0": w0, "table": table, "touches": torch.zeros(d, dtype=torch.float64)}
         for m in moment_names(hp.optimizer):
             t[f"w0.{m}"] = torch.zeros(1)
+        if hp.averaging_batches:
+            table[:, -1] = table[:, 0]
+            t["w0.avg"] = w0.clone()
+            t["at"] = torch.zeros(d, dtype=torch.int64)
         state.tensors = {name: value.to(device) for name, value in t.items()}
         state.meta.update(step=0, loss_sum=0.0, loss_rows=0)
         return state
@@ -178,6 +186,8 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
                 cols = used.nonzero().squeeze(1)
                 self._table_step(state, grad.index_select(0, cols), cols, None)
         self._step(state, "w0", g.sum().view(1), None)
+        if hp.averaging_batches:
+            t["w0.avg"].lerp_(t["w0"], 1.0 / hp.averaging_batches)
         total = float(loss.double().sum())
         state.meta["loss_sum"] += total
         state.meta["loss_rows"] += n
@@ -238,7 +248,26 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
             wd = torch.full((k + 1,), hp.factors_wd, device=device)
             wd[k] = hp.linear_wd
         table = state.tensors["table"]
-        packed_step(self.optim, table, self._clip(grad), lr, state.meta["step"], rows, wd, gathered)
+        t = state.meta["step"]
+        if not hp.averaging_batches:
+            packed_step(self.optim, table, self._clip(grad), lr, t, rows, wd, gathered)
+            return
+        if rows is None:
+            sel = table
+        else:
+            sel = gathered if gathered is not None else table.index_select(0, rows)
+        at = state.tensors["at"]
+        beta = 1.0 - 1.0 / hp.averaging_batches
+        # Catch up: since its last step the row held its parameters unchanged.
+        idle = (t - 1 - (at if rows is None else at.index_select(0, rows))).to(sel.dtype)
+        sel[:, -1].lerp_(sel[:, 0], (1 - beta**idle).unsqueeze(1))
+        packed_step(self.optim, sel[:, :-1], self._clip(grad), lr, t, None, wd)
+        sel[:, -1].lerp_(sel[:, 0], 1.0 - beta)
+        if rows is None:
+            at.fill_(t)
+        else:
+            at.index_fill_(0, rows, t)
+            table.index_copy_(0, rows, sel)
 
     def merge(self, a: State, b: State) -> State:
         """Each feature's parameters and moments averaged, weighted by how many batches of
@@ -260,9 +289,12 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         nb = float(b.counters.get("rows", 0))
         bias_share = nb / (na + nb) if na + nb > 0 else 0.5
         out.tensors["table"] = ta["table"] + share.view(-1, 1, 1) * (tb["table"] - ta["table"])
-        for key in ("w0", *(f"w0.{m}" for m in moment_names(self.hp.optimizer))):
+        bias_keys = ["w0", *(f"w0.{m}" for m in moment_names(self.hp.optimizer))]
+        for key in bias_keys + (["w0.avg"] if "w0.avg" in ta else []):
             out.tensors[key] = torch.lerp(ta[key], tb[key], bias_share)
         out.tensors["touches"] = total
+        if "at" in ta:  # averages are brought up from the later of the two
+            out.tensors["at"] = torch.maximum(ta["at"], tb["at"])
         out.meta["step"] = max(int(a.meta["step"]), int(b.meta["step"]))
         for key in ("loss_sum", "loss_rows"):
             out.meta[key] = a.meta[key] + b.meta[key]
@@ -285,9 +317,16 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
                 "progressive_loss": state.meta["loss_sum"] / rows if rows else math.nan
             },
         }
-        params = t["table"][:, 0]
+        params, w0 = t["table"][:, 0], t["w0"]
+        if self.hp.averaging_batches:
+            # Every row's average brought up to the last step, as if it were used there.
+            beta = 1.0 - 1.0 / self.hp.averaging_batches
+            idle = (int(state.meta["step"]) - t["at"]).to(params.dtype)
+            params = torch.lerp(params, t["table"][:, -1], (beta**idle).unsqueeze(1))
+            w0 = t["w0.avg"]
+            meta["averaging_batches"] = self.hp.averaging_batches
         tensors = {
-            "w0": t["w0"][0].clone(),
+            "w0": w0[0].clone(),
             "w": params[:, -1].contiguous(),
             "v": params[:, :-1].contiguous(),
         }
@@ -296,8 +335,8 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     # -- hooks -------------------------------------------------------------------------------
 
     def adopt(self, state: State) -> None:
-        """Continue ``state``: learning rates, decays and epochs may change; the shape, the
-        optimiser and the hashing may not."""
+        """Continue ``state``: learning rates, decays, epochs and the averaging horizon may
+        change; the shape, the optimiser, the hashing and averaging on or off may not."""
         self.check_state(state)
         old = state.hyperparameters
         hp = self.hp
@@ -307,6 +346,13 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
                     f"{self.name}: the state was trained with {name}={old.get(name)!r}; "
                     f"it cannot continue with {name}={getattr(hp, name)!r}"
                 )
+        if bool(old.get("averaging_batches")) != bool(hp.averaging_batches):
+            # The horizon may change; the averages' slot cannot appear or vanish.
+            raise IncompatibleStateError(
+                f"{self.name}: the state was trained with "
+                f"averaging_batches={old.get('averaging_batches')!r}; it cannot continue with "
+                f"averaging_batches={hp.averaging_batches} (0 and non-zero do not mix)"
+            )
         super().adopt(state)
 
     def evaluator(self, model: Model) -> FactorizationMachinesEvaluator:

@@ -1,8 +1,11 @@
 """Factorization Machines' hyperparameters: SageMaker's names and defaults.
 
-Two additions, both off by default: ``hash_features`` folds any feature id (and raw
+Three additions, all off by default: ``hash_features`` folds any feature id (and raw
 categorical strings from tabular files) into ``feature_dim`` instead of refusing ids beyond
-it, and ``optimizer`` names the update rule (SageMaker's, Adam, by default).
+it; ``optimizer`` names the update rule (SageMaker's, Adam, by default; Adagrad is the usual
+choice for one pass over click logs); ``averaging_batches`` makes the model an exponential
+moving average of the parameters over about that many mini-batches rather than the last
+iterate (Polyak-Ruppert averaging, kept lazily: only the rows a batch uses are touched).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     predictor_type: Literal["binary_classifier", "regressor"]
     epochs: int = Field(default=1, ge=1)
     mini_batch_size: int = Field(default=1000, ge=1)
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
     bias_lr: float = Field(default=0.1, ge=0)
     linear_lr: float = Field(default=0.001, ge=0)
     factors_lr: float = Field(default=0.0001, ge=0)
@@ -52,4 +55,5 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     beta_2: float = Field(default=0.999, ge=0, lt=1)
     momentum: float = Field(default=0.0, ge=0, lt=1)
     hash_features: bool = False
+    averaging_batches: int = Field(default=0, ge=0)
     seed: int = 0

@@ -17,7 +17,7 @@ __all__ = ["OptimConfig", "candidate_grid", "moment_names", "packed_step", "step
 
 @dataclass(frozen=True)
 class OptimConfig:
-    kind: str  # sgd | adam | rmsprop
+    kind: str  # sgd | adam | rmsprop | adagrad
     beta_1: float
     beta_2: float
     momentum: float
@@ -26,7 +26,7 @@ class OptimConfig:
 
 def moment_names(kind: str) -> tuple[str, ...]:
     """The optimiser buffers kept per parameter (``<param>.<name>`` in the state)."""
-    return {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("mom",)}[kind]
+    return {"adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("v",), "sgd": ("mom",)}[kind]
 
 
 def candidate_grid(
@@ -98,6 +98,11 @@ def step(
         v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
         denom = v.sqrt().add_(cfg.eps)
         p.sub_(grad / denom * lr)
+    elif cfg.kind == "adagrad":
+        v = bufs["v"]
+        v.addcmul_(grad, grad)
+        denom = v.sqrt().add_(cfg.eps)
+        p.sub_(grad / denom * lr)
     else:
         mom = bufs["mom"]
         mom.mul_(cfg.momentum).add_(grad)
@@ -145,6 +150,12 @@ def packed_step(
     elif cfg.kind == "rmsprop":
         v = sel[:, 1]
         v.mul_(cfg.beta_2).addcmul_(grad, grad, value=1 - cfg.beta_2)
+        p.sub_(grad / v.sqrt().add_(cfg.eps) * lr)
+    elif cfg.kind == "adagrad":
+        # Each coordinate's step shrinks as 1/sqrt of its own gradient history: frequent
+        # features settle, rare ones still move (the usual choice for one pass over clicks).
+        v = sel[:, 1]
+        v.addcmul_(grad, grad)
         p.sub_(grad / v.sqrt().add_(cfg.eps) * lr)
     else:
         mom = sel[:, 1]
