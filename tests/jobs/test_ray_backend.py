@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from streamfit.cli.main import cli
 from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
-from streamfit.jobs.backends.ray import RayBackend, classify_error
+from streamfit.jobs.backends.ray import RayBackend, classify_error, entrypoint
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.errors import (
     BackendUnavailable,
@@ -41,7 +41,9 @@ from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job, Store
 from tests.conftest import BinaryFiles
 
-pytest.importorskip("ray.job_submission")  # the optional extra streamfit[ray]
+JobSubmissionClient = pytest.importorskip(
+    "ray.job_submission"
+).JobSubmissionClient  # streamfit[ray]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -334,6 +336,18 @@ def test_capacity_errors_while_the_cluster_is_full(tmp_path: Path, ray_address: 
         with pytest.raises(CapacityError):
             other.launch(_req("3-1", "pass"))
         assert other.poll("3-1").phase == RunPhase.UNKNOWN  # not submitted
+        # Submitted anyway (as another user of the cluster might): Ray queues it.
+        queued = _req("3-1", "import time; time.sleep(60)")
+        client = JobSubmissionClient(ray_address)
+        client.submit_job(
+            entrypoint=entrypoint(queued), submission_id=other.ref("3-1"), entrypoint_num_cpus=1
+        )
+        time.sleep(1)
+        assert other.poll("3-1").phase == RunPhase.PENDING
+        other.stop("3-1")  # Ray acts on it once the run is placed: when the room frees up
+        backend.stop(ref)
+        state = _wait(other, "3-1", RunPhase.EXITED)
+        assert state.stop_requested and state.exit_code is None
         # More than any node has: never fits, so the job is invalid, not waiting.
         with pytest.raises(InvalidJobError, match="asks for 3 CPUs"):
             other.launch(_req("4-1", "pass", cpus=3))

@@ -170,7 +170,7 @@ class RayBackend:
         self.stops.mkdir(parents=True, exist_ok=True)
         self.prefix = f"{namespace}-" if namespace else ""
         self.stop_grace_seconds = stop_grace_seconds
-        self._client_: Any = None
+        self._client: Any = None
         self._room: tuple[float, ClusterRoom] | None = None
         self._recent: dict[str, tuple[float, Resources]] = {}  # run -> (submitted at, demand)
 
@@ -179,11 +179,11 @@ class RayBackend:
     def _call(self, fn: Callable[[Any], T], *, launching: bool = False) -> T:
         """Run ``fn(client)``; every foreign exception leaves here mapped by classify_error."""
         try:
-            if self._client_ is None:
+            if self._client is None:
                 from ray.job_submission import JobSubmissionClient
 
-                self._client_ = JobSubmissionClient(self.address)
-            return fn(self._client_)
+                self._client = JobSubmissionClient(self.address)
+            return fn(self._client)
         except Exception as exc:
             raise classify_error(exc, launching=launching) from exc
 
@@ -311,9 +311,10 @@ class RayBackend:
 
     def stop(self, ref: str, *, timed_out: bool = False) -> None:
         ref = self.ref(ref)
-        marker = self.stops / ref
-        if timed_out or not marker.exists():  # an overstay stays the reason once recorded
-            marker.write_text("timed-out" if timed_out else "stop")
+        # The reason is written first, so a poll that sees the run stopped also sees why.
+        before = self._stop_reason(ref)
+        if timed_out or before is None:  # an overstay stays the reason once recorded
+            (self.stops / ref).write_text("timed-out" if timed_out else "stop")
 
         def stop_job(client: Any) -> None:
             try:
@@ -322,7 +323,15 @@ class RayBackend:
                 if not _not_found(exc):
                     raise
 
-        self._call(stop_job)
+        try:
+            self._call(stop_job)
+        except BackendUnavailable:
+            # Not asked after all: the monitor, seeing no stop requested, asks again.
+            if before is None:
+                (self.stops / ref).unlink(missing_ok=True)
+            else:
+                (self.stops / ref).write_text(before)
+            raise
 
     def _stop_reason(self, ref: str) -> str | None:
         with contextlib.suppress(OSError):
