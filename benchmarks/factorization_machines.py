@@ -1,6 +1,7 @@
 """Factorization Machines against the peers a user would pick instead, on the same data.
 
     python benchmarks/factorization_machines.py [--rows 2000000] [--match NAME] [--json out.json]
+    python benchmarks/factorization_machines.py --curve 20000000   # test AUC against rows seen
 
 Data (generated deterministically, cached under benchmarks/data/): click-like rows from
 ``fm_task()``: 30 categorical fields with Zipf-distributed ids (vocabularies from 4 to about
@@ -14,12 +15,15 @@ Each contender runs in its own process: wall time runs from the parent starting 
 model being trained (interpreter start-up, imports and reading included, scoring not); peak
 RSS is the process's own (VmHWM). Every model scores the same 100,000 test rows.
 
-Contenders: streamfit Factorization Machines (one pass, num_factors 16), streamfit Linear
+Contenders: streamfit Factorization Machines (one pass, num_factors 16; Adam with the
+parameters averaged over the last ~300 batches, and Adagrad), streamfit Linear
 Learner (one pass: what interactions add), Vowpal Wabbit with all quadratic interactions
 (``-q ff``) and with its low-rank quadratic model (``--lrq ff16``, a factorization machine),
 and xLearn's FM (``epoch=1``, on disk) when it is installed (``pip install xlearn``; it needs
-``USER`` set). fastFM, myFM and tffm install here too but train in memory only, for many
-iterations (see the note in the issue); torchfm is a model without a trainer.
+``USER`` set); and, as a ceiling rather than a peer, myFM's Bayesian FM (Gibbs sampling, in
+memory, 60 sweeps; ``pip install "setuptools<81"`` then ``pip install --no-build-isolation
+myfm``). fastFM and tffm install here too but train in memory only, for many iterations (see
+the note in the issue); torchfm is a model without a trainer.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import peak_rss_mb
+from harness import cpu_seconds, peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -51,7 +55,10 @@ FM_HP = {
     "linear_wd": 0.0,
     "factors_wd": 0.0,
     "factors_init_sigma": 0.01,
+    "averaging_batches": 300,
 }
+FM_ADAGRAD = {**FM_HP, "optimizer": "adagrad", "linear_lr": 0.03, "factors_lr": 0.03}
+del FM_ADAGRAD["averaging_batches"]
 
 
 def paths(rows: int) -> dict[str, Path]:
@@ -98,10 +105,14 @@ def make_data(rows: int) -> dict[str, Path]:
     return files
 
 
-def _test_labels(files: dict[str, Path]) -> np.ndarray:
+def _labels(path: Path) -> np.ndarray:
     import pyarrow.parquet as pq
 
-    return np.asarray(pq.read_table(files["test.parquet"], columns=["label"]).column(0))
+    return np.asarray(pq.read_table(path, columns=["label"]).column(0))
+
+
+def _test_labels(files: dict[str, Path]) -> np.ndarray:
+    return _labels(files["test.parquet"])
 
 
 # -- contenders (each in a child process) ----------------------------------------------------
@@ -167,14 +178,49 @@ def _xlearn(files: dict[str, Path]) -> Callable[[], Any]:
     return score
 
 
+def _parquet_csr(path: Path) -> Any:
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    table = pq.read_table(path, columns=["indices", "values"]).combine_chunks()
+    col = table.column("indices").chunk(0)
+    values = table.column("values").chunk(0).values.to_numpy()
+    shape = (len(col), 1 << BITS)
+    return sp.csr_matrix((values, col.values.to_numpy(), col.offsets.to_numpy()), shape=shape)
+
+
+def _myfm(files: dict[str, Path]) -> Callable[[], Any]:
+    """Bayesian FM by Gibbs sampling, in memory, many sweeps: what a learner can get out of
+    these rows when memory and passes are free (a ceiling, as in-memory logistic regression
+    is in the Linear Learner benchmark)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # myFM imports pkg_resources
+        import myfm
+
+    x, y = _parquet_csr(files["parquet"]), _labels(files["parquet"])
+    fm = myfm.MyFMClassifier(rank=16, random_seed=0)
+    fm.fit(x, y, n_iter=60, n_kept_samples=40)
+
+    def score() -> np.ndarray:
+        return np.asarray(fm.predict_proba(_parquet_csr(files["test.parquet"])))
+
+    return score
+
+
 LL_HP = {"predictor_type": "binary_classifier", "feature_dim": 1 << BITS, "num_models": 1}
 CONTENDERS: dict[str, Callable[[dict[str, Path]], Callable[[], Any]]] = {
     "streamfit FM, one pass, k=16": lambda f: _streamfit(f, "factorization-machines", FM_HP),
+    "streamfit FM Adagrad, one pass, k=16": lambda f: _streamfit(
+        f, "factorization-machines", FM_ADAGRAD
+    ),
     "streamfit Linear Learner, one pass": lambda f: _streamfit(f, "linear-learner", LL_HP),
     "Vowpal Wabbit -q ff, one pass": lambda f: _vw(f, "-q ff"),
     "Vowpal Wabbit --lrq ff16, one pass": lambda f: _vw(f, "--lrq ff16 --lrqdropout"),
     "Vowpal Wabbit linear, one pass": lambda f: _vw(f, ""),
     "xLearn FM, one pass on disk, k=16": _xlearn,
+    "myFM Bayesian FM, in memory, 60 Gibbs sweeps, k=16": _myfm,
 }
 
 
@@ -184,12 +230,14 @@ def child(name: str, rows: int) -> None:
     files = paths(rows)
     score = CONTENDERS[name](files)
     trained_at = time.time()
+    cpu = cpu_seconds()
     peak = peak_rss_mb()
     p = np.clip(score(), 1e-7, 1 - 1e-7)
     y = _test_labels(files)
     out = {
         "trained_at": trained_at,
         "peak_rss_mb": peak,
+        "cpu_seconds": cpu,
         "test_auc": float(roc_auc_score(y, p)),
         "test_log_loss": float(log_loss(y, p)),
     }
@@ -211,6 +259,52 @@ def run(name: str, rows: int) -> dict[str, Any]:
     return doc
 
 
+def _csr(block: Any) -> Any:
+    import torch
+
+    from streamfit.core.batch import CSR
+
+    col = block.column("indices")
+    return CSR(
+        torch.from_numpy(col.offsets.to_numpy().astype(np.int64)),
+        torch.from_numpy(col.values.to_numpy().astype(np.int64)),
+        torch.from_numpy(block.column("values").values.to_numpy()),
+        1 << BITS,
+    )
+
+
+def curve(max_rows: int) -> None:
+    """How far one pass gets with more rows: the same task, test AUC after 1M, 2M, 5M, ...
+    rows (generated on the fly, in memory), for both streamfit FM configurations."""
+    import pyarrow.parquet as pq
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from streamfit import Batch, get_algorithm
+    from streamfit.datagen import fm_task
+
+    files = make_data(TEST_ROWS)
+    test = pq.read_table(files["test.parquet"]).to_batches(max_chunksize=10_000)
+    y = _test_labels(files)
+    marks = [m for m in (10**6, 2 * 10**6, 5 * 10**6, 10**7, 2 * 10**7, 5 * 10**7) if m <= max_rows]
+    task = fm_task(n_features=1 << BITS)
+    torch.set_num_threads(1)
+    for name, hp in (("Adam, averaged", FM_HP), ("Adagrad", FM_ADAGRAD)):
+        algo = get_algorithm("factorization-machines")(**hp)
+        state = algo.init_state(1 << BITS)
+        seen = 0
+        for block in task.blocks(marks[-1], block=100_000):
+            x, labels = _csr(block), torch.from_numpy(block.column("label").to_numpy())
+            for i in range(0, block.num_rows, 1000):
+                rows = torch.arange(i, min(i + 1000, block.num_rows))
+                algo.update(state, Batch(x.select_rows(rows), labels[rows]))
+            seen += block.num_rows
+            if seen in marks:
+                model = algo.finalize(state)
+                p = np.concatenate([model.predict(_csr(b))["score"].numpy() for b in test])
+                print(f"| {name} | {seen:,} | {roc_auc_score(y, p):.4f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -218,7 +312,11 @@ def main() -> None:
     parser.add_argument("--skip", help="leave out contenders whose name contains this")
     parser.add_argument("--child")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--curve", type=int, help="test AUC against rows seen, up to this many")
     args = parser.parse_args()
+    if args.curve:
+        curve(args.curve)
+        return
     if args.child:
         child(args.child, args.rows)
         return
@@ -240,8 +338,11 @@ def main() -> None:
         print("  " + json.dumps(doc), flush=True)
     fm = next((r for r in results if r["name"].startswith("streamfit FM") and "wall" in r), None)
     print(f"\ngenerating model: test AUC {ceiling['auc']:.4f}, log loss {ceiling['log_loss']:.4f}")
-    print("\n| contender | wall s | rows/s | x streamfit FM | peak RSS MB | test AUC | log loss |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| contender | wall s | rows/s | x streamfit FM | CPU s | peak RSS MB | test AUC "
+        "| log loss |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             print(f"| {r['name']} | {r['error']} |")
@@ -249,7 +350,8 @@ def main() -> None:
         ratio = f"{r['wall'] / fm['wall']:.2f}" if fm else "-"
         print(
             f"| {r['name']} | {r['wall']:.1f} | {r['rows_per_second']:,.0f} | {ratio} | "
-            f"{r['peak_rss_mb']:.0f} | {r['test_auc']:.4f} | {r['test_log_loss']:.4f} |"
+            f"{r['cpu_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['test_auc']:.4f} | "
+            f"{r['test_log_loss']:.4f} |"
         )
     if args.json:
         args.json.write_text(json.dumps({"ceiling": ceiling, "results": results}, indent=2))

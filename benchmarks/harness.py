@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-__all__ = ["peak_rss_mb"]
+__all__ = ["cpu_seconds", "peak_rss_mb"]
 
 
 def peak_rss_mb() -> float:
@@ -15,3 +15,10 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, all threads: steadier than wall time
+    when other work shares the machine (it does not count time spent waiting for a core)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
