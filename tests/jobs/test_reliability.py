@@ -1,6 +1,7 @@
-"""Crashes and concurrency: kill -9 the scheduler again and again, run two at once; every job
-still ends exactly once, no run starts twice, the history has no gap, and every owner's email
-arrives (a real SMTP server on loopback counts them)."""
+"""Crashes and concurrency: kill -9 the scheduler again and again, run two at once (four on
+PostgreSQL); every job still ends exactly once, no run starts twice, the history has no gap,
+and every owner's email arrives (a real SMTP server on loopback counts them). Each test runs
+on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ from streamfit.jobs.notify.email import EmailNotifier
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.store import Store
-home = Path(sys.argv[1])
+home, url = Path(sys.argv[1]), sys.argv[3]
 settings = Settings.load(home=home, smtp_host="127.0.0.1", smtp_port=int(sys.argv[2]))
 notifiers = {"email": EmailNotifier.from_settings(settings)}
-ctx = StepContext(Store.open(home), LocalBackend(home, Capacity(4, 0, 64000)), home,
+ctx = StepContext(Store(url), LocalBackend(home, Capacity(4, 0, 64000)), home,
                   capacity_backoff=0.02, capacity_backoff_max=0.1)
 Scheduler(ctx, notify=lambda c: notify_step(c, notifiers), launch_interval=0.05,
           monitor_interval=0.05, retry_interval=0.05, notify_interval=0.05).run(
@@ -53,8 +54,9 @@ SCRIPT = (
 )
 
 
-def _submit(home: Path, n: int) -> Store:
-    store = Store.open(home)
+def _submit(home: Path, url: str, n: int) -> Store:
+    home.mkdir(parents=True, exist_ok=True)
+    store = Store(url)
     specs = [
         JobSpec(
             name=f"job-{i}",
@@ -94,8 +96,8 @@ def mailbox() -> Iterator[Mailbox]:
     box.controller.stop()
 
 
-def _scheduler(home: Path, mailbox: Mailbox) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-c", SCHEDULER, str(home), str(mailbox.port)]
+def _scheduler(home: Path, mailbox: Mailbox, url: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-c", SCHEDULER, str(home), str(mailbox.port), url]
     return subprocess.Popen(argv, stderr=subprocess.DEVNULL)
 
 
@@ -151,18 +153,18 @@ def _check(store: Store, home: Path, n: int) -> None:
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
-    tmp_path: Path, mailbox: Mailbox
+    tmp_path: Path, mailbox: Mailbox, store_url: str
 ) -> None:
     home = tmp_path / "home"
     n = 200
-    store = _submit(home, n)
+    store = _submit(home, store_url, n)
     rand = random.Random(7)
     for _ in range(25):
-        proc = _scheduler(home, mailbox)
+        proc = _scheduler(home, mailbox, store_url)
         time.sleep(rand.uniform(0.05, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    proc = _scheduler(home, mailbox)
+    proc = _scheduler(home, mailbox, store_url)
     try:
         _wait_all_final(store, timeout=240)
     finally:
@@ -170,14 +172,12 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         proc.wait()
     _check(store, home, n)
     _check_mail(store, mailbox, n)
+    store.close()
 
 
-@pytest.mark.slow
-def test_two_schedulers_at_once_never_launch_a_run_twice(tmp_path: Path, mailbox: Mailbox) -> None:
-    home = tmp_path / "home"
-    n = 200
-    store = _submit(home, n)
-    procs = [_scheduler(home, mailbox), _scheduler(home, mailbox)]
+def _at_once(home: Path, mailbox: Mailbox, url: str, n: int, schedulers: int) -> None:
+    store = _submit(home, url, n)
+    procs = [_scheduler(home, mailbox, url) for _ in range(schedulers)]
     try:
         _wait_all_final(store, timeout=240)
     finally:
@@ -187,3 +187,18 @@ def test_two_schedulers_at_once_never_launch_a_run_twice(tmp_path: Path, mailbox
     _check(store, home, n)
     _check_mail(store, mailbox, n)
     assert len(mailbox.received) == n  # no crash here: not even a duplicate to drop
+    store.close()
+
+
+@pytest.mark.slow
+def test_two_schedulers_at_once_never_launch_a_run_twice(
+    tmp_path: Path, mailbox: Mailbox, store_url: str
+) -> None:
+    _at_once(tmp_path / "home", mailbox, store_url, n=200, schedulers=2)
+
+
+@pytest.mark.slow
+def test_four_schedulers_share_a_postgresql_store(
+    tmp_path: Path, mailbox: Mailbox, postgresql_url: str
+) -> None:
+    _at_once(tmp_path / "home", mailbox, postgresql_url, n=200, schedulers=4)

@@ -3,19 +3,17 @@ exactly on a store whose history is driven through real guarded transitions."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from streamfit.errors import ConfigError
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.stats import job_stats, percentile
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job, Store
-from streamfit.jobs.tables import events, jobs, metadata, submissions
+from streamfit.jobs.tables import events, jobs, submissions
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 DAY2 = T0 + 86_400  # 2027-01-16 08:00 UTC
@@ -49,26 +47,12 @@ class History:
         return self.go(job, Status.FAILED, at, failure_kind=kind, ended_at=at, failures=failures)
 
 
-#: A PostgreSQL database the tests may wipe, e.g. postgresql+psycopg://postgres@127.0.0.1/test
-POSTGRES_URL = os.environ.get("STREAMFIT_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A new store on SQLite, and on PostgreSQL when ``STREAMFIT_TEST_POSTGRES_URL`` is set:
-    the same SQL must give the same answers on both."""
-    if request.param == "sqlite":
-        return Store(f"sqlite:///{tmp_path / 'jobs.db'}")
-    if not POSTGRES_URL:
-        pytest.skip("set STREAMFIT_TEST_POSTGRES_URL to run on PostgreSQL too")
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    engine.dispose()
-    store = Store(POSTGRES_URL)
-    request.addfinalizer(store.close)
-    return store
+@pytest.fixture
+def empty_store(store_url: str) -> Iterator[Store]:
+    """A new store on SQLite and on PostgreSQL: the same SQL must give the same answers."""
+    store = Store(store_url)
+    yield store
+    store.close()
 
 
 @pytest.fixture
