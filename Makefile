@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) postgres
 	$(PY) -m pytest -q
+
+# The job store's tests start a throwaway PostgreSQL server of their own: install Debian's
+# when there is none (a no-op when there is one, or with STREAMFIT_TEST_POSTGRES=0).
+postgres:
+	@if [ "$${STREAMFIT_TEST_POSTGRES:-1}" != 0 ] && [ -z "$${STREAMFIT_PG_CTL:-}" ] \
+	    && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null; then \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends postgresql; \
+	fi
 
 test: lint typecheck unit
 
