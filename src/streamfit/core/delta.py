@@ -39,6 +39,7 @@ on a small binary task, 2 workers pushing every 4 batches reached a validation l
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,7 +48,16 @@ import torch
 
 from streamfit.core.state import State
 
-__all__ = ["Delta", "DeltaRule", "apply_delta", "fix_counts", "rule_of", "state_delta"]
+__all__ = [
+    "Delta",
+    "DeltaRule",
+    "apply_delta",
+    "fix_counts",
+    "rule_of",
+    "shared_view",
+    "state_delta",
+    "with_local",
+]
 
 DeltaRule = Literal["mean", "count", "latest", "fixed"]
 
@@ -76,23 +86,24 @@ def rule_of(rules: Mapping[str, DeltaRule], name: str, *, tensor: bool) -> Delta
     return rules.get(name, "mean" if tensor else "fixed")
 
 
-def state_delta(before: State, after: State, rules: Mapping[str, DeltaRule]) -> Delta:
-    """What training moved ``before`` to ``after`` by (``after`` trained from ``before``)."""
+def state_delta(
+    before: State, after: State, rules: Mapping[str, DeltaRule], *, latest: bool = True
+) -> Delta:
+    """What training moved ``before`` to ``after`` by (``after`` trained from ``before``);
+    without the ``latest`` tensors when ``latest`` is False."""
     delta = Delta()
     for name, new in after.tensors.items():
         rule = rule_of(rules, name, tensor=True)
-        if rule == "fixed":
+        if rule == "fixed" or (rule == "latest" and not latest):
             continue
-        if rule == "latest":
-            delta.tensors[name] = new.clone()
-            continue
-        diff = new - before.tensors[name]
-        if diff.dim() >= 1 and diff.shape[0] > 1:
-            touched = diff.reshape(diff.shape[0], -1).ne(0).any(1).nonzero().squeeze(1)
-            if touched.numel() < _SPARSE_FRACTION * diff.shape[0]:
-                delta.rows[name] = (touched, diff.index_select(0, touched))
-                continue
-        delta.tensors[name] = diff
+        old = before.tensors[name]
+        # ``latest``: the rows the worker wrote, which the server overwrites; else differences.
+        moved = new if rule == "latest" else new - old
+        touched = _touched_rows(new.ne(old))
+        if touched is not None:
+            delta.rows[name] = (touched, moved.index_select(0, touched))
+        else:
+            delta.tensors[name] = moved.clone() if rule == "latest" else moved
     for name, value in after.meta.items():
         rule = rule_of(rules, name, tensor=False)
         if rule == "latest":
@@ -102,6 +113,14 @@ def state_delta(before: State, after: State, rules: Mapping[str, DeltaRule]) -> 
     for name, value in after.counters.items():
         delta.counters[name] = value - before.counters.get(name, 0)
     return delta
+
+
+def _touched_rows(changed: torch.Tensor) -> torch.Tensor | None:
+    """The rows where ``changed`` holds, if they are few enough to send alone."""
+    if changed.dim() == 0 or changed.shape[0] < 2:
+        return None
+    touched = changed.reshape(changed.shape[0], -1).any(1).nonzero().squeeze(1)
+    return touched if touched.numel() < _SPARSE_FRACTION * changed.shape[0] else None
 
 
 def apply_delta(
@@ -118,9 +137,13 @@ def apply_delta(
             t[name] = value.to(t[name].device)
         else:
             t[name].add_(value.to(t[name].device), alpha=scale(name, True))
-    for name, (idx, rows) in delta.rows.items():
+    for name, (where, rows) in delta.rows.items():
         target = t[name]
-        target.index_add_(0, idx.to(target.device), rows.to(target.device), alpha=scale(name, True))
+        idx, values = where.to(target.device), rows.to(target.device)
+        if rule_of(rules, name, tensor=True) == "latest":
+            target.index_copy_(0, idx, values)
+        else:
+            target.index_add_(0, idx, values, alpha=scale(name, True))
     for name, entry in delta.meta.items():
         if rule_of(rules, name, tensor=False) == "latest":
             state.meta[name] = entry
@@ -129,6 +152,26 @@ def apply_delta(
             state.meta[name] = state.meta.get(name, 0) + (entry if s == 1.0 else entry * s)
     for name, amount in delta.counters.items():
         state.count(name, amount)
+
+
+def shared_view(state: State, rules: Mapping[str, DeltaRule]) -> State:
+    """``state`` without the tensors a worker already has (``fixed``) or keeps for itself
+    (``latest``: its reservoir rows reach the server in its pushes): what a pull sends."""
+    view = copy.copy(state)
+    view.tensors = {
+        k: v
+        for k, v in state.tensors.items()
+        if rule_of(rules, k, tensor=True) == "mean" or rule_of(rules, k, tensor=True) == "count"
+    }
+    return view
+
+
+def with_local(view: State, local: State, rules: Mapping[str, DeltaRule]) -> State:
+    """A pulled ``view`` completed with ``local``'s own ``fixed`` and ``latest`` tensors."""
+    for name, value in local.tensors.items():
+        if rule_of(rules, name, tensor=True) in ("fixed", "latest"):
+            view.tensors[name] = value
+    return view
 
 
 def fix_counts(

@@ -37,7 +37,7 @@ from streamfit.errors import ConfigError, TrainingInterrupted
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.trainer import AnyAlgorithm, StopFlag, TrainingRun
 
-__all__ = ["META_KEY", "Mode", "fit_distributed", "mode_of"]
+__all__ = ["META_KEY", "Mode", "fit_distributed", "mode_of", "resume_point"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,19 @@ def fit_distributed(
     assert opts is not None
     mode = mode_of(run.algo, opts.sync)
     shards = split_source(run.train, opts.workers)
+    resume_point(state, describe(shards))  # a checkpoint that cannot resume fails before Ray
     initial = None if state is None else state.clone()
     started = time.perf_counter()
     rows = restarts = 0
     stats: dict[str, float] = {}
+    startup = math.nan
     with connect(opts.ray_address, opts.workers) as ray, StopFlag() as stop:
         while True:
             session = _Session(run, ray, mode, shards, bar, stop)
             try:
+                session.wait_ready(opts.start_timeout)
+                if math.isnan(startup):  # Ray (if started here) and the first set of actors
+                    startup = time.perf_counter() - started
                 state = session.train(state)
                 stats = session.stats()
                 break
@@ -90,9 +95,36 @@ def fit_distributed(
                 session.close()
     state.meta.pop(META_KEY, None)
     run.extra_metrics.update(
-        {"train:workers": float(opts.workers), "train:restarts": float(restarts), **stats}
+        {
+            "train:workers": float(opts.workers),
+            "train:restarts": float(restarts),
+            "train:startup_seconds": startup,
+            **stats,
+        }
     )
     return state, time.perf_counter() - started, rows
+
+
+def resume_point(state: State | None, layout: list[str]) -> tuple[int, list[int]]:
+    """The epoch and each worker's position to start from; refuses a checkpoint of another
+    split of the input (another input, another number of workers) or of one process."""
+    n = len(layout)
+    if state is None:
+        return 0, [0] * n
+    info = state.meta.get(META_KEY)
+    if info is None:
+        if state.position.epoch or state.position.rows:
+            raise ConfigError(
+                "the checkpoint was written by training in one process: resume it without workers"
+            )
+        return 0, [0] * n  # incremental training from an earlier job's state
+    if info["shards"] != layout:
+        raise ConfigError(
+            f"the checkpoint split its input among {info['workers']} workers as "
+            f"{info['shards']}; this run splits it as {layout}: resume with the same input "
+            "and number of workers"
+        )
+    return state.position.epoch, [int(p) for p in info["positions"]]
 
 
 def _restart_state(run: TrainingRun, initial: State | None) -> State | None:
@@ -136,6 +168,19 @@ class _Session:
         self.rows = self.batches = self.saved_batches = 0
         self.last_save = time.monotonic()
 
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for every worker to start; a cluster without room for them is an error rather
+        than a wait without end (each worker takes one CPU)."""
+        refs = [w.ready.remote() for w in self.workers]
+        _, pending = self.ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        if pending:
+            cpus = self.ray.cluster_resources().get("CPU", 0)
+            raise ConfigError(
+                f"{len(pending)} of {self.n} workers did not start within {timeout:.0f} s; "
+                f"each takes one CPU and the Ray cluster has {cpus:g}"
+            )
+        self.ray.get(refs)  # raises if one died while starting
+
     def close(self) -> None:
         for actor in [*self.workers, self.server]:
             if actor is not None:
@@ -150,7 +195,7 @@ class _Session:
     # -- epochs ------------------------------------------------------------------------------
 
     def train(self, state: State | None) -> State:
-        epoch, positions = self._resume_point(state)
+        epoch, positions = resume_point(state, self.layout)
         run = self.run
         while not run.done(state):
             state = self._epoch(state, epoch, positions)
@@ -161,25 +206,6 @@ class _Session:
             self._save(state, epoch, positions)
         assert state is not None
         return state
-
-    def _resume_point(self, state: State | None) -> tuple[int, list[int]]:
-        if state is None:
-            return 0, [0] * self.n
-        info = state.meta.get(META_KEY)
-        if info is None:
-            if state.position.epoch or state.position.rows:
-                raise ConfigError(
-                    "the checkpoint was written by training in one process: resume it "
-                    "without workers"
-                )
-            return 0, [0] * self.n  # incremental training from an earlier job's state
-        if info["shards"] != self.layout:
-            raise ConfigError(
-                f"the checkpoint split its input among {info['workers']} workers as "
-                f"{info['shards']}; this run splits it as {self.layout}: resume with the "
-                "same input and number of workers"
-            )
-        return state.position.epoch, [int(p) for p in info["positions"]]
 
     def _epoch(self, state: State | None, epoch: int, positions: list[int]) -> State:
         if self.mode == "merge":

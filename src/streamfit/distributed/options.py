@@ -30,6 +30,8 @@ class DistributedOptions:
     step_batches: int = 16
     #: Times a lost worker or server restarts the run from its latest checkpoint.
     max_restarts: int = 3
+    #: Seconds to wait for the workers to start (a cluster without room for them).
+    start_timeout: float = 120.0
 
     @classmethod
     def build(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from streamfit.core.delta import Delta, DeltaRule, apply_delta
+from streamfit.core.delta import Delta, DeltaRule, apply_delta, shared_view
 from streamfit.core.state import State
 
 __all__ = ["ParameterServer"]
@@ -29,13 +29,14 @@ class ParameterServer:
         self.bytes_in = 0
 
     def push(self, worker: int, delta: Delta, position: int) -> State:
-        """Apply ``worker``'s delta, record where it stands, and return the state."""
+        """Apply ``worker``'s delta, record where it stands, and return the state (less what
+        the worker has of its own: see :func:`~streamfit.core.delta.shared_view`)."""
         assert self.state is not None, "push before the server has a state"
         apply_delta(self.state, delta, self.rules, workers=len(self.positions))
         self.positions[worker] = position
         self.pushes += 1
         self.bytes_in += delta.nbytes
-        return self.state
+        return shared_view(self.state, self.rules)
 
     def snapshot(self) -> tuple[State, list[int]]:
         assert self.state is not None

@@ -18,13 +18,19 @@ import torch
 
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import Batch
-from streamfit.core.delta import state_delta
+from streamfit.core.delta import state_delta, with_local
 from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
 from streamfit.data.source import Source
 from streamfit.training.trainer import fold, warm_up
 
-__all__ = ["ShardWorker", "StepReport"]
+__all__ = ["LATEST_EVERY", "ShardWorker", "StepReport"]
+
+#: Pushes that carry the ``latest`` tensors (Linear Learner's reservoir of held-out scores):
+#: one in this many, and the last of an epoch. They are a sample of recent rows, so a server
+#: copy a few pushes old serves as well, and sending them on every push made them most of the
+#: traffic (32 scores for each row trained on).
+LATEST_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class ShardWorker:
         self.state: State | None = None
         self.pulled: State | None = None  # the server's state this worker trains from
         self.batches: Iterator[Batch] = iter(())
-        self.epoch = self.position = self.unpushed = 0
+        self.epoch = self.position = self.unpushed = self.pushes = 0
 
     def begin(self, epoch: int, position: int, state: State | None, width: int | None) -> bool:
         """Read the shard from ``position`` of ``epoch`` on, training ``state`` (None: a new
@@ -87,6 +93,10 @@ class ShardWorker:
             state, batches = warm_up(self.algo, None, batches, self.device, self.source.name)
         self.state, self.batches = state, batches
         self._track(state)
+        return True
+
+    def ready(self) -> bool:
+        """Answers once the actor is up (its process started and streamfit imported)."""
         return True
 
     def snapshot(self) -> tuple[State | None, int]:
@@ -118,18 +128,26 @@ class ShardWorker:
             self.unpushed += 1
             if self.server is not None and self.unpushed >= self.exchange_every:
                 self.push()
-        if finished and self.server is not None and self.unpushed:
-            self.push()
+        if finished and self.server is not None:
+            self.push(final=True)
         return StepReport(self.index, batches, rows, loss, loss_rows, self.position, finished)
 
-    def push(self) -> None:
+    def push(self, final: bool = False) -> None:
         """Send what training changed since the last pull; continue from the server's state."""
         import ray
 
         assert self.state is not None and self.pulled is not None
-        delta = state_delta(self.pulled, self.state, self.algo.delta_rules)
-        fresh = ray.get(self.server.push.remote(self.index, delta, self.position))
-        self._track(fresh)
+        rules = self.algo.delta_rules
+        latest = final or self.pushes % LATEST_EVERY == 0
+        delta = state_delta(self.pulled, self.state, rules, latest=latest)
+        view = ray.get(self.server.push.remote(self.index, delta, self.position))
+        before = self.pulled
+        self._track(with_local(view, self.state, rules))
+        self.pushes += 1
+        if not latest:  # the rows written since the last push that sent them are still due
+            for name, value in before.tensors.items():
+                if rules.get(name) == "latest":
+                    self.pulled.tensors[name] = value
 
     def _track(self, state: State) -> None:
         state.position = Position(self.epoch, self.position)
