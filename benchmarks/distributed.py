@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -157,6 +158,7 @@ def main() -> None:
             )
             results.append({"case": case, "workers": label, **r})
     ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
