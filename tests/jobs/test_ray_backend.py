@@ -307,6 +307,7 @@ def test_launching_the_same_name_again_finds_the_first_run(
     request = _req("1-1", f"open({str(marker)!r}, 'a').write('x'); print('ran')")
     namespace = _namespace()
     first = RayBackend(ray_address, tmp_path / "a", namespace=namespace)
+    _wait_for_free_cpus(first, 2)
     assert first.launch(request) == f"{namespace}-1-1"
     # A scheduler that crashed after launching, before recording: a new one launches again.
     again = RayBackend(ray_address, tmp_path / "b", namespace=namespace).launch(request)
@@ -319,9 +320,18 @@ def test_launching_the_same_name_again_finds_the_first_run(
     assert first.logs("no-such-run") == ""
 
 
+def _wait_for_free_cpus(backend: RayBackend, cpus: float) -> None:
+    """Until the cluster reports ``cpus`` free: its report is a few seconds behind."""
+    deadline = time.monotonic() + 30
+    while abs(backend.free().cpus - cpus) > 1e-9:
+        assert time.monotonic() < deadline, f"the cluster never reported {cpus:g} CPUs free"
+        time.sleep(0.5)
+
+
 def test_capacity_errors_while_the_cluster_is_full(tmp_path: Path, ray_address: str) -> None:
     namespace = _namespace()
     backend = RayBackend(ray_address, tmp_path, namespace=namespace)
+    _wait_for_free_cpus(backend, 2)  # the runs of the tests before have ended, and been seen to
     ref = backend.launch(_req("2-1", "import time; time.sleep(60)", cpus=2))
     try:
         # At once: the cluster's report does not show the run yet, this backend knows it.
@@ -329,10 +339,7 @@ def test_capacity_errors_while_the_cluster_is_full(tmp_path: Path, ray_address: 
             backend.launch(_req("3-1", "pass"))
         # Another scheduler, which never saw the launch, waits for the cluster's report.
         other = RayBackend(ray_address, tmp_path, namespace=namespace)
-        deadline = time.monotonic() + 30
-        while other.free().cpus > 1e-9:
-            assert time.monotonic() < deadline, "the cluster never reported its CPUs in use"
-            time.sleep(0.5)
+        _wait_for_free_cpus(other, 0)
         with pytest.raises(CapacityError):
             other.launch(_req("3-1", "pass"))
         assert other.poll("3-1").phase == RunPhase.UNKNOWN  # not submitted
