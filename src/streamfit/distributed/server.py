@@ -27,6 +27,7 @@ class ParameterServer:
         self.positions = [0] * workers
         self.pushes = 0
         self.bytes_in = 0
+        self.bytes_out = 0
 
     def push(self, worker: int, delta: Delta, position: int) -> State:
         """Apply ``worker``'s delta, record where it stands, and return the state (less what
@@ -36,7 +37,9 @@ class ParameterServer:
         self.positions[worker] = position
         self.pushes += 1
         self.bytes_in += delta.nbytes
-        return shared_view(self.state, self.rules)
+        view = shared_view(self.state, self.rules)
+        self.bytes_out += sum(t.numel() * t.element_size() for t in view.tensors.values())
+        return view
 
     def snapshot(self) -> tuple[State, list[int]]:
         assert self.state is not None
@@ -47,4 +50,8 @@ class ParameterServer:
         self.state, self.positions = state, list(positions)
 
     def stats(self) -> dict[str, float]:
-        return {"pushes": float(self.pushes), "push_bytes": float(self.bytes_in)}
+        return {
+            "pushes": float(self.pushes),
+            "push_bytes": float(self.bytes_in),
+            "pull_bytes": float(self.bytes_out),
+        }
