@@ -53,16 +53,17 @@ __all__ = [
     "DeltaRule",
     "apply_delta",
     "fix_counts",
+    "row_sparse",
     "rule_of",
     "shared_view",
+    "sparse_rows",
     "state_delta",
-    "with_local",
 ]
 
 DeltaRule = Literal["mean", "count", "latest", "fixed"]
 
 #: A delta whose rows are mostly zero travels as (row indices, rows): a sparse batch's lazy
-#: update touches few rows of a wide table.
+#: update touches few rows of a wide table. Pulls send a server's changed rows by the same rule.
 _SPARSE_FRACTION = 0.5
 
 
@@ -97,13 +98,16 @@ def state_delta(
         if rule == "fixed" or (rule == "latest" and not latest):
             continue
         old = before.tensors[name]
-        # ``latest``: the rows the worker wrote, which the server overwrites; else differences.
-        moved = new if rule == "latest" else new - old
-        touched = _touched_rows(new.ne(old))
+        # ``latest``: the rows the worker wrote, which the server overwrites; else differences
+        # (of the touched rows alone: the whole table's would cost a copy of it per push).
+        touched = sparse_rows(_changed(new, old))
         if touched is not None:
-            delta.rows[name] = (touched, moved.index_select(0, touched))
+            rows = new.index_select(0, touched)
+            if rule != "latest":
+                rows = rows - old.index_select(0, touched)
+            delta.rows[name] = (touched, rows)
         else:
-            delta.tensors[name] = moved.clone() if rule == "latest" else moved
+            delta.tensors[name] = new.clone() if rule == "latest" else new - old
     for name, value in after.meta.items():
         rule = rule_of(rules, name, tensor=False)
         if rule == "latest":
@@ -115,9 +119,34 @@ def state_delta(
     return delta
 
 
-def _touched_rows(changed: torch.Tensor) -> torch.Tensor | None:
-    """The rows where ``changed`` holds, if they are few enough to send alone."""
-    if changed.dim() == 0 or changed.shape[0] < 2:
+#: Integers of a float's width: a bitwise comparison sees 0.0 -> -0.0 (and not NaN -> NaN).
+_BITS = {8: torch.int64, 4: torch.int32, 2: torch.int16}
+
+
+def _changed(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Where ``new`` differs from ``old`` bit for bit: a worker's rows outside its delta
+    must be the very bits the server holds (sparse pulls send no others back)."""
+    if new.is_floating_point():
+        bits = _BITS[new.element_size()]
+        return new.view(bits).ne(old.view(bits))
+    return new.ne(old)
+
+
+def row_sparse(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` may travel as (row indices, rows): it has rows, more than one."""
+    return tensor.dim() > 0 and tensor.shape[0] >= 2
+
+
+def sparse_rows(changed: torch.Tensor) -> torch.Tensor | None:
+    """The rows where ``changed`` (a boolean tensor, one row per row of the tensor it
+    describes) holds anywhere, if they are few enough to send alone; None: send it whole.
+
+    >>> sparse_rows(torch.tensor([[False, True], [False, False], [False, False]])).tolist()
+    [0]
+    >>> sparse_rows(torch.tensor([True, True, False])) is None
+    True
+    """
+    if not row_sparse(changed):
         return None
     touched = changed.reshape(changed.shape[0], -1).any(1).nonzero().squeeze(1)
     return touched if touched.numel() < _SPARSE_FRACTION * changed.shape[0] else None
@@ -156,21 +185,15 @@ def apply_delta(
 
 def shared_view(state: State, rules: Mapping[str, DeltaRule]) -> State:
     """``state`` without the tensors a worker already has (``fixed``) or keeps for itself
-    (``latest``: its reservoir rows reach the server in its pushes): what a pull sends."""
+    (``latest``: its reservoir rows reach the server in its pushes): what a pull sends (of
+    its row-sparse tensors, only the rows changed since the worker's last pull: see
+    :mod:`streamfit.distributed.pull`)."""
     view = copy.copy(state)
     view.tensors = {
         k: v
         for k, v in state.tensors.items()
         if rule_of(rules, k, tensor=True) == "mean" or rule_of(rules, k, tensor=True) == "count"
     }
-    return view
-
-
-def with_local(view: State, local: State, rules: Mapping[str, DeltaRule]) -> State:
-    """A pulled ``view`` completed with ``local``'s own ``fixed`` and ``latest`` tensors."""
-    for name, value in local.tensors.items():
-        if rule_of(rules, name, tensor=True) in ("fixed", "latest"):
-            view.tensors[name] = value
     return view
 
 

@@ -3,7 +3,9 @@
 The driver calls :meth:`ShardWorker.step` over and over, a few batches at a time, so that it
 hears of progress and can checkpoint or stop between calls; the worker keeps its reader
 open between them. With a parameter server the worker pushes what its last
-``exchange_every`` batches changed and continues from the server's newer state.
+``exchange_every`` batches changed and continues from the server's newer state, of which
+the push brings back only what changed since the worker's previous push
+(:mod:`streamfit.distributed.pull`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import torch
 
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import Batch
-from streamfit.core.delta import state_delta, with_local
 from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
 from streamfit.data.source import Source
+from streamfit.distributed.pull import Replica
 from streamfit.training.trainer import fold, warm_up
 
 __all__ = ["LATEST_EVERY", "ShardWorker", "StepReport"]
@@ -66,7 +68,7 @@ class ShardWorker:
         self.server = server
         self.exchange_every = exchange_every
         self.state: State | None = None
-        self.pulled: State | None = None  # the server's state this worker trains from
+        self.replica: Replica | None = None  # with a server: what this worker last pulled
         self.batches: Iterator[Batch] = iter(())
         self.epoch = self.position = self.unpushed = self.pushes = 0
 
@@ -136,21 +138,21 @@ class ShardWorker:
         """Send what training changed since the last pull; continue from the server's state."""
         import ray
 
-        assert self.state is not None and self.pulled is not None
-        rules = self.algo.delta_rules
+        assert self.state is not None and self.replica is not None
         latest = final or self.pushes % LATEST_EVERY == 0
-        delta = state_delta(self.pulled, self.state, rules, latest=latest)
-        view = ray.get(self.server.push.remote(self.index, delta, self.position))
-        before = self.pulled
-        self._track(with_local(view, self.state, rules))
+        delta = self.replica.delta(self.state, latest=latest)
+        since = self.replica.since
+        pull = ray.get(self.server.push.remote(self.index, delta, self.position, since))
+        self.state = self.replica.receive(self.state, pull, latest=latest)
+        self.state.position = Position(self.epoch, self.position)
+        self.unpushed = 0
         self.pushes += 1
-        if not latest:  # the rows written since the last push that sent them are still due
-            for name, value in before.tensors.items():
-                if rules.get(name) == "latest":
-                    self.pulled.tensors[name] = value
 
     def _track(self, state: State) -> None:
+        """Train ``state`` from here; with a server, the next pull is a full one (the
+        driver hands the server the same state, as a new version, with ``replace``)."""
         state.position = Position(self.epoch, self.position)
         self.state = state
         self.unpushed = 0
-        self.pulled = state.clone() if self.server is not None else None
+        if self.server is not None:
+            self.replica = Replica(state, self.algo.delta_rules)
