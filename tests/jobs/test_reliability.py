@@ -41,7 +41,9 @@ settings = Settings.load(home=home, smtp_host="127.0.0.1", smtp_port=int(sys.arg
 notifiers = {"email": EmailNotifier.from_settings(settings)}
 ctx = StepContext(Store(url), LocalBackend(home, Capacity(4, 0, 64000)), home,
                   capacity_backoff=0.02, capacity_backoff_max=0.1)
-Scheduler(ctx, notify=lambda c: notify_step(c, notifiers), launch_interval=0.05,
+# A sender killed mid-send leaves its row claimed until the lease runs out: 10 s, not the
+# default 5 minutes, so that the row is sent again while the test waits.
+Scheduler(ctx, notify=lambda c: notify_step(c, notifiers, lease_seconds=10), launch_interval=0.05,
           monitor_interval=0.05, retry_interval=0.05, notify_interval=0.05).run(
     threading.Event(), idle_sleep=0.02)
 """
