@@ -312,7 +312,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--match", help="only contenders whose name contains this")
-    parser.add_argument("--skip", help="leave out contenders whose name contains this")
+    parser.add_argument("--skip", help="leave out contenders whose name contains one of these (a,b)")
     parser.add_argument("--child")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--curve", type=int, help="test AUC against rows seen, up to this many")
@@ -333,7 +333,8 @@ def main() -> None:
     ceiling = {"auc": float(roc_auc_score(y, truth)), "log_loss": float(log_loss(y, p))}
     results = []
     for name in CONTENDERS:
-        if (args.match and args.match not in name) or (args.skip and args.skip in name):
+        skipped = args.skip and any(part in name for part in args.skip.split(","))
+        if (args.match and args.match not in name) or skipped:
             continue
         print(f"running {name} ...", flush=True)
         doc = run(name, args.rows)
