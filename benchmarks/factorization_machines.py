@@ -312,7 +312,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--match", help="only contenders whose name contains this")
-    parser.add_argument("--skip", help="leave out contenders whose name contains one of these (a,b)")
+    parser.add_argument("--skip", help="leave out contenders naming any of these: a,b")
     parser.add_argument("--child")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--curve", type=int, help="test AUC against rows seen, up to this many")
