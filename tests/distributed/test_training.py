@@ -99,7 +99,10 @@ def test_factorization_machines_on_a_folder_of_files(
     print(f"FM: 2 workers {two.metrics[metric]:.4f}, one process {one.metrics[metric]:.4f}")
     assert two.state.counters["rows"] == binary_files.n_train
     assert two.state.meta["loss_rows"] == binary_files.n_train  # counts add up, not average
-    assert _gap(two.metrics[metric], one.metrics[metric]) <= 0.05
+    # Asynchronous: the loss depends on the order the server receives the 12 pushes in
+    # (0.460 to 0.482 over the orders seen, one process 0.456; a given order gives the same
+    # loss with whole-state and sparse pulls), so the bound leaves room for any order.
+    assert _gap(two.metrics[metric], one.metrics[metric]) <= 0.07
 
 
 @pytest.mark.parametrize("name", ["linear-learner", "kmeans"])
