@@ -49,7 +49,14 @@ from streamfit.algorithms.factorization_machines.hyperparameters import (
     FactorizationMachinesHyperparameters,
 )
 from streamfit.algorithms.factorization_machines.model import FactorizationMachinesModel
-from streamfit.algorithms.linear_learner.optim import OptimConfig, moment_names, packed_step, step
+from streamfit.algorithms.linear_learner.optim import (
+    OptimConfig,
+    gather_rows,
+    moment_names,
+    packed_step,
+    scatter_rows,
+    step,
+)
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.delta import DeltaRule
@@ -138,6 +145,19 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         state.meta.update(step=0, loss_sum=0.0, loss_rows=0)
         return state
 
+    #: The lazy update's tensors: ``update`` writes only the batch's columns' rows of them.
+    touched_tensors: ClassVar[frozenset[str]] = frozenset({"table", "touches", "at"})
+
+    def touched_rows(self, batch: Batch) -> torch.Tensor | None:
+        """The batch's columns (a dense batch's columns with a nonzero): ``update`` steps,
+        counts and brings up to date only those rows (decay and averages included)."""
+        x = batch.features
+        if batch.n_rows == 0:
+            return torch.zeros(0, dtype=torch.int64, device=batch.device)
+        if isinstance(x, CSR):
+            return x.indices
+        return (x != 0).any(0).nonzero().squeeze(1)
+
     def update(self, state: State, batch: Batch) -> float:
         """One optimiser step on ``batch``; returns its summed loss before the step."""
         hp = self.hp
@@ -149,7 +169,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         if isinstance(x, CSR):
             uniq, inverse, order, starts = x.columns()
             vals, offsets = x.values, x.indptr[:-1]
-            rows_u = t["table"].index_select(0, uniq)  # (u, slots, k + 1)
+            rows_u = gather_rows(t["table"], uniq)  # (u, slots, k + 1)
             v_u, w_u = rows_u[:, 0, :-1], rows_u[:, 0, -1]
             # Per row: s = sum_i v_i x_i, q = sum_i |v_i|^2 x_i^2 and the linear term.
             s = F.embedding_bag(inverse, v_u, offsets, mode="sum", per_sample_weights=vals)
@@ -255,7 +275,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         if rows is None:
             sel = table
         else:
-            sel = gathered if gathered is not None else table.index_select(0, rows)
+            sel = gathered if gathered is not None else gather_rows(table, rows)
         at = state.tensors["at"]
         beta = 1.0 - 1.0 / hp.averaging_batches
         # Catch up: since its last step the row held its parameters unchanged.
@@ -267,7 +287,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
             at.fill_(t)
         else:
             at.index_fill_(0, rows, t)
-            table.index_copy_(0, rows, sel)
+            scatter_rows(table, rows, sel)
 
     def merge(self, a: State, b: State) -> State:
         """Each feature's parameters and moments averaged, weighted by how many batches of

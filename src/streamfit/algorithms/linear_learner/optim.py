@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["OptimConfig", "candidate_grid", "moment_names", "packed_step", "step"]
+__all__ = [
+    "OptimConfig",
+    "candidate_grid",
+    "gather_rows",
+    "moment_names",
+    "packed_step",
+    "scatter_rows",
+    "step",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,24 @@ def step(
             buffers[k].index_copy_(0, rows, v)
 
 
+def gather_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[rows]`` (a copy). On the CPU numpy's ``take`` is faster than ``index_select``
+    on a wide table (52 against 66 us for 3,000 rows of 51 floats)."""
+    if table.device.type == "cpu" and table.is_contiguous():
+        return torch.from_numpy(table.numpy().take(rows.numpy(), axis=0))
+    return table.index_select(0, rows)
+
+
+def scatter_rows(table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``table[rows] = values`` for distinct ``rows``. On the CPU numpy's assignment takes
+    half the time of ``index_copy_`` (73 against 140 us for 3,000 rows of 51 floats): it was
+    the largest single cost of a lazy Factorization Machines update."""
+    if table.device.type == "cpu" and table.is_contiguous() and values.is_contiguous():
+        table.numpy()[rows.numpy()] = values.numpy()
+    else:
+        table.index_copy_(0, rows, values)
+
+
 def packed_step(
     cfg: OptimConfig,
     table: torch.Tensor,
@@ -136,8 +162,10 @@ def packed_step(
     """
     if rows is None:
         sel = table
+    elif gathered is not None:
+        sel = gathered
     else:
-        sel = gathered if gathered is not None else table.index_select(0, rows)
+        sel = gather_rows(table, rows)
     p = sel[:, 0]
     if wd is not None:
         grad = grad.add(p * wd)
@@ -162,4 +190,4 @@ def packed_step(
         mom.mul_(cfg.momentum).add_(grad)
         p.sub_(mom * lr)
     if rows is not None:
-        table.index_copy_(0, rows, sel)
+        scatter_rows(table, rows, sel)
