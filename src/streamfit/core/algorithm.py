@@ -67,6 +67,10 @@ class Algorithm(ABC, Generic[H]):
     #: What each state tensor or meta entry is, for a parameter server's deltas (see
     #: :mod:`streamfit.core.delta`): unnamed tensors are averaged, unnamed meta fixed.
     delta_rules: ClassVar[Mapping[str, DeltaRule]] = {}
+    #: Tensors whose rows are features and that ``update`` changes only in the rows that
+    #: :meth:`touched_rows` names (lazy sparse updates): a parameter server's worker looks for
+    #: its changes among those rows rather than comparing whole tables with its last pull.
+    touched_tensors: ClassVar[frozenset[str]] = frozenset()
 
     hp: H
 
@@ -121,6 +125,11 @@ class Algorithm(ABC, Generic[H]):
 
     def hash_space(self) -> int | None:
         """Fold feature ids into ``[0, n)`` while reading (the hashing trick), if set."""
+        return None
+
+    def touched_rows(self, batch: Batch) -> torch.Tensor | None:
+        """The rows of ``touched_tensors`` that ``update(state, batch)`` may change, repeats
+        allowed (a superset is fine, a row missing is a wrong delta), or None: any row."""
         return None
 
     def warmup_rows(self) -> int:

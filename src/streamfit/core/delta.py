@@ -88,10 +88,17 @@ def rule_of(rules: Mapping[str, DeltaRule], name: str, *, tensor: bool) -> Delta
 
 
 def state_delta(
-    before: State, after: State, rules: Mapping[str, DeltaRule], *, latest: bool = True
+    before: State,
+    after: State,
+    rules: Mapping[str, DeltaRule],
+    *,
+    latest: bool = True,
+    candidates: Mapping[str, torch.Tensor] | None = None,
 ) -> Delta:
     """What training moved ``before`` to ``after`` by (``after`` trained from ``before``);
-    without the ``latest`` tensors when ``latest`` is False."""
+    without the ``latest`` tensors when ``latest`` is False. ``candidates``: for some
+    tensors, the only rows (sorted, distinct) that may differ, the caller's word for it;
+    the delta is the same as without them, found without comparing the other rows."""
     delta = Delta()
     for name, new in after.tensors.items():
         rule = rule_of(rules, name, tensor=True)
@@ -100,7 +107,11 @@ def state_delta(
         old = before.tensors[name]
         # ``latest``: the rows the worker wrote, which the server overwrites; else differences
         # (of the touched rows alone: the whole table's would cost a copy of it per push).
-        touched = sparse_rows(_changed(new, old))
+        among = None if candidates is None else candidates.get(name)
+        if among is None:
+            touched = sparse_rows(_changed(new, old))
+        else:
+            touched = _changed_among(new, old, among)
         if touched is not None:
             rows = new.index_select(0, touched)
             if rule != "latest":
@@ -130,6 +141,18 @@ def _changed(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         bits = _BITS[new.element_size()]
         return new.view(bits).ne(old.view(bits))
     return new.ne(old)
+
+
+def _changed_among(new: torch.Tensor, old: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
+    """:func:`sparse_rows` of :func:`_changed` when only ``rows`` (sorted, distinct) may
+    differ: the same answer at the cost of those rows, not of the tensor (a wide table's
+    comparison was most of a worker's push)."""
+    if not row_sparse(new):
+        return None
+    rows = rows.to(new.device)
+    hit = _changed(new.index_select(0, rows), old.index_select(0, rows))
+    touched = rows[hit.flatten(1).any(1) if hit.dim() > 1 else hit]
+    return touched if touched.numel() < _SPARSE_FRACTION * new.shape[0] else None
 
 
 def row_sparse(tensor: torch.Tensor) -> bool:

@@ -100,17 +100,43 @@ class RowVersions:
 
 
 class Replica:
-    """A worker's side: the state it last pulled (what its next delta is taken against) and
-    the server's version of that pull."""
+    """A worker's side: the state it last pulled (what its next delta is taken against), the
+    server's version of that pull, and which rows of the ``touched`` tensors (an algorithm's
+    ``touched_tensors``: rows are features) training may have changed since."""
 
-    def __init__(self, state: State, rules: Mapping[str, DeltaRule]) -> None:
+    def __init__(
+        self,
+        state: State,
+        rules: Mapping[str, DeltaRule],
+        touched: frozenset[str] = frozenset(),
+    ) -> None:
         self.rules = rules
         self.pulled = state.clone()
         self.since: int | None = None  # the first pull is a full one
+        self.touched = sorted(touched & state.tensors.keys())
+        # One flag per feature row: cheaper to keep than the batches' indices, and bounded.
+        self.rows: torch.Tensor | None = None  # None: any row may have changed
+        if self.touched:
+            first = state.tensors[self.touched[0]]
+            assert all(state.tensors[n].shape[0] == first.shape[0] for n in self.touched)
+            self.rows = torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
+        self.anywhere = self.rows is None
+
+    def touch(self, rows: torch.Tensor | None) -> None:
+        """Training changed at most ``rows`` (an algorithm's ``touched_rows``; None: any)."""
+        if rows is None:
+            self.anywhere = True
+        elif not self.anywhere and self.rows is not None:
+            self.rows[rows.to(self.rows.device)] = True
 
     def delta(self, trained: State, *, latest: bool) -> Delta:
-        """What training moved the pulled state by (see :func:`state_delta`)."""
-        return state_delta(self.pulled, trained, self.rules, latest=latest)
+        """What training moved the pulled state by (see :func:`state_delta`): the touched
+        tensors compared only in the rows :meth:`touch` named since the last pull."""
+        candidates: dict[str, torch.Tensor] = {}
+        if not self.anywhere and self.rows is not None:
+            rows = self.rows.nonzero().squeeze(1)
+            candidates = dict.fromkeys(self.touched, rows)
+        return state_delta(self.pulled, trained, self.rules, latest=latest, candidates=candidates)
 
     def receive(self, trained: State, pull: Pull, *, latest: bool) -> State:
         """Continue from the server's state: ``pull``'s rows written into ``trained``'s
@@ -139,4 +165,8 @@ class Replica:
         self.pulled.meta = copy.deepcopy(state.meta)
         self.pulled.counters = dict(state.counters)
         self.since = pull.version
+        # The state now is the pull, which is the pulled copy: nothing differs from it.
+        if self.rows is not None:
+            self.rows.zero_()
+            self.anywhere = False
         return state

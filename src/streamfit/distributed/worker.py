@@ -121,6 +121,8 @@ class ShardWorker:
                 break
             assert self.state is not None
             batch_loss = fold(self.algo, self.state, batch)
+            if self.replica is not None:  # what the next push's delta need compare
+                self.replica.touch(self.algo.touched_rows(batch))
             self.position = batch.end_position
             batches += 1
             rows += batch.n_rows
@@ -155,4 +157,4 @@ class ShardWorker:
         self.state = state
         self.unpushed = 0
         if self.server is not None:
-            self.replica = Replica(state, self.algo.delta_rules)
+            self.replica = Replica(state, self.algo.delta_rules, self.algo.touched_tensors)
