@@ -12,7 +12,7 @@ import torch
 
 from streamfit import Batch, State, get_algorithm
 from streamfit.core.batch import CSR
-from streamfit.core.delta import shared_view
+from streamfit.core.delta import Delta, shared_view, state_delta
 from streamfit.distributed.pull import Pull, Replica
 from streamfit.distributed.server import ParameterServer
 from streamfit.distributed.worker import LATEST_EVERY
@@ -53,6 +53,18 @@ def _assert_same(worker: State, server: State, rules: Any, what: str) -> None:
     assert worker.counters == full.counters, what
 
 
+def _assert_same_delta(hooked: Delta, scanned: Delta, what: str) -> None:
+    """The touched-rows path found bit for bit the delta that comparing everything finds."""
+    assert hooked.tensors.keys() == scanned.tensors.keys(), what
+    assert hooked.rows.keys() == scanned.rows.keys(), what
+    for name, value in scanned.tensors.items():
+        assert torch.equal(_bits(hooked.tensors[name]), _bits(value)), f"{what}: {name}"
+    for name, (where, rows) in scanned.rows.items():
+        assert torch.equal(hooked.rows[name][0], where), f"{what}: {name} rows"
+        assert torch.equal(_bits(hooked.rows[name][1]), _bits(rows)), f"{what}: {name}"
+    assert hooked.meta == scanned.meta and hooked.counters == scanned.counters, what
+
+
 @dataclass(frozen=True)
 class Pulled:
     rows: set[str]  # tensors sent as rows
@@ -69,7 +81,7 @@ def _exchange(algo: Any, width: int, sparse: bool, workers: int = 3) -> list[Pul
     server = ParameterServer(rules, workers)
     server.replace(_wire(first), [0] * workers)
     states = [_wire(first) for _ in range(workers)]
-    replicas = [Replica(s, rules) for s in states]
+    replicas = [Replica(s, rules, algo.touched_tensors) for s in states]
     pushes = [0] * workers
     pulls: list[Pulled] = []
     for step in range(60):
@@ -78,12 +90,19 @@ def _exchange(algo: Any, width: int, sparse: bool, workers: int = 3) -> list[Pul
             server.replace(_wire(server.state), [0] * workers)
             assert server.state is not None
             states = [_wire(server.state) for _ in range(workers)]
-            replicas = [Replica(s, rules) for s in states]
+            replicas = [Replica(s, rules, algo.touched_tensors) for s in states]
         many = step % 11 == 5
         for _ in range(12 if many else 1 + step % 3):
-            fold(algo, states[i], _batch(g, 50, width, sparse))
+            batch = _batch(g, 50, width, sparse)
+            fold(algo, states[i], batch)
+            replicas[i].touch(algo.touched_rows(batch))
+        # Sparse batches: the hook's rows, not the whole tables, are compared.
+        assert replicas[i].anywhere is not sparse
         latest = pushes[i] % LATEST_EVERY == 0
-        delta = _wire(replicas[i].delta(states[i], latest=latest))
+        hooked = replicas[i].delta(states[i], latest=latest)
+        scanned = state_delta(replicas[i].pulled, states[i], rules, latest=latest)
+        _assert_same_delta(hooked, scanned, f"delta {step}, worker {i}")
+        delta = _wire(hooked)
         since = replicas[i].since
         pull: Pull = _wire(server.push(i, delta, step, since))
         pulls.append(Pulled(set(pull.rows), set(pull.view.tensors), pull.nbytes))
@@ -139,3 +158,84 @@ def test_a_pull_from_before_the_last_replace_is_a_full_one() -> None:
     assert server.push(0, empty, 0, since).rows["table"][0].numel() == 0  # nothing changed
     server.replace(state.clone(), [0])
     assert not server.push(0, empty, 0, since).rows  # its rows may all differ now
+
+
+def test_sparse_pulls_give_sparse_linear_learner_the_servers_state() -> None:
+    # Sparse rows: a lazy step of the touched rows, decay and L1 included (4 candidates:
+    # with and without each), so pushes look for changes only among them.
+    hp = {"predictor_type": "binary_classifier", "num_models": 4, "mini_batch_size": 50}
+    algo = get_algorithm("linear-learner")(**hp)
+    pulls = _exchange(algo, WIDTH, sparse=True)
+    assert {"weight", "weight.m", "weight.v"} <= {name for p in pulls for name in p.rows}
+
+
+def _uncovered(algo: Any, state: State, batch: Batch) -> dict[str, int]:
+    """Train ``state`` on ``batch``: how many rows of each of ``touched_tensors`` changed,
+    bit for bit, that ``touched_rows`` did not name."""
+    before = state.clone()
+    fold(algo, state, batch)
+    claimed = algo.touched_rows(batch)
+    found: dict[str, int] = {}
+    for name in algo.touched_tensors & state.tensors.keys():
+        new, old = state.tensors[name], before.tensors[name]
+        n = new.shape[0]
+        changed = (_bits(new).view(n, -1) != _bits(old).view(n, -1)).any(1)
+        if claimed is None:  # any row: nothing is left out
+            changed.zero_()
+        else:
+            changed[claimed] = False
+        found[name] = int(changed.sum())
+    return found
+
+
+FM_CASES = [
+    {"optimizer": "adam", "averaging_batches": 20},
+    {"optimizer": "sgd", "factors_wd": 0.01, "linear_wd": 0.01},
+    {"optimizer": "adam", "averaging_batches": 5, "factors_wd": 0.01, "clip_gradient": 0.1},
+]
+
+
+def test_touched_rows_cover_every_row_an_update_changes() -> None:
+    """The hook against the scan on real updates: a row an update changes but the hook
+    leaves out would be missing from a push, silently."""
+    g = torch.Generator().manual_seed(3)
+    width = 256
+    for extra in FM_CASES:
+        fm = get_algorithm("factorization-machines")(
+            feature_dim=width, num_factors=3, predictor_type="binary_classifier", **extra
+        )
+        state = fm.init_state(width)
+        names = fm.touched_tensors & state.tensors.keys()
+        assert names >= {"table", "touches"}
+        for i in range(6):
+            sparse = i % 3 != 2
+            batch = _batch(g, 20, width, sparse)
+            if not sparse:  # some columns unused: the dense path's lazy rows
+                batch = Batch(batch.dense_features() * (torch.arange(width) % 3 == 0), batch.labels)
+            assert not any(_uncovered(fm, state, batch).values()), (extra, i)
+    for optimizer in ("adam", "sgd", "rmsprop"):
+        ll = get_algorithm("linear-learner")(
+            predictor_type="binary_classifier", num_models=4, optimizer=optimizer
+        )
+        state, _ = warm_up(ll, None, iter([_batch(g, 20, width, True)]), torch.device("cpu"), "t")
+        assert ll.touched_tensors & state.tensors.keys() >= {"weight"}
+        for i in range(4):
+            uncovered = _uncovered(ll, state, _batch(g, 20, width, sparse=i != 3))
+            assert not any(uncovered.values()), (optimizer, i)
+
+
+def test_a_hook_that_leaves_out_a_changed_row_is_caught() -> None:
+    fm = get_algorithm("factorization-machines")(
+        feature_dim=64, num_factors=2, predictor_type="binary_classifier"
+    )
+    truthful = fm.touched_rows
+
+    def short(batch: Batch) -> torch.Tensor | None:
+        rows = truthful(batch)
+        assert rows is not None
+        return rows[rows != rows[0]]
+
+    fm.touched_rows = short  # type: ignore[method-assign]
+    state = fm.init_state(64)
+    g = torch.Generator().manual_seed(5)
+    assert sum(_uncovered(fm, state, _batch(g, 20, 64, sparse=True)).values()) > 0

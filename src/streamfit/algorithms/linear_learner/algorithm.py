@@ -186,6 +186,18 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.tensors["class_weight"] = class_weights(hp, labels).to(state.device)
         state.meta["prepared"] = True
 
+    #: The weights and their moments: a sparse batch's lazy update writes only its columns'
+    #: rows of them (decay and L1 included). The reservoir and the bias are other tensors.
+    touched_tensors: ClassVar[frozenset[str]] = frozenset(
+        {"weight", "weight.m", "weight.v", "weight.mom"}
+    )
+
+    def touched_rows(self, batch: Batch) -> torch.Tensor | None:
+        """A sparse batch's columns; None for a dense one (its step decays every row)."""
+        if batch.n_rows == 0:
+            return torch.zeros(0, dtype=torch.int64, device=batch.device)
+        return batch.features.indices if isinstance(batch.features, CSR) else None
+
     def update(self, state: State, batch: Batch) -> float:
         hp = self.hp
         if batch.n_rows == 0:
