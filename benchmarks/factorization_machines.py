@@ -267,11 +267,12 @@ def _csr(block: Any) -> Any:
 
     from streamfit.core.batch import CSR
 
-    col = block.column("indices")
+    col = block.column("indices")  # a slice of a list array: offsets need not start at 0
+    offsets = col.offsets.to_numpy().astype(np.int64)
     return CSR(
-        torch.from_numpy(col.offsets.to_numpy().astype(np.int64)),
-        torch.from_numpy(col.values.to_numpy().astype(np.int64)),
-        torch.from_numpy(block.column("values").values.to_numpy()),
+        torch.from_numpy(offsets - offsets[0]),
+        torch.from_numpy(col.flatten().to_numpy().astype(np.int64)),
+        torch.from_numpy(block.column("values").flatten().to_numpy(zero_copy_only=False).copy()),
         1 << BITS,
     )
 
@@ -297,7 +298,7 @@ def curve(max_rows: int) -> None:
         state = algo.init_state(1 << BITS)
         seen = 0
         for block in task.blocks(marks[-1], block=100_000):
-            x, labels = _csr(block), torch.from_numpy(block.column("label").to_numpy())
+            x, labels = _csr(block), torch.from_numpy(block.column("label").to_numpy().copy())
             for i in range(0, block.num_rows, 1000):
                 rows = torch.arange(i, min(i + 1000, block.num_rows))
                 algo.update(state, Batch(x.select_rows(rows), labels[rows]))
