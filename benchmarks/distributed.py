@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from factorization_machines import FM_HP  # the same model as the one-process FM benchmark
 from streamfit import train
 from streamfit.datagen import cluster_task, fm_task, linear_task, low_rank_task
 
@@ -50,18 +51,6 @@ LL_HP = {
     "num_models": 32,
     "mini_batch_size": 1000,
     "binary_classifier_model_selection_criteria": "loss_function",
-}
-FM_HP = {
-    "feature_dim": 1 << 20,
-    "num_factors": 16,
-    "predictor_type": "binary_classifier",
-    "mini_batch_size": 1000,
-    "linear_lr": 0.003,
-    "factors_lr": 0.003,
-    "linear_wd": 0.0,
-    "factors_wd": 0.0,
-    "factors_init_sigma": 0.01,
-    "averaging_batches": 300,
 }
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     # name: (algorithm, hyperparameters, metric: higher is better unless it is msd)
