@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from streamfit.jobs.backends.local import Capacity, LocalBackend
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.store import Store
 from tests.jobs.pg_ctl_as_user import find_pg_ctl
 
@@ -71,3 +73,15 @@ def ctx(tmp_path: Path, store_url: str) -> Iterator[StepContext]:
         store, backend, home, rand=random.Random(0), capacity_backoff=0.05, capacity_backoff_max=0.2
     )
     store.close()
+
+
+def command_spec(code: str, **kw: object) -> JobSpec:
+    """A job that runs ``python -c code``; ``kw`` are further spec fields."""
+    return JobSpec.model_validate(
+        {
+            "name": kw.pop("name", "job"),
+            "owner": "a@example.com",
+            "command": [sys.executable, "-c", code],
+            **kw,
+        }
+    )

@@ -40,6 +40,7 @@ from streamfit.jobs.spec import JobSpec, Resources
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job, Store
 from tests.conftest import BinaryFiles
+from tests.jobs.conftest import command_spec
 
 JobSubmissionClient = pytest.importorskip(
     "ray.job_submission"
@@ -160,17 +161,6 @@ def _namespace() -> str:
     return f"t{uuid.uuid4().hex[:8]}"
 
 
-def _command(code: str, **kw: object) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "name": kw.pop("name", "job"),
-            "owner": "a@example.com",
-            "command": [sys.executable, "-c", code],
-            **kw,
-        }
-    )
-
-
 def _finish(ctx: StepContext, timeout: float = 90) -> list[Job]:
     scheduler = Scheduler(ctx, launch_interval=0.2, monitor_interval=0.2, retry_interval=0.2)
     assert scheduler.run_until(lambda: all(j.is_terminal for j in ctx.store.find()), timeout)
@@ -221,7 +211,7 @@ def test_a_builtin_job_trains_on_the_cluster_and_records_its_metrics(
 def test_failures_are_retried_and_classified(ctx: StepContext) -> None:
     broken, missing = ctx.store.submit(
         [
-            _command("raise SystemExit('boom')", retry={"algorithm": 1, "backoff_seconds": 0}),
+            command_spec("raise SystemExit('boom')", retry={"algorithm": 1, "backoff_seconds": 0}),
             JobSpec(name="x", owner="a@example.com", command=["no-such-program-x"]),
         ],
         now=time.time(),
@@ -250,8 +240,8 @@ def test_stop_requests_and_overstays_end_the_run(ctx: StepContext) -> None:
     """)
     stopped, overstayed = ctx.store.submit(
         [
-            _command(graceful, name="stopped"),
-            _command(
+            command_spec(graceful, name="stopped"),
+            command_spec(
                 "import time; time.sleep(60)",
                 name="slow",
                 max_runtime_seconds=1,
@@ -274,7 +264,7 @@ def test_stop_requests_and_overstays_end_the_run(ctx: StepContext) -> None:
 def test_the_cli_runs_the_scheduler_against_the_cluster(tmp_path: Path, ray_address: str) -> None:
     home = tmp_path / "home"
     store = Store.open(home)
-    job_id = store.submit([_command("print('from ray')")], now=time.time()).job_ids[0]
+    job_id = store.submit([command_spec("print('from ray')")], now=time.time()).job_ids[0]
     store.close()
     env = {"STREAMFIT_HOME": str(home), "STREAMFIT_DATABASE_URL": None}
     args = ["scheduler", "tick", "--backend", "ray", "--ray-address", ray_address, "--json"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,17 +14,7 @@ from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
-
-
-def _command(code: str, **kw: object) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "name": kw.pop("name", "job"),
-            "owner": "a@example.com",
-            "command": [sys.executable, "-c", code],
-            **kw,
-        }
-    )
+from tests.jobs.conftest import command_spec
 
 
 def _finish(ctx: StepContext, timeout: float = 60) -> list[Job]:
@@ -40,9 +29,9 @@ def _history(ctx: StepContext, job_id: int) -> list[tuple[str | None, str]]:
 
 def test_a_job_that_does_not_fit_waits_without_using_attempts(ctx: StepContext) -> None:
     ctx.store.submit(
-        [_command("import time; time.sleep(2)", resources={"cpus": 2})], now=time.time()
+        [command_spec("import time; time.sleep(2)", resources={"cpus": 2})], now=time.time()
     )
-    waiting = ctx.store.submit([_command("pass", name="small")], now=time.time()).job_ids[0]
+    waiting = ctx.store.submit([command_spec("pass", name="small")], now=time.time()).job_ids[0]
     assert launch_step(ctx) + launch_step(ctx) == 2  # one launch, then one recorded wait
     job = ctx.store.get(waiting)
     assert job.status == Status.NEW and job.attempt == 1
@@ -63,8 +52,8 @@ def test_failures_retry_within_budget_then_end_final(ctx: StepContext, tmp_path:
     )
     ids = ctx.store.submit(
         [
-            _command(code, name="flaky", retry={"algorithm": 2, "backoff_seconds": 0}),
-            _command(
+            command_spec(code, name="flaky", retry={"algorithm": 2, "backoff_seconds": 0}),
+            command_spec(
                 "raise SystemExit('boom')",
                 name="broken",
                 retry={"algorithm": 1, "backoff_seconds": 0},
@@ -87,7 +76,7 @@ def test_failures_retry_within_budget_then_end_final(ctx: StepContext, tmp_path:
 def test_the_same_error_again_and_again_is_a_crash_loop(ctx: StepContext) -> None:
     job_id = ctx.store.submit(
         [
-            _command(
+            command_spec(
                 "raise SystemExit('same error 12345')",
                 retry={"algorithm": 10, "backoff_seconds": 0, "crash_loop": 3},
             )
@@ -102,7 +91,11 @@ def test_the_same_error_again_and_again_is_a_crash_loop(ctx: StepContext) -> Non
 
 def test_a_run_past_its_maximum_time_is_stopped_and_failed(ctx: StepContext) -> None:
     job_id = ctx.store.submit(
-        [_command("import time; time.sleep(60)", max_runtime_seconds=0.5, retry={"algorithm": 0})],
+        [
+            command_spec(
+                "import time; time.sleep(60)", max_runtime_seconds=0.5, retry={"algorithm": 0}
+            )
+        ],
         now=time.time(),
     ).job_ids[0]
     _finish(ctx)
@@ -114,8 +107,8 @@ def test_a_run_past_its_maximum_time_is_stopped_and_failed(ctx: StepContext) -> 
 def test_stop_requests_reach_the_run_or_prevent_the_launch(ctx: StepContext) -> None:
     running, waiting = ctx.store.submit(
         [
-            _command("import time; time.sleep(60)", resources={"cpus": 2}),
-            _command("pass", name="never"),
+            command_spec("import time; time.sleep(60)", resources={"cpus": 2}),
+            command_spec("pass", name="never"),
         ],
         now=time.time(),
     ).job_ids
@@ -132,7 +125,7 @@ def test_unrunnable_jobs_fail_as_invalid_at_once(ctx: StepContext) -> None:
     ids = ctx.store.submit(
         [
             JobSpec(name="x", owner="a@example.com", command=["no-such-program-x"]),
-            _command("pass", resources={"cpus": 64}),
+            command_spec("pass", resources={"cpus": 64}),
         ],
         now=time.time(),
     ).job_ids
