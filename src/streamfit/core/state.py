@@ -34,9 +34,12 @@ class Position:
 class State:
     """A training state.
 
-    ``tensors`` and ``meta`` belong to the algorithm; ``counters`` and ``position`` to the
-    trainer. ``generator`` is the only source of randomness an algorithm may use, so that a
-    resumed run draws the same numbers as an uninterrupted one.
+    ``tensors`` and ``meta`` belong to the algorithm; ``counters``, ``position`` and
+    ``inputs`` to the trainer. ``generator`` is the only source of randomness an algorithm may
+    use, so that a resumed run draws the same numbers as an uninterrupted one. ``inputs``
+    says what the state was trained on: the input schema (``"schema"``: the feature columns by
+    name, for sources that name them) and the identity of the train channel (``"train"``), so
+    that resuming or predicting on other data is an error rather than a silent mix-up.
     """
 
     algorithm: str
@@ -47,6 +50,7 @@ class State:
     counters: dict[str, float] = field(default_factory=dict)
     position: Position = field(default_factory=Position)
     generator: torch.Generator = field(default_factory=torch.Generator)
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -74,6 +78,7 @@ class State:
             counters=dict(self.counters),
             position=Position(self.position.epoch, self.position.rows),
             generator=generator,
+            inputs=_deep_copy_json(self.inputs),
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -86,6 +91,7 @@ class State:
             "meta": self.meta,
             "counters": self.counters,
             "position": {"epoch": self.position.epoch, "rows": self.position.rows},
+            "inputs": self.inputs,
         }
         return save_folder(path, "state", self.algorithm, tensors, meta)
 
@@ -112,6 +118,7 @@ class State:
                 counters={k: v for k, v in doc["counters"].items()},
                 position=position,
                 generator=generator,
+                inputs=dict(doc.get("inputs") or {}),  # states written before it had none
             )
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CorruptStateError(f"{path}: incomplete state ({exc!r})") from exc
