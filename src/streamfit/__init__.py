@@ -35,6 +35,7 @@ _EXPORTS = {
     "IncompatibleStateError": "streamfit.errors",
     "StateError": "streamfit.errors",
     "StreamfitError": "streamfit.errors",
+    "TrainingDiverged": "streamfit.errors",
     "TrainingInterrupted": "streamfit.errors",
     "finalize": "streamfit.training.inference",
     "predict": "streamfit.training.inference",
@@ -60,6 +61,7 @@ __all__ = [
     "StateError",
     "StreamfitError",
     "TrainResult",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "__version__",
     "algorithm_names",
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
         IncompatibleStateError,
         StateError,
         StreamfitError,
+        TrainingDiverged,
         TrainingInterrupted,
     )
     from streamfit.training.inference import finalize, predict, predict_records

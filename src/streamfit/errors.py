@@ -7,6 +7,7 @@
      ├── StateError                a state or model folder that cannot be used
      │    ├── CorruptStateError    truncated, unreadable or tampered files
      │    └── IncompatibleStateError  another algorithm, a newer format, another feature width
+     ├── TrainingDiverged          the loss or the state became NaN or infinite
      └── TrainingInterrupted       asked to stop (SIGTERM); a checkpoint was written first
 
 Every error here is permanent for the input that caused it: retrying the same job with the same
@@ -23,6 +24,7 @@ __all__ = [
     "IncompatibleStateError",
     "StateError",
     "StreamfitError",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "UnknownAlgorithmError",
 ]
@@ -82,6 +84,13 @@ class CorruptStateError(StateError):
 
 class IncompatibleStateError(StateError):
     """A readable state that belongs to another algorithm, a newer format or other data."""
+
+
+class TrainingDiverged(StreamfitError):
+    """Training produced a non-finite loss or state (settings that diverge, or features too
+    large to train on unscaled). The last checkpoint with finite values is kept."""
+
+    exit_code = 5
 
 
 class TrainingInterrupted(StreamfitError):

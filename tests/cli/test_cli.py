@@ -199,3 +199,25 @@ def test_options_come_from_streamfit_variables(binary_files: BinaryFiles, tmp_pa
 def test_algorithms_lists_the_registry() -> None:
     code, stdout, _ = _run("algorithms")
     assert code == 0 and "linear-learner" in stdout.split()
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Errors streamfit has no message for yet still end in one line and exit 1;
+    ``--debug`` (or STREAMFIT_DEBUG=1) adds the traceback."""
+    import streamfit.cli.train
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody planned for")
+
+    monkeypatch.setattr(streamfit.cli.train, "train", broken)
+    args = ["train", "pca", "--train", "x.csv", "--output", str(tmp_path)]
+    quiet = CliRunner().invoke(cli, args)
+    assert quiet.exit_code == 1
+    assert quiet.stderr.startswith("error: unexpected RuntimeError: something nobody planned")
+    assert "Traceback" not in quiet.stderr and "--debug" in quiet.stderr
+    loud = CliRunner().invoke(cli, ["--debug", *args])
+    assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr
+    env = CliRunner(env={"STREAMFIT_DEBUG": "1"}).invoke(cli, args)
+    assert "Traceback (most recent call last)" in env.stderr

@@ -19,6 +19,7 @@ import torch
 
 from streamfit import (
     Batcher,
+    ConfigError,
     TrainingInterrupted,
     algorithm_names,
     get_algorithm,
@@ -266,3 +267,37 @@ def test_peak_memory_does_not_grow_with_rows(name: str) -> None:
     small = _peak_rss(name, 10_000)
     large = _peak_rss(name, 1_000_000)
     assert large - small < 16, f"peak RSS {small:.0f} MB after 1e4 rows, {large:.0f} MB after 1e6"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_bytes_is_what_init_state_allocates(name: str) -> None:
+    """The memory check refuses states by this estimate: it must not drift from the truth."""
+    algo = get_algorithm(name)(CASES[name].hyperparameters)
+    width = algo.expected_features() or 50
+    state = algo.init_state(width)
+    actual = sum(t.numel() * t.element_size() for t in state.tensors.values())
+    assert abs(algo.state_bytes(width) - actual) <= 0.05 * actual
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_float_hyperparameter_refuses_nan_and_infinity(name: str) -> None:
+    cls = get_algorithm(name)
+    base = CASES[name].hyperparameters
+    fields = cls.hyperparameters_class.model_fields
+    floats = [f for f, info in fields.items() if "float" in str(info.annotation)]
+    for field_name in floats:
+        for bad in ("nan", "inf", "-inf"):
+            with pytest.raises(ConfigError, match=f"'{field_name}'='{bad}'"):
+                cls({**base, field_name: bad})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_too_large_for_memory_is_refused_before_allocating(name: str) -> None:
+    algo = get_algorithm(name)(
+        {
+            **CASES[name].hyperparameters,
+            **({"feature_dim": 10**12} if "feature_dim" in CASES[name].hyperparameters else {}),
+        }
+    )
+    with pytest.raises(ConfigError, match=r"needs [\d.]+ [KMGTPE]B but only"):
+        algo.init_state(10**12)

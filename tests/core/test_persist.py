@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamfit import CorruptStateError, IncompatibleStateError, State, load_model
+from streamfit import ConfigError, CorruptStateError, IncompatibleStateError, State, load_model
 from streamfit.algorithms.linear_learner import LinearLearner, LinearLearnerModel
-from streamfit.core.persist import FORMAT_VERSION
+from streamfit.core.persist import FORMAT_VERSION, _json_sum
 
 
 def _state() -> State:
@@ -86,7 +86,14 @@ def test_files_are_safetensors_and_json_never_pickle(tmp_path: Path) -> None:
             CorruptStateError,
             "not a streamfit state",
         ),
+        (
+            lambda d: _edit_json(d, n_features=7, reseal=False),
+            CorruptStateError,
+            "do not match its checksum",
+        ),
         (lambda d: _edit_json(d, position=None), CorruptStateError, "incomplete state"),
+        (lambda d: _edit_json(d, **{"sha256": "0" * 64}), CorruptStateError, "its checksum"),
+        (lambda d: (d / "state.json").write_text("[" * 100_000), CorruptStateError, "not valid"),
     ],
 )
 def test_damaged_state_is_a_clear_error_naming_the_file(
@@ -100,9 +107,13 @@ def test_damaged_state_is_a_clear_error_naming_the_file(
     assert str(folder) in str(info.value)
 
 
-def _edit_json(folder: Path, **changes: object) -> None:
+def _edit_json(folder: Path, *, reseal: bool = True, **changes: object) -> None:
+    """Change fields of the state's JSON; ``reseal`` recomputes its checksum, as a writer with
+    a bug (rather than damage on disk) would, so that the checks after the checksum run."""
     doc = json.loads((folder / "state.json").read_text())
     doc.update(changes)
+    if reseal and "sha256" not in changes:
+        doc["sha256"] = _json_sum(doc)
     (folder / "state.json").write_text(json.dumps(doc))
 
 
@@ -124,3 +135,37 @@ def test_model_round_trip_and_loading_by_name(tmp_path: Path) -> None:
     assert torch.equal(model.predict(x)["score"], loaded.predict(x)["score"])
     with pytest.raises(CorruptStateError, match="not a readable streamfit model"):
         load_model(tmp_path / "nowhere")
+
+
+def test_a_version_1_state_without_a_json_checksum_still_loads(tmp_path: Path) -> None:
+    _state().save(tmp_path / "s")
+    doc = json.loads((tmp_path / "s" / "state.json").read_text())
+    del doc["sha256"]
+    doc["format_version"] = 1
+    (tmp_path / "s" / "state.json").write_text(json.dumps(doc))
+    assert State.load(tmp_path / "s").position.rows == 42
+
+
+@pytest.mark.parametrize("kind", ["a file", "a foreign folder", "a folder with extras"])
+def test_saving_never_replaces_what_streamfit_did_not_write(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "s"
+    if kind == "a file":
+        target.write_text("precious")
+    elif kind == "a foreign folder":
+        target.mkdir()
+        (target / "state.json").write_text('{"format": "mine"}')
+    else:
+        _state().save(target)
+        (target / "notes.txt").write_text("precious")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match="refusing to replace"):
+        _state().save(target)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_saving_over_a_state_replaces_it(tmp_path: Path) -> None:
+    _state().save(tmp_path / "s")
+    state = _state()
+    state.position.rows = 7
+    state.save(tmp_path / "s")
+    assert State.load(tmp_path / "s").position.rows == 7

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from typing import Any
 
 import click
 
 from streamfit import __version__
+from streamfit.cli.debug import report_unexpected, set_debug
 
 __all__ = ["cli", "main"]
 
@@ -46,9 +48,16 @@ class _LazyGroup(click.Group):
 )
 @click.version_option(__version__, prog_name="streamfit")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="STREAMFIT_DEBUG",
+    help="Show the traceback of an error along with its message [env: STREAMFIT_DEBUG].",
+)
+def cli(verbose: int, debug: bool) -> None:
     """streamfit: streaming training of SageMaker-style built-in algorithms, and
     fire-and-forget management of many training jobs."""
+    set_debug(debug)
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -63,4 +72,7 @@ def algorithms_command() -> None:
 
 
 def main() -> None:
-    cli()
+    try:
+        cli.main(prog_name="streamfit")
+    except Exception as exc:  # outside any command (a command's own are handled in it)
+        sys.exit(report_unexpected(exc))

@@ -5,17 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from streamfit.cli.debug import EXIT_ERROR, debugging, report_unexpected
 from streamfit.core.hyperparameters import parse_hp_assignments
 from streamfit.errors import (
     ConfigError,
     DataError,
     StateError,
     StreamfitError,
+    TrainingDiverged,
     TrainingInterrupted,
 )
 from streamfit.jobs.errors import NoSuchJob, TransitionError
@@ -27,10 +30,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Exit codes scripts can rely on.
 EXIT_CODES = {
     "ok": 0,
-    "error": 1,  # anything unexpected
+    "error": EXIT_ERROR,  # anything unexpected
     "config": 2,  # bad option, hyperparameter or argument (also click's usage errors)
     "data": 3,  # bad input row or file
     "state": 4,  # unusable state, model or checkpoint
+    "diverged": TrainingDiverged.exit_code,  # NaN or infinite loss or state
     "interrupted": TrainingInterrupted.exit_code,  # stopped by SIGTERM after a checkpoint
 }
 
@@ -38,6 +42,7 @@ EXIT_CODES = {
 #: The first class an error is an instance of decides its prefix and exit code.
 _ERRORS: tuple[tuple[type[StreamfitError], tuple[str, str]], ...] = (
     (TrainingInterrupted, ("interrupted", "interrupted")),
+    (TrainingDiverged, ("training diverged", "diverged")),
     (NoSuchJob, ("error", "config")),  # an unknown job id
     (TransitionError, ("error", "config")),  # a change its status forbids
     (DataError, ("data error", "data")),
@@ -48,7 +53,8 @@ _ERRORS: tuple[tuple[type[StreamfitError], tuple[str, str]], ...] = (
 
 
 def handle_errors(fn: F) -> F:
-    """Turn streamfit's errors into one line on stderr and a distinct exit code."""
+    """Turn streamfit's errors into one line on stderr and a distinct exit code; anything
+    else into one line too (:func:`report_unexpected`). ``--debug`` adds the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,8 +62,14 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except StreamfitError as exc:
             prefix, code = next(v for k, v in _ERRORS if isinstance(exc, k))
+            if debugging():
+                traceback.print_exception(exc)
             click.echo(f"{prefix}: {exc}", err=True)
             sys.exit(EXIT_CODES[code])
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            sys.exit(report_unexpected(exc))
 
     return wrapper  # type: ignore[return-value]
 

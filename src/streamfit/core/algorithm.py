@@ -27,6 +27,7 @@ import torch
 from streamfit.core.batch import Batch
 from streamfit.core.delta import DeltaRule
 from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
+from streamfit.core.memory import check_fits
 from streamfit.core.model import Model
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, IncompatibleStateError
@@ -55,6 +56,9 @@ class Algorithm(ABC, Generic[H]):
     model_class: ClassVar[type[Model]]
     #: Whether training rows carry a label (CSV: in the first column).
     supervised: ClassVar[bool] = True
+    #: Whether ``update`` returns a training loss (else NaN, always): a NaN or infinite loss
+    #: then means training diverged.
+    has_loss: ClassVar[bool] = True
     #: Hyperparameters that ``finalize`` accepts: changing them needs no data.
     post_training: ClassVar[frozenset[str]] = frozenset()
     #: How far ``merge(a, b)`` may be from one pass over a+b, as a relative difference of the
@@ -71,6 +75,8 @@ class Algorithm(ABC, Generic[H]):
     #: :meth:`touched_rows` names (lazy sparse updates): a parameter server's worker looks for
     #: its changes among those rows rather than comparing whole tables with its last pull.
     touched_tensors: ClassVar[frozenset[str]] = frozenset()
+    #: The hyperparameters that make the state larger, named when it cannot fit in memory.
+    size_hyperparameters: ClassVar[tuple[str, ...]] = ()
 
     hp: H
 
@@ -90,6 +96,11 @@ class Algorithm(ABC, Generic[H]):
     @abstractmethod
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         """An empty state for rows of ``n_features`` features."""
+
+    @abstractmethod
+    def state_bytes(self, n_features: int) -> int:
+        """About how many bytes ``init_state(n_features)`` allocates (within a few percent):
+        checked against the memory available before anything is allocated."""
 
     @abstractmethod
     def update(self, state: State, batch: Batch) -> float:
@@ -163,10 +174,22 @@ class Algorithm(ABC, Generic[H]):
 
     # -- helpers -------------------------------------------------------------------------
 
+    def check_memory(self, n_features: int, extra_bytes: int = 0) -> None:
+        """Refuse (:class:`ConfigError`) a state of ``n_features`` features, plus
+        ``extra_bytes`` of buffers, that the memory available cannot hold."""
+        check_fits(
+            f"{self.name}: a state of {n_features:,} features",
+            self.state_bytes(n_features) + extra_bytes,
+            hint="lower feature_dim (or the data's width) or the hyperparameters that multiply "
+            "it (" + ", ".join(self.size_hyperparameters) + ")",
+        )
+
     def new_state(self, n_features: int) -> State:
-        """A state carrying this algorithm's name, hyperparameters and a seeded generator."""
+        """A state carrying this algorithm's name, hyperparameters and a seeded generator;
+        refused if its tensors cannot fit in memory."""
         if n_features <= 0:
             raise ConfigError(f"{self.name}: need at least one feature, got {n_features}")
+        self.check_memory(n_features)
         generator = torch.Generator()
         generator.manual_seed(self.seed)
         return State(

@@ -2,25 +2,57 @@
 
 SageMaker passes every hyperparameter as a string (``"0.01"``, ``"true"``, ``"auto"``,
 ``"[0.1, 0.9]"``); the same configurations work here unchanged.
+
+Every number is finite (``nan`` and ``inf`` are refused everywhere) and within the range its
+meaning allows; the aliases below say which, once, for every algorithm.
+
+>>> class HP(Hyperparameters):
+...     learning_rate: PositiveFloat | Auto = "auto"
+>>> try:
+...     parse_hyperparameters(HP, {"learning_rate": "-1"}, algorithm="x")
+... except ConfigError as exc:
+...     print(exc)
+x: hyperparameter 'learning_rate'='-1': Input should be greater than 0 or Input should be 'auto'
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamfit.errors import ConfigError
 
-__all__ = ["Hyperparameters", "parse_hp_assignments", "parse_hyperparameters"]
+__all__ = [
+    "Auto",
+    "Fraction",
+    "Hyperparameters",
+    "NonNegativeFloat",
+    "PositiveFloat",
+    "Seed",
+    "parse_hp_assignments",
+    "parse_hyperparameters",
+]
+
+Auto = Literal["auto"]
+#: A step size, scale or multiplier: above zero.
+PositiveFloat = Annotated[float, Field(gt=0)]
+#: A penalty or tolerance: zero turns it off.
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+#: A decay rate such as Adam's betas or momentum: in [0, 1).
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+#: What torch's generators accept.
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class Hyperparameters(BaseModel):
     """Base of every algorithm's hyperparameters: unknown names are an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

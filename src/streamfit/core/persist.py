@@ -1,8 +1,13 @@
 """Folders of tensors (safetensors) plus JSON metadata: the on-disk form of states and models.
 
 A folder holds ``<kind>.safetensors`` and ``<kind>.json``. The JSON names the format, its
-version, the algorithm and the SHA-256 of the tensor file, so that a truncated, swapped or
-tampered file is detected on load. Nothing is ever unpickled.
+version, the algorithm and the SHA-256 of the tensor file, and ends with ``sha256``: the
+SHA-256 of the rest of the JSON, so that a truncated, swapped or tampered file of either kind is
+detected on load (a JSON edited to disagree with its tensors included). Nothing is ever
+unpickled.
+
+Saving over an existing folder replaces it only if it is a streamfit folder of the same kind:
+anything else there is refused, never deleted.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from streamfit.errors import CorruptStateError, IncompatibleStateError
+from streamfit.errors import ConfigError, CorruptStateError, IncompatibleStateError
 
-__all__ = ["FORMAT_VERSION", "load_folder", "save_folder"]
+__all__ = ["FORMAT_VERSION", "check_replaceable", "load_folder", "save_folder"]
 
-FORMAT_VERSION = 1
+#: 2: the JSON carries a checksum of itself (version 1 files load without that check).
+FORMAT_VERSION = 2
+_SELF_SUM = "sha256"
 
 
 def _sha256(path: Path) -> str:
@@ -32,6 +39,36 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _json_sum(doc: dict[str, Any]) -> str:
+    """The checksum of a folder's JSON, over everything but the checksum itself."""
+    body = {k: v for k, v in doc.items() if k != _SELF_SUM}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_replaceable(path: str | os.PathLike[str], kind: str) -> None:
+    """Refuse (:class:`ConfigError`) to save a ``kind`` folder over ``path`` when something that
+    is not a streamfit ``kind`` folder is there: saving would delete it."""
+    target = Path(path)
+    if not target.exists() and not target.is_symlink():
+        return
+    what = f"{target} exists and is not a streamfit {kind} folder"
+    if target.is_symlink() or not target.is_dir():
+        raise ConfigError(f"{what} (a file or link): refusing to replace it")
+    ours = {f"{kind}.json", f"{kind}.safetensors"}
+    others = sorted(p.name for p in target.iterdir() if p.name not in ours)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise ConfigError(f"{what} (it holds {shown}): refusing to replace it")
+    if (target / f"{kind}.json").exists():
+        try:
+            doc = json.loads((target / f"{kind}.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            doc = None
+        if not isinstance(doc, dict) or doc.get("format") != f"streamfit-{kind}":
+            raise ConfigError(f"{what}: refusing to replace it")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,6 +92,7 @@ def save_folder(
     into place, so a reader (or a crash) sees the old folder or the new one, never a mix.
     """
     target = Path(path)
+    check_replaceable(target, kind)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -69,6 +107,7 @@ def save_folder(
             "tensors_sha256": _sha256(tensor_file),
             **meta,
         }
+        doc[_SELF_SUM] = _json_sum(doc)
         json_file = tmp / f"{kind}.json"
         json_file.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         for f in (tensor_file, json_file):
@@ -102,8 +141,10 @@ def load_folder(
             raise CorruptStateError(f"{f}: missing; is {folder} a streamfit {kind} folder?")
     try:
         doc = json.loads(json_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptStateError(f"{json_file}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise CorruptStateError(f"{json_file}: unreadable ({exc.strerror})") from exc
     if not isinstance(doc, dict) or doc.get("format") != f"streamfit-{kind}":
         raise CorruptStateError(f"{json_file}: not a streamfit {kind} file")
     version = doc.get("format_version")
@@ -113,6 +154,10 @@ def load_folder(
         raise IncompatibleStateError(
             f"{json_file}: format version {version} was written by a newer streamfit; "
             f"this one reads up to version {FORMAT_VERSION}"
+        )
+    if version >= 2 and doc.get(_SELF_SUM) != _json_sum(doc):
+        raise CorruptStateError(
+            f"{json_file}: contents do not match its checksum (modified or damaged)"
         )
     if algorithm is not None and doc.get("algorithm") != algorithm:
         raise IncompatibleStateError(

@@ -1,7 +1,8 @@
 """Checkpoints: numbered state folders written atomically, the newest one resumed.
 
 A checkpoint folder appears complete or not at all (``State.save`` writes a temporary folder
-and renames it), so a crash while saving leaves the previous checkpoint as the latest.
+and renames it), so a crash while saving leaves the previous checkpoint as the latest. A state
+with NaN or infinite values is never saved: the latest checkpoint stays the last finite one.
 """
 
 from __future__ import annotations
@@ -10,14 +11,28 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from streamfit.core.state import State
+from streamfit.errors import TrainingDiverged
 
-__all__ = ["Checkpoints"]
+__all__ = ["Checkpoints", "check_finite"]
 
 _NAME = re.compile(r"^checkpoint-(\d{9})$")
+
+
+def check_finite(name: str, state: State) -> None:
+    """Refuse a state with NaN or infinite values (:class:`TrainingDiverged`), naming them."""
+    bad = [k for k, t in state.tensors.items() if t.is_floating_point() and not t.isfinite().all()]
+    if bad:
+        raise TrainingDiverged(
+            f"{name}: the state's {', '.join(bad)} became NaN or infinite by row "
+            f"{state.position.rows:,} (epoch {state.position.epoch + 1}): the settings make "
+            "training diverge or the features are too large to train on as they are; the "
+            "last checkpoint with finite values is kept"
+        )
 
 
 class Checkpoints:
@@ -26,6 +41,8 @@ class Checkpoints:
     def __init__(self, folder: str | os.PathLike[str], keep: int = 2) -> None:
         self.folder = Path(folder)
         self.keep = keep
+        #: Stamped on every state saved (``State.inputs``): what the run trains on.
+        self.inputs: dict[str, Any] = {}
 
     def _numbered(self) -> list[tuple[int, Path]]:
         if not self.folder.is_dir():
@@ -47,6 +64,8 @@ class Checkpoints:
         return None if latest is None else State.load(latest, algorithm, device)
 
     def save(self, state: State) -> Path:
+        check_finite(state.algorithm, state)
+        state.inputs.update(self.inputs)
         numbered = self._numbered()
         seq = numbered[-1][0] + 1 if numbered else 1
         path = state.save(self.folder / f"checkpoint-{seq:09d}")

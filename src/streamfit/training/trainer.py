@@ -11,7 +11,6 @@ and at the end calibrates on the validation channel, finalizes a model and measu
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,16 +27,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from streamfit.core.algorithm import Algorithm, BatchStream
-from streamfit.core.batch import Batch
+from streamfit.core.batch import CSR, Batch
 from streamfit.core.model import Model
 from streamfit.core.registry import get_algorithm
 from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
-from streamfit.errors import ConfigError, TrainingInterrupted
-from streamfit.training.checkpoint import Checkpoints
+from streamfit.errors import (
+    ConfigError,
+    IncompatibleStateError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
+from streamfit.training.checkpoint import Checkpoints, check_finite
+from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
+from streamfit.training.provenance import check_same_input, data_identity
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
 if TYPE_CHECKING:
@@ -53,7 +59,6 @@ __all__ = [
     "resolve_device",
     "train",
     "warm_up",
-    "write_output",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,11 +136,12 @@ def train(
     """
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
-    state = _initial_state(algorithm, ckpts, init_state, dev, workers is not None)
-    hp = dict(hyperparameters or {})
-    if state is not None:
-        hp = {**state.hyperparameters, **hp}
+    state, resumed = _initial_state(algorithm, ckpts, init_state, dev, workers is not None)
+    given = dict(hyperparameters or {})
+    hp = given if state is None else {**state.hyperparameters, **given}
     algo = load_algorithm(algorithm, hp)
+    if state is not None and resumed:
+        _check_same_settings(str(ckpts.latest() if ckpts else ""), state, algo, given)
     if state is not None:
         algo.adopt(state)
     options = SourceOptions(
@@ -156,11 +162,27 @@ def train(
         distributed = DistributedOptions.build(workers, ray_address, sync, exchange_every)
     elif ray_address is not None or sync or exchange_every is not None:
         raise ConfigError("ray_address, sync and exchange_every need workers")
+    sources = {
+        name: (uri, None if uri is None else open_source(uri, options))
+        for name, uri in (("train", train), ("validation", validation), ("test", test))
+    }
+    if output is not None:  # before any row is read: a bad output fails now, not at the end
+        check_output(output, sources, checkpoint_dir)
+    train_source = sources["train"][1]
+    assert train_source is not None
+    identity = data_identity(train_source)
+    if state is not None and resumed:
+        check_same_input(str(ckpts.latest() if ckpts else ""), state.inputs.get("train"), identity)
+    if ckpts is not None:
+        ckpts.inputs = {"train": identity}
+    width = algo.expected_features()
+    if width is not None:  # a feature_dim too large is refused before the data is read
+        algo.check_memory(width)
     run = TrainingRun(
         algo=algo,
-        train=open_source(train, options),
-        validation=None if validation is None else open_source(validation, options),
-        test=None if test is None else open_source(test, options),
+        train=train_source,
+        validation=sources["validation"][1],
+        test=sources["test"][1],
         checkpoints=ckpts,
         epochs=total_epochs,
         device=dev,
@@ -173,6 +195,7 @@ def train(
     with compute_threads(dev, threads):
         with TrainingProgress(algo.name, progress) as bar:
             state, seconds, rows = run.fit(state, bar)
+        check_finite(algo.name, state)
         model, metrics = run.finish(state, seconds, rows)
         points: list[SweepPoint] = []
         channel = "test" if run.test is not None else "validation"
@@ -180,6 +203,7 @@ def train(
             name, values = parse_sweep(sweep) if isinstance(sweep, str) else sweep
             stream = run.stream(run.test or run.validation, state)
             points = run_sweep(algo, state, name, values, stream() if stream else None, channel)
+    state.inputs["train"] = identity
     out = write_output(output, model, state, metrics) if output is not None else None
     if out is not None and points:
         write_sweep(points, out)
@@ -344,13 +368,44 @@ class TrainingRun:
 
 def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
     """Train ``state`` on ``batch`` and advance its position and counters; returns the
-    batch's training loss (NaN if none)."""
+    batch's training loss (NaN if none). A loss that is NaN or infinite ends training
+    (:class:`TrainingDiverged`): every later step would only spread it."""
     loss = algo.update(state, batch) if batch.n_rows else math.nan
+    if batch.n_rows and algo.has_loss and not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"{algo.name}: the training loss of the batch ending at row "
+            f"{batch.end_position:,} (epoch {state.position.epoch + 1}) is {loss}: the "
+            "settings make training diverge (a learning rate too large?) or the features are "
+            "too large to train on as they are (scale them); the last checkpoint with finite "
+            "values is kept"
+        )
     state.position.rows = batch.end_position
     state.count("rows", batch.n_rows)
     state.count("bad_rows", batch.skipped)
     state.count("batches")
     return loss
+
+
+def _check_same_settings(
+    where: str, state: State, algo: AnyAlgorithm, given: Mapping[str, Any]
+) -> None:
+    """A checkpoint resumes under the hyperparameters it was trained with: only those that
+    change no training (post-training ones, and ``epochs`` to train further passes) may
+    differ. ``--init-state`` is the way to continue a state under other settings."""
+    now = algo.hp.as_dict()
+    changed = [
+        f"{name}={state.hyperparameters.get(name)!r} -> {now.get(name)!r}"
+        for name in given
+        if name not in algo.post_training
+        and name != "epochs"
+        and now.get(name) != state.hyperparameters.get(name)
+    ]
+    if changed:
+        raise IncompatibleStateError(
+            f"{where}: cannot resume with other hyperparameters ({'; '.join(changed)}): to "
+            "continue training this state under new settings, pass it as --init-state; to "
+            "start afresh, use another --checkpoint-dir"
+        )
 
 
 def warm_up(
@@ -366,6 +421,9 @@ def warm_up(
     rows = 0
     want = max(algo.warmup_rows(), 1)
     for batch in batches:
+        if not held and batch.n_rows:  # the rows held here must fit beside the state
+            per_row = _bytes(batch) / batch.n_rows
+            algo.check_memory(batch.n_features, int(per_row * (want + 2 * algo.mini_batch_size)))
         held.append(batch)
         rows += batch.n_rows
         if rows >= want:
@@ -384,14 +442,21 @@ def warm_up(
     return state, chained()
 
 
+def _bytes(batch: Batch) -> int:
+    f = batch.features
+    parts = [f.indptr, f.indices, f.values] if isinstance(f, CSR) else [f]
+    return sum(t.numel() * t.element_size() for t in parts)
+
+
 def _initial_state(
     algorithm: AlgorithmLike,
     ckpts: Checkpoints | None,
     init_state: str | os.PathLike[str] | State | None,
     device: torch.device,
     distributed: bool = False,
-) -> State | None:
-    """The latest checkpoint (resume), else ``init_state`` (incremental), else nothing."""
+) -> tuple[State | None, bool]:
+    """The latest checkpoint (resume: ``True``), else ``init_state`` (incremental), else
+    nothing."""
     name = algorithm.name if isinstance(algorithm, Algorithm) else get_algorithm(algorithm).name
     if ckpts is not None:
         resumed = ckpts.load_latest(name, device)
@@ -403,9 +468,9 @@ def _initial_state(
             )
         if resumed is not None:
             log.info("resuming from %s at %s", ckpts.latest(), resumed.position)
-            return resumed
+            return resumed, True
     if init_state is None:
-        return None
+        return None, False
     state = (
         init_state.clone().to(device)
         if isinstance(init_state, State)
@@ -414,19 +479,5 @@ def _initial_state(
     # Incremental training: the earlier data is in the state; this run reads new data.
     state.position = Position(0, 0)
     state.meta.pop("stopped_early", None)
-    return state
-
-
-def write_output(
-    output: str | os.PathLike[str], model: Model, state: State, metrics: Mapping[str, float]
-) -> Path:
-    """``output/model``, ``output/state`` and ``output/metrics.json`` (non-finite as null)."""
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model")
-    state.save(out / "state")
-    clean = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / "metrics.json")
-    return out
+    state.inputs.pop("train", None)
+    return state, False

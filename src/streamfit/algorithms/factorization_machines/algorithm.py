@@ -79,6 +79,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     #: lands within 2.4% of one pass's log loss on the shared checks' data; allowed 5%.
     merge_tolerance = 0.05
     distributed_mode = "parameter-server"
+    size_hyperparameters = ("feature_dim", "num_factors", "optimizer", "averaging_batches")
     #: For a parameter server: sums that add up across workers (the rest are averaged).
     delta_rules: ClassVar[Mapping[str, DeltaRule]] = dict.fromkeys(
         ("touches", "step", "loss_sum", "loss_rows"), "count"
@@ -96,6 +97,12 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         return self.hp.feature_dim if self.hp.hash_features else None
 
     # -- the four operations -----------------------------------------------------------------
+
+    def state_bytes(self, n_features: int) -> int:
+        hp = self.hp
+        slots = 1 + len(moment_names(hp.optimizer)) + (1 if hp.averaging_batches else 0)
+        per_row = 4 * slots * (hp.num_factors + 1) + 8 + (8 if hp.averaging_batches else 0)
+        return n_features * per_row
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp

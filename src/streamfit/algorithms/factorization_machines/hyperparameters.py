@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from streamfit.core.hyperparameters import Hyperparameters
+from streamfit.core.hyperparameters import Hyperparameters, Seed
 
 __all__ = ["FactorizationMachinesHyperparameters", "InitMethod"]
 
@@ -56,4 +56,4 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     momentum: float = Field(default=0.0, ge=0, lt=1)
     hash_features: bool = False
     averaging_batches: int = Field(default=0, ge=0)
-    seed: int = 0
+    seed: Seed = 0

@@ -67,6 +67,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
     #: pass does: msd within 1% on clustered data, within 2.3% (either way) on the shared
     #: checks' data, which has no clusters and so many near-equal local optima; allowed 5%.
     merge_tolerance = 0.05
+    size_hyperparameters = ("feature_dim", "k", "extra_center_factor")
 
     def expected_features(self) -> int | None:
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
@@ -75,6 +76,9 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         return self.hp.num_centers
 
     # -- the four operations -----------------------------------------------------------------
+
+    def state_bytes(self, n_features: int) -> int:
+        return self.hp.num_centers * (4 * n_features + 16)
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         if self.expected_features() not in (None, n_features):

@@ -16,11 +16,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from streamfit.core.hyperparameters import Hyperparameters
+from streamfit.core.hyperparameters import Auto, Hyperparameters, Seed
 
 __all__ = ["KMeansHyperparameters", "auto_extra_center_factor"]
 
-Auto = Literal["auto"]
 InitMethod = Literal["random", "kmeans++"]
 Metric = Literal["msd", "ssd"]
 
@@ -64,7 +63,7 @@ class KMeansHyperparameters(Hyperparameters):
     local_lloyd_num_trials: int | Auto = "auto"
     local_lloyd_tol: float = Field(default=1e-4, ge=0, le=1)
     eval_metrics: list[Metric] = Field(default_factory=lambda: list[Metric](["msd"]), min_length=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _positive(self) -> KMeansHyperparameters:

@@ -75,6 +75,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
     )
     merge_tolerance = 0.05
     distributed_mode = "parameter-server"
+    size_hyperparameters = ("feature_dim", "num_models", "num_classes", "num_calibration_samples")
     #: For a parameter server: the scaler, class weights and candidates' settings are fixed
     #: by ``prepare`` before workers start; the held-out reservoir is the latest rows a
     #: worker scored before training on them, with its cursor, so it travels whole.
@@ -122,6 +123,13 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
 
     # -- the four operations -----------------------------------------------------------------
+
+    def state_bytes(self, n_features: int) -> int:
+        hp = self.hp
+        k = hp.resolved_num_models * hp.n_outputs
+        params = (n_features + 1) * k * (1 + len(moment_names(self.optim.kind)))
+        calibration = self._calibration_rows() * (k + 1)
+        return 4 * (params + 2 * n_features + calibration)
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp

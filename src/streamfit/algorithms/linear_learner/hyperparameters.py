@@ -6,15 +6,21 @@ existing configurations that set it keep their value.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from streamfit.core.hyperparameters import Hyperparameters
+from streamfit.core.hyperparameters import (
+    Auto,
+    Fraction,
+    Hyperparameters,
+    NonNegativeFloat,
+    PositiveFloat,
+    Seed,
+)
 
 __all__ = ["LOSSES", "LinearLearnerHyperparameters"]
 
-Auto = Literal["auto"]
 PredictorType = Literal["binary_classifier", "multiclass_classifier", "regressor"]
 Loss = Literal[
     "auto",
@@ -64,18 +70,18 @@ class LinearLearnerHyperparameters(Hyperparameters):
     epochs: int = Field(default=1, ge=1)
     mini_batch_size: int = Field(default=1000, ge=1)
     optimizer: Literal["auto", "sgd", "adam", "rmsprop"] = "auto"
-    learning_rate: float | Auto = "auto"
-    wd: float | Auto = "auto"
-    l1: float | Auto = "auto"
-    momentum: float | Auto = "auto"
-    beta_1: float | Auto = "auto"
-    beta_2: float | Auto = "auto"
-    bias_lr_mult: float | Auto = "auto"
-    bias_wd_mult: float | Auto = "auto"
+    learning_rate: PositiveFloat | Auto = "auto"
+    wd: NonNegativeFloat | Auto = "auto"
+    l1: NonNegativeFloat | Auto = "auto"
+    momentum: Fraction | Auto = "auto"
+    beta_1: Fraction | Auto = "auto"
+    beta_2: Fraction | Auto = "auto"
+    bias_lr_mult: NonNegativeFloat | Auto = "auto"
+    bias_wd_mult: NonNegativeFloat | Auto = "auto"
     use_lr_scheduler: bool = True
     lr_scheduler_step: int | Auto = "auto"
-    lr_scheduler_factor: float | Auto = "auto"
-    lr_scheduler_minimum_lr: float | Auto = "auto"
+    lr_scheduler_factor: Annotated[float, Field(gt=0, le=1)] | Auto = "auto"
+    lr_scheduler_minimum_lr: NonNegativeFloat | Auto = "auto"
     early_stopping_patience: int = Field(default=3, ge=1)
     early_stopping_tolerance: float = Field(default=0.001, ge=0)
     normalize_data: bool = True
@@ -86,7 +92,7 @@ class LinearLearnerHyperparameters(Hyperparameters):
     init_scale: float = Field(default=0.07, gt=0)
     init_sigma: float = Field(default=0.01, gt=0)
     init_bias: float = 0.0
-    positive_example_weight_mult: float | Literal["auto", "balanced"] = 1.0
+    positive_example_weight_mult: PositiveFloat | Literal["auto", "balanced"] = 1.0
     balance_multiclass_weights: bool = False
     f_beta: float = Field(default=1.0, gt=0)
     target_precision: float = Field(default=0.8, gt=0, le=1)
@@ -96,7 +102,7 @@ class LinearLearnerHyperparameters(Hyperparameters):
     loss_insensitivity: float = Field(default=0.01, ge=0)
     margin: float = Field(default=1.0, ge=0)
     accuracy_top_k: int = Field(default=3, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> LinearLearnerHyperparameters:

@@ -84,11 +84,19 @@ class PCA(Algorithm[PCAHyperparameters]):
     post_training = frozenset({"num_components", "subtract_mean"})
     #: Both modes merge exactly (sums); only float64 rounding differs from one pass.
     merge_tolerance = 1e-9
+    has_loss = False
+    size_hyperparameters = ("feature_dim", "algorithm_mode", "num_components", "extra_components")
 
     def expected_features(self) -> int | None:
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
 
     # -- the four operations -----------------------------------------------------------------
+
+    def state_bytes(self, n_features: int) -> int:
+        d = n_features
+        if self.hp.algorithm_mode == "regular":
+            return 8 * (d * d + d + 1)
+        return 8 * (2 * d * self.hp.sketch_width + d + 2)
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp

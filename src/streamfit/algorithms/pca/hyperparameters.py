@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from streamfit.core.hyperparameters import Hyperparameters
+from streamfit.core.hyperparameters import Hyperparameters, Seed
 
 __all__ = ["PCAHyperparameters"]
 
@@ -31,7 +31,7 @@ class PCAHyperparameters(Hyperparameters):
     #: Sketch columns beyond ``num_components`` (randomized mode); -1: max(10, num_components).
     extra_components: int = Field(default=-1, ge=-1)
     subtract_mean: bool = True
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> PCAHyperparameters:
