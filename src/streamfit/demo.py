@@ -29,6 +29,7 @@ from streamfit.datagen import linear_task, write_batches
 from streamfit.jobs.backends.local import LocalBackend
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.notify.messages import digest_content
+from streamfit.jobs.runs import run_name
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.stats import job_stats
@@ -144,7 +145,7 @@ def _kill_once_checkpointed(manager: JobManager, job_id: int, console: Console) 
     """Play the failing machine: kill -9 the job's training process after its first
     checkpoint; the retry resumes from it."""
     checkpoints = manager.settings.home / "jobs" / str(job_id) / "checkpoints"
-    child = _local(manager).runs / f"{job_id}-1" / "child.json"
+    child = _local(manager).runs / run_name(manager.store.id, job_id, 1) / "child.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if any(checkpoints.glob("checkpoint-*")) and child.exists():

@@ -20,6 +20,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from streamfit.cli.main import cli
+from streamfit.jobs.store import Store
 
 LIST_KEYS = {
     "id",
@@ -172,9 +173,12 @@ def test_submit_list_show_run_logs_retry_and_stats(
     ]
     assert all(set(e) >= {"from", "to", "at", "detail"} for e in shown["history"])
     assert shown["history"][0]["detail"] == "submitted"
+    store = Store.open(str(env["STREAMFIT_HOME"]), create=False)
+    short = store.id[:8]
+    store.close()
     assert [(a["attempt"], a["run"], a["status"]) for a in shown["attempts"]] == [
-        (1, "3-1", "Failed"),
-        (2, "3-2", "Failed"),
+        (1, f"{short}-3-1", "Failed"),
+        (2, f"{short}-3-2", "Failed"),
     ]
     assert all(a["failure_kind"] == "algorithm" for a in shown["attempts"])
     table = _cli(env, "jobs", "show", "3")
@@ -216,6 +220,12 @@ def test_stop_a_running_job(env: dict[str, str | None], tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_with_an_exit_code(env: dict[str, str | None], tmp_path: Path) -> None:
+    db = Path(str(env["STREAMFIT_HOME"])) / "streamfit.db"
+    for args in (["show", "42"], ["logs", "42"], ["stop", "42"], ["retry", "42"]):
+        result = _cli(env, "jobs", *args)
+        assert (result.exit_code, result.stderr) == (2, f"error: no job 42: no store at {db} yet\n")
+    assert not db.parent.exists()  # reading created nothing
+    assert _cli(env, "scheduler", "tick").exit_code == 0  # an empty store now
     for args in (["show", "42"], ["logs", "42"], ["stop", "42"], ["retry", "42"]):
         result = _cli(env, "jobs", *args)
         assert (result.exit_code, result.stderr) == (2, "error: no job 42\n")

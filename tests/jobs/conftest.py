@@ -68,7 +68,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def ctx(tmp_path: Path, store_url: str) -> Iterator[StepContext]:
     home = tmp_path / "home"
     store = Store.open(home, store_url)
-    backend = LocalBackend(home, Capacity(cpus=2, gpus=0, memory_mb=8000))
+    backend = LocalBackend(home, Capacity(cpus=2, gpus=0, memory_mb=8000), store_id=store.id)
     yield StepContext(
         store, backend, home, rand=random.Random(0), capacity_backoff=0.05, capacity_backoff_max=0.2
     )

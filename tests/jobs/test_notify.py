@@ -41,6 +41,7 @@ from streamfit.jobs.notify import (
 )
 from streamfit.jobs.notify.messages import digest_content, job_content
 from streamfit.jobs.notify.step import message_id
+from streamfit.jobs.runs import run_name
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
@@ -184,7 +185,8 @@ def submit(ctx: StepContext, n: int = 1, name: str = "lr-0.01", **notify: Any) -
 
 def run(ctx: StepContext, job: Job) -> Job:
     now = ctx.clock.now()
-    job = ctx.store.transition(job, Status.LAUNCHED, now, "launched", backend_ref=job.run_name)
+    ref = run_name(ctx.store.id, job.id, job.attempt)
+    job = ctx.store.transition(job, Status.LAUNCHED, now, "launched", backend_ref=ref)
     return ctx.store.transition(job, Status.IN_PROGRESS, now, "running", started_at=now)
 
 

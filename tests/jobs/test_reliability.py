@@ -39,7 +39,8 @@ from streamfit.jobs.store import Store
 home, url = Path(sys.argv[1]), sys.argv[3]
 settings = Settings.load(home=home, smtp_host="127.0.0.1", smtp_port=int(sys.argv[2]))
 notifiers = {"email": EmailNotifier.from_settings(settings)}
-ctx = StepContext(Store(url), LocalBackend(home, Capacity(4, 0, 64000)), home,
+store = Store(url)
+ctx = StepContext(store, LocalBackend(home, Capacity(4, 0, 64000), store_id=store.id), home,
                   capacity_backoff=0.02, capacity_backoff_max=0.1)
 # A sender killed mid-send leaves its row claimed until the lease runs out: 10 s, not the
 # default 5 minutes, so that the row is sent again while the test waits.

@@ -10,6 +10,7 @@ import pytest
 from streamfit.datagen import linear_task, write_batches
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.launch import launch_step
+from streamfit.jobs.runs import run_name
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
@@ -197,7 +198,8 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(
     scheduler = Scheduler(ctx)
     checkpoints = ctx.home / "jobs" / str(job_id) / "checkpoints"
     assert scheduler.run_until(lambda: any(checkpoints.glob("checkpoint-*")), 120)
-    child = ctx.backend.runs / f"{job_id}-1" / "child.json"  # type: ignore[attr-defined]
+    run = run_name(ctx.store.id, job_id, 1)
+    child = ctx.backend.runs / run / "child.json"  # type: ignore[attr-defined]
     os.kill(json.loads(child.read_text())["pid"], signal.SIGKILL)  # "the node died"
     _finish(ctx, timeout=120)
     job = ctx.store.get(job_id)

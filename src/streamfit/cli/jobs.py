@@ -20,13 +20,14 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfit.cli.options import handle_errors, print_json
+from streamfit.jobs.errors import NoStore, NoSuchJob
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import load_specs
 from streamfit.jobs.stats import GroupStats, job_stats
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
-from streamfit.jobs.views import duration, job_detail, job_summary
+from streamfit.jobs.views import duration, job_detail, job_summary, shown_spec
 
 __all__ = ["jobs_group", "jobs_table", "open_manager", "stats_tables", "store_options"]
 
@@ -71,11 +72,22 @@ def store_options(fn: F) -> F:
 
 
 @contextmanager
-def open_manager(settings: Settings, **kwargs: Any) -> Iterator[JobManager]:
+def open_manager(settings: Settings, *, create: bool = True, **kwargs: Any) -> Iterator[JobManager]:
     """The job manager for ``settings``; no notifiers unless given (commands here send none:
-    the scheduler's notify step tells owners, from the store)."""
+    the scheduler's notify step tells owners, from the store). ``create=False``: where there
+    is no store yet, say so and read an empty one, creating nothing."""
     kwargs.setdefault("notifiers", {})
-    manager = JobManager.open(settings, **kwargs)
+    try:
+        manager = JobManager.open(settings, create=create, **kwargs)
+    except NoStore as exc:
+        empty = settings.model_copy(update={"database_url": "sqlite://"})
+        with open_manager(empty, **kwargs) as manager:
+            try:
+                yield manager
+            except NoSuchJob as missing:
+                raise NoSuchJob(f"{missing}: {exc}") from None
+        click.echo(f"no jobs: {exc}", err=True)
+        return
     try:
         yield manager
     finally:
@@ -242,7 +254,7 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         found = manager.store.find(
             status=[Status(s) for s in statuses] or None,
             owner=owner,
@@ -264,7 +276,7 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
     """A job in full: spec, attempts, metrics, and its history of status changes."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         job = manager.store.get(job_id)
         history = manager.store.events(job_id)
     detail = job_detail(job, history)
@@ -283,6 +295,8 @@ def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
         ("submission", job.submission),
         ("tags", ", ".join(f"{k}={v}" for k, v in job.tags.items())),
         ("run", " ".join(job.spec.get("command") or [f"train {job.spec.get('algorithm')}"])),
+        ("env", ", ".join(f"{k}={v}" for k, v in shown_spec(job)["env"].items())),
+        ("env_from", ", ".join(f"{k}={ref}" for k, ref in job.spec.get("env_from", {}).items())),
         ("output", job.output_uri),
         ("failure", job.failure_kind),
         ("reason", job.failure_reason),
@@ -314,7 +328,7 @@ def logs_command(
     job_id: int, attempt: int | None, tail_bytes: int | None, settings: Settings
 ) -> None:
     """The output (stdout and stderr) of a job's run."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         text = manager.logs(job_id, attempt, tail_bytes)
     if text:
         click.echo(text, nl=not text.endswith("\n"))
@@ -328,7 +342,7 @@ def logs_command(
 @store_options
 def stop_command(job_id: int, settings: Settings) -> None:
     """Stop a job: a waiting one at once, a running one by SIGTERM (it ends Stopped)."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         job = manager.stop(job_id)
     if job.status == Status.STOPPED:
         click.echo(f"job {job_id}: stopped")
@@ -342,7 +356,7 @@ def stop_command(job_id: int, settings: Settings) -> None:
 @store_options
 def retry_command(job_id: int, settings: Settings) -> None:
     """Run a failed or stopped job again, as its next attempt."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         job = manager.retry(job_id)
     click.echo(f"job {job_id}: attempt {job.attempt} queued")
 
@@ -394,7 +408,7 @@ def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
 def stats_command(by: str, since: float | None, settings: Settings, as_json: bool) -> None:
     """How jobs fare: outcomes, success rate, retries by failure kind, wait and run times."""
-    with open_manager(settings) as manager:
+    with open_manager(settings, create=False) as manager:
         rows = job_stats(manager.store, by=by, since=since)
     if as_json:
         print_json(rows)

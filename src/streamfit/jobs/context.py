@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from streamfit.jobs.backends.base import Backend
 from streamfit.jobs.clock import Clock, SystemClock
@@ -26,3 +29,7 @@ class StepContext:
     #: A job that has waited this long for capacity stops smaller jobs behind it from
     #: overtaking it (no starvation of large jobs).
     starvation_seconds: float = 300.0
+    #: Named secrets jobs may ask for (``env_from: {KEY: "secret:NAME"}``).
+    secrets: Mapping[str, SecretStr] = field(default_factory=dict)
+    #: Further values masked wherever a job's output is kept (the scheduler's SMTP password).
+    hidden: Sequence[SecretStr] = ()

@@ -4,16 +4,20 @@
 'postgresql+psycopg://alice@db.example.com/streamfit'
 >>> str(database_url("sqlite:////tmp/streamfit.db"))
 'sqlite:////tmp/streamfit.db'
+>>> sqlite_file("sqlite:////tmp/streamfit.db"), sqlite_file("sqlite://")
+(PosixPath('/tmp/streamfit.db'), None)
 """
 
 from __future__ import annotations
 
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["create_engine", "database_url", "is_retryable"]
+__all__ = ["create_engine", "database_url", "is_retryable", "shown_url", "sqlite_file"]
 
 #: SQLSTATEs that mean "the transaction lost a race; run it again": serialization failure
 #: and deadlock. The guarded changes make running a transaction again harmless.
@@ -29,8 +33,38 @@ def database_url(url: str) -> sa.URL:
     return parsed
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (absolute); None for other databases, memory, or a URL that
+    already speaks SQLite's own ``file:`` URI language."""
+    parsed = sa.make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:"):
+        return None
+    return Path(name).absolute()
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to print: its password hidden.
+
+    >>> shown_url("postgresql://alice:hunter2@db/streamfit")
+    'postgresql://alice:***@db/streamfit'
+    """
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
 def create_engine(url: str) -> Engine:
+    """An engine for ``url``. A SQLite file is opened read-write but never created here (the
+    store creates it, once, on purpose): a connection made after the file was deleted fails
+    instead of starting an empty store in its place."""
     parsed = database_url(url)
+    path = sqlite_file(url)
+    if path is not None:
+        parsed = parsed.set(
+            database=f"file:{urllib.parse.quote(str(path))}",
+            query={**parsed.query, "mode": "rw", "uri": "true"},
+        )
     if parsed.get_backend_name() != "postgresql":
         engine = sa.create_engine(parsed)
         if engine.dialect.name == "sqlite":

@@ -11,7 +11,15 @@ JobError
  │    └── InvalidJobError        permanent: this job can never run here; Failed (invalid)
  ├── BackendUnavailable     a backend not reachable to poll, stop or read logs: the step
  │                          is tried again on its next pass; the job's status is kept
- └── DeliveryError          a notification not delivered: retried with backoff
+ ├── DeliveryError          a notification not delivered: retried with backoff
+ └── StoreError             a store that cannot be used: names its file (or URL) and what to do
+      ├── NoStore           nothing there yet: reading commands find no jobs, submit and the
+      │                     scheduler create one
+      ├── StoreMissing      the home holds a store's runs, but its store file is gone
+      ├── StoreReadOnly     the store file, or its folder, cannot be written
+      ├── NotAStore         not a database (corrupt), or not streamfit's
+      ├── StoreUnavailable  the database cannot be opened or reached
+      └── StoreReplaced     deleted, replaced or reset under a process that had it open
 """
 
 from __future__ import annotations
@@ -25,9 +33,16 @@ __all__ = [
     "InvalidJobError",
     "JobError",
     "LaunchError",
+    "NoStore",
     "NoSuchJob",
+    "NotAStore",
     "SpecError",
     "StaleJob",
+    "StoreError",
+    "StoreMissing",
+    "StoreReadOnly",
+    "StoreReplaced",
+    "StoreUnavailable",
     "TransientLaunchError",
     "TransitionError",
 ]
@@ -75,3 +90,34 @@ class BackendUnavailable(JobError):
 
 class DeliveryError(JobError):
     """A notifier could not deliver a message; the text is safe to log and store."""
+
+
+class StoreError(JobError):
+    """A store that cannot be used; the message names it and says what to do."""
+
+
+class NoStore(StoreError):
+    """No store at that place yet (and nothing says there was one)."""
+
+
+class StoreMissing(StoreError):
+    """The home holds runs of a store whose file is gone: starting an empty store there would
+    lose track of them."""
+
+
+class StoreReadOnly(StoreError):
+    """The store file or its folder cannot be written by this user."""
+
+
+class NotAStore(StoreError):
+    """A file that is not a database (corrupt or another kind), or a database that is not a
+    streamfit store."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be opened or reached."""
+
+
+class StoreReplaced(StoreError):
+    """The store a process opened was deleted, replaced or reset under it: its work would go
+    to the wrong place."""

@@ -19,7 +19,7 @@ from typing import Any
 from streamfit.jobs.backoff import compute_backoff
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
-from streamfit.jobs.runs import job_paths, run_request
+from streamfit.jobs.runs import job_paths, launched_detail, run_request
 from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Change, Claim, Job
@@ -75,7 +75,8 @@ def launch_step(ctx: StepContext, limit: int = 64) -> int:
 
 def _launch(ctx: StepContext, job: Job, now: float) -> Change:
     try:
-        ref = ctx.backend.launch(run_request(job, ctx.home))
+        # (a reference env_from cannot resolve is an InvalidJobError: the job fails as invalid)
+        ref = ctx.backend.launch(run_request(job, ctx.home, ctx.store.id, ctx.secrets))
     except CapacityError as exc:  # another scheduler took the room first
         delay = compute_backoff(1, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand)
         return _capacity_wait(job, f"capacity: {exc}", now, next_attempt_at=now + delay)
@@ -108,7 +109,7 @@ def _launch(ctx: StepContext, job: Job, now: float) -> Change:
         "failure_kind": None,
         "failure_reason": None,
     }
-    return Change(job, Status.LAUNCHED, f"run {ref}", values)
+    return Change(job, Status.LAUNCHED, launched_detail(ref), values)
 
 
 def _capacity_wait(job: Job, reason: str, now: float, next_attempt_at: float) -> Change:

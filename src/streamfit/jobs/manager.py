@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +17,10 @@ from streamfit.jobs.backends.base import Backend
 from streamfit.jobs.backends.local import Capacity, LocalBackend
 from streamfit.jobs.clock import Clock, SystemClock
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.environment import masked_tail, secret_values
 from streamfit.jobs.errors import TransitionError
 from streamfit.jobs.notify import Notifier, build_notifiers, notify_step
+from streamfit.jobs.runs import attempt_refs, run_name
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
@@ -29,8 +30,9 @@ from streamfit.jobs.store import Job, Store, Submission
 __all__ = ["JobManager", "open_backend"]
 
 
-def open_backend(settings: Settings) -> Backend:
-    """The backend the settings name: this machine's processes, or a Ray cluster."""
+def open_backend(settings: Settings, store_id: str | None = None) -> Backend:
+    """The backend the settings name: this machine's processes, or a Ray cluster; for the
+    runs of the store ``store_id``."""
     if settings.backend == "ray":
         if not settings.ray_address:
             raise ConfigError(
@@ -39,11 +41,9 @@ def open_backend(settings: Settings) -> Backend:
             )
         from streamfit.jobs.backends.ray import RayBackend  # Ray is an optional extra
 
-        # Run names start again at 1 in every store: the store's own name keeps two stores'
-        # runs apart on one cluster (and is the same for every scheduler of one store).
-        store = settings.database_url or str(settings.home.resolve())
-        namespace = "sf" + hashlib.sha1(store.encode()).hexdigest()[:10]
-        return RayBackend(settings.ray_address, settings.home / "ray", namespace=namespace)
+        # Job ids start again at 1 in every store: run names begin with the store's id, which
+        # keeps two stores' runs apart on one cluster, and a reset store's from the old one's.
+        return RayBackend(settings.ray_address, settings.home / "ray", store_id=store_id)
     machine = Capacity.of_machine()
     capacity = Capacity(
         settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
@@ -52,7 +52,7 @@ def open_backend(settings: Settings) -> Backend:
         if settings.capacity_memory_mb is not None
         else machine.memory_mb,
     )
-    return LocalBackend(settings.home, capacity)
+    return LocalBackend(settings.home, capacity, store_id=store_id)
 
 
 @dataclass
@@ -69,13 +69,28 @@ class JobManager:
         settings: Settings | None = None,
         clock: Clock | None = None,
         notifiers: dict[str, Notifier] | None = None,
+        *,
+        create: bool = True,
     ) -> JobManager:
+        """``create``: make the store if there is none (``NoStore`` otherwise)."""
         settings = settings or Settings.load()
-        backend = open_backend(settings)
-        store = Store.open(settings.home, settings.database_url)
-        ctx = StepContext(store, backend, settings.home, clock or SystemClock(), random.Random())
-        if notifiers is None:
-            notifiers = build_notifiers(settings)
+        store = Store.open(settings.home, settings.database_url, create=create)
+        try:
+            backend = open_backend(settings, store.id)
+            if notifiers is None:
+                notifiers = build_notifiers(settings)
+        except BaseException:
+            store.close()
+            raise
+        ctx = StepContext(
+            store,
+            backend,
+            settings.home,
+            clock or SystemClock(),
+            random.Random(),
+            secrets=settings.secrets,
+            hidden=settings.hidden(),
+        )
         return cls(settings, store, backend, ctx, notifiers)
 
     def close(self) -> None:
@@ -139,5 +154,15 @@ class JobManager:
         )
 
     def logs(self, job_id: int, attempt: int | None = None, tail_bytes: int | None = None) -> str:
+        """An attempt's output (the latest: None), its secret values masked (``***``): the
+        job's ``env_from`` values, its ``env`` values whose names look secret, and the
+        scheduler's own secrets."""
         job = self.store.get(job_id)
-        return self.backend.logs(f"{job.id}-{attempt or job.attempt}", tail_bytes)
+        number = attempt or job.attempt
+        ref = job.backend_ref if number == job.attempt else None
+        # else the name it ran under (from its events), else the name it would run under
+        run = ref or attempt_refs(self.store.events(job_id)).get(number)
+        run = run or run_name(self.store.id, job.id, number)
+        spec = job.spec_model()
+        hidden = secret_values(spec.env, spec.env_from, self.ctx.secrets, self.ctx.hidden)
+        return masked_tail(lambda n: self.backend.logs(run, n), tail_bytes, hidden)

@@ -13,6 +13,7 @@ from typing import Any
 
 from streamfit.jobs.backends.base import RunPhase, RunState
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.environment import masked_tail, secret_values
 from streamfit.jobs.runs import classify, error_signature
 from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Change, Claim, Job
@@ -66,7 +67,12 @@ def _monitor(ctx: StepContext, claim: Claim[Job]) -> int:
 
 def _ended(ctx: StepContext, job: Job, state: RunState, now: float) -> Change:
     assert job.backend_ref is not None
-    tail = ctx.backend.logs(job.backend_ref, _LOG_TAIL) if state.phase == RunPhase.EXITED else ""
+    tail = ""
+    if state.phase == RunPhase.EXITED:
+        # Masked: the tail becomes the failure reason, in the store and in notifications.
+        ref, spec = job.backend_ref, job.spec_model()
+        hidden = secret_values(spec.env, spec.env_from, ctx.secrets, ctx.hidden)
+        tail = masked_tail(lambda n: ctx.backend.logs(ref, n), _LOG_TAIL, hidden)
     outcome = classify(state, builtin=job.spec.get("algorithm") is not None, log_tail=tail)
     values: dict[str, Any] = {
         "ended_at": state.ended_at or now,

@@ -45,11 +45,6 @@ class Job:
     version: int
 
     @property
-    def run_name(self) -> str:
-        """The attempt's idempotency key at the backend."""
-        return f"{self.id}-{self.attempt}"
-
-    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL and (self.final or self.status != Status.FAILED)
 

@@ -11,17 +11,59 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from streamfit.errors import TrainingInterrupted
 from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.environment import inherited, resolve
 from streamfit.jobs.status import FailureKind, Status
-from streamfit.jobs.store import Job
+from streamfit.jobs.store import Event, Job
 
-__all__ = ["Outcome", "classify", "error_signature", "job_paths", "run_request"]
+__all__ = [
+    "Outcome",
+    "attempt_refs",
+    "classify",
+    "error_signature",
+    "job_paths",
+    "launched_detail",
+    "run_name",
+    "run_request",
+]
 
 #: ``streamfit train``'s exit codes for bad configuration, data and state: never retried.
 _PERMANENT_TRAIN_CODES = {2: "bad configuration", 3: "bad input data", 4: "unusable state"}
+_LAUNCHED = "run "
+
+
+def run_name(store_id: str, job_id: int, attempt: int) -> str:
+    """An attempt's name at the backend, and its idempotency key: launching it twice runs
+    once. It starts with the store's short id, so a store that was reset (ids from 1 again)
+    or another store beside it can never take this run for one of its own.
+
+    >>> run_name("3f9a1c2b4d5e6f708192a3b4c5d6e7f8", 12, 2)
+    '3f9a1c2b-12-2'
+    """
+    return f"{store_id[:8]}-{job_id}-{attempt}"
+
+
+def launched_detail(ref: str) -> str:
+    """The detail of a Launched event: it records the run's reference for good."""
+    return f"{_LAUNCHED}{ref}"
+
+
+def attempt_refs(history: Iterable[Event]) -> dict[int, str]:
+    """Each launched attempt's run reference, from the job's Launched events (the name it ran
+    under, whatever the naming was then: stores made before run names carried their store's
+    id have runs named ``<job id>-<attempt>``)."""
+    refs = {}
+    for event in history:
+        detail = event.detail or ""
+        if event.to_status == Status.LAUNCHED.value and detail.startswith(_LAUNCHED):
+            refs[event.attempt] = detail.removeprefix(_LAUNCHED)
+    return refs
 
 
 def job_paths(job: Job, home: Path) -> tuple[Path, Path]:
@@ -30,13 +72,30 @@ def job_paths(job: Job, home: Path) -> tuple[Path, Path]:
     return folder / "output", folder / "checkpoints"
 
 
-def run_request(job: Job, home: Path) -> RunRequest:
+def _private_folder(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # made before by an older version, or with another umask
+
+
+def run_request(
+    job: Job,
+    home: Path,
+    store_id: str,
+    secrets: Mapping[str, SecretStr] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunRequest:
     """The attempt to launch for ``job``: ``streamfit train`` for a built-in, else its command.
 
+    Its environment is the spec's ``env``, the job's ``STREAMFIT_*`` variables and the allowed
+    part of ``environ`` (the scheduler's); ``env_from`` is resolved now, from files and
+    ``secrets``, into :attr:`RunRequest.secret_env` (``InvalidJobError`` if it cannot be).
     A retried built-in job gets the same checkpoint folder, so it resumes where it stopped.
     """
     spec = job.spec_model()
     output, checkpoints = job_paths(job, home)
+    _private_folder(home / "jobs")
+    _private_folder(output.parent)
+    secret_env = resolve(spec.env_from, secrets or {})
     own = {
         **spec.env,
         "STREAMFIT_JOB_ID": str(job.id),
@@ -64,8 +123,17 @@ def run_request(job: Job, home: Path) -> RunRequest:
     else:
         assert spec.command is not None
         argv = list(spec.command)
-    env = {**os.environ, **own}
-    return RunRequest(job.run_name, argv, env, spec.workdir, spec.resources, job_env=own)
+    env = {**inherited(os.environ if environ is None else environ), **own}
+    return RunRequest(
+        run_name(store_id, job.id, job.attempt),
+        argv,
+        env,
+        spec.workdir,
+        spec.resources,
+        job_env=own,
+        secret_env=secret_env,
+        store_id=store_id,
+    )
 
 
 class Outcome:

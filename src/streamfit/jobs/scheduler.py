@@ -3,6 +3,11 @@ step had work. ``tick`` is one pass of each (for cron); ``run`` loops until stop
 
 Every step is an idempotent pass over the store, so any number of ticks, crashes and
 concurrent schedulers add up to the same history.
+
+Before a tick, and every ``verify_interval`` seconds while running, the scheduler checks that
+its store is still the one it opened (:meth:`Store.verify`); a store deleted, replaced or reset
+under it raises :class:`~streamfit.jobs.errors.StoreError`, which stops it: its records would
+go nowhere, or into another store. A step that finds its store unusable stops it too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.errors import StoreError
 from streamfit.jobs.launch import launch_step
 from streamfit.jobs.monitor import monitor_step
 from streamfit.jobs.retry import retry_step
@@ -44,6 +50,7 @@ class Scheduler:
     monitor_interval: float = 1.0
     retry_interval: float = 2.0
     notify_interval: float = 2.0
+    verify_interval: float = 2.0
     steps: list[Step] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,9 +65,12 @@ class Scheduler:
             if self.notify is not None
             else None
         )
+        self._verified = time.monotonic()
+        self._failure: StoreError | None = None
 
     def tick(self) -> dict[str, int]:
         """One pass of every step (monitor first: it frees capacity for launch)."""
+        self._verify()
         counts = {step.name: self._run(step) for step in self.steps}
         if self._notify_step is not None:
             counts["notify"] = self._run(self._notify_step)
@@ -70,6 +80,8 @@ class Scheduler:
         started = time.monotonic()
         try:
             n = step.run()
+        except StoreError:
+            raise
         except Exception:  # a step that fails is logged and run again next time
             log.exception("the %s step failed", step.name)
             n = 0
@@ -83,18 +95,43 @@ class Scheduler:
         if self._notify_step is not None:
             notify_step = self._notify_step
             sender = threading.Thread(
-                target=self._loop,
+                target=self._sender,
                 args=([notify_step], stop, idle_sleep),
                 name="streamfit-notify",
                 daemon=True,
             )
             sender.start()
-        self._loop(self.steps, stop, idle_sleep)
-        if sender is not None:
-            sender.join(timeout=30)
+        try:
+            self._loop(self.steps, stop, idle_sleep, verify=True)
+        finally:
+            if sender is not None:
+                stop.set()  # (it is set already, unless the store failed)
+                sender.join(timeout=30)
+        if self._failure is not None:
+            raise self._failure
 
-    def _loop(self, steps: list[Step], stop: threading.Event, idle_sleep: float) -> None:
+    def _sender(self, steps: list[Step], stop: threading.Event, idle_sleep: float) -> None:
+        try:
+            self._loop(steps, stop, idle_sleep)
+        except StoreError as exc:  # the main loop raises it
+            self._failure = exc
+            stop.set()
+
+    def _verify(self) -> None:
+        self._verified = time.monotonic()
+        self.ctx.store.verify()
+
+    def _loop(
+        self, steps: list[Step], stop: threading.Event, idle_sleep: float, verify: bool = False
+    ) -> None:
         while not stop.is_set():
+            if verify and time.monotonic() - self._verified >= self.verify_interval:
+                try:
+                    self._verify()
+                except StoreError:
+                    raise
+                except Exception:  # (a database that does not answer: as a failing step)
+                    log.exception("checking the store failed")
             worked = False
             for step in steps:
                 if step.due(time.monotonic()):

@@ -1,23 +1,34 @@
 """Settings of the job manager: from ``$STREAMFIT_HOME/settings.yaml``, overridden by
 ``STREAMFIT_<NAME>`` variables (e.g. ``STREAMFIT_SMTP_HOST``). Secrets never print.
 
->>> Settings.load(env={"STREAMFIT_HOME": "/tmp/x", "STREAMFIT_SMTP_PASSWORD": "hunter2"})
+Named secrets, which jobs get by reference (``env_from: {KEY: "secret:NAME"}``), come from
+``secrets: {NAME: value}`` in ``settings.yaml`` and ``STREAMFIT_SECRET_<NAME>`` variables.
+
+>>> s = Settings.load(env={"STREAMFIT_HOME": "/tmp/x", "STREAMFIT_SMTP_PASSWORD": "hunter2",
+...                        "STREAMFIT_SECRET_hf": "hf_abc"})
+>>> s
 Settings(home=PosixPath('/tmp/x'), database_url=None, smtp_host=None, ...)
+>>> s.secrets
+{'hf': SecretStr('**********')}
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from streamfit.errors import ConfigError
 
-__all__ = ["Settings", "default_home"]
+__all__ = ["SECRET_PREFIX", "Settings", "default_home"]
+
+#: ``STREAMFIT_SECRET_<NAME>``: a named secret, as ``secrets: {NAME: ...}`` in settings.yaml.
+SECRET_PREFIX = "STREAMFIT_SECRET_"
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -47,6 +58,21 @@ class Settings(BaseModel):
     monitor_interval: float = Field(default=1.0, gt=0)
     retry_interval: float = Field(default=2.0, gt=0)
     notify_interval: float = Field(default=2.0, gt=0)
+    #: Secrets jobs may ask for by name (``env_from``); never printed, stored or inherited.
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("secrets")
+    @classmethod
+    def _names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+                raise ValueError(f"{name!r} is not a secret's name (letters, digits, _ . -)")
+        return value
+
+    def hidden(self) -> list[SecretStr]:
+        """Every secret value the scheduler holds: masked wherever a job's output is shown."""
+        own = [self.smtp_password] if self.smtp_password is not None else []
+        return [*self.secrets.values(), *own]
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in list(self.__dict__.items())[:3])
@@ -68,8 +94,16 @@ class Settings(BaseModel):
             values.update(doc)
         for name in cls.model_fields:
             key = f"STREAMFIT_{name.upper()}"
-            if name != "home" and key in env:
+            if name not in ("home", "secrets") and key in env:
                 values[name] = env[key]
+        named = {
+            k.removeprefix(SECRET_PREFIX): v for k, v in env.items() if k.startswith(SECRET_PREFIX)
+        }
+        if named:
+            from_file = values.get("secrets") or {}
+            if not isinstance(from_file, dict):
+                raise ConfigError(f"{path}: secrets: expected a mapping of names to values")
+            values["secrets"] = {**from_file, **named}
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(home=home, **values)

@@ -18,9 +18,19 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["events", "jobs", "metadata", "notifications", "submissions"]
+__all__ = ["events", "jobs", "metadata", "notifications", "store_identity", "submissions"]
 
 metadata = MetaData()
+
+#: One row, written when the store is created: run names and backend records carry this id,
+#: so a store that is reset or replaced (its job ids start again at 1) never adopts the runs
+#: of the one before it.
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", String(32), primary_key=True),  # uuid4, hex
+    Column("created_at", Float, nullable=False),
+)
 
 #: Times are seconds since the epoch (UTC), as floats: the same in SQLite and PostgreSQL and
 #: easy to subtract for the statistics.

@@ -1,5 +1,6 @@
 """JSON views of jobs, for ``jobs list/show --json`` and anything else that reads the store
-(a dashboard reads these, never the CLI's text)."""
+(a dashboard reads these, never the CLI's text). Values of ``env`` variables whose names look
+secret show as ``***``; ``env_from`` shows its references, never the values."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from streamfit.jobs.environment import masked_env
+from streamfit.jobs.runs import attempt_refs
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Event, Job
 
-__all__ = ["attempts_of", "duration", "event_dict", "iso", "job_detail", "job_summary"]
+__all__ = [
+    "attempts_of",
+    "duration",
+    "event_dict",
+    "iso",
+    "job_detail",
+    "job_summary",
+    "shown_spec",
+]
 
 _ENDS = {Status.COMPLETED.value, Status.FAILED.value, Status.STOPPED.value}
 
@@ -76,13 +87,14 @@ def event_dict(event: Event) -> dict[str, Any]:
 
 
 def attempts_of(job: Job, history: Sequence[Event]) -> list[dict[str, Any]]:
-    """Each attempt's run, times and outcome, from the job's events."""
+    """Each attempt's run (None: never launched), times and outcome, from the job's events."""
     attempts: dict[int, dict[str, Any]] = {}
+    refs = attempt_refs(history)
     for event in history:
         if event.attempt not in attempts:
             attempts[event.attempt] = {
                 "attempt": event.attempt,
-                "run": f"{job.id}-{event.attempt}",
+                "run": refs.get(event.attempt),
                 "status": event.to_status,
                 "launched_at": None,
                 "started_at": None,
@@ -99,6 +111,23 @@ def attempts_of(job: Job, history: Sequence[Event]) -> list[dict[str, Any]]:
         elif event.to_status in _ENDS and event.from_status not in _ENDS:
             a.update(ended_at=iso(event.at), failure_kind=event.failure_kind, detail=event.detail)
     return list(attempts.values())
+
+
+def shown_spec(job: Job) -> dict[str, Any]:
+    """The job's spec fit to show: secret-looking ``env`` values masked.
+
+    >>> from streamfit.jobs.store import Store
+    >>> from streamfit.jobs.spec import JobSpec
+    >>> store = Store("sqlite://")
+    >>> spec = JobSpec(name="x", owner="a@example.com", command=["true"],
+    ...                env={"API_TOKEN": "abc", "LR": "0.1"}, env_from={"PW": "secret:db"})
+    >>> shown = shown_spec(store.get(store.submit([spec], now=0.0).job_ids[0]))
+    >>> shown["env"], shown["env_from"]
+    ({'API_TOKEN': '***', 'LR': '0.1'}, {'PW': 'secret:db'})
+    """
+    spec = dict(job.spec)
+    spec["env"] = masked_env(spec.get("env") or {})
+    return spec
 
 
 def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
@@ -118,7 +147,7 @@ def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
         "output_uri": job.output_uri,
         "checkpoint_uri": job.checkpoint_uri,
         "metrics": job.metrics,
-        "spec": job.spec,
+        "spec": shown_spec(job),
         "attempts": attempts_of(job, history),
         "history": [event_dict(e) for e in history],
     }

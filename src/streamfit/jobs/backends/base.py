@@ -17,7 +17,7 @@ class RunRequest:
 
     name: str
     argv: list[str]
-    #: The whole environment of a process started on this machine.
+    #: The whole environment of a process started on this machine, less ``secret_env``.
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     resources: Resources = field(default_factory=Resources)
@@ -25,6 +25,12 @@ class RunRequest:
     #: backend running it on another machine passes on, as that machine's own environment
     #: (``PATH``, ``CUDA_VISIBLE_DEVICES``, ...) must not be replaced by the scheduler's.
     job_env: dict[str, str] = field(default_factory=dict)
+    #: The job's secrets (its ``env_from``, resolved): added to its environment on top of the
+    #: rest, and never written anywhere (not in a backend's records, not in the store).
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The id of the store the job belongs to: a backend records it with the run, so that a
+    #: run is never taken for another store's.
+    store_id: str | None = None
 
 
 class RunPhase(StrEnum):

@@ -1,10 +1,15 @@
 """The local backend: each attempt a detached process on this machine, within a capacity.
 
-A run lives in ``ROOT/runs/<run name>/``: ``request.json``, ``supervisor.json`` (its
-supervisor's pid), ``child.json`` (the command's pid), ``output.log``, and ``exit.json`` once
-the command has ended. Runs outlive the scheduler that launched them. ``ROOT/active/`` holds
-one small file per run that still counts against the capacity; launching happens under a file
-lock, so several schedulers on one machine share one capacity and one run per name.
+A run lives in ``ROOT/runs/<run name>/``: ``request.json`` (argv, environment less the
+secrets, the store's id), ``supervisor.json`` (its supervisor's pid), ``child.json`` (the
+command's pid), ``output.log``, and ``exit.json`` once the command has ended. Runs outlive the
+scheduler that launched them. ``ROOT/active/`` holds one small file per run that still counts
+against the capacity; launching happens under a file lock, so several schedulers on one machine
+share one capacity and one run per name.
+
+Run folders are the scheduler's user's alone (``runs/`` and each run 0700, files 0600). A job's
+secrets (``RunRequest.secret_env``) go to its supervisor in the supervisor's own environment,
+which only that user (and root) can read, and from there to the command: never to a file.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
+from streamfit.jobs.environment import inherited
 from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
 from streamfit.jobs.spec import Resources
 
 __all__ = ["Capacity", "LocalBackend"]
 
 _SUPERVISOR = Path(__file__).with_name("supervise.py")
+#: The supervisor's variable that carries the job's secrets (JSON); the command never sees it.
+SECRETS_VARIABLE = "STREAMFIT_RUN_SECRETS"
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(doc))
     os.replace(tmp, path)
+
+
+def _private_folder(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # made before by an older version, or with another umask
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -96,7 +111,7 @@ def _alive(doc: dict[str, Any] | None) -> bool:
     return recorded is None or now is None or recorded == now
 
 
-def _spawn_supervisor(run: Path) -> None:
+def _spawn_supervisor(run: Path, secret_env: dict[str, str]) -> None:
     """Start the run's supervisor in a session of its own and record it before returning,
     so a run is never seen half-born.
 
@@ -104,12 +119,18 @@ def _spawn_supervisor(run: Path) -> None:
     ten), with SIGTERM and SIGINT held until it has its handlers, so a stop during its
     start-up is answered, never fatal to it. It stays this process's child until the
     scheduler exits (then init adopts it); ``_alive`` reaps it once it has ended.
+
+    Its environment is the allowed part of the scheduler's (what Python needs to start) and
+    the job's secrets, which it hands to the command.
     """
     devnull = os.devnull
+    env = inherited(os.environ)
+    if secret_env:
+        env[SECRETS_VARIABLE] = json.dumps(secret_env)
     pid = os.posix_spawn(
         sys.executable,
         [sys.executable, "-I", str(_SUPERVISOR), str(run)],
-        dict(os.environ),
+        env,
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
@@ -122,33 +143,55 @@ def _spawn_supervisor(run: Path) -> None:
 
 
 class LocalBackend:
-    """Runs on this machine. ``capacity`` defaults to the machine's cores, memory and GPUs."""
+    """Runs on this machine. ``capacity`` defaults to the machine's cores, memory and GPUs.
+
+    ``store_id``: the store whose runs these are. A run records the store id of its request;
+    one recorded by another store polls as unknown, and is never launched over. Its folders
+    are made at the first launch (reading a home changes nothing in it).
+    """
 
     name = "local"
 
-    def __init__(self, root: str | os.PathLike[str], capacity: Capacity | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        capacity: Capacity | None = None,
+        *,
+        store_id: str | None = None,
+    ) -> None:
         self.root = Path(root)
         self.runs = self.root / "runs"
         self.active_dir = self.root / "active"
-        self.runs.mkdir(parents=True, exist_ok=True)
-        self.active_dir.mkdir(parents=True, exist_ok=True)
         self.capacity = capacity or Capacity.of_machine()
+        self.store_id = store_id
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with open(self.root / "launch.lock", "a") as lock:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folder(self.runs)
+        _private_folder(self.active_dir)
+        fd = os.open(self.root / "launch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _other_store(self, run: Path) -> str | None:
+        """The store id a run recorded, if it is not this backend's store."""
+        recorded = (_read_json(run / "request.json") or {}).get("store")
+        if self.store_id is None or recorded is None or recorded == self.store_id:
+            return None  # (runs made before stores had ids record none)
+        return str(recorded)
+
     # -- capacity ------------------------------------------------------------------------
 
     def used(self) -> Resources:
         """Resources of the runs that have not ended (ended ones are let go here)."""
         cpus, gpus, memory = 0.0, 0, 0
-        for entry in self.active_dir.iterdir():
+        entries = list(self.active_dir.iterdir()) if self.active_dir.is_dir() else []
+        for entry in entries:
             name = entry.name.removesuffix(".json")
             if (self.runs / name / "exit.json").exists() or not (self.runs / name).exists():
                 entry.unlink(missing_ok=True)
@@ -184,6 +227,12 @@ class LocalBackend:
         run = self.runs / request.name
         with self._locked():
             if run.exists():  # launched before (by us before a crash, or by another scheduler)
+                other = self._other_store(run)
+                if other is not None:
+                    raise InvalidJobError(
+                        f"{run} is a run of another store ({other}), not of this one "
+                        f"({self.store_id}): move that store's runs away"
+                    )
                 return request.name
             used = self.used()
             if not self.capacity.fits(used, want):
@@ -194,20 +243,21 @@ class LocalBackend:
                 )
             tmp = self.runs / f".{request.name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+            tmp.mkdir(mode=0o700)
             _write_json(
                 tmp / "request.json",
                 {
                     "argv": request.argv,
-                    "env": request.env,
+                    "env": request.env,  # the secrets go to the supervisor another way
                     "workdir": request.workdir,
+                    "store": request.store_id or self.store_id,
                     "launched_at": time.time(),
                 },
             )
             tmp.rename(run)  # the run exists from here on: a second launch finds it
             _write_json(self.active_dir / f"{request.name}.json", want.model_dump())
             try:
-                _spawn_supervisor(run)
+                _spawn_supervisor(run, request.secret_env)
             except OSError as exc:
                 # The run folder stays: polled, it reads as vanished, and the job is retried
                 # under its next attempt's name; this name is never launched twice.
@@ -218,6 +268,12 @@ class LocalBackend:
         run = self.runs / ref
         if not run.exists():
             return RunState(RunPhase.UNKNOWN, error=f"no run {ref!r}")
+        other = self._other_store(run)
+        if other is not None:
+            return RunState(
+                RunPhase.UNKNOWN,
+                error=f"run {ref!r} belongs to another store ({other}), not to this one",
+            )
         stop = (run / "stop-requested").exists()
         timed_out = (run / "timed-out").exists()
         child = _read_json(run / "child.json") or {}
@@ -250,7 +306,7 @@ class LocalBackend:
         run = self.runs / ref
         if not run.exists():
             return
-        (run / ("timed-out" if timed_out else "stop-requested")).touch()
+        (run / ("timed-out" if timed_out else "stop-requested")).touch(mode=0o600)
         # The supervisor passes the signal on to the command's process group, or holds it
         # until the command exists.
         supervisor = _read_json(run / "supervisor.json")
@@ -269,4 +325,6 @@ class LocalBackend:
 
     def launched(self) -> list[str]:
         """The names of every run this backend has (for tests and reconciliation)."""
+        if not self.runs.is_dir():
+            return []
         return sorted(p.name for p in self.runs.iterdir() if not p.name.startswith("."))

@@ -1,11 +1,17 @@
 """The Ray backend: each attempt one job of the Ray Jobs API on a Ray cluster.
 
-The attempt's run name (``<job id>-<attempt>``), after the store's ``namespace``, is the Ray
-``submission_id`` and the run's reference: launching it again (a scheduler that crashed
+The attempt's run name (``<store id>-<job id>-<attempt>``, see ``streamfit.jobs.runs``) is
+the Ray ``submission_id`` and the run's reference: launching it again (a scheduler that crashed
 between launching and recording) finds the run Ray already has instead of starting a second
-one, while two stores sharing a cluster (each has its own job 1) never meet. Ray keeps its jobs
-as long as the cluster lives; a run the cluster no longer knows reads as unknown, an
-infrastructure failure that is retried.
+one, while two stores sharing a cluster (each has its own job 1), or a store and the reset one
+after it, never meet: the name starts with the store's id, and the run's metadata records it
+whole (``streamfit_store``), checked when it is polled. Ray keeps its jobs as long as the
+cluster lives; a run the cluster no longer knows reads as unknown, an infrastructure failure
+that is retried.
+
+A job's secrets (its ``env_from``, resolved) go in the runtime environment of its own
+submission only. **Ray's dashboard and Jobs API show a job's runtime environment to whoever
+can reach them**: keep the dashboard on a private network, with Ray's token authentication on.
 
 Paths are the scheduler's: a built-in job writes its output and checkpoints under
 ``$STREAMFIT_HOME/jobs/`` and the monitor reads ``metrics.json`` from there, so every node of
@@ -147,9 +153,11 @@ def entrypoint(request: RunRequest) -> str:
 class RayBackend:
     """Runs on the Ray cluster whose dashboard (Jobs API) is at ``address``.
 
-    ``namespace``: put before run names to make the Ray ids, one per store (see
-    ``open_backend``). ``stop_grace_seconds``: how long Ray waits after SIGTERM before
-    SIGKILL, time enough for a training job to write its checkpoint.
+    ``namespace``: put before run names to make the Ray ids (the names carry their store's
+    id already: this is for runs named otherwise, as in tests). ``store_id``: the store whose
+    runs these are; a run recorded by another store polls as unknown. ``stop_grace_seconds``:
+    how long Ray waits after SIGTERM before SIGKILL, time enough for a training job to write
+    its checkpoint.
     """
 
     name = "ray"
@@ -161,6 +169,7 @@ class RayBackend:
         *,
         namespace: str = "",
         stop_grace_seconds: float = 30.0,
+        store_id: str | None = None,
     ) -> None:
         if importlib.util.find_spec("ray") is None:
             raise ConfigError("the ray backend needs Ray: pip install 'streamfit[ray]'")
@@ -170,6 +179,7 @@ class RayBackend:
         self.stops.mkdir(parents=True, exist_ok=True)
         self.prefix = f"{namespace}-" if namespace else ""
         self.stop_grace_seconds = stop_grace_seconds
+        self.store_id = store_id
         self._client: Any = None
         self._room: tuple[float, ClusterRoom] | None = None
         self._recent: dict[str, tuple[float, Resources]] = {}  # run -> (submitted at, demand)
@@ -253,12 +263,30 @@ class RayBackend:
 
     # -- the protocol ---------------------------------------------------------------------
 
+    def _other_store(self, info: Any) -> str | None:
+        """The store id a run recorded, if it is not this backend's store."""
+        recorded = (getattr(info, "metadata", None) or {}).get("streamfit_store")
+        if self.store_id is None or not recorded or recorded == self.store_id:
+            return None  # (runs made before stores had ids record none)
+        return str(recorded)
+
     def launch(self, request: RunRequest) -> str:
         name, want = self.ref(request.name), request.resources
-        if self._info(name, launching=True) is not None:
-            return name  # launched before: by us before a crash, or by another scheduler
+        info = self._info(name, launching=True)
+        if info is not None:  # launched before: by us before a crash, or by another scheduler
+            other = self._other_store(info)
+            if other is not None:
+                raise InvalidJobError(
+                    f"the Ray job {name!r} is a run of another store ({other}), not of this one"
+                )
+            return name
         self._check_room(want)
-        env = {"RAY_JOB_STOP_WAIT_TIME_S": f"{self.stop_grace_seconds:g}", **request.job_env}
+        env = {
+            "RAY_JOB_STOP_WAIT_TIME_S": f"{self.stop_grace_seconds:g}",
+            **request.job_env,
+            **request.secret_env,  # this submission's own runtime env (shown by the dashboard)
+        }
+        store = request.store_id or self.store_id or ""
 
         def submit(client: Any) -> None:
             try:
@@ -266,7 +294,7 @@ class RayBackend:
                     entrypoint=entrypoint(request),
                     submission_id=name,
                     runtime_env={"env_vars": env},
-                    metadata={"streamfit_run": request.name},
+                    metadata={"streamfit_run": request.name, "streamfit_store": store},
                     entrypoint_num_cpus=want.cpus,
                     entrypoint_num_gpus=want.gpus,
                     entrypoint_memory=want.memory_mb * _MB,
@@ -284,6 +312,11 @@ class RayBackend:
         info = self._info(ref)
         if info is None:
             return RunState(RunPhase.UNKNOWN, error=f"the Ray cluster has no job {ref!r}")
+        other = self._other_store(info)
+        if other is not None:
+            return RunState(
+                RunPhase.UNKNOWN, error=f"the Ray job {ref!r} belongs to another store ({other})"
+            )
         why = self._stop_reason(ref)
         flags: dict[str, Any] = {
             "stop_requested": why is not None and why != "timed-out",

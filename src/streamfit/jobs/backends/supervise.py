@@ -5,6 +5,10 @@ scheduler (its own session, adopted by init), and already recorded in ``supervis
 It starts the command in its own process group with its output in ``output.log``, forwards
 SIGTERM and SIGINT to that group, and writes the exit status to ``exit.json`` when the command
 ends. It outlives the scheduler that launched it.
+
+The files it writes are its user's alone (0600). The job's secrets come in its own environment
+(``STREAMFIT_RUN_SECRETS``, JSON), never in ``request.json``; the command gets them as
+variables of its environment, and the scheduler's umask, not the supervisor's.
 """
 
 import contextlib
@@ -18,7 +22,7 @@ import time
 
 def _write(path: str, doc: dict) -> None:  # type: ignore[type-arg]
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(doc, f)
         f.flush()
         os.fsync(f.fileno())
@@ -26,6 +30,8 @@ def _write(path: str, doc: dict) -> None:  # type: ignore[type-arg]
 
 
 def main(run_dir: str) -> None:
+    umask = os.umask(0o077)
+    secrets = json.loads(os.environ.pop("STREAMFIT_RUN_SECRETS", "{}"))
     with open(os.path.join(run_dir, "request.json")) as f:
         request = json.load(f)
     exit_path = os.path.join(run_dir, "exit.json")
@@ -55,16 +61,20 @@ def main(run_dir: str) -> None:
             },
         )
         return
-    with open(os.path.join(run_dir, "output.log"), "ab") as log:
+    log_fd = os.open(
+        os.path.join(run_dir, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+    )
+    with open(log_fd, "ab") as log:
         try:
             child = subprocess.Popen(
                 request["argv"],
                 cwd=request.get("workdir") or None,
-                env=request["env"],
+                env={**request["env"], **secrets},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=umask,
             )
         except OSError as exc:
             log.write(f"streamfit: cannot start {request['argv'][0]!r}: {exc}\n".encode())
