@@ -21,7 +21,7 @@ from streamfit.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
-from streamfit.jobs.errors import NoSuchJob, TransitionError
+from streamfit.jobs.errors import NoSuchJob, StoreError, TransitionError
 
 __all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_json"]
 
@@ -45,6 +45,7 @@ _ERRORS: tuple[tuple[type[StreamfitError], tuple[str, str]], ...] = (
     (TrainingDiverged, ("training diverged", "diverged")),
     (NoSuchJob, ("error", "config")),  # an unknown job id
     (TransitionError, ("error", "config")),  # a change its status forbids
+    (StoreError, ("store error", "config")),  # a store that cannot be used: see its message
     (DataError, ("data error", "data")),
     (StateError, ("state error", "state")),
     (ConfigError, ("error", "config")),
