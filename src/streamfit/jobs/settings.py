@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from streamfit.errors import ConfigError
+from streamfit.jobs import yaml12
 
 __all__ = ["SECRET_PREFIX", "Settings", "default_home"]
 
@@ -86,7 +87,7 @@ class Settings(BaseModel):
         path = home / "settings.yaml"
         if path.is_file():
             try:
-                doc = yaml.safe_load(path.read_text()) or {}
+                doc = yaml12.load(path.read_text()) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML ({exc})") from None
             if not isinstance(doc, dict):

@@ -1,8 +1,9 @@
 """Job specs: what to run, with what, how often to retry, whom to tell.
 
 One YAML or JSON object per job; a list of them, several YAML documents, or JSON Lines for
-many jobs in one file. Every spec is checked before anything is stored, and an error names the
-file, the job and the field.
+many jobs in one file. YAML is read as YAML 1.2 (``on``, ``yes``, ``no`` are text), with its
+aliases limited (:mod:`streamfit.jobs.yaml12`). Every spec is checked before anything is stored,
+and an error names the file, the job and the field, never echoing a long value whole.
 
 >>> spec = JobSpec.model_validate({
 ...     "name": "lr-0.01", "owner": "alice@example.com", "algorithm": "linear-learner",
@@ -17,17 +18,46 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic_core
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamfit.errors import ConfigError
+from streamfit.jobs import yaml12
+from streamfit.jobs.environment import check_reference
 from streamfit.jobs.errors import SpecError
+from streamfit.jobs.fields import (
+    Address,
+    EnvName,
+    Key,
+    Line,
+    PathText,
+    Text,
+    Url,
+    check_hyperparameter,
+    message,
+)
+from streamfit.jobs.text import clip, printable
 
-__all__ = ["JobSpec", "NotifySpec", "Resources", "RetryPolicy", "load_specs", "parse_specs"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_SPEC_BYTES",
+    "JobSpec",
+    "NotifySpec",
+    "Resources",
+    "RetryPolicy",
+    "load_specs",
+    "parse_specs",
+]
+
+MAX_SPEC_BYTES = 256 * 1024  # one spec, as JSON (as stored)
+MAX_FILE_BYTES = 64 * 1024 * 1024  # one spec file, read before parsing
+_BOUNDED = {"resources", "retry", "notify"}
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 Terminal = Literal["completed", "failed", "stopped"]
@@ -60,8 +90,8 @@ def _all_terminal() -> list[Terminal]:
 
 class NotifySpec(_Model):
     on: list[Terminal] = Field(default_factory=_all_terminal)
-    email: list[str] = Field(default_factory=list)
-    webhook: str | None = None
+    email: list[Address] = Field(default_factory=list, max_length=50)
+    webhook: Url | None = None
     console: bool = False
     #: One message for the whole submission once all its jobs are terminal.
     digest: bool = False
@@ -71,42 +101,67 @@ class NotifySpec(_Model):
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
             if not _EMAIL.match(address):
-                raise ValueError(f"{address!r} is not an email address")
+                raise ValueError(f"{clip(address)!r} is not an email address")
         return value
 
     @field_validator("webhook")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError(f"{clip(value)!r} is not an http(s) URL")
         return value
 
 
 class JobSpec(_Model):
-    """A training job: a built-in ``algorithm`` with ``inputs``, or any ``command``."""
+    """A training job: a built-in ``algorithm`` with ``inputs``, or any ``command``.
 
-    name: str = Field(min_length=1, max_length=200)
-    owner: str
-    algorithm: str | None = None
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, str] = Field(default_factory=dict)
-    command: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = None
-    device: str = "cpu"
+    Limits, so that a spec stays small to store, list and mail (in characters unless said):
+    ``name`` 1-200; ``owner`` and each ``notify.email`` address 254 (at most 50 addresses);
+    ``algorithm``, ``device`` and the keys of ``tags``, ``inputs`` and ``hyperparameters`` 100;
+    tag values 200 (at most 50 tags); paths in ``inputs`` (at most 32) and ``workdir`` 4,096;
+    ``notify.webhook`` 2,048; ``command`` 1-4,096 arguments of up to 64 KiB each; ``env`` at
+    most 256 variables, names 256 (no ``=``), values 64 KiB; at most 200 hyperparameters, each
+    JSON-like, 8 levels deep, 10,000 values, texts of 4,096; and the whole spec 256 KiB as
+    JSON. Names, owners, keys, tags, paths and URLs hold no control characters (C0, DEL, C1,
+    Unicode line separators and bidi overrides); arguments, env values and hyperparameter
+    texts may hold tabs and newlines.
+    """
+
+    name: Line = Field(min_length=1)
+    owner: Address
+    algorithm: Key | None = None
+    hyperparameters: dict[Key, Any] = Field(default_factory=dict, max_length=200)
+    inputs: dict[Key, PathText] = Field(default_factory=dict, max_length=32)
+    command: list[Text] | None = Field(default=None, max_length=4_096)
+    env: dict[EnvName, Text] = Field(default_factory=dict, max_length=256)
+    #: Secrets by reference, read when the job is launched, never stored or written to disk:
+    #: ``{KEY: "file:/absolute/path"}`` or ``{KEY: "secret:NAME"}`` (the scheduler's settings).
+    env_from: dict[str, str] = Field(default_factory=dict)
+    workdir: PathText | None = None
+    device: Key = "cpu"
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     resources: Resources = Field(default_factory=Resources)
     max_runtime_seconds: float = Field(default=86_400.0, gt=0)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     notify: NotifySpec = Field(default_factory=NotifySpec)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[Key, Line] = Field(default_factory=dict, max_length=50)
     priority: int = 0
 
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str) -> str:
         if not _EMAIL.match(value):
-            raise ValueError(f"{value!r} is not an email address")
+            raise ValueError(f"{clip(value)!r} is not an email address")
+        return value
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            try:
+                check_hyperparameter(name, item)
+            except ValueError as exc:
+                raise ValueError(f"{clip(name)!r}: {exc}") from None
         return value
 
     @field_validator("command")
@@ -116,12 +171,32 @@ class JobSpec(_Model):
             raise ValueError("an empty command")
         return value
 
+    @field_validator("env_from")
+    @classmethod
+    def _references(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, reference in value.items():
+            check_reference(key, reference)
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> JobSpec:
         if (self.algorithm is None) == (self.command is None):
             raise ValueError("give exactly one of 'algorithm' (a built-in) or 'command'")
         if self.algorithm is not None and "train" not in self.inputs:
             raise ValueError("a built-in algorithm needs inputs.train")
+        if both := sorted(self.env.keys() & self.env_from.keys()):
+            raise ValueError(f"in both env and env_from: {', '.join(both)}")
+        return self
+
+    @model_validator(mode="after")
+    def _small(self) -> JobSpec:
+        # The fields of the nested models are few and bounded by their types; leaving them out
+        # makes this measure cost a third of the whole spec's JSON.
+        size = len(pydantic_core.to_json(self.__dict__, exclude=_BOUNDED))
+        if size > MAX_SPEC_BYTES:
+            raise ValueError(
+                f"the spec is {size:,} bytes as JSON: at most {MAX_SPEC_BYTES // 1024} KiB"
+            )
         return self
 
     @property
@@ -140,7 +215,13 @@ def _check_algorithm(spec: JobSpec) -> None:
 
 def _where(source: str, index: int, raw: Any) -> str:
     name = raw.get("name") if isinstance(raw, dict) else None
-    return f"{source}, job {index + 1}" + (f" ({name!r})" if name else "")
+    shown = f" ({clip(name)!r})" if isinstance(name, str) and name else ""
+    return f"{printable(source)}, job {index + 1}{shown}"
+
+
+def _problem(err: Any) -> str:
+    field = ".".join(clip(printable(str(p)), 40) for p in err["loc"]) or "spec"
+    return f"{field}: {message(err)}"
 
 
 def parse_specs(raws: Iterable[Any], source: str) -> list[JobSpec]:
@@ -152,31 +233,74 @@ def parse_specs(raws: Iterable[Any], source: str) -> list[JobSpec]:
             _check_algorithm(spec)
             specs.append(spec)
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "spec"
-                problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
-            raise SpecError(f"{_where(source, index, raw)}: {'; '.join(problems)}") from None
+            problems = "; ".join(_problem(err) for err in exc.errors()[:5])
+            raise SpecError(f"{_where(source, index, raw)}: {problems}") from None
         except ConfigError as exc:  # an unknown algorithm or a hyperparameter it refuses
-            raise SpecError(f"{_where(source, index, raw)}: {exc}") from None
+            raise SpecError(f"{_where(source, index, raw)}: {clip(str(exc), 300)}") from None
+        except RecursionError:  # a hyperparameter's text that is JSON nested past the stack
+            raise SpecError(f"{_where(source, index, raw)}: nested too deep") from None
     return specs
 
 
+def _read(path: Path) -> str:
+    """The file's text, refused unread past :data:`MAX_FILE_BYTES` (streams: past reading that
+    much), and refused unless UTF-8."""
+    try:
+        with path.open("rb") as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise SpecError(f"{printable(str(path))}: a folder, not a spec file")
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
+                raise SpecError(_too_big(path, f"{info.st_size:,} bytes"))
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise SpecError(f"{printable(str(path))}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{printable(str(path))}: a folder, not a spec file") from None
+    except OSError as exc:
+        raise SpecError(f"{printable(str(path))}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(_too_big(path, f"over {MAX_FILE_BYTES // 2**20} MiB"))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{printable(str(path))}: not UTF-8 text (byte {exc.start:,})") from None
+
+
+def _too_big(path: Path, size: str) -> str:
+    limit = MAX_FILE_BYTES // 2**20
+    return f"{printable(str(path))}: {size} (a spec file holds at most {limit} MiB)"
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except ValueError:  # Python reads no integer of more than 4,300 digits
+        raise SpecError(f"{where}: not valid JSON (a number too long)") from None
+    except RecursionError:
+        raise SpecError(f"{where}: not valid JSON (nested too deep)") from None
+
+
 def _documents(path: Path) -> Iterator[Any]:
-    text = path.read_text()
+    text = _read(path)
+    shown = printable(str(path))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is text
             if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SpecError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+                yield _json(line, f"{shown}, line {number}")
         return
-    try:
-        docs = [json.loads(text)] if suffix == ".json" else list(yaml.safe_load_all(text))
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: not valid {suffix.lstrip('.') or 'YAML'} ({exc})") from None
+    if suffix == ".json":
+        docs = [_json(text, shown)]
+    else:
+        try:
+            docs = list(yaml12.load_all(text))
+        except yaml12.YAMLLimitError as exc:
+            raise SpecError(f"{shown}: refused: {yaml12.describe(exc)}") from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{shown}: not valid YAML ({yaml12.describe(exc)})") from None
     for doc in docs:
         if isinstance(doc, list):
             yield from doc
@@ -189,9 +313,7 @@ def load_specs(paths: Iterable[str | os.PathLike[str]]) -> list[JobSpec]:
     specs: list[JobSpec] = []
     for p in paths:
         path = Path(p)
-        if not path.is_file():
-            raise SpecError(f"{path}: no such file")
         specs.extend(parse_specs(_documents(path), str(path)))
     if not specs:
-        raise SpecError("no jobs in " + ", ".join(str(p) for p in paths))
+        raise SpecError("no jobs in " + ", ".join(printable(str(p)) for p in paths))
     return specs
