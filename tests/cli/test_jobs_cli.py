@@ -284,3 +284,57 @@ def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(
                 proc.communicate()
     assert proc.returncode == 0, stderr
     assert "started" in stderr and "stopped (SIGTERM)" in stderr
+
+
+# -- stored text, printed ------------------------------------------------------------------------
+
+HOSTILE_NAME = "[red]x\x1b[31m:smile:"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+def test_stored_text_prints_escaped_and_as_written(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from streamfit.jobs.tables import jobs
+
+    spec = _write(tmp_path / "one.yaml", [_job("plain", "pass", tags={"k": "v"})])
+    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    store = Store.open(str(env["STREAMFIT_HOME"]), create=False)
+    try:  # rows that were stored before specs refused control characters
+        with store.engine.begin() as conn:
+            stored = conn.execute(sa.select(jobs.c.spec).where(jobs.c.id == job_id)).scalar_one()
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(
+                    name=HOSTILE_NAME,
+                    owner="o\x1b]0;pwned\x07@example.com",
+                    tags={"k": "[bold]v\x9b\u202e"},
+                    status="Failed",
+                    final=True,
+                    failure_kind="algorithm",
+                    failure_reason="first \x1b[2J\nsecond",
+                    spec={**stored, "command": ["echo", "\x1b[31m"], "workdir": "/tmp/\x1b[5m"},
+                )
+            )
+    finally:
+        store.close()
+    wide = {**env, "COLUMNS": "300"}  # one line a row: nothing wraps in the middle of a name
+    listed = _cli(wide, "jobs", "list").stdout
+    shown = _cli(wide, "jobs", "show", str(job_id)).stdout
+    by_owner = _cli(wide, "jobs", "stats", "--by", "owner").stdout
+    by_tag = _cli(wide, "jobs", "stats", "--by", "tag:k").stdout
+    for out in (listed, shown, by_owner, by_tag):
+        assert not any(raw in out for raw in RAW), out
+    assert "[red]x\\x1b[31m:smile:" in listed  # markup and emoji codes as written
+    assert "o\\x1b]0;pwned\\x07@example.com" in listed and "Failed" in listed
+    assert f"{job_id} '[red]x\\x1b[31m:smile:'" in shown
+    assert "k=[bold]v\\x9b\\u202e" in shown
+    assert "echo '\\x1b[31m'" in shown and "/tmp/\\x1b[5m" in shown
+    first, second = (line for line in shown.splitlines() if "first" in line or "second" in line)
+    assert first.rstrip().endswith("first \\x1b[2J") and second.strip() == "second"
+    assert "o\\x1b]0;pwned\\x07@example.com" in by_owner
+    assert "[bold]v\\x9b\\u202e" in by_tag
+    assert _json(env, "jobs", "show", str(job_id))["name"] == HOSTILE_NAME  # JSON: as stored

@@ -2,6 +2,8 @@
 
 The store is ``$STREAMFIT_HOME/streamfit.db`` unless ``--home`` or ``--database-url`` (also
 ``STREAMFIT_DATABASE_URL``) say otherwise. Times print in UTC; ``--json`` output uses ISO 8601.
+Text that jobs brought (names, owners, tags, commands, reasons) prints through :func:`_cell`:
+control characters escaped, rich markup shown as written.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streamfit.cli.options import handle_errors, print_json
 from streamfit.jobs.errors import NoStore, NoSuchJob
@@ -27,6 +31,7 @@ from streamfit.jobs.spec import load_specs
 from streamfit.jobs.stats import GroupStats, job_stats
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
+from streamfit.jobs.text import printable
 from streamfit.jobs.views import duration, job_detail, job_summary, shown_spec
 
 __all__ = ["jobs_group", "jobs_table", "open_manager", "stats_tables", "store_options"]
@@ -103,6 +108,12 @@ def _short_time(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _cell(value: object, *, lines: bool = False) -> Text:
+    """A table cell of stored text: control characters escaped (``lines``: tabs and newlines
+    kept), and a :class:`Text`, so that ``[red]`` or ``:smile:`` in a name print as written."""
+    return Text(printable(str(value), lines=lines))
+
+
 def jobs_table(found: Sequence[Job]) -> Table:
     """The ``jobs list`` table."""
     table = Table(title=f"{len(found)} job{'s' * (len(found) != 1)}")
@@ -121,23 +132,22 @@ def jobs_table(found: Sequence[Job]) -> Table:
         run = end - job.started_at if job.started_at is not None and end is not None else None
         table.add_row(
             str(job.id),
-            job.name,
-            job.owner,
+            _cell(job.name),
+            _cell(job.owner),
             _status_text(job),
             str(job.attempt),
-            job.failure_kind or "",
+            _cell(job.failure_kind or ""),
             _short_time(job.created_at),
             duration(run),
         )
     return table
 
 
-def _status_text(job: Job) -> str:
+def _status_text(job: Job) -> Text:
     text = job.status.value
     if job.status == Status.FAILED and not job.final:
         text += " (retrying)"
-    style = _STYLES.get(job.status.value)
-    return f"[{style}]{text}[/]" if style else text
+    return Text(text, style=_STYLES.get(job.status.value, ""))
 
 
 def _ranges(ids: Sequence[int]) -> str:
@@ -288,13 +298,14 @@ def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
     about.add_column(style="bold")
     about.add_column()
     rows: list[tuple[str, Any]] = [
-        ("job", f"{job.id} {job.name!r}"),
+        ("job", f"{job.id} '{job.name}'"),
         ("owner", job.owner),
         ("status", _status_text(job)),
         ("attempt", f"{job.attempt} (at most {job.max_attempts})"),
         ("submission", job.submission),
         ("tags", ", ".join(f"{k}={v}" for k, v in job.tags.items())),
-        ("run", " ".join(job.spec.get("command") or [f"train {job.spec.get('algorithm')}"])),
+        ("run", shlex.join(job.spec.get("command") or ["train", str(job.spec.get("algorithm"))])),
+        ("workdir", job.spec.get("workdir")),
         ("env", ", ".join(f"{k}={v}" for k, v in shown_spec(job)["env"].items())),
         ("env_from", ", ".join(f"{k}={ref}" for k, ref in job.spec.get("env_from", {}).items())),
         ("output", job.output_uri),
@@ -303,15 +314,21 @@ def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
         ("metrics", ", ".join(f"{k}={v}" for k, v in (job.metrics or {}).items())),
     ]
     for key, value in rows:
-        if value:
-            about.add_row(key, str(value))
+        if isinstance(value, Text):
+            about.add_row(key, value)
+        elif value:
+            about.add_row(key, _cell(value, lines=key == "reason"))
     console.print(about)
     table = Table(title="history")
     for name in ("at (UTC)", "attempt", "from", "to", "detail"):
         table.add_column(name)
     for e in history:
         table.add_row(
-            _short_time(e.at), str(e.attempt), e.from_status or "", e.to_status, e.detail or ""
+            _short_time(e.at),
+            str(e.attempt),
+            _cell(e.from_status or ""),
+            _cell(e.to_status),
+            _cell(e.detail or ""),
         )
     console.print(table)
 
@@ -363,8 +380,8 @@ def retry_command(job_id: int, settings: Settings) -> None:
 
 def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
     """Outcomes, then times: each fits in 80 columns (``--json`` has failures by kind too)."""
-    key = by.removeprefix("tag:")
-    outcomes = Table(title=f"jobs by {by}")
+    key = _cell(by.removeprefix("tag:"))
+    outcomes = Table(title=_cell(f"jobs by {by}"))
     outcomes.add_column(key, no_wrap=True)
     for name in ("jobs", "done", "failed", "stopped", "active", "ok"):
         outcomes.add_column(name, justify="right")
@@ -374,7 +391,7 @@ def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
     for name in ("wait p50", "p90", "p99", "run p50", "p90", "p99"):
         times.add_column(name, justify="right")
     for r in rows:
-        group = r["group"] if r["group"] is not None else "(none)"
+        group = _cell(r["group"]) if r["group"] is not None else "(none)"
         rate = r["success_rate"]
         outcomes.add_row(
             group,
@@ -384,7 +401,7 @@ def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
             str(r["stopped"]),
             str(r["in_flight"]),
             "-" if rate is None else f"{rate:.0%}",
-            ", ".join(f"{k} {n}" for k, n in r["retries"].items()),
+            _cell(", ".join(f"{k} {n}" for k, n in r["retries"].items())),
         )
         wait, run = r["wait_to_launch"], r["run_time"]
         times.add_row(

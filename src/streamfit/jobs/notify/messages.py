@@ -1,5 +1,10 @@
 """What the messages say: one job's terminal event, or one digest for a whole submission.
 
+Every text a job brought (its name, owner, metrics' names, failure reason) goes through
+:func:`~streamfit.jobs.text.printable`: a subject is one line whatever a name holds (no header
+injection), and neither mail nor console gets raw escape sequences. Webhook payloads keep the
+raw values: JSON carries them safely.
+
 >>> attempts(1), attempts(3), summary_counts({"completed": 412, "failed": 3, "stopped": 1}, [3])
 ('1 attempt', '3 attempts', '412 completed, 3 failed after 3 attempts, 1 stopped')
 >>> metrics_line({"train:objective_loss": 0.3, "validation:roc_auc_score": 0.93124})
@@ -15,6 +20,7 @@ from typing import Any
 from streamfit.jobs.notify.base import truncate
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Event, Job
+from streamfit.jobs.text import printable
 
 __all__ = [
     "Content",
@@ -56,20 +62,21 @@ def metrics_line(metrics: Mapping[str, Any] | None, most: int = 3) -> str:
             break
     else:
         names = sorted(metrics)
-    return ", ".join(f"{k} {_number(metrics[k])}" for k in names[:most])
+    return ", ".join(f"{printable(k)} {printable(_number(metrics[k]))}" for k in names[:most])
 
 
 def _first_line(text: str | None) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return printable(line)
 
 
 def _tail(text: str) -> str:
     """The end of a long reason: the log's last lines matter most."""
-    return text if len(text) <= _REASON else "..." + text[-_REASON:]
+    return printable(text if len(text) <= _REASON else "..." + text[-_REASON:], lines=True)
 
 
 def _name(job: Job) -> str:
-    return f"job {job.id} {job.name!r}"
+    return f"job {job.id} '{printable(job.name)}'"
 
 
 def job_content(job: Job, event: Event | None = None) -> Content:
@@ -94,20 +101,21 @@ def job_content(job: Job, event: Event | None = None) -> Content:
     headline += f" ({kind or 'unknown'})" if failed else ""
     headline += f" after {attempts(attempt)}"
     why = metrics_line(metrics) if completed else _first_line(reason or detail)
-    subject = truncate(f"{headline}: {why}" if why else headline, _SUBJECT)
+    subject = truncate(printable(f"{headline}: {why}" if why else headline), _SUBJECT)
 
-    lines = [subject, "", f"owner:      {job.owner}", f"submission: {job.submission}"]
+    lines = [subject, "", f"owner:      {printable(job.owner)}", f"submission: {job.submission}"]
     if current and job.started_at is not None and job.ended_at is not None:
         lines.append(f"ran for:    {job.ended_at - job.started_at:.0f} s")
     if metrics:
-        lines += ["metrics:"] + [f"  {k} {_number(v)}" for k, v in sorted(metrics.items())]
+        lines += ["metrics:"]
+        lines += [f"  {printable(k)} {printable(_number(v))}" for k, v in sorted(metrics.items())]
     if failed:
-        lines.append(f"failure:    {kind or 'unknown'}")
+        lines.append(f"failure:    {printable(kind or 'unknown')}")
         if detail:
-            lines.append(f"no retry:   {detail.removeprefix('final: ')}")
+            lines.append(f"no retry:   {printable(detail.removeprefix('final: '))}")
         lines += ["reason:", _tail(reason or "(none recorded)")]
     elif detail and not completed:
-        lines.append(f"why:        {detail}")
+        lines.append(f"why:        {printable(detail)}")
     lines += ["", f"streamfit jobs show {job.id}    streamfit jobs logs {job.id}"]
     payload = {
         "kind": "job",
@@ -142,14 +150,16 @@ def digest_content(submission: str, jobs: Sequence[Job]) -> Content:
         counts[job.status.value.lower()] = counts.get(job.status.value.lower(), 0) + 1
     failures = [j for j in jobs if j.status == Status.FAILED]
     summary = summary_counts(counts, [j.attempt for j in failures])
-    subject = truncate(f"submission {submission} ({len(jobs)} jobs): {summary}", _SUBJECT)
+    subject = truncate(
+        printable(f"submission {submission} ({len(jobs)} jobs): {summary}"), _SUBJECT
+    )
     lines = [subject]
     listed = []
     if failures:
         lines += ["", "failures:"]
     for job in failures[:_LISTED]:
         short = truncate(_first_line(job.failure_reason), _SHORT)
-        lines.append(f"  {_name(job)} {job.failure_kind or 'unknown'}: {short}")
+        lines.append(f"  {_name(job)} {printable(job.failure_kind or 'unknown')}: {short}")
         listed.append(
             {
                 "job_id": job.id,
