@@ -194,3 +194,11 @@ def test_settings_read_yaml_1_2(tmp_path: Path) -> None:
     (tmp_path / "settings.yaml").write_text(billion_laughs(9))
     with pytest.raises(ConfigError, match="aliases expand"):
         Settings.load(env={"STREAMFIT_HOME": str(tmp_path)})
+
+
+def test_nodes_are_counted_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml12, "MAX_NODES", 1_000)  # the real one takes 300 MB to reach
+    six_hundred = "[" + ", ".join(["0"] * 599) + "]"
+    assert [len(d) for d in load_all(f"{six_hundred}\n---\n{six_hundred}")] == [599, 599]
+    with pytest.raises(YAMLLimitError, match="more than 1,000 nodes in one document"):
+        load("[" + ", ".join(["0"] * 1_000) + "]")

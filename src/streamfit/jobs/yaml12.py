@@ -6,9 +6,10 @@ would read as ``{True: [...]}``. Here only the 1.2 core schema's forms are typed
 plain scalar is a string. Merge keys (``<<: *defaults``) are kept, as most 1.2 loaders do.
 
 A document may hold at most :data:`MAX_ALIASES` aliases, which may add at most
-:data:`MAX_EXPANSION` nodes to the ones written (a 1 KB "billion laughs" expands to 10^9), and
-nest at most :data:`MAX_DEPTH` deep; each is a :class:`YAMLLimitError`, found before anything is
-built.
+:data:`MAX_EXPANSION` nodes to the ones written (a 1 KB "billion laughs" expands to 10^9); it
+may nest at most :data:`MAX_DEPTH` deep and hold at most :data:`MAX_NODES` nodes as written
+(about 50,000 specs: larger sweeps go in several documents or JSON Lines). Each is a
+:class:`YAMLLimitError`, found before anything is built.
 
 >>> load("notify: {on: [completed], digest: no}\\nsizes: [012, 0o17, 0x1F, 1e3, .inf, ~]")
 {'notify': {'on': ['completed'], 'digest': 'no'}, 'sizes': [12, 15, 31, 1000.0, inf, None]}
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_ALIASES",
     "MAX_DEPTH",
     "MAX_EXPANSION",
+    "MAX_NODES",
     "YAMLLimitError",
     "describe",
     "load",
@@ -46,6 +48,7 @@ __all__ = [
 MAX_ALIASES = 1_000
 MAX_EXPANSION = 100_000
 MAX_DEPTH = 64
+MAX_NODES = 1_000_000  # a node costs ~300 bytes while composing
 
 _TAG = "tag:yaml.org,2002:"
 _NULL, _BOOL, _INT, _FLOAT = _TAG + "null", _TAG + "bool", _TAG + "int", _TAG + "float"
@@ -146,6 +149,7 @@ class _Loader(_SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
         self._checked: set[int] = set()
 
     def resolve(self, kind: type[Node], value: str | None, implicit: tuple[bool, bool]) -> str:
@@ -158,11 +162,14 @@ class _Loader(_SafeLoader):
         return _SEQ if kind is SequenceNode else _MAP
 
     # The composer calls these around every node it builds: a cheap place to bound its
-    # recursion before the document is deep enough to hurt.
+    # recursion and its memory before the document is deep or large enough to hurt.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         self._depth += 1
+        self._nodes += 1
         if self._depth > MAX_DEPTH:
             raise YAMLLimitError(f"nested deeper than {MAX_DEPTH} levels")
+        if self._nodes > MAX_NODES:
+            raise YAMLLimitError(f"more than {MAX_NODES:,} nodes in one document")
 
     def ascend_resolver(self) -> None:
         self._depth -= 1
@@ -255,6 +262,7 @@ def load_all(text: str) -> Iterator[Any]:
             if may_alias:
                 _check_aliases(node)
             loader._checked.clear()
+            loader._nodes = 0
             yield loader.construct_document(node)
     except RecursionError:  # merges chained past Python's stack, on the way to the limits
         raise YAMLLimitError(f"nested deeper than {MAX_DEPTH} levels") from None
