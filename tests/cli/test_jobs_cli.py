@@ -7,7 +7,10 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -284,6 +287,278 @@ def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(
                 proc.communicate()
     assert proc.returncode == 0, stderr
     assert "started" in stderr and "stopped (SIGTERM)" in stderr
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+SMTP_PASSWORD = "smtp-Pa55word-4711"
+SCHEDULER_TOKEN = "sched-T0ken-0815"  # a secret-looking variable of the scheduler's
+FILE_SECRET = "file-S3cret-value"
+SETTINGS_SECRET = "settings-S3cret-value"
+ENV_SECRET = "env-S3cret-value"
+SPEC_KEY = "spec-K3y-value"  # typed into the spec itself: stored, but never shown
+
+
+def _scheduler_cli(env: dict[str, str | None], *args: str, **extra: str) -> str:
+    """``streamfit ARGS`` as its own process, as a scheduler runs, with ``extra`` variables."""
+    child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v is not None}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamfit", *args],
+        check=False,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    home.mkdir()
+    (home / "settings.yaml").write_text(yaml.safe_dump({"secrets": {"db": SETTINGS_SECRET}}))
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(FILE_SECRET + "\n")
+    script = "env | sort; grep -r -e SMTP -e TOKEN -e SECRET_ \"$RUNS\" || echo 'nothing found'"
+    spec = _write(
+        tmp_path / "job.yaml",
+        [
+            {
+                "name": "dump",
+                "owner": "a@example.com",
+                "command": ["sh", "-c", script],
+                "env": {"RUNS": str(home / "runs"), "API_KEY": SPEC_KEY},
+                "env_from": {
+                    "FROM_FILE": f"file:{secret_file}",
+                    "FROM_SETTINGS": "secret:db",
+                    "FROM_ENV": "secret:hf",
+                },
+            }
+        ],
+    )
+    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    scheduler_env = {
+        "STREAMFIT_SMTP_PASSWORD": SMTP_PASSWORD,
+        "MY_API_TOKEN": SCHEDULER_TOKEN,
+        "STREAMFIT_SECRET_hf": ENV_SECRET,
+    }
+    deadline = time.monotonic() + 60
+    while _json(env, "jobs", "show", str(job_id))["status"] != "Completed":
+        assert time.monotonic() < deadline
+        _scheduler_cli(env, "scheduler", "tick", **scheduler_env)
+        time.sleep(0.1)
+    shown = _json(env, "jobs", "show", str(job_id))
+    (run,) = (home / "runs").iterdir()
+    output = (run / "output.log").read_text()
+    # The references reached the job ...
+    for line in (f"FROM_FILE={FILE_SECRET}", f"FROM_SETTINGS={SETTINGS_SECRET}"):
+        assert line in output.splitlines()
+    assert f"FROM_ENV={ENV_SECRET}" in output.splitlines()
+    assert "nothing found" in output
+    # ... and nothing of the scheduler's: its secrets, its settings, its home.
+    for leaked in (SMTP_PASSWORD, SCHEDULER_TOKEN, "STREAMFIT_SMTP", "STREAMFIT_HOME", "MY_API"):
+        assert leaked not in output
+    assert f"STREAMFIT_JOB_ID={job_id}" in output.splitlines()
+    # No file under the home (store, request, logs...) holds a secret, but for the job's own
+    # output, which holds what the job printed of its own.
+    files = [p for p in home.rglob("*") if p.is_file() and p.name != "settings.yaml"]
+    assert {"streamfit.db", "request.json", "output.log"} <= {p.name for p in files}
+    for path in files:
+        data = path.read_bytes()
+        assert SMTP_PASSWORD.encode() not in data and SCHEDULER_TOKEN.encode() not in data, path
+        if path.name != "output.log":
+            for value in (FILE_SECRET, SETTINGS_SECRET, ENV_SECRET):
+                assert value.encode() not in data, path
+    # Private files: the store, the runs and the job's folders.
+    assert stat.S_IMODE((home / "streamfit.db").stat().st_mode) == 0o600
+    for folder in (home / "runs", run, home / "jobs", home / "jobs" / str(job_id)):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for path in run.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # Shown masked: the logs, and the spec's secret-looking env; references as references.
+    # (a named secret from a variable is masked where the process showing the logs has it)
+    logs = _cli({**env, "STREAMFIT_SECRET_hf": ENV_SECRET}, "jobs", "logs", str(job_id))
+    for value in (FILE_SECRET, SETTINGS_SECRET, ENV_SECRET, SPEC_KEY):
+        assert value not in logs.stdout
+    assert "FROM_FILE=***" in logs.stdout and "FROM_ENV=***" in logs.stdout
+    assert "API_KEY=***" in logs.stdout
+    tail = _cli(env, "jobs", "logs", str(job_id), "--tail", "200").stdout
+    assert FILE_SECRET not in tail and SETTINGS_SECRET not in tail
+    assert shown["spec"]["env"] == {"RUNS": str(home / "runs"), "API_KEY": "***"}
+    assert shown["spec"]["env_from"] == {
+        "FROM_FILE": f"file:{secret_file}",
+        "FROM_SETTINGS": "secret:db",
+        "FROM_ENV": "secret:hf",
+    }
+    text = _cli(env, "jobs", "show", str(job_id)).stdout
+    assert SPEC_KEY not in text and "API_KEY=***" in text and "FROM_SETTINGS=secret:db" in text
+
+
+# -- stores that cannot be used -------------------------------------------------------------
+
+
+def test_reading_commands_say_there_is_no_store_and_create_none(
+    env: dict[str, str | None],
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    note = f"no jobs: no store at {home / 'streamfit.db'} yet\n"
+    for args in (["list", "--json"], ["stats", "--json"]):
+        result = _cli(env, "jobs", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", note)
+    listed = _cli(env, "jobs", "list")
+    assert listed.exit_code == 0 and listed.stderr == note and "0 jobs" in listed.stdout
+    assert not home.exists()
+
+
+def test_a_deleted_store_is_an_error_not_a_fresh_start(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    """The issue's case: a store file deleted while runs exist; ids would start again at 1,
+    and job 1 of the new store would be taken for the old job 1, its command never run."""
+    home = Path(str(env["STREAMFIT_HOME"]))
+    old = _write(tmp_path / "old.yaml", [_job("old", "print('old job ran')")])
+    _json(env, "jobs", "submit", str(old))
+    _tick_until(env, lambda js: js[1]["final"], timeout=30)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home / 'streamfit.db'}{suffix}").unlink(missing_ok=True)
+    new = _write(tmp_path / "new.yaml", [_job("new", "print('new job ran')")])
+    for args in (
+        ["jobs", "submit", str(new)],
+        ["jobs", "list"],
+        ["jobs", "show", "1"],
+        ["jobs", "logs", "1"],
+        ["jobs", "stats"],
+        ["scheduler", "tick"],
+    ):
+        result = _cli(env, *args)
+        assert result.exit_code == 2, (args, result.output)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"store error: {home / 'streamfit.db'} is missing, but ")
+        assert "restore the file" in line and "to start a new, empty store" in line
+    assert not (home / "streamfit.db").exists()
+    # Moving the old runs away, as the message says, starts a new store; its job 1 runs.
+    home.rename(tmp_path / "old-home")
+    _json(env, "jobs", "submit", str(new))
+    _tick_until(env, lambda js: js[1]["final"], timeout=30)
+    assert _cli(env, "jobs", "logs", "1").stdout == "new job ran\n"
+
+
+def test_files_that_are_not_stores_are_one_line_errors(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    home.mkdir()
+    db = home / "streamfit.db"
+    db.write_bytes(b"\x00garbage, not SQLite" * 300)
+    spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
+    for args in (["jobs", "list"], ["jobs", "submit", str(spec)], ["scheduler", "tick"]):
+        result = _cli(env, *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"store error: {db}: not a streamfit store (file is not a database): a corrupt "
+            "file, or another kind of file; restore it from a backup, or move it away\n"
+        )
+    db.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    result = _cli(env, "jobs", "list")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"store error: {db}: not a streamfit store (a database with other tables: invoices)\n",
+    )
+
+
+def _as_unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run without the power to write what its modes forbid: as root, without
+    CAP_DAC_OVERRIDE (root ignores file modes otherwise)."""
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a file read-only to us")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *argv]
+
+
+def _streamfit(env: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
+    child = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    return subprocess.run(
+        _as_unprivileged([sys.executable, "-m", "streamfit", *args]),
+        check=False,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_read_only_store_can_be_read_and_refuses_writes_clearly(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
+    _json(env, "jobs", "submit", str(spec))
+    db = home / "streamfit.db"
+    _cli(env, "jobs", "list")  # (a checkpoint of the WAL into the file on close)
+    for mode_file, mode_folder, what in ((0o444, 0o755, "read-only"), (0o644, 0o555, "folder")):
+        db.chmod(mode_file)
+        home.chmod(mode_folder)
+        try:
+            submitted = _streamfit(env, "jobs", "submit", str(spec))
+            ticked = _streamfit(env, "scheduler", "tick")
+            listed = _streamfit(env, "jobs", "list", "--json")
+        finally:
+            db.chmod(0o600)
+            home.chmod(0o700)
+        for result in (submitted, ticked):
+            assert result.returncode == 2, result.stderr
+            (line,) = result.stderr.splitlines()
+            assert line.startswith(f"store error: {db}") and what in line, line
+        if what == "read-only":  # still listed: reading writes nothing
+            assert listed.returncode == 0, listed.stderr
+            assert [j["name"] for j in json.loads(listed.stdout)] == ["x"]
+        else:  # SQLite cannot open its journal beside the file: a clear error too
+            assert listed.returncode in (0, 2) and "Traceback" not in listed.stderr
+    assert len(_json(env, "jobs", "list")) == 1
+
+
+def test_scheduler_run_stops_when_its_store_file_is_deleted(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    spec = _write(tmp_path / "one.yaml", [_job("quick", "print('ok')")])
+    _json(env, "jobs", "submit", str(spec))
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamfit", "scheduler", "run"],
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while _json(env, "jobs", "show", "1")["status"] != "Completed":
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{home / 'streamfit.db'}{suffix}").unlink(missing_ok=True)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 2, stderr
+    assert stderr.splitlines()[-1] == (
+        f"store error: the store file {home / 'streamfit.db'} was deleted while in use: "
+        "stopping, as nothing more could be recorded; restore the file, then start again"
+    )
+    assert "Traceback" not in stderr
+    assert not (home / "streamfit.db").exists()
 
 
 # -- stored text, printed ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -142,3 +143,60 @@ def test_a_stop_during_start_up_means_the_command_never_runs(
     state = _wait(backend, ref, RunPhase.EXITED)
     assert state.stop_requested
     assert classify(state, builtin=False).status == Status.STOPPED
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_secrets_reach_the_command_and_no_file(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "home", Capacity(cpus=2, gpus=0, memory_mb=8000))
+    marker = tmp_path / "made-by-the-job"
+    code = (
+        "import os, pathlib; print('got', os.environ['DB_PW'][::-1]);"
+        f" print('supervisor var', 'STREAMFIT_RUN_SECRETS' in os.environ);"
+        f" pathlib.Path({str(marker)!r}).write_text('x')"
+    )
+    env = {"PATH": os.environ["PATH"]}
+    request = RunRequest("s1-1-1", [sys.executable, "-c", code], env, secret_env={"DB_PW": "pa55"})
+    old_umask = os.umask(0o022)
+    try:
+        ref = backend.launch(request)
+    finally:
+        os.umask(old_umask)
+    state = _wait(backend, ref, RunPhase.EXITED)
+    assert state.exit_code == 0, backend.logs(ref)
+    assert backend.logs(ref) == "got 55ap\nsupervisor var False\n"
+    for path in _files(backend.root):
+        assert b"pa55" not in path.read_bytes(), path
+    # Private: the runs folder and each run 0700, every file 0600 ...
+    assert stat.S_IMODE(backend.runs.stat().st_mode) == 0o700
+    assert stat.S_IMODE((backend.runs / ref).stat().st_mode) == 0o700
+    names = {p.name for p in (backend.runs / ref).iterdir()}
+    assert names >= {"request.json", "supervisor.json", "child.json", "output.log", "exit.json"}
+    for path in (backend.runs / ref).iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # ... while what the command makes follows the scheduler's umask, not the supervisor's.
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o644
+
+
+def test_a_run_of_another_store_is_never_taken_for_ours(tmp_path: Path) -> None:
+    ours = LocalBackend(tmp_path, Capacity(2, 0, 8000), store_id="a" * 32)
+    theirs = LocalBackend(tmp_path, Capacity(2, 0, 8000), store_id="b" * 32)
+    ref = theirs.launch(RunRequest("x-1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
+    assert _wait(theirs, ref, RunPhase.EXITED).exit_code == 0
+    state = ours.poll(ref)
+    assert state.phase == RunPhase.UNKNOWN and "another store" in (state.error or "")
+    with pytest.raises(InvalidJobError, match="a run of another store"):
+        ours.launch(RunRequest("x-1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
+    # A run recorded before stores had ids (no store in its request) is still polled.
+    old = LocalBackend(tmp_path, Capacity(2, 0, 8000))
+    legacy = old.launch(RunRequest("1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
+    assert _wait(ours, legacy, RunPhase.EXITED).exit_code == 0
+
+
+def test_a_backend_creates_nothing_until_it_launches(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "home", Capacity(2, 0, 8000))
+    assert backend.free().cpus == 2 and backend.launched() == []
+    assert backend.poll("1-1").phase == RunPhase.UNKNOWN and backend.logs("1-1") == ""
+    assert not (tmp_path / "home").exists()

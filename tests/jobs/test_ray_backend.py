@@ -35,6 +35,7 @@ from streamfit.jobs.errors import (
     InvalidJobError,
     TransientLaunchError,
 )
+from streamfit.jobs.runs import run_name
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.spec import JobSpec, Resources
 from streamfit.jobs.status import Status
@@ -145,9 +146,12 @@ def _wait_until_jobs_run(address: str, head: subprocess.Popen[bytes], temp: Path
 @pytest.fixture
 def ctx(tmp_path: Path, ray_address: str) -> StepContext:
     home = tmp_path / "home"
-    backend = RayBackend(ray_address, home / "ray", namespace=_namespace(), stop_grace_seconds=10)
+    store = Store.open(home)
+    backend = RayBackend(
+        ray_address, home / "ray", namespace=_namespace(), stop_grace_seconds=10, store_id=store.id
+    )
     return StepContext(
-        Store.open(home),
+        store,
         backend,
         home,
         rand=random.Random(0),
@@ -201,11 +205,12 @@ def test_a_builtin_job_trains_on_the_cluster_and_records_its_metrics(
     _finish(ctx, timeout=120)
     job = ctx.store.get(job_id)
     assert job.status == Status.COMPLETED, job.failure_reason
-    assert (job.backend, job.backend_ref) == ("ray", ctx.backend.ref(f"{job_id}-1"))  # type: ignore[attr-defined]
+    run = run_name(ctx.store.id, job_id, 1)
+    assert (job.backend, job.backend_ref) == ("ray", ctx.backend.ref(run))  # type: ignore[attr-defined]
     assert job.metrics is not None and job.metrics["train:rows"] == binary_files.n_train
     assert job.metrics["validation:roc_auc_score"] > 0.6
     # Ray ran exactly the argv the local backend would run.
-    assert "-m streamfit train linear-learner" in ctx.backend.logs(f"{job_id}-1")
+    assert "-m streamfit train linear-learner" in ctx.backend.logs(run)
 
 
 def test_failures_are_retried_and_classified(ctx: StepContext) -> None:
@@ -255,7 +260,7 @@ def test_stop_requests_and_overstays_end_the_run(ctx: StepContext) -> None:
     ctx.store.request_stop(stopped)
     _finish(ctx)
     assert ctx.store.get(stopped).status == Status.STOPPED
-    assert "checkpointed on SIGTERM" in ctx.backend.logs(f"{stopped}-1")
+    assert "checkpointed on SIGTERM" in ctx.backend.logs(run_name(ctx.store.id, stopped, 1))
     job = ctx.store.get(overstayed)
     assert (job.status, job.final) == (Status.FAILED, True)
     assert "max_runtime_seconds" in (job.failure_reason or "")
@@ -375,3 +380,31 @@ def test_foreign_errors_are_classified() -> None:
         classify_error(ConnectionError("refused"), launching=True), TransientLaunchError
     )
     assert isinstance(classify_error(broken, launching=False), BackendUnavailable)
+
+
+def test_secrets_reach_the_job_in_its_own_runtime_env(ctx: StepContext, tmp_path: Path) -> None:
+    pw = tmp_path / "pw.txt"
+    pw.write_text("ray-S3cret\n")
+    code = "import os; print('got', os.environ['DB_PW'][::-1], 'SMTP' in str(os.environ))"
+    spec = command_spec(code, env_from={"DB_PW": f"file:{pw}"}, resources={"cpus": 0.5})
+    job_id = ctx.store.submit([spec], now=time.time()).job_ids[0]
+    _finish(ctx)
+    job = ctx.store.get(job_id)
+    assert job.status == Status.COMPLETED, job.failure_reason
+    assert "got terc3S-yar False" in ctx.backend.logs(job.backend_ref or "")
+    for path in ctx.home.rglob("*"):
+        assert not path.is_file() or b"ray-S3cret" not in path.read_bytes(), path
+
+
+def test_a_run_of_another_store_is_never_taken_for_ours(tmp_path: Path, ray_address: str) -> None:
+    namespace = _namespace()
+    theirs = RayBackend(ray_address, tmp_path / "a", namespace=namespace, store_id="b" * 32)
+    ours = RayBackend(ray_address, tmp_path / "b", namespace=namespace, store_id="a" * 32)
+    _wait_for_free_cpus(theirs, 2)
+    request = _req("1-1", "pass", cpus=0.5)
+    ref = theirs.launch(request)
+    _wait(theirs, ref, RunPhase.EXITED)
+    state = ours.poll(ref)
+    assert state.phase == RunPhase.UNKNOWN and "another store" in (state.error or "")
+    with pytest.raises(InvalidJobError, match="a run of another store"):
+        ours.launch(request)

@@ -156,8 +156,10 @@ def _check(store: Store, home: Path, n: int) -> None:
     # it started its command is retried under its next name and never starts.)
     assert set(starts) <= set(launched)
     assert len(launched) == len(set(launched))
-    run_folders = {p.name for p in (home / "runs").iterdir() if not p.name.startswith(".")}
-    assert set(launched) <= run_folders
+    # Every run folder is named for this store: ``<store id>-<job id>-<attempt>``.
+    folders = [p.name for p in (home / "runs").iterdir() if not p.name.startswith(".")]
+    assert all(name.startswith(f"{store.id[:8]}-") for name in folders)
+    assert set(launched) <= {name.split("-", 1)[1] for name in folders}
 
 
 @pytest.mark.slow

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from streamfit.datagen import linear_task, write_batches
+from streamfit.jobs.backends.base import RunPhase, RunRequest
+from streamfit.jobs.backends.local import Capacity, LocalBackend
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.database import create_engine
 from streamfit.jobs.launch import launch_step
+from streamfit.jobs.manager import JobManager
 from streamfit.jobs.runs import run_name
 from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
-from streamfit.jobs.store import Job
+from streamfit.jobs.store import Job, Store
 from tests.jobs.conftest import command_spec
 
 
@@ -217,3 +226,110 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(
     resumed = State.load(Path(job.output_uri or "") / "state")
     for key, value in whole.state.tensors.items():
         assert torch.equal(value, resumed.tensors[key]), key
+
+
+# -- secrets and store identity --------------------------------------------------------------
+
+
+def test_a_secret_that_cannot_be_read_fails_the_job_as_invalid(
+    ctx: StepContext, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-secret.txt"
+    spec = command_spec("pass", env_from={"DB_PW": f"file:{missing}"})
+    job_id = ctx.store.submit([spec], now=time.time()).job_ids[0]
+    _finish(ctx)
+    job = ctx.store.get(job_id)
+    assert (job.status, job.failure_kind, job.final, job.attempt) == (
+        Status.FAILED,
+        "invalid",
+        True,
+        1,
+    )
+    assert f"env_from DB_PW: cannot read {missing}" in (job.failure_reason or "")
+
+
+def test_a_secret_in_a_failing_jobs_output_is_masked_in_the_store(
+    ctx: StepContext, tmp_path: Path
+) -> None:
+    pw = tmp_path / "pw.txt"
+    pw.write_text("pa55-w0rd-xyz\n")
+    code = "import os, sys; print('password is', os.environ['DB_PW']); sys.exit(1)"
+    spec = command_spec(code, env_from={"DB_PW": f"file:{pw}"}, retry={"algorithm": 0})
+    job_id = ctx.store.submit([spec], now=time.time()).job_ids[0]
+    _finish(ctx)
+    job = ctx.store.get(job_id)
+    assert job.status == Status.FAILED
+    assert "password is ***" in (job.failure_reason or "")
+    assert all("pa55" not in (e.detail or "") for e in ctx.store.events(job_id))
+    if ctx.store.path is not None:  # not a byte of it in the SQLite files either
+        for path in ctx.store.path.parent.glob(ctx.store.path.name + "*"):
+            assert b"pa55-w0rd" not in path.read_bytes(), path
+
+
+def test_a_new_store_in_the_same_home_never_adopts_the_old_ones_runs(
+    ctx: StepContext, tmp_path: Path
+) -> None:
+    old_id = ctx.store.submit([command_spec("print('old job')")], now=time.time()).job_ids[0]
+    _finish(ctx)
+    assert "old job" in ctx.backend.logs(ctx.store.get(old_id).backend_ref or "")
+    # Another store (a reset one: its ids start at 1 again) with the same home and backend.
+    store = Store(f"sqlite:///{tmp_path / 'reset.db'}")
+    backend = LocalBackend(ctx.home, Capacity(cpus=2, gpus=0, memory_mb=8000), store_id=store.id)
+    reset = StepContext(store, backend, ctx.home)
+    new_id = store.submit([command_spec("print('new job')")], now=time.time()).job_ids[0]
+    assert new_id == old_id
+    _finish(reset)
+    job = store.get(new_id)
+    assert job.status == Status.COMPLETED and job.backend_ref != ctx.store.get(old_id).backend_ref
+    assert backend.logs(job.backend_ref or "") == "new job\n"
+    assert backend.poll(ctx.store.get(old_id).backend_ref or "").phase == RunPhase.UNKNOWN
+    store.close()
+
+
+def test_runs_named_before_stores_had_ids_are_still_followed(tmp_path: Path) -> None:
+    """A store made by an older streamfit, with a run in flight under its old name."""
+    from alembic import command
+    from alembic.config import Config
+
+    from streamfit.jobs import store as store_module
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "streamfit.db").touch()
+    url = f"sqlite:///{home / 'streamfit.db'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    old_backend = LocalBackend(home, Capacity(cpus=2, gpus=0, memory_mb=8000))  # no store id
+    argv = [sys.executable, "-c", "print('ran under its old name')"]
+    old_backend.launch(RunRequest("1-1", argv, {"PATH": os.environ["PATH"]}))
+    # The old store's rows, as the old launch step wrote them.
+    spec = command_spec("print('ran under its old name')")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO submissions VALUES ('s', 0, 1, 'a@example.com', NULL)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, name, owner, submission, spec, status, final, attempt,"
+                " max_attempts, failures, backend, backend_ref, stop_requested, priority,"
+                " created_at, next_attempt_at, tags, version) VALUES (1, 'job', 'a@example.com',"
+                " 's', :spec, 'Launched', 0, 1, 3, '{}', 'local', '1-1', 0, 0, 0, 0, '{}', 2)"
+            ),
+            {"spec": json.dumps(spec.model_dump(mode="json"))},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (job_id, at, from_status, to_status, attempt, detail,"
+                " final, notified) VALUES (1, 1, 'New', 'Launched', 1, 'run 1-1', 0, 0)"
+            )
+        )
+    engine.dispose()
+    manager = JobManager.open(Settings.load(env={}, home=home, capacity_cpus=2), notifiers={})
+    assert manager.scheduler().run_until(lambda: manager.store.get(1).is_terminal, 30)
+    assert manager.store.get(1).status == Status.COMPLETED
+    assert manager.logs(1) == manager.logs(1, attempt=1) == "ran under its old name\n"
+    manager.close()

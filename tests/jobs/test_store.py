@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from streamfit.jobs.errors import StaleJob, TransitionError
+from streamfit.jobs import store as store_module
+from streamfit.jobs.database import create_engine, database_url
+from streamfit.jobs.errors import (
+    NoStore,
+    NotAStore,
+    StaleJob,
+    StoreError,
+    StoreMissing,
+    StoreReplaced,
+    StoreUnavailable,
+    TransitionError,
+)
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import TRANSITIONS, Status
 from streamfit.jobs.store import Change, Store
@@ -163,3 +178,153 @@ def test_schedulers_claim_different_jobs_on_postgresql(postgresql_url: str) -> N
         assert [j.id for j in later.items] == ids[2:]
     for s in (first, second):
         s.close()
+
+
+# -- identity, and stores that cannot be used -------------------------------------------------
+
+
+def _store_at_revision(url: str, revision: str) -> None:
+    """A store as an older streamfit made it: its schema at ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    engine.dispose()
+
+
+def test_a_store_has_an_id_for_life_and_older_stores_get_one(store_url: str) -> None:
+    if store_url.startswith("sqlite"):
+        Path(store_url.removeprefix("sqlite:///")).touch()
+    _store_at_revision(store_url, "0001")
+    engine = sa.create_engine(database_url(store_url))
+    with engine.begin() as conn:  # a submission of the old store
+        conn.execute(sa.text("INSERT INTO submissions VALUES ('s', 0, 1, 'a@example.com', NULL)"))
+    engine.dispose()
+    old = Store(store_url)  # migrated: given an id
+    assert len(old.id) == 32 and old.short_id == old.id[:8]
+    old.close()
+    again = Store(store_url)
+    assert again.id == old.id
+    again.verify()
+    again.close()
+    assert Store("sqlite://").id != Store("sqlite://").id
+
+
+def test_reading_commands_create_no_store(tmp_path: Path) -> None:
+    with pytest.raises(NoStore, match=f"no store at {tmp_path / 'home' / 'streamfit.db'} yet"):
+        Store.open(tmp_path / "home", create=False)
+    assert not (tmp_path / "home").exists()
+    with pytest.raises(NoStore):
+        Store(f"sqlite:///{tmp_path / 'x.db'}", create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_creates_no_schema_in_an_empty_postgresql_database(postgresql_url: str) -> None:
+    with pytest.raises(NoStore, match="no store at postgresql://"):
+        Store(postgresql_url, create=False)
+    engine = sa.create_engine(database_url(postgresql_url))
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_a_home_that_held_a_store_refuses_to_start_an_empty_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Store.open(home).close()
+    (home / "runs" / "0de534d4-1-1").mkdir(parents=True)
+    (home / "streamfit.db").unlink()
+    for create in (True, False):
+        with pytest.raises(StoreMissing, match=r"streamfit\.db is missing") as caught:
+            Store.open(home, create=create)
+        assert "restore the file" in str(caught.value)
+        assert f"move {home / 'runs'} and {home / 'jobs'} away" in str(caught.value)
+    assert not (home / "streamfit.db").exists()
+
+
+def test_files_that_are_not_streamfit_stores_are_refused(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database at all" * 200)
+    with pytest.raises(NotAStore, match=r"corrupt\.db: not a streamfit store .*not a database"):
+        Store(f"sqlite:///{corrupt}")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(NotAStore, match="a database with other tables: customers"):
+        Store(f"sqlite:///{other}")
+    newer = tmp_path / "newer.db"
+    Store(f"sqlite:///{newer}").close()
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(NotAStore, match="revision '9999' is unknown"):
+        Store(f"sqlite:///{newer}")
+    assert corrupt.read_bytes().startswith(b"this is not")  # left as they were
+    with sqlite3.connect(other) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["customers"]
+
+
+def test_a_store_file_is_private(tmp_path: Path) -> None:
+    Store.open(tmp_path / "home").close()
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "home" / "streamfit.db").stat().st_mode) == 0o600
+
+
+def test_verify_notices_a_store_file_deleted_or_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "streamfit.db"
+    store = Store(f"sqlite:///{path}")
+    store.verify()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreReplaced, match="was deleted while in use"):
+        store.verify()
+    with pytest.raises(StoreError):  # and nothing is written to the deleted file
+        store.submit([_spec()], now=0.0)
+    store.close()
+    assert not path.exists()  # no new, empty store in its place
+
+    other = tmp_path / "other.db"
+    store = Store(f"sqlite:///{path}")
+    Store(f"sqlite:///{other}").close()
+    os.replace(other, path)
+    with pytest.raises(StoreReplaced, match="was replaced by another file"):
+        store.verify()
+    store.close()
+
+
+def test_verify_notices_a_store_reset_under_it(store_url: str) -> None:
+    store = Store(store_url)
+    engine = sa.create_engine(database_url(store_url))
+    with engine.begin() as conn:  # as if the database were reset and made a new store
+        conn.execute(sa.text("UPDATE store_identity SET id = :i"), {"i": "f" * 32})
+    with pytest.raises(StoreReplaced, match=f"it was {store.id}, now {'f' * 32}"):
+        store.verify()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE store_identity"))
+    with pytest.raises(StoreReplaced, match="now none"):
+        store.verify()
+    engine.dispose()
+    store.close()
+
+
+def test_a_postgresql_store_dropped_and_made_again_is_noticed(postgresql_url: str) -> None:
+    first = Store(postgresql_url)
+    first.submit([_spec()], now=0.0)
+    engine = sa.create_engine(database_url(postgresql_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    second = Store(postgresql_url)  # a new store at the same URL
+    assert second.id != first.id and second.find() == []
+    with pytest.raises(StoreReplaced, match="changed identity"):
+        first.verify()
+    first.close()
+    second.close()
+
+
+def test_an_unreachable_database_is_a_clear_error_that_hides_its_password() -> None:
+    with pytest.raises(StoreUnavailable, match=r"^postgresql://alice:\*\*\*@127\.0\.0\.1:1/sf: "):
+        Store("postgresql://alice:hunter2@127.0.0.1:1/sf")

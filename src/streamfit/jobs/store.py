@@ -118,6 +118,7 @@ class Store:
         #: The SQLite file, if the store is one; what errors name.
         self.path = sqlite_file(url)
         self.where = str(self.path) if self.path is not None else shown_url(url)
+        self._file: tuple[int, int] | None = None  # the open file's device and inode
         if self.path is not None:
             self._make_file(self.path, create)
         self.engine: Engine = create_engine(url)
@@ -290,6 +291,10 @@ class Store:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        # A connection kept in the pool still reaches a deleted file: a stat (a microsecond)
+        # keeps every transaction from writing into, or reading from, a store that is gone.
+        if self.path is not None and self._file is not None and _file_id(self.path) != self._file:
+            self.verify()
         try:
             yield
         except sa.exc.DBAPIError as exc:
