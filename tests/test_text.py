@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from streamfit.jobs.text import CONTROL, clip, control_character, control_class, printable
+from streamfit.text import CONTROL, clip, control_character, control_class, printable
 
 
 def test_every_control_character_is_escaped_and_nothing_else() -> None:

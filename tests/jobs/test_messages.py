@@ -15,7 +15,7 @@ from streamfit.jobs.notify.messages import digest_content, job_content
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.store import Job, Store
 from streamfit.jobs.tables import jobs
-from streamfit.jobs.text import control_character
+from streamfit.text import control_character
 
 NAME = "evil\x1b[2J\r\nBcc: victim@example.com\u202e"
 REASON = "Traceback:\n  \x1b[31mValueError\x1b[0m: boom\r\nX-Injected: 1"

@@ -200,7 +200,7 @@ def test_a_deep_value_given_as_python_is_a_spec_error() -> None:
         parse_specs([{**COMMAND, "hyperparameters": {"w": deep}}], "api")
     # A text the algorithm's hyperparameters read as JSON ("[0.1, 0.9]"), nested past the stack
     layers = {**BUILTIN, "hyperparameters": {"predictor_type": "[" * 4_000}}
-    with pytest.raises(SpecError, match=r"job 1 \('ctr-lr-0.01'\): nested too deep"):
+    with pytest.raises(SpecError, match=r"'predictor_type'='\[\[\[.*\.\.\. \(4,002 characters\)"):
         parse_specs([layers], "api")
 
 

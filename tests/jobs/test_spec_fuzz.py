@@ -18,7 +18,7 @@ import streamfit.core.registry  # noqa: F401 - torch loads once here, not in a t
 from streamfit.errors import ConfigError
 from streamfit.jobs import yaml12
 from streamfit.jobs.spec import JobSpec, load_specs, parse_specs
-from streamfit.jobs.text import control_character
+from streamfit.text import control_character
 
 FUZZ = settings(
     max_examples=150,

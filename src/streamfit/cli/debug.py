@@ -12,6 +12,8 @@ import traceback
 
 import click
 
+from streamfit.text import printable
+
 __all__ = ["EXIT_ERROR", "debugging", "report_unexpected", "set_debug"]
 
 #: The exit code of an error that is not one of streamfit's own.
@@ -43,9 +45,9 @@ def report_unexpected(exc: BaseException) -> int:
     if debugging():
         traceback.print_exception(exc)
     click.echo(
-        f"error: unexpected {type(exc).__name__}: {exc}\n(not a case streamfit knows how to "
-        "explain yet: run again with --debug or STREAMFIT_DEBUG=1 for the traceback, and "
-        "please report it)",
+        f"error: unexpected {type(exc).__name__}: {printable(str(exc))}\n(not a case "
+        "streamfit knows how to explain yet: run again with --debug or STREAMFIT_DEBUG=1 "
+        "for the traceback, and please report it)",
         err=True,
     )
     return EXIT_ERROR

@@ -31,8 +31,8 @@ from streamfit.jobs.spec import load_specs
 from streamfit.jobs.stats import GroupStats, job_stats
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
-from streamfit.jobs.text import printable
 from streamfit.jobs.views import duration, job_detail, job_summary, shown_spec
+from streamfit.text import printable
 
 __all__ = ["jobs_group", "jobs_table", "open_manager", "stats_tables", "store_options"]
 

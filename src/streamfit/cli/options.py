@@ -22,6 +22,7 @@ from streamfit.errors import (
     TrainingInterrupted,
 )
 from streamfit.jobs.errors import NoSuchJob, StoreError, TransitionError
+from streamfit.text import printable
 
 __all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_json"]
 
@@ -65,7 +66,7 @@ def handle_errors(fn: F) -> F:
             prefix, code = next(v for k, v in _ERRORS if isinstance(exc, k))
             if debugging():
                 traceback.print_exception(exc)
-            click.echo(f"{prefix}: {exc}", err=True)
+            click.echo(f"{prefix}: {printable(str(exc))}", err=True)  # it may quote the input
             sys.exit(EXIT_CODES[code])
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise

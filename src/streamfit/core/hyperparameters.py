@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamfit.errors import ConfigError
+from streamfit.text import clip
 
 __all__ = [
     "Auto",
@@ -66,7 +67,7 @@ def _coerce(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # the model's check names it
             return value
     return value
 
@@ -97,8 +98,8 @@ def parse_hyperparameters(cls: type[H], raw: Mapping[str, Any], *, algorithm: st
             elif msgs[0].startswith("unknown"):
                 problems.append(f"unknown hyperparameter {name!r} ({msgs[0][9:-1]})")
             else:
-                given = raw.get(name, "<missing>")
-                problems.append(f"hyperparameter {name!r}={given!r}: {' or '.join(msgs)}")
+                given = clip(repr(raw.get(name, "<missing>")))
+                problems.append(f"hyperparameter {name!r}={given}: {' or '.join(msgs)}")
         raise ConfigError(f"{algorithm}: " + "; ".join(problems)) from None
 
 

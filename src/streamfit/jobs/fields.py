@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
-from streamfit.jobs.text import clip, control_character, control_class
+from streamfit.text import clip, control_character, control_class
 
 __all__ = [
     "MAX_HP_DEPTH",

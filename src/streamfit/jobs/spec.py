@@ -42,7 +42,7 @@ from streamfit.jobs.fields import (
     check_hyperparameter,
     message,
 )
-from streamfit.jobs.text import clip, printable
+from streamfit.text import clip, printable
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -27,7 +27,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from streamfit.jobs.text import clip
+from streamfit.text import clip
 
 try:  # the C parser (libyaml) when PyYAML was built with it: ~5x faster on large sweeps
     from yaml import CSafeLoader as _SafeLoader

@@ -1,7 +1,7 @@
 """What the messages say: one job's terminal event, or one digest for a whole submission.
 
 Every text a job brought (its name, owner, metrics' names, failure reason) goes through
-:func:`~streamfit.jobs.text.printable`: a subject is one line whatever a name holds (no header
+:func:`~streamfit.text.printable`: a subject is one line whatever a name holds (no header
 injection), and neither mail nor console gets raw escape sequences. Webhook payloads keep the
 raw values: JSON carries them safely.
 
@@ -20,7 +20,7 @@ from typing import Any
 from streamfit.jobs.notify.base import truncate
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Event, Job
-from streamfit.jobs.text import printable
+from streamfit.text import printable
 
 __all__ = [
     "Content",
