@@ -104,10 +104,12 @@ def readme_spec() -> str:
 def test_the_readme_spec_loads_and_validates(tmp_path: Path) -> None:
     block = readme_spec()
     assert "notify: {on: [completed, failed, stopped]" in block
-    assert True in yaml.safe_load(block)["notify"]  # YAML 1.1 read `on:` as true
+    assert True in next(yaml.safe_load_all(block))["notify"]  # YAML 1.1 read `on:` as true
     path = tmp_path / "spec.yaml"
     path.write_text(block)
-    (spec,) = load_specs([path])
+    spec, second = load_specs([path])
+    assert second.name == "ctr-lr-0.1"
+    assert spec.workdir == str(tmp_path)  # a file's jobs run in its folder
     assert spec.notify.on == ["completed", "failed", "stopped"]
     assert spec.name == "ctr-lr-0.01" and spec.algorithm == "linear-learner"
     assert spec.hyperparameters["num_models"] == 32 and spec.notify.webhook is None
@@ -362,3 +364,20 @@ def test_json_lines_split_only_at_newlines(tmp_path: Path) -> None:
     path.write_text(json.dumps(COMMAND) + "\r\n" + line + "\n")
     with pytest.raises(SpecError, match=r"job 2 \('a\\u2028b'\): name: a control character"):
         load_specs([path])
+
+
+def test_a_jobs_relative_workdir_is_taken_from_its_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "jobs.yaml"
+    path.write_text(
+        "name: a\nowner: a@example.com\ncommand: [echo]\n---\n"
+        "name: b\nowner: a@example.com\ncommand: [echo]\nworkdir: ../run\n---\n"
+        "name: c\nowner: a@example.com\ncommand: [echo]\nworkdir: /srv/x\n"
+    )
+    assert [s.workdir for s in load_specs([path])] == [
+        str(tmp_path / "sub"),
+        str(tmp_path / "run"),
+        "/srv/x",
+    ]
+    # specs that come from no file (the API) keep what they say
+    assert parse_specs([{**COMMAND}], "api")[0].workdir is None

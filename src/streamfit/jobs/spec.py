@@ -137,7 +137,9 @@ class JobSpec(_Model):
     env: dict[EnvName, Text] = Field(default_factory=dict, max_length=256)
     #: Secrets by reference, read when the job is launched, never stored or written to disk:
     #: ``{KEY: "file:/absolute/path"}`` or ``{KEY: "secret:NAME"}`` (the scheduler's settings).
-    env_from: dict[str, str] = Field(default_factory=dict)
+    env_from: dict[EnvName, PathText] = Field(default_factory=dict, max_length=64)
+    #: Where the job runs, and what relative ``inputs`` and command paths are relative to.
+    #: A spec read from a file runs in that file's folder unless it says otherwise.
     workdir: PathText | None = None
     device: Key = "cpu"
     checkpoint_seconds: float = Field(default=60.0, gt=0)
@@ -309,12 +311,21 @@ def _documents(path: Path) -> Iterator[Any]:
             yield doc
 
 
+def _in_folder(spec: JobSpec, folder: Path) -> JobSpec:
+    """``spec`` running in ``folder`` (its file's), or in its own ``workdir`` taken from there:
+    relative paths then mean the same wherever the scheduler was started."""
+    workdir = folder / spec.workdir if spec.workdir is not None else folder
+    return spec.model_copy(update={"workdir": os.path.abspath(workdir)})
+
+
 def load_specs(paths: Iterable[str | os.PathLike[str]]) -> list[JobSpec]:
-    """Every job in every file, all validated before any is returned."""
+    """Every job in every file, all validated before any is returned. A job runs in its
+    file's folder unless its ``workdir`` says otherwise (relative to that folder)."""
     specs: list[JobSpec] = []
     for p in paths:
         path = Path(p)
-        specs.extend(parse_specs(_documents(path), str(path)))
+        folder = path.parent
+        specs.extend(_in_folder(s, folder) for s in parse_specs(_documents(path), str(path)))
     if not specs:
         raise SpecError("no jobs in " + ", ".join(printable(str(p)) for p in paths))
     return specs
