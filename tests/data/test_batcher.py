@@ -3,6 +3,7 @@ and the reader thread (early exit, errors)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import streamfit.data.batcher as batcher_module
 from streamfit.core.batch import CSR, Batch
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import RowChecker
@@ -272,3 +274,94 @@ def test_a_bad_row_in_a_file_fails_the_iteration_naming_its_line(tmp_path: Path)
             received.append(batch)
     assert sum(b.n_rows for b in received) <= 30
     assert reader_threads() <= before
+
+
+# -- the reader thread ends with its iteration, on every way out ------------------------------
+
+
+class ConsumerFailed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [ConsumerFailed, KeyboardInterrupt])
+def test_an_error_in_the_consumer_joins_the_reader_before_it_propagates(
+    tmp_path: Path, error: type[BaseException]
+) -> None:
+    path = write(tmp_path / "d.csv", dense_batch(5000, 3))
+    before = reader_threads()
+    with pytest.raises(error):
+        for _ in Batcher(source(path, block_bytes=256), 1, prefetch_bytes=1):
+            assert reader_threads() - before  # the reader is running, waiting for room
+            raise error
+    assert reader_threads() <= before
+
+
+def test_an_abandoned_iteration_is_stopped_at_exit(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", dense_batch(5000, 3))
+    before = reader_threads()
+    batches = iter(Batcher(source(path, block_bytes=256), 1, prefetch_bytes=1))
+    next(batches)  # started, never closed, still referenced
+    assert reader_threads() - before
+    batcher_module._stop_abandoned_readers()  # what atexit runs before finalizing
+    assert reader_threads() <= before
+    assert not batcher_module._Reader.live
+
+
+class StuckSource(Source):
+    """A read that waits on something its stop event does not reach (a socket, say)."""
+
+    def __init__(self) -> None:
+        super().__init__("stuck", SourceOptions())
+        self.release = threading.Event()
+
+    def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
+        x = np.arange(4, dtype=np.float32).reshape(2, 2)
+        yield Chunk(dense_record_batch(x, np.ones(2)), np.arange(2), 2)
+        self.release.wait()
+
+
+def test_a_read_nothing_can_interrupt_is_waited_for_then_left(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(batcher_module, "JOIN_SECONDS", 0.2)
+    stuck = StuckSource()
+    before = reader_threads()
+    started = time.monotonic()
+    for _ in Batcher(stuck, 1):
+        break
+    assert time.monotonic() - started < 5
+    assert "still blocked in a read" in caplog.text
+    assert reader_threads() - before  # left to end with the process
+    stuck.release.set()
+    for thread in reader_threads() - before:
+        thread.join(5)
+    assert reader_threads() <= before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_reader_waiting_on_an_idle_pipe_stops_and_is_joined(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+    done = threading.Event()
+
+    def writer() -> None:  # some rows, then the pipe stays open with nothing more to say
+        with open(fifo, "wb") as f:
+            f.write(b"1,2,3\n" * 8)
+            f.flush()
+            opened.set()
+            done.wait(20)
+
+    feeder = threading.Thread(target=writer, daemon=True)
+    feeder.start()
+    before = reader_threads()
+    try:
+        started = time.monotonic()
+        for batch in Batcher(open_source(str(fifo)), 4):
+            assert batch.n_rows == 4
+            break  # the reader is now blocked waiting for the pipe's next bytes
+        assert time.monotonic() - started < 5
+        assert reader_threads() <= before
+    finally:
+        done.set()
+        feeder.join(5)

@@ -3,14 +3,33 @@
 The thread parses and slices chunks while the caller computes, so I/O overlaps training.
 Memory is bounded by ``prefetch`` batches plus the chunk being parsed, whatever the data size.
 On CUDA the batches are staged in pinned memory and copied without blocking the reader.
+
+The thread never outlives the iteration that started it. A thread still inside a C or C++ call
+when the interpreter finalizes is ended by ``pthread_exit`` as soon as it asks for the GIL back,
+and that forced unwinding through C++ ``noexcept`` frames (pyarrow's) aborts the process:
+SIGABRT, exit 134, where a data error should exit 3. So every way out of an iteration stops the
+thread and joins it before going on: the stream's end, an error in the reader (handed to the
+consumer and raised there), an error or ``KeyboardInterrupt`` in the consumer, a ``break`` or
+``close()``; and an iteration abandoned without being closed is stopped by an ``atexit`` hook,
+which runs before finalization begins. The thread checks for the stop between chunks and while
+waiting for room, so it ends within one chunk's parse. A pipe's read is made to wait in
+``select`` and checks the stop too (:class:`streamfit.data.source.PipeSource`); a read that
+cannot be interrupted at all (a SQL fetch, a remote file) is waited for up to
+``JOIN_SECONDS``, then left to the process's end: it waits in C code without C++ frames (a
+socket read), so if it wakes during finalization its ``pthread_exit`` has nothing to abort.
+SIGTERM needs no care here: training turns it into a checkpoint and an error raised in the
+consumer; elsewhere its default action ends the process without finalizing anything.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,9 +39,13 @@ from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, s
 from streamfit.data.source import Source
 from streamfit.errors import ConfigError
 
-__all__ = ["Batcher"]
+__all__ = ["JOIN_SECONDS", "Batcher"]
+
+log = logging.getLogger(__name__)
 
 _END = object()
+#: How long stopping waits for a reader blocked in a read nothing can interrupt.
+JOIN_SECONDS = 30.0
 
 
 @dataclass
@@ -98,6 +121,41 @@ class _Pipe:
             self.cond.notify_all()
 
 
+class _Reader:
+    """The read-ahead thread of one iteration: started at once, stopped and joined by
+    :meth:`stop` (by the iteration's end, or at exit if the iteration was abandoned)."""
+
+    live: ClassVar[set[_Reader]] = set()
+
+    def __init__(self, produce: Callable[[_Pipe, threading.Event], None]) -> None:
+        self.pipe = _Pipe(0)
+        self.halt = threading.Event()
+        self.thread = threading.Thread(
+            target=produce, args=(self.pipe, self.halt), name="streamfit-reader", daemon=True
+        )
+        _Reader.live.add(self)
+        self.thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.halt.set()
+        self.pipe.clear()  # wakes a reader waiting for room
+        self.thread.join(JOIN_SECONDS if timeout is None else timeout)
+        if self.thread.is_alive():
+            log.warning(
+                "the read-ahead thread is still blocked in a read after %.0f s; "
+                "it ends with the process",
+                JOIN_SECONDS if timeout is None else timeout,
+            )
+        _Reader.live.discard(self)
+
+
+@atexit.register
+def _stop_abandoned_readers() -> None:
+    """Stop the readers of iterations never closed, before the interpreter finalizes."""
+    for reader in list(_Reader.live):
+        reader.stop()
+
+
 def _nbytes(batch: Batch) -> int:
     f = batch.features
     tensors = [f.indptr, f.indices, f.values] if isinstance(f, CSR) else [f]
@@ -137,15 +195,10 @@ class Batcher:
         self.prefetch_bytes = prefetch_bytes
 
     def __iter__(self) -> Iterator[Batch]:
-        q = _Pipe(0)
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._produce, args=(q, stop), name="streamfit-reader", daemon=True
-        )
-        thread.start()
+        reader = _Reader(self._produce)
         try:
             while True:
-                item = q.get()
+                item = reader.pipe.get()
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
@@ -155,30 +208,28 @@ class Batcher:
                     item = _to_device(item, self.device)
                 yield item
         finally:
-            # Unblock a producer waiting for room; one blocked on a read of a pipe cannot be
-            # interrupted and is left to exit with the process (it is a daemon).
-            stop.set()
-            q.clear()
-            thread.join(timeout=2.0)
+            reader.stop()
 
     # -- producer thread -------------------------------------------------------------------
 
     def _produce(self, q: _Pipe, stop: threading.Event) -> None:
         try:
-            for batch in self._batches(q):
+            for batch in self._batches(q, stop):
                 if not q.put(batch, _nbytes(batch), stop):
                     return
             q.put(_END, 0, stop)
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put(exc, 0, stop)
 
-    def _batches(self, q: _Pipe) -> Iterator[Batch]:
+    def _batches(self, q: _Pipe, stop: threading.Event) -> Iterator[Batch]:
         pending: list[_Piece] = []
         n_pending = 0
         bad: list[np.ndarray] = []
         last_end = self.skip
         sparse: bool | None = None
-        for chunk in self.source.read(self.skip, self._source_width()):
+        for chunk in self.source.read(self.skip, self._source_width(), stop=stop):
+            if stop.is_set():
+                return
             q.budget = min(self.prefetch_bytes, max(q.budget, chunk.batch.nbytes * 3 // 2))
             if chunk.n_rows == 0:  # only bad rows: no say in the layout
                 pass

@@ -7,7 +7,6 @@ parsed again line by line, only to name the bad line and field, or to skip its b
 
 from __future__ import annotations
 
-import io
 from collections.abc import Generator
 from typing import BinaryIO
 
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from streamfit.data.chunk import Chunk
+from streamfit.data.native import arrow_bytes
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 from streamfit.errors import DataError
 
@@ -120,26 +120,19 @@ def _parse_block(block: bytes, start: int, end: int, layout: _Layout, ctx: ReadC
 
 
 def _parse_fast(data: bytes, layout: _Layout) -> pa.Table | None:
-    """Parse with pyarrow; None when any row is malformed (the slow path then names it)."""
-    invalid = False
+    """Parse with pyarrow; None when any row is malformed (the slow path then names it).
 
-    def on_invalid(_row: object) -> str:
-        nonlocal invalid
-        invalid = True
-        return "skip"
-
+    A row of another width fails the whole parse, as a bad number does: no Python
+    ``invalid_row_handler``, which Arrow's threads would hold (see :mod:`.native`)."""
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            arrow_bytes(data),
             read_options=pacsv.ReadOptions(column_names=layout.names, block_size=1 << 20),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(layout.names, pa.float32())
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    if invalid:
         return None
     for column in table.columns:  # empty fields come back as nulls: the slow path names them
         if column.null_count:

@@ -6,7 +6,6 @@ name the bad line and field.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Generator
 from typing import Any, BinaryIO
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
+from streamfit.data.native import arrow_bytes
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_jsonl"]
@@ -73,7 +73,7 @@ def _parse_block(
     schema = _schema(sparse, label, checker.labelled)
     try:
         table = pajson.read_json(
-            io.BytesIO(data),
+            arrow_bytes(data),
             parse_options=pajson.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),

@@ -11,7 +11,6 @@ to name the bad line and field.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Generator
 from typing import BinaryIO
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from streamfit.data.chunk import Chunk
+from streamfit.data.native import arrow_bytes
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_libsvm"]
@@ -69,7 +69,7 @@ def _parse_fast(lines: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         data = re.sub(rb"\n+", b"\n", data)
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            arrow_bytes(data),
             read_options=pacsv.ReadOptions(column_names=["i", "v"], block_size=1 << 22),
             parse_options=pacsv.ParseOptions(delimiter=":", quote_char=False),
             convert_options=pacsv.ConvertOptions(column_types={"i": pa.int64(), "v": pa.float32()}),

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
 from streamfit.data.hashing import categorical_rows, is_categorical
+from streamfit.data.native import arrow_file
 from streamfit.data.text import ReadContext
 from streamfit.errors import DataError
 
@@ -29,12 +30,25 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
     """Yield chunks of a Parquet file, a row group at a time; returns its row count."""
     checker = ctx.checker
     checker.enter(checker.file, ctx.offset, "row")
+    # Arrow's threads decode columns only from a file Arrow opened itself (see :mod:`.native`).
+    native = arrow_file(stream)
     try:
         # Streamed reads of column chunks: without them a whole row group is buffered (and
         # read_row_group held twice that), which set the peak memory of every job.
-        pf = pq.ParquetFile(stream, buffer_size=ctx.block_bytes, pre_buffer=False)
+        pf = pq.ParquetFile(native or stream, buffer_size=ctx.block_bytes, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
+        if native is not None:
+            native.close()
         raise DataError(f"not a readable Parquet file ({exc})", source=checker.file) from exc
+    try:
+        return (yield from _read(pf, ctx, threads=native is not None))
+    finally:
+        if native is not None:
+            native.close()
+
+
+def _read(pf: pq.ParquetFile, ctx: ReadContext, *, threads: bool) -> Generator[Chunk, None, int]:
+    checker = ctx.checker
     names = pf.schema_arrow.names
     label = ctx.label_column or LABEL
     has_label = checker.labelled and label in names
@@ -63,7 +77,7 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
             what = "numeric or string" if hashing else "numeric"
             raise DataError(f"no {what} feature columns among {names}", source=checker.file)
     start = 0
-    for rows, piece in _pieces(pf, ctx):
+    for rows, piece in _pieces(pf, ctx, threads):
         if piece is None or start + rows <= ctx.skip:
             start += rows
             continue
@@ -111,7 +125,9 @@ def _is_numeric(kind: pa.DataType) -> bool:
     )
 
 
-def _pieces(pf: pq.ParquetFile, ctx: ReadContext) -> Iterator[tuple[int, pa.Table | None]]:
+def _pieces(
+    pf: pq.ParquetFile, ctx: ReadContext, threads: bool
+) -> Iterator[tuple[int, pa.Table | None]]:
     """``(rows, table)`` pieces of about ``ctx.block_bytes`` decoded, a row group at a time,
     so that memory follows the block size rather than whatever row groups the writer chose.
     A row group wholly before ``ctx.skip`` comes as ``(rows, None)``, known from the metadata
@@ -125,7 +141,7 @@ def _pieces(pf: pq.ParquetFile, ctx: ReadContext) -> Iterator[tuple[int, pa.Tabl
             row_bytes = max(1, meta.total_byte_size // max(meta.num_rows, 1))
             piece = max(1024, ctx.block_bytes // row_bytes)
             at = start
-            for batch in pf.iter_batches(batch_size=piece, row_groups=[group]):
+            for batch in pf.iter_batches(batch_size=piece, row_groups=[group], use_threads=threads):
                 if ctx.stop is not None and at >= ctx.stop:
                     return  # the end of a shard's row range: later groups are never read
                 yield batch.num_rows, pa.Table.from_batches([batch])

@@ -17,8 +17,10 @@ from __future__ import annotations
 import copy
 import io
 import os
+import select
 import stat
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ __all__ = [
     "CONTENT_TYPES",
     "FileSource",
     "PipeSource",
+    "ReadStopped",
     "Source",
     "SourceOptions",
     "detect_format",
@@ -144,6 +147,7 @@ class Source(ABC):
 
     name: str
     rereadable: bool = True
+    _stop: threading.Event | None = None
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name
@@ -158,8 +162,19 @@ class Source(ABC):
         other.options = options
         return other
 
-    def read(self, skip: int = 0, n_features: int | None = None) -> Iterator[Chunk]:
-        """Chunks from position ``skip`` on; ``n_features`` fixes the width (else row one)."""
+    def read(
+        self,
+        skip: int = 0,
+        n_features: int | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """Chunks from position ``skip`` on; ``n_features`` fixes the width (else row one).
+
+        ``stop``, once set, ends a wait for data that could last (a pipe's): the read then
+        raises :class:`ReadStopped`. Reads of files end by themselves, a chunk at a time.
+        """
+        self._stop = stop
         checker = RowChecker(
             labelled=self.options.labelled,
             on_bad_rows=self.options.on_bad_rows,
@@ -227,7 +242,9 @@ class PipeSource(Source):
             raise ConfigError(f"{self.name}: a pipe can be read only once")
         self._used = True
         try:
-            stream = self.stream if hasattr(self.stream, "peek") else io.BufferedReader(self.stream)  # type: ignore[type-var]
+            stream = _stoppable(self.stream, self._stop)
+            if not hasattr(stream, "peek"):
+                stream = io.BufferedReader(stream)  # type: ignore[type-var]
             fmt = self.options.format() or detect_format("", _peek(stream))
             if fmt == "parquet":
                 raise ConfigError(
@@ -237,6 +254,49 @@ class PipeSource(Source):
         finally:
             if self._close:
                 self.stream.close()
+
+
+class ReadStopped(Exception):
+    """A read of a pipe given up because its reader was asked to stop."""
+
+
+class _StoppableRead(io.RawIOBase):
+    """The bytes of a file descriptor, read only once ``select`` says some are there, so that
+    a wait for data that may never come checks ``stop`` every 0.1 s."""
+
+    def __init__(self, fd: int, stop: threading.Event) -> None:
+        self._fd = fd
+        self._stop = stop
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not select.select([self._fd], [], [], 0.1)[0]:
+            if self._stop.is_set():
+                raise ReadStopped("stopped while waiting for data")
+        data = os.read(self._fd, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _stoppable(stream: BinaryIO, stop: threading.Event | None) -> BinaryIO:
+    """``stream``, or its descriptor read so that ``stop`` interrupts a wait for data: a
+    pipe's, a socket's or a terminal's (a regular file's reads never wait). The stream must
+    not have been read from: what its buffer held would be skipped."""
+    if stop is None:
+        return stream
+    try:
+        fd = stream.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return stream  # in memory: never waits
+    if regular:
+        return stream
+    return io.BufferedReader(_StoppableRead(fd, stop))
 
 
 def _peek(stream: BinaryIO, size: int = 4096) -> bytes:
