@@ -256,8 +256,8 @@ def test_raw_categorical_strings_are_hashed_into_the_space(tmp_path: Path) -> No
     )
     assert result.metrics["test:binary_classification_accuracy"] > 0.85
     without = {k: v for k, v in hp.items() if k != "hash_features"}
-    with pytest.raises(DataError, match="1 features where the data has 1024"):
-        # Without hashing, only the numeric column is a feature: not the width promised.
+    with pytest.raises(DataError, match="column 'site' is string, not a number: drop it, or hash"):
+        # Without hashing, a string column is no feature: an error, not silently dropped.
         streamfit.train("factorization-machines", str(path), hyperparameters=without)
 
 

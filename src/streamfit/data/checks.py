@@ -11,6 +11,7 @@ import numpy as np
 
 from streamfit.data.chunk import Chunk, dense_record_batch, sparse_record_batch
 from streamfit.data.hashing import hash_ids
+from streamfit.data.schema import NUMBER, STRING, Schema, duplicated
 from streamfit.errors import DataError
 
 __all__ = ["OnBadRows", "RowChecker"]
@@ -43,6 +44,8 @@ class RowChecker:
     file_offset: int = 0
     row_label: str = "line"
     skipped: int = 0
+    #: The channel's named feature columns: expected, else those of the first named file.
+    columns: Schema | None = None
 
     def enter(self, file: str, offset: int, row_label: str) -> None:
         self.file, self.file_offset, self.row_label = file, offset, row_label
@@ -65,6 +68,24 @@ class RowChecker:
             log.warning("skipping bad row: %s", err)
         elif self.skipped == _WARN_LIMIT + 1:
             log.warning("skipping more bad rows; their count is reported in the metrics")
+
+    def match_columns(self, found: Schema) -> list[str]:
+        """The feature columns of the current file to read, in the channel's order (see
+        :mod:`streamfit.data.schema`); the first file's set the channel's."""
+        if self.columns is not None:
+            return self.columns.order(found, self.file)
+        duplicated(found.names, self.file)
+        hashing = self.hash_space is not None
+        for column in found.columns:
+            if column.kind == NUMBER or (column.kind == STRING and hashing):
+                continue
+            fix = "drop it, or hash it (hash_features)" if column.kind == STRING else "drop it"
+            raise DataError(
+                f"column {column.name!r} is {column.type}, not a number: {fix}",
+                source=self.file,
+            )
+        self.columns = found
+        return found.names
 
     def fix_width(self, width: int, position: int) -> None:
         if self.n_features is None:

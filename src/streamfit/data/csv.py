@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 
 from streamfit.data.chunk import Chunk
 from streamfit.data.native import arrow_bytes
+from streamfit.data.schema import Schema
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 from streamfit.errors import DataError
 
@@ -25,11 +26,21 @@ __all__ = ["read_csv"]
 class _Layout:
     """Which column is the label and what each column is called."""
 
-    def __init__(self, names: list[str], label_index: int | None, header: bool) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        label_index: int | None,
+        header: bool,
+        feature_index: list[int] | None = None,
+    ) -> None:
         self.names = names
         self.label_index = label_index
         self.header = header
-        self.feature_index = [i for i in range(len(names)) if i != label_index]
+        self.feature_index = (
+            [i for i in range(len(names)) if i != label_index]
+            if feature_index is None
+            else feature_index
+        )
 
     def field(self, column: int) -> str:
         if self.header:
@@ -41,7 +52,8 @@ class _Layout:
 
 
 def _header_layout(line: bytes, ctx: ReadContext) -> _Layout:
-    names = [c.strip().strip('"') for c in line.decode("utf-8-sig").rstrip("\r\n").split(",")]
+    text = line.decode("utf-8-sig", errors="replace")
+    names = [c.strip().strip('"') for c in text.rstrip("\r\n").split(",")]
     label_index = None
     if ctx.checker.labelled:
         if ctx.label_column not in names:
@@ -51,7 +63,16 @@ def _header_layout(line: bytes, ctx: ReadContext) -> _Layout:
                 row=1,
             )
         label_index = names.index(str(ctx.label_column))
-    return _Layout(names, label_index, header=True)
+    # Features by name, in the channel's order (see streamfit.data.schema); a label the
+    # channel named before is no feature even where this read has no labels.
+    checker = ctx.checker
+    not_features = {names[label_index] if label_index is not None else None}
+    if checker.columns is not None:
+        not_features.add(checker.columns.label)
+    fields = [(n, pa.float32()) for n in names if n not in not_features]
+    found = Schema.of(fields, None if label_index is None else names[label_index])
+    order = checker.match_columns(found)
+    return _Layout(names, label_index, header=True, feature_index=[names.index(n) for n in order])
 
 
 def _plain_layout(first_line: bytes, ctx: ReadContext) -> _Layout:

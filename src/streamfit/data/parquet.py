@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
-from streamfit.data.hashing import categorical_rows, is_categorical
+from streamfit.data.hashing import categorical_rows
 from streamfit.data.native import arrow_file
+from streamfit.data.schema import NUMBER, Schema, kind_of
 from streamfit.data.text import ReadContext
 from streamfit.errors import DataError
 
@@ -49,7 +50,8 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
 
 def _read(pf: pq.ParquetFile, ctx: ReadContext, *, threads: bool) -> Generator[Chunk, None, int]:
     checker = ctx.checker
-    names = pf.schema_arrow.names
+    schema = pf.schema_arrow
+    names = schema.names
     label = ctx.label_column or LABEL
     has_label = checker.labelled and label in names
     if checker.labelled and not has_label:
@@ -57,25 +59,26 @@ def _read(pf: pq.ParquetFile, ctx: ReadContext, *, threads: bool) -> Generator[C
             f"no label column {label!r} among {names}; name it with --label-column",
             source=checker.file,
         )
+    if has_label:
+        _expect(schema, label, NUMBER, "label column", checker.file)
+    feature_names: list[str] = []
     if FEATURES in names:
         kind = "dense-list"
+        _expect(schema, FEATURES, NUMBER, "column", checker.file, lists=True)
     elif INDICES in names:
         kind = "sparse"
+        _expect(schema, INDICES, NUMBER, "column", checker.file, lists=True)
+        if VALUES in names:
+            _expect(schema, VALUES, NUMBER, "column", checker.file, lists=True)
     else:
-        hashing = checker.hash_space is not None
-        kind = "hashed-columns" if hashing else "columns"
-        feature_names = [
-            n
-            for n in names
-            if n != label
-            and (
-                _is_numeric(pf.schema_arrow.field(n).type)
-                or (hashing and is_categorical(pf.schema_arrow.field(n).type))
-            )
-        ]
+        kind = "hashed-columns" if checker.hash_space is not None else "columns"
+        # A label the channel named before is no feature even where this read has no labels.
+        not_features = {label, checker.columns.label if checker.columns is not None else None}
+        fields = [(f.name, f.type) for f in schema if f.name not in not_features]
+        found = Schema.of(fields, label if has_label else None)
+        feature_names = checker.match_columns(found)
         if not feature_names:
-            what = "numeric or string" if hashing else "numeric"
-            raise DataError(f"no {what} feature columns among {names}", source=checker.file)
+            raise DataError(f"no feature columns among {names}", source=checker.file)
     start = 0
     for rows, piece in _pieces(pf, ctx, threads):
         if piece is None or start + rows <= ctx.skip:
@@ -119,10 +122,23 @@ def _read(pf: pq.ParquetFile, ctx: ReadContext, *, threads: bool) -> Generator[C
     return int(pf.metadata.num_rows)
 
 
-def _is_numeric(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-    )
+def _expect(
+    schema: pa.Schema, name: str, kind: str, what: str, file: str, *, lists: bool = False
+) -> None:
+    """Column ``name`` holds numbers (``lists``: lists of them), else a :class:`DataError`
+    naming it: it could not be converted to float32."""
+    column = schema.field(name).type
+    inner = column
+    if lists:
+        listed = (
+            pa.types.is_list(column)
+            or pa.types.is_large_list(column)
+            or pa.types.is_fixed_size_list(column)
+        )
+        inner = column.value_type if listed else None
+    if inner is None or kind_of(inner) != kind:
+        want = "lists of numbers" if lists else "numbers"
+        raise DataError(f"{what} {name!r} is {column}, not {want}", source=file)
 
 
 def _pieces(

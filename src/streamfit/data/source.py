@@ -15,6 +15,7 @@ The format comes from ``content_type``, else the file extension, else the first 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import os
 import select
@@ -22,9 +23,9 @@ import stat
 import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -35,6 +36,7 @@ from streamfit.data.jsonl import read_jsonl
 from streamfit.data.libsvm import read_libsvm
 from streamfit.data.parquet import read_parquet
 from streamfit.data.recordio import read_recordio
+from streamfit.data.schema import Schema
 from streamfit.data.text import BLOCK_BYTES, ReadContext
 from streamfit.errors import ConfigError
 
@@ -106,6 +108,9 @@ class SourceOptions:
     #: ``[0, hash_features)`` (see :mod:`streamfit.data.hashing`).
     hash_features: int | None = None
     block_bytes: int = BLOCK_BYTES
+    #: The named feature columns to expect (see :mod:`streamfit.data.schema`): files and
+    #: reads whose columns have names are matched to them by name. None: the first file's.
+    columns: Schema | None = None
 
     def format(self) -> str | None:
         if self.content_type is None:
@@ -148,6 +153,7 @@ class Source(ABC):
     name: str
     rereadable: bool = True
     _stop: threading.Event | None = None
+    _checker: RowChecker | None = None
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name
@@ -160,6 +166,7 @@ class Source(ABC):
         """The same data, read with other options (the trainer sets labels and bad rows)."""
         other = copy.copy(self)
         other.options = options
+        other._checker = None
         return other
 
     def read(
@@ -182,8 +189,27 @@ class Source(ABC):
             max_index=self.options.max_index,
             hash_space=self.options.hash_features,
             file=self.name,
+            columns=self.schema,  # a later read matches the first one's columns by name
         )
+        self._checker = checker
         return self._read(skip, checker)
+
+    @property
+    def schema(self) -> Schema | None:
+        """The named feature columns: expected (``options.columns``), else those the first
+        read found (known once it has begun); None for data without names."""
+        if self.options.columns is not None or self._checker is None:
+            return self.options.columns
+        return self._checker.columns
+
+    def expecting(self, schema: Schema | Mapping[str, Any] | None) -> Source:
+        """This source, its named columns matched to ``schema`` (a state's or a model's, as
+        ``Schema.to_json`` wrote it); itself when ``schema`` is None."""
+        if schema is None:
+            return self
+        if not isinstance(schema, Schema):
+            schema = Schema.from_json(schema)
+        return self.with_options(dataclasses.replace(self.options, columns=schema))
 
     @abstractmethod
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:

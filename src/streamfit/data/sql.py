@@ -27,12 +27,14 @@ from numbers import Number
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import CursorResult, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
+from streamfit.data.schema import Schema
 from streamfit.data.source import Source, SourceOptions
 from streamfit.errors import ConfigError, DataError
 
@@ -95,7 +97,7 @@ class SQLSource(Source):
                 raise ConfigError(f"{self.name}: the statement returns no rows")
             names = list(result.keys())
             label = self._label_index(names, checker)
-            features = [j for j in range(len(names)) if j != label]
+            features = self._features(names, label, checker)
             if not features:
                 raise DataError(f"no feature columns among {names}", source=self.name)
             rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
@@ -117,6 +119,16 @@ class SQLSource(Source):
                 checker.fix_width(len(features), start)
                 yield _chunk(part, start, checker, names=names, label=label, features=features)
                 start += len(part)
+
+    def _features(self, names: list[str], label: int | None, checker: RowChecker) -> list[int]:
+        """The feature columns, by name in the order of the channel's first read (or of the
+        expected schema): a query whose columns come in another order reads the same."""
+        not_features = {None if label is None else names[label]}
+        if checker.columns is not None:
+            not_features.add(checker.columns.label)
+        fields = [(n, pa.float32()) for n in names if n not in not_features]
+        found = Schema.of(fields, None if label is None else names[label])
+        return [names.index(n) for n in checker.match_columns(found)]
 
     def _label_index(self, names: list[str], checker: RowChecker) -> int | None:
         if not checker.labelled:

@@ -22,7 +22,29 @@ from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.errors import ConfigError
 
-__all__ = ["finalize", "finalize_sweep", "predict", "predict_records"]
+__all__ = [
+    "finalize",
+    "finalize_sweep",
+    "predict",
+    "predict_records",
+    "record_schema",
+    "with_input_schema",
+]
+
+
+def record_schema(state: State, source: Source) -> None:
+    """Keep in ``state`` the named columns ``source`` was read with (once known), so that
+    later reads of any channel, and the models, match columns by name."""
+    if "schema" not in state.inputs and source.schema is not None:
+        state.inputs["schema"] = source.schema.to_json()
+
+
+def with_input_schema(model: Model, state: State) -> Model:
+    """``model``, recording the input schema of the state it was finalized from: ``predict``
+    then reads named columns by name."""
+    if "schema" in state.inputs:
+        model.meta["input_schema"] = state.inputs["schema"]
+    return model
 
 
 def _model(model: Model | str | os.PathLike[str], device: str) -> Model:
@@ -51,7 +73,8 @@ def predict_records(
         on_bad_rows=on_bad_rows,
         hash_features=width if m.meta.get("hash_features") else None,
     )
-    source = open_source(input, options)
+    # Named columns are read by name, in the order the model was trained on.
+    source = open_source(input, options).expecting(m.meta.get("input_schema"))
     with torch.inference_mode():
         for batch in Batcher(source, batch_size, device=m.device, n_features=width):
             if batch.n_rows:
@@ -130,7 +153,7 @@ def finalize(
     """
     st = state if isinstance(state, State) else State.load(state)
     algo = get_algorithm(st.algorithm)(st.hyperparameters)
-    model = algo.finalize(st, **post_training)
+    model = with_input_schema(algo.finalize(st, **post_training), st)
     if output is not None:
         model.save(output)
     return model

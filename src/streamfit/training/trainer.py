@@ -41,6 +41,7 @@ from streamfit.errors import (
     TrainingInterrupted,
 )
 from streamfit.training.checkpoint import Checkpoints, check_finite
+from streamfit.training.inference import record_schema, with_input_schema
 from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.provenance import check_same_input, data_identity
@@ -271,10 +272,11 @@ class TrainingRun:
         if source is None:
             return None
         algo, device = self.algo, self.device
+        named = source.expecting(state.inputs.get("schema"))  # columns by name, as trained
 
         def batches() -> Iterator[Batch]:
             return iter(
-                Batcher(source, algo.mini_batch_size, device=device, n_features=state.n_features)
+                Batcher(named, algo.mini_batch_size, device=device, n_features=state.n_features)
             )
 
         return batches
@@ -298,9 +300,11 @@ class TrainingRun:
             while not self.done(state):
                 skip = state.position.rows if state is not None else 0
                 width = state.n_features if state is not None else algo.expected_features()
+                # Named columns are matched to those the state was trained on, if any.
+                train = self.train.expecting(state.inputs.get("schema") if state else None)
                 batches: Iterator[Batch] = iter(
                     Batcher(
-                        self.train,
+                        train,
                         algo.mini_batch_size,
                         device=self.device,
                         skip=skip,
@@ -309,6 +313,7 @@ class TrainingRun:
                 )
                 if state is None or not state.counters.get("rows"):
                     state, batches = warm_up(algo, state, batches, self.device, self.train.name)
+                record_schema(state, train)
                 epoch = state.position.epoch
                 for batch in batches:
                     loss = fold(algo, state, batch)
@@ -331,6 +336,7 @@ class TrainingRun:
                         where = f"epoch {epoch + 1}, row {state.position.rows}"
                         saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
                         raise TrainingInterrupted(f"stopped at {where}{saved}")
+                record_schema(state, train)  # a resumed state from before schemas
                 if algo.end_epoch(state, self.stream(self.validation, state)):
                     state.meta["stopped_early"] = True
                     log.info("early stopping after epoch %d", epoch + 1)
@@ -349,7 +355,7 @@ class TrainingRun:
         validation = self.stream(self.validation, state)
         if validation is not None:
             algo.calibrate(state, validation())
-        model = algo.finalize(state)
+        model = with_input_schema(algo.finalize(state), state)
         metrics: dict[str, float] = {
             "train:rows": float(state.counters.get("rows", 0)),
             "train:bad_rows": float(state.counters.get("bad_rows", 0)),
