@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,173 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
     assert loud.exit_code == 1 and "Traceback (most recent call last)" in loud.stderr
     env = CliRunner(env={"STREAMFIT_DEBUG": "1"}).invoke(cli, args)
     assert "Traceback (most recent call last)" in env.stderr
+
+
+# -- outputs never touch inputs ----------------------------------------------------------------
+
+ROWS = "1,0.5,0.25,0,1,2,3,4,5\n0,1.5,0.75,1,0,2,1,0,1\n"  # label + the 8 features of `trained`
+
+
+def _links(tmp_path: Path, data: Path) -> dict[str, Path]:
+    """Other names of ``data``: itself, a symbolic link, a hard link, a path with ``..``."""
+    (tmp_path / "sym.csv").symlink_to(data)
+    (tmp_path / "hard.csv").hardlink_to(data)
+    (tmp_path / "sub").mkdir()
+    return {
+        "same": data,
+        "symlink": tmp_path / "sym.csv",
+        "hardlink": tmp_path / "hard.csv",
+        "dotdot": tmp_path / "sub" / ".." / data.name,
+    }
+
+
+def _no_temp_files(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("name", ["same", "symlink", "hardlink", "dotdot"])
+def test_convert_refuses_to_write_over_its_input(tmp_path: Path, name: str) -> None:
+    data = tmp_path / "a.csv"
+    data.write_text(ROWS)
+    output = _links(tmp_path, data)[name]
+    code, _, stderr = _run("convert", str(data), str(output), "--to", "csv")
+    assert code == 2
+    assert f"error: output {output} is the input" in stderr
+    assert data.read_text() == ROWS
+    _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["same", "symlink", "hardlink", "dotdot"])
+def test_predict_refuses_to_write_over_its_input(trained: Path, tmp_path: Path, name: str) -> None:
+    data = tmp_path / "a.csv"
+    data.write_text(ROWS)
+    output = _links(tmp_path, data)[name]
+    model = str(trained / "model")
+    code, _, stderr = _run(
+        "predict", model, "--input", str(data), "--labelled", "--output", str(output)
+    )
+    assert code == 2
+    assert f"error: output {output} is the input" in stderr
+    assert data.read_text() == ROWS
+    _no_temp_files(tmp_path)
+
+
+def test_predict_refuses_to_write_over_standard_input_or_the_model(
+    trained: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "a.csv"
+    data.write_text(ROWS)
+    with open(data, "rb") as stdin:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamfit",
+                "predict",
+                str(trained / "model"),
+                "--input",
+                "-",
+                "--labelled",
+                "--content-type",
+                "text/csv",
+                "--output",
+                str(data),
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert "is the input standard input" in proc.stderr
+    assert data.read_text() == ROWS
+    weights = trained / "model" / "model.safetensors"
+    before = weights.read_bytes()
+    code, _, stderr = _run(
+        "predict",
+        str(trained / "model"),
+        "--input",
+        str(data),
+        "--labelled",
+        "--output",
+        str(weights),
+    )
+    assert code == 2 and "is the input" in stderr
+    assert weights.read_bytes() == before
+
+
+def test_convert_refuses_to_write_over_a_sqlite_database(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (label, x)")
+    con.execute("INSERT INTO t VALUES (1, 2)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    code, _, stderr = _run("convert", f"sqlite:///{db}#SELECT * FROM t", str(db), "--to", "csv")
+    assert code == 2 and f"output {db} is the input {db}" in stderr
+    assert db.read_bytes() == before
+
+
+def test_predict_to_a_folder_is_a_clear_error(trained: Path, tmp_path: Path) -> None:
+    data = tmp_path / "a.csv"
+    data.write_text(ROWS)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, _, stderr = _run(
+        "predict",
+        str(trained / "model"),
+        "--input",
+        str(data),
+        "--labelled",
+        "--output",
+        str(folder),
+    )
+    assert code == 2
+    assert stderr == f"error: output {folder} is a folder: name a file to write\n"
+    assert list(folder.iterdir()) == []
+    code, _, stderr = _run("convert", str(data), str(folder), "--to", "csv")
+    assert code == 2 and "is a folder" in stderr
+
+
+def test_a_failed_run_leaves_the_old_output_and_no_temporary_file(
+    trained: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(ROWS * 3 + "1,x,0,0,0,0,0,0,0\n")
+    for args in (
+        ["convert", str(bad), str(tmp_path / "out.jsonl")],
+        [
+            "predict",
+            str(trained / "model"),
+            "--input",
+            str(bad),
+            "--labelled",
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        ],
+    ):
+        (tmp_path / "out.jsonl").write_text("old\n")
+        code, _, stderr = _run(*args)
+        assert code == 3, stderr
+        assert (tmp_path / "out.jsonl").read_text() == "old\n"
+        _no_temp_files(tmp_path)
+
+
+def test_outputs_replace_an_old_file_whole_keeping_its_mode(trained: Path, tmp_path: Path) -> None:
+    data = tmp_path / "a.csv"
+    data.write_text(ROWS)
+    out = tmp_path / "p.jsonl"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    code, _, _ = _run(
+        "predict", str(trained / "model"), "--input", str(data), "--labelled", "--output", str(out)
+    )
+    assert code == 0
+    assert len(out.read_text().splitlines()) == 2 and out.stat().st_mode & 0o777 == 0o640
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "target.csv")
+    code, _, _ = _run("convert", str(data), str(link), "--to", "csv")
+    assert code == 0
+    assert link.is_symlink() and (tmp_path / "target.csv").read_text().count("\n") == 2
+    _no_temp_files(tmp_path)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import fsspec
 
 from streamfit.cli.options import handle_errors
+from streamfit.data.destination import open_output, refuse_inputs
 from streamfit.data.source import CONTENT_TYPES, SourceOptions, detect_format, open_source
 from streamfit.data.writers import write
 from streamfit.training.inference import predict
@@ -93,10 +92,8 @@ def convert_command(
             max_index=feature_dim,
         ),
     )
+    refuse_inputs(output, [source])  # before the output is opened, which would empty it
     batches = (chunk.batch for chunk in source.read())
-    if output == "-":
-        rows = write(fmt, batches, sys.stdout.buffer, feature_dim)
-    else:
-        with fsspec.open(output, "wb", compression="infer") as f:
-            rows = write(fmt, batches, f, feature_dim)
+    with open_output(output) as f:
+        rows = write(fmt, batches, f, feature_dim)
     click.echo(f"{rows:,} rows written to {output} ({fmt})", err=True)

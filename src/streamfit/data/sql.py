@@ -68,13 +68,16 @@ class SQLSource(Source):
                 f"{self.name}: the database driver is not installed ({exc}); pip install it"
             ) from exc
         db = parsed.database
+        #: The SQLite file read, which no output may overwrite.
+        self.database_file: str | None = None
         if (
             parsed.get_backend_name() == "sqlite"
             and db not in (None, "", ":memory:")
             and "uri" not in parsed.query
-            and not os.path.exists(db)
-        ):  # SQLite would create an empty database instead of failing
-            raise ConfigError(f"{self.name}: no such SQLite database {db!r}")
+        ):
+            if not os.path.exists(db):  # SQLite would create an empty database instead
+                raise ConfigError(f"{self.name}: no such SQLite database {db!r}")
+            self.database_file = db
 
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         checker.enter(self.name, 0, "row")

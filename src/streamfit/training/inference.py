@@ -6,9 +6,7 @@ import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,6 +17,7 @@ from streamfit.core.registry import get_algorithm, load_model
 from streamfit.core.state import State
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
+from streamfit.data.destination import open_output, refuse_inputs
 from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.errors import ConfigError
 
@@ -66,6 +65,13 @@ def predict_records(
     ``labelled`` says the input rows carry a label (CSV: first column), which is ignored.
     """
     m = _model(model, device)
+    source = _input(m, input, content_type, labelled, on_bad_rows)
+    return _records(m, source, batch_size)
+
+
+def _input(
+    m: Model, input: str | Source, content_type: str | None, labelled: bool, on_bad_rows: OnBadRows
+) -> Source:
     width = m.meta.get("n_features")
     options = SourceOptions(
         content_type=content_type,
@@ -74,23 +80,15 @@ def predict_records(
         hash_features=width if m.meta.get("hash_features") else None,
     )
     # Named columns are read by name, in the order the model was trained on.
-    source = open_source(input, options).expecting(m.meta.get("input_schema"))
+    return open_source(input, options).expecting(m.meta.get("input_schema"))
+
+
+def _records(m: Model, source: Source, batch_size: int) -> Iterator[dict[str, Any]]:
     with torch.inference_mode():
-        for batch in Batcher(source, batch_size, device=m.device, n_features=width):
+        batches = Batcher(source, batch_size, device=m.device, n_features=m.meta.get("n_features"))
+        for batch in batches:
             if batch.n_rows:
                 yield from m.records(m.predict(batch.features))
-
-
-@contextmanager
-def _open_output(output: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
-    if isinstance(output, str | os.PathLike) and str(output) != "-":
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "wb") as f:
-            yield f
-    elif str(output) == "-":
-        yield sys.stdout.buffer
-    else:
-        yield output  # type: ignore[misc]
 
 
 def _csv_row(record: Mapping[str, Any]) -> list[Any]:
@@ -106,29 +104,49 @@ def predict(
     output: str | os.PathLike[str] | BinaryIO,
     *,
     accept: str = "jsonl",
-    **options: Any,
+    content_type: str | None = None,
+    labelled: bool = False,
+    on_bad_rows: OnBadRows = "error",
+    batch_size: int = 10_000,
+    device: str = "cpu",
 ) -> int:
     """Write predictions for every row of ``input`` to ``output`` as JSON Lines or CSV.
 
-    Returns the number of rows predicted. Options are those of :func:`predict_records`.
+    Returns the number of rows predicted. Options are those of :func:`predict_records`. A
+    file ``output`` that is an input (or the model) is refused before anything is written,
+    and appears only when complete (see :mod:`streamfit.data.destination`).
     """
     fmt = {"application/jsonlines": "jsonl", "text/csv": "csv"}.get(accept, accept)
     if fmt not in ("jsonl", "csv"):
         raise ConfigError(f"accept must be jsonl or csv, got {accept!r}")
+    m = _model(model, device)
+    source = _input(m, input, content_type, labelled, on_bad_rows)
+    if isinstance(output, str | os.PathLike):
+        model_files = [] if isinstance(model, Model) else _files(Path(model))
+        refuse_inputs(os.fspath(output), [source], model_files)
+        with open_output(os.fspath(output), compression=None) as out:
+            return _write(_records(m, source, batch_size), out, fmt)
+    return _write(_records(m, source, batch_size), output, fmt)
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else [folder]
+
+
+def _write(records: Iterator[dict[str, Any]], out: BinaryIO, fmt: str) -> int:
     rows = 0
-    with _open_output(output) as out:
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        writer = csv.writer(text) if fmt == "csv" else None
-        for record in predict_records(model, input, **options):
-            if writer is not None:
-                if rows == 0:
-                    writer.writerow(_csv_header(record))
-                writer.writerow(_csv_row(record))
-            else:
-                text.write(json.dumps(record) + "\n")
-            rows += 1
-        text.flush()
-        text.detach()
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text) if fmt == "csv" else None
+    for record in records:
+        if writer is not None:
+            if rows == 0:
+                writer.writerow(_csv_header(record))
+            writer.writerow(_csv_row(record))
+        else:
+            text.write(json.dumps(record) + "\n")
+        rows += 1
+    text.flush()
+    text.detach()
     return rows
 
 
