@@ -10,13 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
+from sqlalchemy import create_engine, event
+from sqlalchemy.pool import NullPool, Pool
 
 from streamfit.data.chunk import Chunk, dense_arrays, labels_array
 from streamfit.data.source import SourceOptions, open_source
 from streamfit.data.sql import SQLSource
+from streamfit.data.sqlguard import check_query
 from streamfit.errors import ConfigError, DataError
+from tests.jobs.conftest import postgresql_server, postgresql_url  # noqa: F401 (fixtures)
 
 QUERY = "SELECT label, x1, x2 FROM train ORDER BY id"
 
@@ -149,7 +151,8 @@ def test_password_is_hidden_in_names_and_errors(url: str) -> None:
         ("mysql+pymysql://u:pw@h/d#SELECT 1", ConfigError, "driver is not installed"),
         ("sqlite:////no/such/dir/x.db#SELECT 1", ConfigError, "no such SQLite database"),
         ("{db}#SELECT * FROM missing", ConfigError, "query failed.*no such table: missing"),
-        ("{db}#SELEC 1", ConfigError, "query failed.*syntax error"),
+        ("{db}#SELECT FROM WHERE", ConfigError, "query failed.*syntax error"),
+        ("{db}#SELEC 1", ConfigError, "'SELEC' is not a query"),
     ],
 )
 def test_configuration_errors_are_clear(db: str, uri: str, error: type, message: str) -> None:
@@ -202,3 +205,93 @@ def test_rows_are_streamed_not_fetched_at_once(tmp_path: Path, counted: dict[str
     assert peak_later < peak_first + (1 << 20)  # bounded by a partition, not the result
     assert sum(c.n_rows for c in chunks) == n - 51_000 and counted["ticks"] == n
     assert counted["closed"] == 1
+
+
+# -- only queries, in a read-only session -------------------------------------------------------
+
+
+def count_rows(db: str) -> int:
+    con = sqlite3.connect(db.removeprefix("sqlite:///"))
+    try:
+        return int(con.execute("SELECT count(*) FROM train").fetchone()[0])
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("DROP TABLE train", r"'DROP' is not a query"),
+        ("delete from train", r"'DELETE' is not a query"),
+        ("/* a comment */ -- and another\n  UPDATE train SET x1 = 0", r"'UPDATE' is not a query"),
+        ("SELECT * FROM train; DROP TABLE train", "more than one statement"),
+        ("SELECT * FROM train;\n-- a comment\n;DELETE FROM train", "more than one statement"),
+        ("PRAGMA writable_schema = ON", r"'PRAGMA' is not a query"),
+        ("ATTACH 'x.db' AS x", r"'ATTACH' is not a query"),
+        ("SELECT 'unterminated", "unterminated ' quote"),
+        ("", "no query after '#'"),
+    ],
+)
+def test_statements_that_are_not_one_query_are_refused_before_running(
+    db: str, query: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        read_all(f"{db}#{query}")
+    assert "SQLSource" not in str(info.value) and "sqlite:///" in str(info.value)
+    assert count_rows(db) == 10  # the table is intact
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "-- the training rows\nSELECT label, x1, x2 FROM train ORDER BY id;",
+        "WITH t AS (SELECT label, x1, x2, id FROM train) SELECT label, x1, x2 FROM t ORDER BY id",
+        "SELECT label, x1, x2 FROM train WHERE 'a;b' != ';' ORDER BY id; -- done",
+        'SELECT label, x1 AS "x;1", x2 FROM train ORDER BY id',
+    ],
+)
+def test_queries_with_comments_parentheses_and_quoted_semicolons_run(db: str, query: str) -> None:
+    x, _, _ = stack(read_all(f"{db}#{query}"))
+    assert x.shape == (10, 2)
+
+
+def test_the_query_runs_in_a_read_only_session(db: str) -> None:
+    # SQLite's query_only, read back by the query itself: 1 in every row.
+    chunks = read_all(f"{db}#SELECT 0 AS label, query_only FROM pragma_query_only")
+    x, _, _ = stack(chunks)
+    assert x.tolist() == [[1.0]]
+
+
+def test_a_query_that_writes_fails_on_postgresql_and_leaves_the_table(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("postgresql_url")
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (label real, x real)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1, 2), (0, 3)")
+        # A SELECT can still write, through a function: only a read-only session stops it.
+        conn.exec_driver_sql(
+            "CREATE FUNCTION wipe() RETURNS real LANGUAGE sql"
+            " AS $$ DELETE FROM t; SELECT 1::real $$"
+        )
+    with pytest.raises(ConfigError, match="cannot execute DELETE in a read-only transaction"):
+        read_all(f"{url}#SELECT wipe() AS label, 1 AS x")
+    x, y, _ = stack(read_all(f"{url}#SELECT label, x FROM t ORDER BY x"))
+    assert x.tolist() == [[2.0], [3.0]] and y.tolist() == [1.0, 0.0]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+    engine.dispose()
+
+
+def test_check_query_reads_past_comments_parentheses_and_quotes() -> None:
+    check_query("/* a */ ((SELECT 1))")
+    check_query("SELECT $$;$$, $tag$ ; $tag$, 'it''s;', \"a;b\", `c;d` -- ;\n;")
+    check_query("VALUES (1, 2)")
+    check_query("TABLE t")
+    for bad in ("SELECT 1;;", "SELECT $x$ ; $x$; SELECT 2", "SELECT 1 /* ; */ ; x"):
+        with pytest.raises(ConfigError, match="more than one statement"):
+            check_query(bad)
+    with pytest.raises(ConfigError, match="unterminated /\\* comment"):
+        check_query("/* SELECT 1")

@@ -1,6 +1,8 @@
 """SQL: the rows of a query over a SQLAlchemy URL, streamed a partition at a time.
 
-The URI is ``<SQLAlchemy URL>#<query>``; the query is sent to the driver as written::
+The URI is ``<SQLAlchemy URL>#<query>``; the query is sent to the driver as written, once it
+is known to be one query that reads (:mod:`streamfit.data.sqlguard`), in a read-only
+session::
 
     >>> uri = "sqlite:///train.db#SELECT label, x1, x2 FROM train ORDER BY id"
     >>> source = open_source(uri)  # doctest: +SKIP
@@ -36,6 +38,7 @@ from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
 from streamfit.data.source import Source, SourceOptions
+from streamfit.data.sqlguard import check_query, read_only_statements
 from streamfit.errors import ConfigError, DataError
 
 __all__ = ["MAX_ROWS_PER_CHUNK", "SQLSource"]
@@ -57,6 +60,10 @@ class SQLSource(Source):
         self.query = query.strip()
         if not self.query:
             raise ConfigError(f"{self.name}: no query after '#'")
+        try:  # refused before anything connects; the session is read-only too (_read)
+            check_query(self.query)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from exc
         try:  # imports the dialect and its driver now; connects only when read
             self._engine: Engine = create_engine(parsed, poolclass=NullPool)
         except NoSuchModuleError as exc:
@@ -87,6 +94,8 @@ class SQLSource(Source):
             raise ConfigError(f"{self.name}: cannot connect ({_why(exc)})") from exc
         with conn:
             try:
+                for statement in read_only_statements(conn.dialect.name):
+                    conn.exec_driver_sql(statement)
                 result = conn.execution_options(
                     stream_results=True, yield_per=MAX_ROWS_PER_CHUNK, no_parameters=True
                 ).exec_driver_sql(self.query)
