@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -392,3 +394,36 @@ def test_outputs_replace_an_old_file_whole_keeping_its_mode(trained: Path, tmp_p
     assert code == 0
     assert link.is_symlink() and (tmp_path / "target.csv").read_text().count("\n") == 2
     _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("big.libsvm", b"1 1" + b"0" * 23 + b":1\n", "line 1, token '1" + "0" * 23 + ":1': index"),
+        ("neg.libsvm", b"1 -5:1\n", "line 1, feature index -5: index out of range [0, 8)"),
+        ("deep.jsonl", b'{"label": 1, "features": ' + b"[" * 10**5 + b"]" * 10**5 + b"}\n", "deep"),
+        ("null.jsonl", b'null\n{"label": 1, "features": [1]}\n', "line 1: not a JSON object"),
+        ("label.parquet", None, "label column 'label' is string, not numbers"),
+    ],
+)
+def test_bad_data_is_one_line_and_exit_3(
+    tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        pq.write_table(pa.table({"label": ["1", "0"], "x": [1.0, 2.0]}), path)
+    else:
+        path.write_bytes(content)
+    code, _, stderr = _run(
+        "train",
+        "linear-learner",
+        "--train",
+        str(path),
+        "--output",
+        str(tmp_path / "o"),
+        *HP,
+        "--hp",
+        "feature_dim=8",
+    )
+    assert code == 3, stderr
+    assert stderr.startswith("data error: ") and message in stderr and stderr.count("\n") == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamfit.errors import DataError
 from tests.data.conftest import (
     assert_same_rows,
     dense_batch,
@@ -106,15 +107,32 @@ BAD_ROWS = {
     "inf feature": ('{"label": 1, "features": [1, 2, Infinity]}', "features[2]", "non-finite"),
     "too many features": ('{"label": 1, "features": [1, 2, 3, 4]}', "features", "4 features"),
     "too few features": ('{"label": 1, "features": [1]}', "features", "1 features where"),
-    "features not a list": ('{"label": 1, "features": 7}', "features", "not iterable"),
+    "features not a list": ('{"label": 1, "features": 7}', "features", "not a list but a number"),
     "no features": ('{"label": 1}', "features", "missing field"),
     "no label": ('{"features": [1, 2, 3]}', "label", "missing"),
     "null label": ('{"label": null, "features": [1, 2, 3]}', "label", "missing"),
     "string label": ('{"label": "1", "features": [1, 2, 3]}', "label", "'1' is not a number"),
     "boolean label": ('{"label": true, "features": [1, 2, 3]}', "label", "True is not"),
     "NaN label": ('{"label": NaN, "features": [1, 2, 3]}', "label", "non-numeric label (nan)"),
-    "not an object": ("[1, 2, 3]", "?", "not a JSON object"),
+    "not an object": ("[1, 2, 3]", None, "not a JSON object but a list"),
     "invalid JSON": ('{"label": 1, "features": [1, 2, 3]', None, "not valid JSON"),
+    "null": ("null", None, "not a JSON object but null"),
+    "a number": ("12", None, "not a JSON object but a number"),
+    "a string": ('"row"', None, "not a JSON object but a string"),
+    "features an object": ('{"label": 1, "features": {"a": 1}}', "features", "not a list but an"),
+    "nested features": ('{"label": 1, "features": [[1], 2, 3]}', "features", "[1] is not a number"),
+    "label a list": ('{"label": [1], "features": [1, 2, 3]}', "label", "[1] is not a number"),
+    "nested 100,000 deep": (
+        '{"label": 1, "features": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        None,
+        "nested too deep to be a row",
+    ),
+    "a huge integer": (
+        '{"label": 1, "features": [1, ' + "9" * 400 + ", 3]}",
+        "features[1]",
+        "non-finite value (inf)",
+    ),
+    "1e400": ('{"label": 1, "features": [1, 1e400, 3]}', "features[1]", "non-finite value (inf)"),
 }
 
 
@@ -182,6 +200,18 @@ SPARSE_BAD_ROWS = {
         "'x' is not a number",
     ),
     "no indices": ('{"label": 1, "values": [1]}', "indices", "missing field"),
+    "index 10**23": ('{"label": 1, "indices": [1e23], "values": [1]}', "indices", "beyond 64 bits"),
+    "index beyond int64": (
+        '{"label": 1, "indices": [9223372036854775808], "values": [1]}',
+        "indices",
+        "index 9223372036854775808 is beyond 64 bits",
+    ),
+    "index of 400 digits": (
+        '{"label": 1, "indices": [' + "9" * 400 + '], "values": [1]}',
+        "indices",
+        "is beyond 64 bits",
+    ),
+    "indices not a list": ('{"label": 1, "indices": 3, "values": [1]}', "indices", "not a list"),
     "no label": ('{"indices": [1], "values": [1]}', "label", "missing"),
 }
 
@@ -244,4 +274,15 @@ def test_skip_with_blank_lines_and_bad_rows(tmp_path: Path, k: int) -> None:
 def test_first_block_of_only_bad_rows(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "d.jsonl", ["[]", GOOD[0]])
     got = read(path, on_bad_rows="skip", block_bytes=4)
+    assert got.bad.tolist() == [0] and got.positions.tolist() == [1]
+
+
+@pytest.mark.parametrize("first", ["null", "  null", "7", "[]", '"x"', "\xff\xfe"])
+def test_a_first_line_that_is_no_object_is_a_bad_row(tmp_path: Path, first: str) -> None:
+    # pyarrow's reader crashes (SIGSEGV) on a first line "null": it must never see one.
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(first.encode("latin-1") + b"\n" + (GOOD[0] + "\n").encode())
+    with pytest.raises(DataError, match=r"train\.jsonl, line 1: not "):
+        read(path)
+    got = read(path, on_bad_rows="skip")
     assert got.bad.tolist() == [0] and got.positions.tolist() == [1]

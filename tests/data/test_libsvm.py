@@ -105,6 +105,11 @@ BAD_ROWS = {
     "negative index": ("1 -3:1", "feature index -3", "index out of range [0, 50)"),
     "index -1": ("1 -1:1", "feature index -1", "index out of range [0, 50)"),
     "index at max_index": ("1 3:1 50:1", "feature index 50", "index out of range [0, 50)"),
+    "index 10**23": ("1 1" + "0" * 23 + ":1", "token '1" + "0" * 23 + ":1'", "beyond 64 bits"),
+    "index 2**63": ("1 9223372036854775808:1", "token '9223372036854775808:1'", "beyond 64"),
+    "index -(2**63) - 1": ("1 -9223372036854775809:1", "token '-9223372036854775809:1'", "beyond"),
+    "index 2**63 - 1": ("1 9223372036854775807:1", "feature index 9223372036854775807", "range"),
+    "value 1e999": ("1 3:1e999", "feature index 3", "non-finite value (inf)"),
 }
 
 
@@ -126,6 +131,17 @@ def test_bad_row_after_comments_in_a_later_block(tmp_path: Path, kind: str) -> N
 def test_no_max_index_accepts_any_index(tmp_path: Path) -> None:
     got = read(write_lines(tmp_path / "d.libsvm", ["1 3:1 50:1"]))
     assert got.csr[1].tolist() == [3, 50]
+
+
+def test_without_max_index_a_negative_index_is_still_a_bad_row(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.libsvm", ["1 3:1", "0 -2:1"])
+    expect_data_error(path, row=2, field="feature index -2", message="negative index")
+    expect_data_error(
+        write_lines(tmp_path / "e.libsvm", ["1 3:1", "0 1" + "0" * 23 + ":1"]),
+        row=2,
+        field="token '1" + "0" * 23 + ":1'",
+        message="index beyond 64 bits",
+    )
 
 
 @pytest.mark.parametrize("block_bytes", [1 << 20, 10])

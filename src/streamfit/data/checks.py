@@ -168,6 +168,8 @@ class RowChecker:
                     idx, val = int(indices[k]), float(values[k])
                     if not np.isfinite(val):
                         self.bad(pos, f"feature index {idx}", f"non-finite value ({val})")
+                    elif self.max_index is None:
+                        self.bad(pos, f"feature index {idx}", "negative index")
                     else:
                         self.bad(
                             pos,

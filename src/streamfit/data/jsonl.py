@@ -7,6 +7,8 @@ name the bad line and field.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Generator
 from typing import Any, BinaryIO
 
@@ -19,6 +21,9 @@ from streamfit.data.native import arrow_bytes
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_jsonl"]
+
+_NOT_AN_OBJECT = re.compile(rb"(?m)^[ \t\r]*[^{ \t\r\n]")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
@@ -46,7 +51,7 @@ def _first_is_sparse(block: bytes) -> bool | None:
         if raw.strip():
             try:
                 obj = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
                 return False  # the parse reports the line
             return isinstance(obj, dict) and INDICES in obj and FEATURES not in obj
     return None
@@ -70,6 +75,10 @@ def _parse_block(
     checker = ctx.checker
     records = record_lines(block)
     data = block if records is None else b"\n".join(records[0]) + b"\n"
+    if _NOT_AN_OBJECT.search(data):
+        # A line that is no object is a bad row; and pyarrow's reader crashes (SIGSEGV)
+        # when the first line is a bare ``null``.
+        return _parse_slow(block, start, end, sparse, label, ctx)
     schema = _schema(sparse, label, checker.labelled)
     try:
         table = pajson.read_json(
@@ -108,15 +117,39 @@ def _parse_block(
 
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{value!r} is not a number")
-    return float(value)
+        raise ValueError(f"{_short(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return math.inf  # reported by the checker as a non-finite value
 
 
 def _index(value: Any) -> int:
-    number = _number(value)
-    if not number.is_integer():
-        raise ValueError(f"{value!r} is not an index")
+    if isinstance(value, int) and not isinstance(value, bool):
+        number: float | int = value
+    else:
+        number = _number(value)
+        if not number.is_integer():
+            raise ValueError(f"{_short(value)} is not an index")
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise ValueError(f"index {_short(value)} is beyond 64 bits")
     return int(number)
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"not a list but {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _parse_slow(
@@ -138,10 +171,18 @@ def _parse_slow(
             checker.bad(pos, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
             bad.append(pos)
             continue
-        field = "?"
+        except UnicodeDecodeError as exc:
+            checker.bad(pos, None, f"not UTF-8 (byte {exc.start + 1})")
+            bad.append(pos)
+            continue
+        except RecursionError:
+            checker.bad(pos, None, "nested too deep to be a row")
+            bad.append(pos)
+            continue
+        field: str | None = None
         try:
             if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
+                raise ValueError(f"not a JSON object but {_kind(obj)}")
             if checker.labelled:
                 field = label
                 if obj.get(label) is None:
@@ -149,15 +190,14 @@ def _parse_slow(
                 y = _number(obj[label])
             if sparse:
                 field = INDICES
-                idx = [_index(v) for v in obj[INDICES]]
+                idx = [_index(v) for v in _list(obj[INDICES])]
                 field = VALUES
-                val = [_number(v) for v in obj.get(VALUES, [1.0] * len(idx))]
+                val = [_number(v) for v in _list(obj.get(VALUES, [1.0] * len(idx)))]
                 if len(val) != len(idx):
                     raise ValueError(f"{len(idx)} indices but {len(val)} values")
             else:
                 field = FEATURES
-                feats = obj[FEATURES]
-                row = [_number(v) for v in feats]
+                row = [_number(v) for v in _list(obj[FEATURES])]
                 if checker.n_features is None:
                     checker.n_features = len(row)
                 if len(row) != checker.n_features:

@@ -28,6 +28,7 @@ __all__ = ["read_libsvm"]
 _TO_LINES = bytes.maketrans(b" \t", b"\n\n")
 _EXTRAS = re.compile(rb"#.*$|\bqid:\S+", re.MULTILINE)
 _MARK = -1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def read_libsvm(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
@@ -112,11 +113,14 @@ def _parse_slow(block: bytes, start: int, end: int, ctx: ReadContext) -> Chunk:
                 key, sep, value = token.partition(":")
                 if not sep:
                     raise ValueError("expected index:value")
-                row_idx.append(int(key))
+                index = int(key)
+                if not _INT64_MIN <= index <= _INT64_MAX:
+                    raise ValueError("index beyond 64 bits")
+                row_idx.append(index)
                 row_val.append(float(value))
         except ValueError as exc:
-            message = str(exc) if "expected" in str(exc) else "not a number"
-            checker.bad(pos, field, message)
+            known = str(exc).startswith(("expected", "index"))
+            checker.bad(pos, field, str(exc) if known else "not a number")
             bad.append(pos)
             continue
         labels.append(label)
