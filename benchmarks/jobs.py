@@ -23,31 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend, machine_capacity
+from streamfit.jobs.backends.memory import Exit, MemoryBackend
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.spec import load_specs
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Store
-
-
-class InstantBackend:
-    """Runs that have ended by the time they are polled: measures everything but processes."""
-
-    name = "instant"
-
-    def launch(self, request: RunRequest) -> str:
-        return request.name
-
-    def poll(self, ref: str) -> RunState:
-        return RunState(RunPhase.EXITED, exit_code=0, ended_at=time.time())
-
-    def stop(self, ref: str, *, timed_out: bool = False) -> None:
-        pass
-
-    def logs(self, ref: str, tail_bytes: int | None = None) -> str:
-        return ""
 
 
 def _specs_file(folder: Path, n: int) -> Path:
@@ -119,7 +101,7 @@ def _throughput(ctx: StepContext, n: int, timeout: float) -> dict[str, Any]:
 def latency_while_free(folder: Path, n: int, gap: float) -> dict[str, Any]:
     home = folder / "latency"
     store = Store.open(home)
-    backend = LocalBackend(home, Capacity.of_machine())
+    backend = LocalBackend(home, machine_capacity())
     ctx = StepContext(store, backend, home)
     stop = threading.Event()
     thread = threading.Thread(
@@ -162,13 +144,14 @@ def main() -> None:
         store, results["submission"] = submission(folder / "a", args.jobs)
         print("submission", json.dumps(results["submission"]), flush=True)
         home = folder / "a" / "home"
-        ctx = StepContext(store, InstantBackend(), home)  # type: ignore[arg-type]
+        # Runs that have ended by the time they are polled: everything but processes.
+        ctx = StepContext(store, MemoryBackend(script=lambda request: Exit(0)), home)
         results["steps_only"] = _throughput(ctx, args.jobs, timeout=600)
         print("steps only (in-memory backend)", json.dumps(results["steps_only"]), flush=True)
         (folder / "b").mkdir()
         store, _ = submission(folder / "b", args.jobs)
         home = folder / "b" / "home"
-        ctx = StepContext(store, LocalBackend(home, Capacity.of_machine()), home)
+        ctx = StepContext(store, LocalBackend(home, machine_capacity()), home)
         results["local"] = _throughput(ctx, args.jobs, timeout=3600)
         print("local backend, real processes", json.dumps(results["local"]), flush=True)
         results["latency_free"] = latency_while_free(folder, args.trickle, 0.05)

@@ -1,5 +1,6 @@
 """Fixtures for the job manager's tests: a store (SQLite, and PostgreSQL on a real server the
-session starts) and a local backend in a temporary home."""
+session starts) with a local backend in a temporary home (``ctx``: real processes), or with
+runs in memory and a fake clock (``fake``: the steps' own logic, fast)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import random
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,13 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend
+from streamfit.jobs.backends.memory import MemoryBackend
+from streamfit.jobs.clock import FakeClock
 from streamfit.jobs.context import StepContext
-from streamfit.jobs.spec import JobSpec
-from streamfit.jobs.store import Store
+from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.spec import JobSpec, Resources
+from streamfit.jobs.store import Job, Store
 from tests.jobs.pg_ctl_as_user import find_pg_ctl
 
 #: Set to 0 to leave PostgreSQL out on purpose; otherwise a missing server fails the tests
@@ -68,10 +73,49 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def ctx(tmp_path: Path, store_url: str) -> Iterator[StepContext]:
     home = tmp_path / "home"
     store = Store.open(home, store_url)
-    backend = LocalBackend(home, Capacity(cpus=2, gpus=0, memory_mb=8000), store_id=store.id)
+    backend = LocalBackend(home, Resources(cpus=2, gpus=0, memory_mb=8000), store_id=store.id)
     yield StepContext(
         store, backend, home, rand=random.Random(0), capacity_backoff=0.05, capacity_backoff_max=0.2
     )
+    store.close()
+
+
+@dataclass
+class Fake:
+    """The steps over a real store, with runs in memory (``backend``) and time that moves only
+    when the test says (``clock``)."""
+
+    ctx: StepContext
+    backend: MemoryBackend
+    clock: FakeClock
+
+    def settle(self, *, seconds: float = 1.0, ticks: int = 500) -> list[Job]:
+        """Tick every step, ``seconds`` apart on the clock, until every job has ended."""
+        scheduler = Scheduler(self.ctx)
+        for _ in range(ticks):
+            scheduler.tick()
+            if all(j.final for j in self.ctx.store.find()):
+                return self.ctx.store.find()
+            self.clock.advance(seconds)
+        raise AssertionError(f"not settled after {ticks} ticks: {self.ctx.store.counts()}")
+
+
+@pytest.fixture
+def fake(tmp_path: Path, store_url: str) -> Iterator[Fake]:
+    home = tmp_path / "home"
+    store = Store.open(home, store_url)
+    clock = FakeClock()
+    backend = MemoryBackend(clock, capacity=Resources(cpus=2, gpus=0, memory_mb=8000))
+    ctx = StepContext(
+        store,
+        backend,
+        home,
+        clock,
+        rand=random.Random(0),
+        capacity_backoff=0.05,
+        capacity_backoff_max=0.2,
+    )
+    yield Fake(ctx, backend, clock)
     store.close()
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend
 from streamfit.jobs.errors import CapacityError, InvalidJobError
-from streamfit.jobs.runs import classify
+from streamfit.jobs.runs import classify, run_name
 from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
 
@@ -40,7 +40,7 @@ def _wait(backend: LocalBackend, ref: str, phase: RunPhase, timeout: float = 30)
 
 @pytest.fixture
 def backend(tmp_path: Path) -> LocalBackend:
-    return LocalBackend(tmp_path, Capacity(cpus=2, gpus=0, memory_mb=8000))
+    return LocalBackend(tmp_path, Resources(cpus=2, gpus=0, memory_mb=8000))
 
 
 def test_a_run_records_its_output_and_exit_status(backend: LocalBackend) -> None:
@@ -123,9 +123,10 @@ def test_a_lost_supervisor_reads_as_vanished(backend: LocalBackend) -> None:
 def test_runs_outlive_the_process_that_launched_them(backend: LocalBackend) -> None:
     launcher = textwrap.dedent(f"""
         import os, sys
-        from streamfit.jobs.backends.local import LocalBackend, Capacity
+        from streamfit.jobs.backends.local import LocalBackend
+        from streamfit.jobs.spec import Resources
         from streamfit.jobs.backends.base import RunRequest
-        b = LocalBackend({str(backend.root)!r}, Capacity(2, 0, 8000))
+        b = LocalBackend({str(backend.root)!r}, Resources(cpus=2, gpus=0, memory_mb=8000))
         code = "import time; time.sleep(1); print('done')"
         b.launch(RunRequest("1-1", [sys.executable, "-c", code], dict(os.environ)))
     """)
@@ -150,7 +151,7 @@ def _files(root: Path) -> list[Path]:
 
 
 def test_secrets_reach_the_command_and_no_file(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "home", Capacity(cpus=2, gpus=0, memory_mb=8000))
+    backend = LocalBackend(tmp_path / "home", Resources(cpus=2, gpus=0, memory_mb=8000))
     marker = tmp_path / "made-by-the-job"
     code = (
         "import os, pathlib; print('got', os.environ['DB_PW'][::-1]);"
@@ -158,7 +159,8 @@ def test_secrets_reach_the_command_and_no_file(tmp_path: Path) -> None:
         f" pathlib.Path({str(marker)!r}).write_text('x')"
     )
     env = {"PATH": os.environ["PATH"]}
-    request = RunRequest("s1-1-1", [sys.executable, "-c", code], env, secret_env={"DB_PW": "pa55"})
+    name = run_name("5" * 32, 1, 1)
+    request = RunRequest(name, [sys.executable, "-c", code], env, secret_env={"DB_PW": "pa55"})
     old_umask = os.umask(0o022)
     try:
         ref = backend.launch(request)
@@ -181,22 +183,23 @@ def test_secrets_reach_the_command_and_no_file(tmp_path: Path) -> None:
 
 
 def test_a_run_of_another_store_is_never_taken_for_ours(tmp_path: Path) -> None:
-    ours = LocalBackend(tmp_path, Capacity(2, 0, 8000), store_id="a" * 32)
-    theirs = LocalBackend(tmp_path, Capacity(2, 0, 8000), store_id="b" * 32)
-    ref = theirs.launch(RunRequest("x-1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
+    ours = LocalBackend(tmp_path, Resources(cpus=2, gpus=0, memory_mb=8000), store_id="a" * 32)
+    theirs = LocalBackend(tmp_path, Resources(cpus=2, gpus=0, memory_mb=8000), store_id="b" * 32)
+    name = run_name("b" * 32, 1, 1)  # as a store reset since would name its job 1 again
+    ref = theirs.launch(RunRequest(name, [sys.executable, "-c", "pass"], dict(os.environ)))
     assert _wait(theirs, ref, RunPhase.EXITED).exit_code == 0
     state = ours.poll(ref)
     assert state.phase == RunPhase.UNKNOWN and "another store" in (state.error or "")
     with pytest.raises(InvalidJobError, match="a run of another store"):
-        ours.launch(RunRequest("x-1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
+        ours.launch(RunRequest(name, [sys.executable, "-c", "pass"], dict(os.environ)))
     # A run recorded before stores had ids (no store in its request) is still polled.
-    old = LocalBackend(tmp_path, Capacity(2, 0, 8000))
+    old = LocalBackend(tmp_path, Resources(cpus=2, gpus=0, memory_mb=8000))
     legacy = old.launch(RunRequest("1-1", [sys.executable, "-c", "pass"], dict(os.environ)))
     assert _wait(ours, legacy, RunPhase.EXITED).exit_code == 0
 
 
 def test_a_backend_creates_nothing_until_it_launches(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "home", Capacity(2, 0, 8000))
+    backend = LocalBackend(tmp_path / "home", Resources(cpus=2, gpus=0, memory_mb=8000))
     assert backend.free().cpus == 2 and backend.launched() == []
     assert backend.poll("1-1").phase == RunPhase.UNKNOWN and backend.logs("1-1") == ""
     assert not (tmp_path / "home").exists()

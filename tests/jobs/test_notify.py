@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
+from streamfit.jobs.backends.memory import MemoryBackend
 from streamfit.jobs.clock import FakeClock
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.notify import (
@@ -159,7 +160,7 @@ def notify_store(notify_db: Path) -> Iterator[Store]:
 
 
 def context(store: Store, clock: FakeClock, home: Path) -> StepContext:
-    return StepContext(store, None, home, clock)  # type: ignore[arg-type]  # notify needs none
+    return StepContext(store, MemoryBackend(clock), home, clock)  # (notify polls no run)
 
 
 @pytest.fixture

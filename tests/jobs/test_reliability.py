@@ -29,19 +29,20 @@ from streamfit.jobs.store import Store
 SCHEDULER = """
 import sys, threading
 from pathlib import Path
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.notify import notify_step
 from streamfit.jobs.notify.email import EmailNotifier
 from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.settings import Settings
+from streamfit.jobs.spec import Resources
 from streamfit.jobs.store import Store
 home, url = Path(sys.argv[1]), sys.argv[3]
 settings = Settings.load(home=home, smtp_host="127.0.0.1", smtp_port=int(sys.argv[2]))
 notifiers = {"email": EmailNotifier.from_settings(settings)}
 store = Store(url)
-ctx = StepContext(store, LocalBackend(home, Capacity(4, 0, 64000), store_id=store.id), home,
-                  capacity_backoff=0.02, capacity_backoff_max=0.1)
+backend = LocalBackend(home, Resources(cpus=4, gpus=0, memory_mb=64000), store_id=store.id)
+ctx = StepContext(store, backend, home, capacity_backoff=0.02, capacity_backoff_max=0.1)
 # A sender killed mid-send leaves its row claimed until the lease runs out: 10 s, not the
 # default 5 minutes, so that the row is sent again while the test waits.
 Scheduler(ctx, notify=lambda c: notify_step(c, notifiers, lease_seconds=10), launch_interval=0.05,

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.database import database_url
 from streamfit.jobs.errors import StoreReplaced
 from streamfit.jobs.scheduler import Scheduler
+from streamfit.jobs.spec import Resources
 from streamfit.jobs.store import Store
 
 
 def _scheduler(home: Path, url: str | None = None) -> Scheduler:
     store = Store.open(home, url)
-    backend = LocalBackend(home, Capacity(2, 0, 8000), store_id=store.id)
+    backend = LocalBackend(home, Resources(cpus=2, gpus=0, memory_mb=8000), store_id=store.id)
     ctx = StepContext(store, backend, home)
     return Scheduler(ctx, notify=lambda _ctx: 0, notify_interval=0.01, verify_interval=0.05)
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streamfit.jobs.errors import SpecError
-from streamfit.jobs.spec import MAX_FILE_BYTES, JobSpec, load_specs, parse_specs
+from streamfit.jobs.spec import MAX_FILE_BYTES, JobSpec, Resources, load_specs, parse_specs
 
 BUILTIN = {
     "name": "ctr-lr-0.01",
@@ -381,3 +383,54 @@ def test_a_jobs_relative_workdir_is_taken_from_its_files_folder(tmp_path: Path) 
     ]
     # specs that come from no file (the API) keep what they say
     assert parse_specs([{**COMMAND}], "api")[0].workdir is None
+
+
+# -- resources: the one arithmetic of capacity ------------------------------------------------
+
+#: CPUs in eighths (exact in binary, so that sums compare exactly), as jobs ask for them.
+_resources = st.builds(
+    Resources,
+    cpus=st.integers(1, 64).map(lambda n: n / 8),
+    gpus=st.integers(0, 4),
+    memory_mb=st.integers(1, 1 << 20),
+)
+
+
+@given(_resources, _resources)
+def test_sums_and_differences_undo_each_other(a: Resources, b: Resources) -> None:
+    zero = Resources.zero()
+    assert a + zero == a == a - zero and a + b == b + a
+    assert (a + b) - b == a and Resources.total([a, b]) == a + b
+    assert Resources.total([]) == zero and zero.fits_within(zero)
+
+
+@given(_resources, _resources, _resources)
+def test_a_part_fits_within_any_whole_it_is_part_of(
+    a: Resources, b: Resources, c: Resources
+) -> None:
+    assert a.fits_within(a) and a.fits_within(a + b)
+    assert a.fits_within(c) == Resources.zero().fits_within(c - a)
+    if not a.fits_within(c):
+        assert not (a + b).fits_within(c)
+
+
+@given(_resources, st.lists(_resources, max_size=30))
+def test_what_the_launch_step_takes_never_exceeds_the_capacity(
+    capacity: Resources, wants: list[Resources]
+) -> None:
+    free, taken = capacity, []
+    for want in wants:  # as the launch step takes jobs from the queue
+        if want.fits_within(free):
+            free, taken = free - want, [*taken, want]
+    assert Resources.total(taken).fits_within(capacity)
+    assert free == capacity - Resources.total(taken)
+
+
+def test_fractions_of_cpus_fit_despite_rounding_and_read_as_they_are_asked() -> None:
+    room = Resources(cpus=0.3, memory_mb=2048)
+    third = Resources(cpus=0.1) + Resources(cpus=0.2)
+    assert third.fits_within(room) and third.cpus != 0.3
+    assert not Resources(cpus=0.30001).fits_within(room)
+    assert (Resources(cpus=1) - Resources(cpus=1)).cpus_exhausted
+    assert not Resources(cpus=0.5).cpus_exhausted
+    assert str(Resources(cpus=1.5, gpus=1, memory_mb=2048)) == "1.5 CPUs, 1 GPUs, 2048 MB"

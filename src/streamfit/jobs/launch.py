@@ -14,7 +14,6 @@ smaller jobs behind it from overtaking it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from streamfit.jobs.backoff import compute_backoff
 from streamfit.jobs.context import StepContext
@@ -35,13 +34,13 @@ _BATCH = 64
 def launch_step(ctx: StepContext, limit: int = 64) -> int:
     """One pass; returns the number of status changes (and first capacity waits) written."""
     now = ctx.clock.now()
-    free = _free(ctx)
-    total = getattr(ctx.backend, "capacity", None)
+    free = ctx.backend.free()
+    total = ctx.backend.capacity
     changes: list[Change] = []
     written = 0
     # With every CPU taken no job can fit (each asks for some): look at the head of the queue
     # only, to record its wait, instead of reading thousands of waiting jobs on every pass.
-    full = free is not None and free.cpus <= 1e-9
+    full = free is not None and free.cpus_exhausted
     # On PostgreSQL the claimed jobs stay locked until the block ends: a scheduler beside
     # this one takes the next jobs of the queue instead of launching these a second time.
     with ctx.store.claim_due(now, 8 if full else limit) as claim:
@@ -52,10 +51,10 @@ def launch_step(ctx: StepContext, limit: int = 64) -> int:
                 )
                 continue
             want = Resources.model_validate(job.spec["resources"])
-            never_fits = total is not None and not _fits(total, want)  # the backend says why
-            if free is not None and not _fits(free, want) and not never_fits:
+            never_fits = total is not None and not want.fits_within(total)  # launch says why
+            if free is not None and not want.fits_within(free) and not never_fits:
                 if job.failure_kind != FailureKind.CAPACITY.value:
-                    reason = f"capacity: needs {_show(want)}, free {_show(free)}"
+                    reason = f"capacity: needs {want}, free {free}"
                     changes.append(_capacity_wait(job, reason, now, next_attempt_at=now))
                 if now - job.created_at > ctx.starvation_seconds:
                     break  # nothing behind a starving job may overtake it
@@ -63,8 +62,8 @@ def launch_step(ctx: StepContext, limit: int = 64) -> int:
             change = _launch(ctx, job, now)
             changes.append(change)
             if free is not None and change.to == Status.LAUNCHED:
-                free = _minus(free, want)
-                if free.cpus <= 1e-9:
+                free = free - want
+                if free.cpus_exhausted:
                     break  # every CPU taken: no job behind can fit
             if len(changes) >= _BATCH:
                 written += _record(claim, changes, now)
@@ -81,13 +80,13 @@ def _launch(ctx: StepContext, job: Job, now: float) -> Change:
         delay = compute_backoff(1, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand)
         return _capacity_wait(job, f"capacity: {exc}", now, next_attempt_at=now + delay)
     except TransientLaunchError as exc:
-        waits = int(job.failures.get("launch_errors", 0)) + 1
+        failures = job.failures.launch_failed()
         delay = compute_backoff(
-            waits, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand
+            failures.launch_errors, ctx.capacity_backoff, ctx.capacity_backoff_max, rand=ctx.rand
         )
         values = {
             "next_attempt_at": now + delay,
-            "failures": {**job.failures, "launch_errors": waits},
+            "failures": failures,
             "failure_reason": str(exc),
         }
         return Change(job, Status.NEW, f"launch failed, will retry: {exc}", values)
@@ -130,28 +129,3 @@ def _record(claim: Claim[Job], changes: list[Change], now: float) -> int:
     if lost:
         log.debug("%d jobs moved on under another scheduler", lost)
     return len(done) - lost
-
-
-def _free(ctx: StepContext) -> Resources | None:
-    free = getattr(ctx.backend, "free", None)
-    return free() if callable(free) else None
-
-
-def _fits(free: Any, want: Resources) -> bool:
-    return bool(
-        want.cpus <= free.cpus + 1e-9
-        and want.gpus <= free.gpus
-        and want.memory_mb <= free.memory_mb
-    )
-
-
-def _minus(free: Resources, want: Resources) -> Resources:
-    return Resources.model_construct(
-        cpus=free.cpus - want.cpus,
-        gpus=free.gpus - want.gpus,
-        memory_mb=free.memory_mb - want.memory_mb,
-    )
-
-
-def _show(r: Any) -> str:
-    return f"{r.cpus:g} CPUs, {r.gpus} GPUs, {r.memory_mb} MB"

@@ -59,6 +59,8 @@ MAX_SPEC_BYTES = 256 * 1024  # one spec, as JSON (as stored)
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one spec file, read before parsing
 _BOUNDED = {"resources", "retry", "notify"}
 
+#: CPUs are fractional: what fits is compared with this much slack for rounding.
+_CPU_TOLERANCE = 1e-9
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 Terminal = Literal["completed", "failed", "stopped"]
 
@@ -68,9 +70,59 @@ class _Model(BaseModel):
 
 
 class Resources(_Model):
+    """What a job asks for, and what a backend has (in all, or free): the one arithmetic of
+    capacity. Sums and differences are not validated, so that what is free may reach zero
+    (or below, where a cluster's report lags behind what was just launched).
+
+    >>> machine = Resources(cpus=4, memory_mb=8000)
+    >>> free = machine - Resources(cpus=3) - Resources(cpus=0.5)
+    >>> str(free), Resources(cpus=1).fits_within(free), Resources(cpus=0.5).fits_within(free)
+    ('0.5 CPUs, 0 GPUs, 5952 MB', False, True)
+    """
+
     cpus: float = Field(default=1.0, gt=0)
     gpus: int = Field(default=0, ge=0)
     memory_mb: int = Field(default=1024, gt=0)
+
+    @classmethod
+    def zero(cls) -> Resources:
+        return cls.model_construct(cpus=0.0, gpus=0, memory_mb=0)
+
+    @classmethod
+    def total(cls, parts: Iterable[Resources]) -> Resources:
+        """The sum of ``parts`` (zero for none)."""
+        return sum(parts, cls.zero())
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources.model_construct(
+            cpus=self.cpus + other.cpus,
+            gpus=self.gpus + other.gpus,
+            memory_mb=self.memory_mb + other.memory_mb,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources.model_construct(
+            cpus=self.cpus - other.cpus,
+            gpus=self.gpus - other.gpus,
+            memory_mb=self.memory_mb - other.memory_mb,
+        )
+
+    def fits_within(self, room: Resources) -> bool:
+        """Whether this much fits in ``room``. CPUs are fractional: sums of fractions are
+        compared with a tolerance, so that 0.1 + 0.2 CPUs fit in 0.3."""
+        return (
+            self.cpus <= room.cpus + _CPU_TOLERANCE
+            and self.gpus <= room.gpus
+            and self.memory_mb <= room.memory_mb
+        )
+
+    @property
+    def cpus_exhausted(self) -> bool:
+        """No CPU left in this room (every job asks for some, so none can fit)."""
+        return self.cpus <= _CPU_TOLERANCE
+
+    def __str__(self) -> str:
+        return f"{self.cpus:g} CPUs, {self.gpus} GPUs, {self.memory_mb} MB"
 
 
 class RetryPolicy(_Model):

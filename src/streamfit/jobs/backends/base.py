@@ -1,4 +1,5 @@
-"""What a backend is: launch, poll, stop (and logs). Everything else is the steps' business."""
+"""What a backend is: launch, poll, stop, logs, and its capacity. Everything else is the
+steps' business."""
 
 from __future__ import annotations
 
@@ -56,19 +57,40 @@ class RunState:
 
 
 class Backend(Protocol):
-    """Where runs happen. ``launch`` raises ``CapacityError``, ``TransientLaunchError`` or
-    ``InvalidJobError`` (``streamfit.jobs.errors``)."""
+    """Where runs happen: everything the steps, the manager and the CLI ask of one.
 
+    ``launch`` raises ``CapacityError``, ``TransientLaunchError`` or ``InvalidJobError``
+    (``streamfit.jobs.errors``); ``poll``, ``stop``, ``logs`` and the capacity may raise
+    ``BackendUnavailable``. mypy checks every backend against this protocol (in
+    ``streamfit.jobs.backends``), so a backend lacking a member fails there, not at run time.
+    """
+
+    #: Recorded with each job it launches (the ``backend`` column).
     name: str
+
+    @property
+    def capacity(self) -> Resources | None:
+        """Everything it has for runs at once (a job asking more can never run there);
+        None where it cannot say, and ``launch`` decides."""
+        ...
+
+    def free(self) -> Resources | None:
+        """What is free for new runs now (None: cannot say). The launch step passes over the
+        jobs that do not fit, without asking ``launch``."""
+        ...
 
     def launch(self, request: RunRequest) -> str:
         """Start ``request`` (or find it running already); returns its reference."""
         ...
 
-    def poll(self, ref: str) -> RunState: ...
+    def poll(self, ref: str) -> RunState:
+        """How the run ``ref`` is doing; ``RunPhase.UNKNOWN`` if there is no such run."""
+        ...
 
     def stop(self, ref: str, *, timed_out: bool = False) -> None:
         """Ask the run to stop (SIGTERM: a training job checkpoints, then exits)."""
         ...
 
-    def logs(self, ref: str, tail_bytes: int | None = None) -> str: ...
+    def logs(self, ref: str, tail_bytes: int | None = None) -> str:
+        """The run's output (its last ``tail_bytes``); empty if there is none."""
+        ...

@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,34 +32,20 @@ from streamfit.jobs.environment import inherited
 from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
 from streamfit.jobs.spec import Resources
 
-__all__ = ["Capacity", "LocalBackend"]
+__all__ = ["LocalBackend", "machine_capacity"]
 
 _SUPERVISOR = Path(__file__).with_name("supervise.py")
 #: The supervisor's variable that carries the job's secrets (JSON); the command never sees it.
 SECRETS_VARIABLE = "STREAMFIT_RUN_SECRETS"
 
 
-@dataclass(frozen=True)
-class Capacity:
-    """What this machine offers to runs at once."""
-
-    cpus: float
-    gpus: int
-    memory_mb: int
-
-    @classmethod
-    def of_machine(cls) -> Capacity:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = len([d for d in visible.split(",") if d.strip()]) if visible else 0
-        return cls(float(os.cpu_count() or 1), gpus, int(memory))
-
-    def fits(self, used: Resources, want: Resources) -> bool:
-        return (
-            used.cpus + want.cpus <= self.cpus + 1e-9
-            and used.gpus + want.gpus <= self.gpus
-            and used.memory_mb + want.memory_mb <= self.memory_mb
-        )
+def machine_capacity() -> Resources:
+    """What this machine offers to runs at once: its cores, memory, and the GPUs
+    ``CUDA_VISIBLE_DEVICES`` names."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = len([d for d in visible.split(",") if d.strip()]) if visible else 0
+    return Resources(cpus=float(os.cpu_count() or 1), gpus=gpus, memory_mb=int(memory))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -143,7 +128,7 @@ def _spawn_supervisor(run: Path, secret_env: dict[str, str]) -> None:
 
 
 class LocalBackend:
-    """Runs on this machine. ``capacity`` defaults to the machine's cores, memory and GPUs.
+    """Runs on this machine, within ``capacity`` (default: :func:`machine_capacity`).
 
     ``store_id``: the store whose runs these are. A run records the store id of its request;
     one recorded by another store polls as unknown, and is never launched over. Its folders
@@ -155,14 +140,14 @@ class LocalBackend:
     def __init__(
         self,
         root: str | os.PathLike[str],
-        capacity: Capacity | None = None,
+        capacity: Resources | None = None,
         *,
         store_id: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.runs = self.root / "runs"
         self.active_dir = self.root / "active"
-        self.capacity = capacity or Capacity.of_machine()
+        self.capacity = capacity or machine_capacity()
         self.store_id = store_id
 
     @contextmanager
@@ -189,7 +174,7 @@ class LocalBackend:
 
     def used(self) -> Resources:
         """Resources of the runs that have not ended (ended ones are let go here)."""
-        cpus, gpus, memory = 0.0, 0, 0
+        held = []
         entries = list(self.active_dir.iterdir()) if self.active_dir.is_dir() else []
         for entry in entries:
             name = entry.name.removesuffix(".json")
@@ -197,30 +182,24 @@ class LocalBackend:
                 entry.unlink(missing_ok=True)
                 continue
             doc = _read_json(entry) or {}
-            cpus += float(doc.get("cpus", 0))
-            gpus += int(doc.get("gpus", 0))
-            memory += int(doc.get("memory_mb", 0))
-        return Resources.model_construct(cpus=cpus, gpus=gpus, memory_mb=memory)
+            held.append(
+                Resources.model_construct(
+                    cpus=float(doc.get("cpus", 0)),
+                    gpus=int(doc.get("gpus", 0)),
+                    memory_mb=int(doc.get("memory_mb", 0)),
+                )
+            )
+        return Resources.total(held)
 
     def free(self) -> Resources:
-        used = self.used()
-        return Resources.model_construct(
-            cpus=self.capacity.cpus - used.cpus,
-            gpus=self.capacity.gpus - used.gpus,
-            memory_mb=self.capacity.memory_mb - used.memory_mb,
-        )
+        return self.capacity - self.used()
 
     # -- the protocol --------------------------------------------------------------------
 
     def launch(self, request: RunRequest) -> str:
         want = request.resources
-        empty = Resources.model_construct(cpus=0.0, gpus=0, memory_mb=0)
-        if not self.capacity.fits(empty, want):
-            raise InvalidJobError(
-                f"asks for {want.cpus:g} CPUs, {want.gpus} GPUs, {want.memory_mb} MB; this "
-                f"machine has {self.capacity.cpus:g}, {self.capacity.gpus}, "
-                f"{self.capacity.memory_mb} MB"
-            )
+        if not want.fits_within(self.capacity):
+            raise InvalidJobError(f"asks for {want}; this machine has {self.capacity}")
         program = request.argv[0]
         if shutil.which(program, path=request.env.get("PATH")) is None:
             raise InvalidJobError(f"command not found: {program!r}")
@@ -235,11 +214,11 @@ class LocalBackend:
                     )
                 return request.name
             used = self.used()
-            if not self.capacity.fits(used, want):
+            if not (used + want).fits_within(self.capacity):
+                cap = self.capacity
                 raise CapacityError(
-                    f"needs {want.cpus:g} CPUs, {want.gpus} GPUs, {want.memory_mb} MB; "
-                    f"in use {used.cpus:g} of {self.capacity.cpus:g} CPUs, {used.gpus} of "
-                    f"{self.capacity.gpus} GPUs, {used.memory_mb} of {self.capacity.memory_mb} MB"
+                    f"needs {want}; in use {used.cpus:g} of {cap.cpus:g} CPUs, {used.gpus} of "
+                    f"{cap.gpus} GPUs, {used.memory_mb} of {cap.memory_mb} MB"
                 )
             tmp = self.runs / f".{request.name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)

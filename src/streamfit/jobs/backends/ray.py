@@ -105,7 +105,7 @@ class ClusterRoom:
         for usage in (report["loadMetricsReport"].get("usageByNode") or {}).values():
             used, total = _resources(usage, 0), _resources(usage, 1)
             totals.append(total)
-            frees.append(_minus(total, used))
+            frees.append(total - used)
         return cls(totals, frees, float(report.get("time") or time.time()))
 
 
@@ -115,32 +115,6 @@ def _resources(usage: dict[str, list[float]], i: int) -> Resources:
         gpus=int(usage.get("GPU", [0.0, 0.0])[i]),
         memory_mb=int(usage.get("memory", [0.0, 0.0])[i] // _MB),
     )
-
-
-def _minus(a: Resources, b: Resources) -> Resources:
-    return Resources.model_construct(
-        cpus=a.cpus - b.cpus, gpus=a.gpus - b.gpus, memory_mb=a.memory_mb - b.memory_mb
-    )
-
-
-def _sum(rs: list[Resources]) -> Resources:
-    return Resources.model_construct(
-        cpus=sum(r.cpus for r in rs),
-        gpus=sum(r.gpus for r in rs),
-        memory_mb=sum(r.memory_mb for r in rs),
-    )
-
-
-def _fits(room: Resources, want: Resources) -> bool:
-    return (
-        want.cpus <= room.cpus + 1e-9
-        and want.gpus <= room.gpus
-        and want.memory_mb <= room.memory_mb
-    )
-
-
-def _show(r: Resources) -> str:
-    return f"{r.cpus:g} CPUs, {r.gpus} GPUs, {r.memory_mb} MB"
 
 
 def entrypoint(request: RunRequest) -> str:
@@ -235,7 +209,7 @@ class RayBackend:
     @property
     def capacity(self) -> Resources:
         """The whole cluster's resources."""
-        return _sum(self.room().totals)
+        return Resources.total(self.room().totals)
 
     def free(self) -> Resources:
         """Free across the cluster, less what was submitted since the cluster last reported."""
@@ -247,19 +221,18 @@ class RayBackend:
                 del self._recent[run]
             elif room.at < submitted + _SETTLE:
                 pending.append(want)
-        return _minus(_sum(room.frees), _sum(pending))
+        return Resources.total(room.frees) - Resources.total(pending)
 
     def _check_room(self, want: Resources) -> None:
         room = self.room()
         if not room.totals:  # a cluster just started (or its monitor restarting): ask later
             raise CapacityError("the Ray cluster reports no live nodes yet")
-        if not any(_fits(total, want) for total in room.totals):
+        if not any(want.fits_within(total) for total in room.totals):
             biggest = max(room.totals, key=lambda r: (r.cpus, r.gpus, r.memory_mb))
-            raise InvalidJobError(
-                f"asks for {_show(want)}; the Ray cluster's largest node has {_show(biggest)}"
-            )
-        if not any(_fits(free, want) for free in room.frees) or not _fits(self.free(), want):
-            raise CapacityError(f"needs {_show(want)}; Ray cluster free {_show(self.free())}")
+            raise InvalidJobError(f"asks for {want}; the Ray cluster's largest node has {biggest}")
+        free = self.free()
+        if not any(want.fits_within(node) for node in room.frees) or not want.fits_within(free):
+            raise CapacityError(f"needs {want}; Ray cluster free {free}")
 
     # -- the protocol ---------------------------------------------------------------------
 
