@@ -13,20 +13,32 @@
 Every error here is permanent for the input that caused it: retrying the same job with the same
 input fails the same way. Transient failures (lost processes, no capacity) belong to the job
 manager's own tree.
+
+Each class has one exit status (:data:`EXIT_STATUSES`, at the end): the code ``streamfit``
+exits with, how its message starts, and what the job manager makes of a built-in job that
+exits so. The CLI (``streamfit.cli.options``) and the job manager (``streamfit.jobs.runs``)
+both read that table.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 __all__ = [
+    "EXIT_STATUSES",
     "ConfigError",
     "CorruptStateError",
     "DataError",
+    "ExitStatus",
     "IncompatibleStateError",
+    "Retry",
     "StateError",
     "StreamfitError",
     "TrainingDiverged",
     "TrainingInterrupted",
     "UnknownAlgorithmError",
+    "exit_status_of_code",
 ]
 
 
@@ -90,10 +102,62 @@ class TrainingDiverged(StreamfitError):
     """Training produced a non-finite loss or state (settings that diverge, or features too
     large to train on unscaled). The last checkpoint with finite values is kept."""
 
-    exit_code = 5
-
 
 class TrainingInterrupted(StreamfitError):
     """Training stopped on request (SIGTERM) after writing a checkpoint; resume continues it."""
 
-    exit_code = 75  # EX_TEMPFAIL: "try again later", distinct from every failure's code
+
+# -- exit statuses ---------------------------------------------------------------------------
+
+
+class Retry(StrEnum):
+    """What the job manager does with a built-in job whose ``streamfit train`` exited so."""
+
+    NEVER = "never"  # permanent: the same input fails the same way (failure kind ``invalid``)
+    WITHIN_BUDGET = "within budget"  # the job's own failure: retried while retry.algorithm lasts
+    FROM_CHECKPOINT = "from checkpoint"  # not the job's fault: resumed (retry.infrastructure)
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    code: int
+    #: Its key in the CLI's ``EXIT_CODES``.
+    name: str
+    #: How the CLI's one-line message starts.
+    prefix: str
+    #: What the job manager records as a failed run's reason.
+    reason: str
+    retry: Retry
+
+
+#: Every error's exit status: the first row whose class an error is an instance of decides.
+#: The codes are the README's (0 is success; an error that is not streamfit's exits 1 too).
+EXIT_STATUSES: tuple[tuple[type[StreamfitError], ExitStatus], ...] = (
+    (
+        TrainingInterrupted,  # 75 is EX_TEMPFAIL, "try again later": no failure's code
+        ExitStatus(
+            75,
+            "interrupted",
+            "interrupted",
+            "interrupted after a checkpoint",
+            Retry.FROM_CHECKPOINT,
+        ),
+    ),
+    (
+        TrainingDiverged,
+        ExitStatus(5, "diverged", "training diverged", "training diverged", Retry.WITHIN_BUDGET),
+    ),
+    (DataError, ExitStatus(3, "data", "data error", "bad input data", Retry.NEVER)),
+    (StateError, ExitStatus(4, "state", "state error", "unusable state", Retry.NEVER)),
+    (ConfigError, ExitStatus(2, "config", "error", "bad configuration", Retry.NEVER)),
+    (StreamfitError, ExitStatus(1, "error", "error", "error", Retry.WITHIN_BUDGET)),
+)
+
+
+def exit_status_of_code(code: int) -> ExitStatus | None:
+    """The exit status ``code`` stands for; None for a code streamfit never exits with.
+
+    >>> exit_status_of_code(75).retry, exit_status_of_code(0)
+    (<Retry.FROM_CHECKPOINT: 'from checkpoint'>, None)
+    """
+    return next((status for _, status in EXIT_STATUSES if status.code == code), None)

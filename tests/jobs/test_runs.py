@@ -1,4 +1,5 @@
-"""From a job to a run: its name, its environment, its secrets, its folders."""
+"""From a job to a run: its name, its environment, its secrets, its folders; and from a run's
+exit status back to the job's."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from streamfit.errors import EXIT_STATUSES, ExitStatus, Retry
+from streamfit.jobs.backends.base import RunPhase, RunState
 from streamfit.jobs.errors import InvalidJobError
-from streamfit.jobs.runs import attempt_refs, launched_detail, run_name, run_request
-from streamfit.jobs.status import Status
+from streamfit.jobs.runs import attempt_refs, classify, launched_detail, run_name, run_request
+from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Store
 from tests.jobs.conftest import command_spec
 
@@ -85,3 +88,25 @@ def test_attempt_refs_come_from_the_launched_events(store: Store) -> None:
     new = run_name(store.id, job.id, 2)
     store.transition(job, Status.LAUNCHED, time.time(), launched_detail(new), backend_ref=new)
     assert attempt_refs(store.events(job.id)) == {1: old, 2: new}
+
+
+@pytest.mark.parametrize("status", [s for _, s in EXIT_STATUSES], ids=lambda s: s.name)
+def test_a_builtin_jobs_exit_status_says_whether_it_is_retried(status: ExitStatus) -> None:
+    """``classify`` reads the table the CLI exits by: permanent codes are never retried, an
+    interrupted run resumes from its checkpoint, the job's own failures use its budget."""
+    ended = RunState(RunPhase.EXITED, exit_code=status.code)
+    outcome = classify(ended, builtin=True, log_tail="reading...\nthe last line\n")
+    kind = {
+        Retry.NEVER: FailureKind.INVALID,
+        Retry.FROM_CHECKPOINT: FailureKind.INFRASTRUCTURE,
+        Retry.WITHIN_BUDGET: FailureKind.ALGORITHM,
+    }[status.retry]
+    assert (outcome.status, outcome.kind) == (Status.FAILED, kind)
+    if status.retry == Retry.NEVER:
+        assert outcome.reason == f"{status.reason}: the last line"
+    elif status.retry == Retry.FROM_CHECKPOINT:
+        assert outcome.reason == status.reason
+    else:
+        assert outcome.reason == f"exit status {status.code}: the last line"
+    # Any other command's codes are its own: a failure of the job, retried within its budget.
+    assert classify(ended, builtin=False).kind == FailureKind.ALGORITHM

@@ -11,16 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from streamfit.cli.debug import EXIT_ERROR, debugging, report_unexpected
+from streamfit.cli.debug import debugging, report_unexpected
 from streamfit.core.hyperparameters import parse_hp_assignments
-from streamfit.errors import (
-    ConfigError,
-    DataError,
-    StateError,
-    StreamfitError,
-    TrainingDiverged,
-    TrainingInterrupted,
-)
+from streamfit.errors import EXIT_STATUSES, ConfigError, StreamfitError
 from streamfit.jobs.errors import NoSuchJob, StoreError, TransitionError
 from streamfit.text import printable
 
@@ -28,29 +21,18 @@ __all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_js
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes scripts can rely on.
-EXIT_CODES = {
-    "ok": 0,
-    "error": EXIT_ERROR,  # anything unexpected
-    "config": 2,  # bad option, hyperparameter or argument (also click's usage errors)
-    "data": 3,  # bad input row or file
-    "state": 4,  # unusable state, model or checkpoint
-    "diverged": TrainingDiverged.exit_code,  # NaN or infinite loss or state
-    "interrupted": TrainingInterrupted.exit_code,  # stopped by SIGTERM after a checkpoint
-}
+#: Exit codes scripts can rely on: the table in :mod:`streamfit.errors` (click's usage
+#: errors exit 2, as ``config`` does).
+EXIT_CODES = {"ok": 0, **{status.name: status.code for _, status in EXIT_STATUSES}}
 
 
-#: The first class an error is an instance of decides its prefix and exit code.
+#: The first class an error is an instance of decides its prefix and exit code: the jobs
+#: commands' own errors, then the table's.
 _ERRORS: tuple[tuple[type[StreamfitError], tuple[str, str]], ...] = (
-    (TrainingInterrupted, ("interrupted", "interrupted")),
-    (TrainingDiverged, ("training diverged", "diverged")),
     (NoSuchJob, ("error", "config")),  # an unknown job id
     (TransitionError, ("error", "config")),  # a change its status forbids
     (StoreError, ("store error", "config")),  # a store that cannot be used: see its message
-    (DataError, ("data error", "data")),
-    (StateError, ("state error", "state")),
-    (ConfigError, ("error", "config")),
-    (StreamfitError, ("error", "error")),
+    *((cls, (status.prefix, status.name)) for cls, status in EXIT_STATUSES),
 )
 
 

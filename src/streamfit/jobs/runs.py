@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from streamfit.errors import TrainingInterrupted
+from streamfit.errors import Retry, exit_status_of_code
 from streamfit.jobs.backends.base import RunPhase, RunRequest, RunState
 from streamfit.jobs.environment import inherited, resolve
 from streamfit.jobs.status import FailureKind, Status
@@ -33,8 +33,6 @@ __all__ = [
     "run_request",
 ]
 
-#: ``streamfit train``'s exit codes for bad configuration, data and state: never retried.
-_PERMANENT_TRAIN_CODES = {2: "bad configuration", 3: "bad input data", 4: "unusable state"}
 _LAUNCHED = "run "
 
 
@@ -166,12 +164,15 @@ def classify(state: RunState, builtin: bool, log_tail: str = "") -> Outcome:
         signum = -code if code < 0 else code - 128
         name = _SIGNALS.get(signum, f"signal {signum}")
         return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, f"killed by {name}")
-    if builtin and code == TrainingInterrupted.exit_code:
-        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, "interrupted after a checkpoint")
     if code in (126, 127):
         return Outcome(Status.FAILED, FailureKind.INVALID, state.error or last or "cannot run")
-    if builtin and code in _PERMANENT_TRAIN_CODES:
-        what = _PERMANENT_TRAIN_CODES[code]
+    # A built-in job's exit status says what happened (streamfit.errors.EXIT_STATUSES); the
+    # job's own failures (1, diverged) are retried within its budget like any command's.
+    known = exit_status_of_code(code) if builtin else None
+    if known is not None and known.retry == Retry.FROM_CHECKPOINT:
+        return Outcome(Status.FAILED, FailureKind.INFRASTRUCTURE, known.reason)
+    if known is not None and known.retry == Retry.NEVER:
+        what = known.reason
         return Outcome(Status.FAILED, FailureKind.INVALID, f"{what}: {last}" if last else what)
     return Outcome(
         Status.FAILED, FailureKind.ALGORITHM, f"exit status {code}" + (f": {last}" if last else "")
