@@ -43,7 +43,7 @@ class History:
         return self.go(job, Status.IN_PROGRESS, started, started_at=job.started_at or started)
 
     def fail(self, job: Job, at: float, kind: str) -> Job:
-        failures = {**job.failures, kind: int(job.failures.get(kind, 0)) + 1}
+        failures = job.failures.failed(kind, signature=f"{kind} error")
         return self.go(job, Status.FAILED, at, failure_kind=kind, ended_at=at, failures=failures)
 
 

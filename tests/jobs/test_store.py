@@ -27,9 +27,11 @@ from streamfit.jobs.errors import (
     StoreUnavailable,
     TransitionError,
 )
+from streamfit.jobs.runs import run_name
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import TRANSITIONS, Status
-from streamfit.jobs.store import Change, Store
+from streamfit.jobs.store import Change, Failures, Store
+from streamfit.jobs.tables import jobs as jobs_table
 from streamfit.jobs.tables import metadata
 
 
@@ -105,6 +107,28 @@ def test_every_change_is_guarded_and_has_its_event(store: Store) -> None:
         ("New", "Launched", 2.0, False),
         ("Launched", "Completed", 4.0, True),
     ]
+
+
+def test_final_tells_a_job_failed_for_good_and_failures_are_typed(store: Store) -> None:
+    (job_id,) = store.submit([_spec()], now=0.0).job_ids
+    job = store.transition(store.get(job_id), Status.LAUNCHED, 1.0, backend_ref="r")
+    failures = job.failures.failed("algorithm", "sig")
+    failed = store.transition(job, Status.FAILED, 2.0, failure_kind="algorithm", failures=failures)
+    assert not failed.final and not failed.is_terminal  # the retry step decides
+    assert store.get(job_id).failures == failures == Failures.from_json(failures.to_json())
+    assert store.find(status=Status.FAILED, final=False) == [store.get(job_id)]
+    with store.engine.connect() as conn:  # the column keeps the JSON it always held
+        query = sa.select(jobs_table.c.failures).where(jobs_table.c.id == job_id)
+        raw = conn.execute(query).scalar_one()
+    assert raw == {"algorithm": 1, "signature": "sig", "streak": 1}
+    gone = store.transition(failed, Status.FAILED, 3.0, "final: budget spent", final=True)
+    assert gone.final and store.find(final=True) == [store.get(job_id)] == [gone]
+    assert [e.final for e in store.events(job_id)] == [False, False, False, True]
+    again = store.transition(gone, Status.NEW, 4.0, attempt=2)
+    assert not again.final and store.find(final=True) == []
+    with pytest.raises(TypeError, match="failures must be a Failures"):
+        store.transition(again, Status.LAUNCHED, 5.0, failures={"algorithm": 1})
+    assert store.get(job_id).status == Status.NEW
 
 
 def test_transition_table_is_respected_for_every_pair(store: Store) -> None:
@@ -206,7 +230,7 @@ def test_a_store_has_an_id_for_life_and_older_stores_get_one(store_url: str) -> 
         conn.execute(sa.text("INSERT INTO submissions VALUES ('s', 0, 1, 'a@example.com', NULL)"))
     engine.dispose()
     old = Store(store_url)  # migrated: given an id
-    assert len(old.id) == 32 and old.short_id == old.id[:8]
+    assert len(old.id) == 32
     old.close()
     again = Store(store_url)
     assert again.id == old.id
@@ -234,8 +258,9 @@ def test_reading_creates_no_schema_in_an_empty_postgresql_database(postgresql_ur
 
 def test_a_home_that_held_a_store_refuses_to_start_an_empty_one(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    Store.open(home).close()
-    (home / "runs" / "0de534d4-1-1").mkdir(parents=True)
+    store = Store.open(home)
+    store.close()
+    (home / "runs" / run_name(store.id, 1, 1)).mkdir(parents=True)
     (home / "streamfit.db").unlink()
     for create in (True, False):
         with pytest.raises(StoreMissing, match=r"streamfit\.db is missing") as caught:

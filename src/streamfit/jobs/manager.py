@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from streamfit.errors import ConfigError
 from streamfit.jobs.backends.base import Backend
-from streamfit.jobs.backends.local import Capacity, LocalBackend
+from streamfit.jobs.backends.local import LocalBackend, machine_capacity
 from streamfit.jobs.clock import Clock, SystemClock
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.environment import masked_tail, secret_values
@@ -25,7 +25,7 @@ from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import ACTIVE, Status
-from streamfit.jobs.store import Job, Store, Submission
+from streamfit.jobs.store import Failures, Job, Store, Submission
 
 __all__ = ["JobManager", "open_backend"]
 
@@ -44,13 +44,13 @@ def open_backend(settings: Settings, store_id: str | None = None) -> Backend:
         # Job ids start again at 1 in every store: run names begin with the store's id, which
         # keeps two stores' runs apart on one cluster, and a reset store's from the old one's.
         return RayBackend(settings.ray_address, settings.home / "ray", store_id=store_id)
-    machine = Capacity.of_machine()
-    capacity = Capacity(
-        settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
-        settings.capacity_gpus if settings.capacity_gpus is not None else machine.gpus,
-        settings.capacity_memory_mb
-        if settings.capacity_memory_mb is not None
-        else machine.memory_mb,
+    given = {
+        "cpus": settings.capacity_cpus,
+        "gpus": settings.capacity_gpus,
+        "memory_mb": settings.capacity_memory_mb,
+    }
+    capacity = machine_capacity().model_copy(
+        update={k: v for k, v in given.items() if v is not None}
     )
     return LocalBackend(settings.home, capacity, store_id=store_id)
 
@@ -147,7 +147,7 @@ class JobManager:
             attempt=job.attempt + 1,
             next_attempt_at=now,
             stop_requested=False,
-            failures={},
+            failures=Failures(),
             backend_ref=None,
             started_at=None,
             ended_at=None,

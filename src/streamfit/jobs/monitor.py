@@ -89,11 +89,7 @@ def _ended(ctx: StepContext, job: Job, state: RunState, now: float) -> Change:
     reason = outcome.reason
     if tail:
         reason += "\n--- last lines of the log ---\n" + "\n".join(tail.splitlines()[-20:])
-    signature = error_signature(kind, outcome.reason)
-    failures = dict(job.failures)
-    failures[kind] = int(failures.get(kind, 0)) + 1
-    streak = int(failures.get("streak", 0)) + 1 if failures.get("signature") == signature else 1
-    failures.update(signature=signature, streak=streak)
+    failures = job.failures.failed(kind, error_signature(kind, outcome.reason))
     values.update(failure_kind=kind, failure_reason=reason, failures=failures)
     return Change(job, Status.FAILED, f"{kind}: {outcome.reason}", values)
 

@@ -4,13 +4,71 @@ notifiers read and hand back to the store."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from streamfit.jobs.spec import JobSpec
-from streamfit.jobs.status import TERMINAL, Status
+from streamfit.jobs.status import Status
 
-__all__ = ["Change", "Event", "Job", "Notification", "Submission"]
+__all__ = ["Change", "Event", "Failures", "Job", "Notification", "Submission"]
+
+_SIGNATURE, _STREAK, _LAUNCH_ERRORS = "signature", "streak", "launch_errors"
+
+
+@dataclass(frozen=True)
+class Failures:
+    """A job's failures so far (the ``failures`` column, JSON): failed attempts by failure
+    kind, the last error's fingerprint and how many times in a row it came, and the launches
+    that failed without using an attempt. The retry step decides from these; whether a job
+    failed for good is :attr:`Job.final`.
+
+    >>> f = Failures().failed("algorithm", "3fa9c0").failed("algorithm", "3fa9c0")
+    >>> f.count("algorithm"), f.streak, f.to_json()
+    (2, 2, {'algorithm': 2, 'signature': '3fa9c0', 'streak': 2})
+    >>> Failures.from_json(f.to_json()) == f
+    True
+    """
+
+    #: Failed attempts by failure kind (``algorithm``, ``infrastructure``, ``invalid``).
+    by_kind: dict[str, int] = field(default_factory=dict)
+    signature: str | None = None
+    streak: int = 0
+    launch_errors: int = 0
+
+    def count(self, kind: str) -> int:
+        return self.by_kind.get(kind, 0)
+
+    def failed(self, kind: str, signature: str) -> Failures:
+        """One more failed attempt of ``kind``, whose error has this ``signature``."""
+        streak = self.streak + 1 if signature == self.signature else 1
+        by_kind = {**self.by_kind, kind: self.count(kind) + 1}
+        return replace(self, by_kind=by_kind, signature=signature, streak=streak)
+
+    def launch_failed(self) -> Failures:
+        """One more launch that failed before a run existed (no attempt used)."""
+        return replace(self, launch_errors=self.launch_errors + 1)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Failures:
+        by_kind = {
+            k: int(v) for k, v in doc.items() if k not in (_SIGNATURE, _STREAK, _LAUNCH_ERRORS)
+        }
+        signature = doc.get(_SIGNATURE)
+        return cls(
+            by_kind,
+            None if signature is None else str(signature),
+            int(doc.get(_STREAK, 0)),
+            int(doc.get(_LAUNCH_ERRORS, 0)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """As the column holds it (and ``jobs show --json`` prints it): keys only where set."""
+        doc: dict[str, Any] = dict(self.by_kind)
+        if self.signature is not None:
+            doc.update({_SIGNATURE: self.signature, _STREAK: self.streak})
+        if self.launch_errors:
+            doc[_LAUNCH_ERRORS] = self.launch_errors
+        return doc
 
 
 @dataclass(frozen=True)
@@ -23,10 +81,14 @@ class Job:
     submission: str
     spec: dict[str, Any]
     status: Status
+    #: Terminal: Completed, Stopped, or Failed for good (no retry follows). The store sets it
+    #: on every change to Completed or Stopped and clears it on a change to New; a Failed job
+    #: gets it when the retry step (or a launch that can never work) rules a retry out.
+    #: Whoever asks whether a job has ended asks this (a query can: ``final`` is a column).
     final: bool
     attempt: int
     max_attempts: int
-    failures: dict[str, Any]  # counts by kind, and the last error's signature and streak
+    failures: Failures
     backend: str | None
     backend_ref: str | None
     failure_kind: str | None
@@ -46,7 +108,8 @@ class Job:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL and (self.final or self.status != Status.FAILED)
+        """Whether the job has ended for good (:attr:`final`)."""
+        return self.final
 
     def spec_model(self) -> JobSpec:
         return JobSpec.model_validate(self.spec)
@@ -55,6 +118,7 @@ class Job:
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["status"] = Status(values["status"])
+        values["failures"] = Failures.from_json(values["failures"])
         return cls(**values)
 
 

@@ -20,7 +20,7 @@ def retry_decision(job: Job) -> tuple[bool, str]:
     """Whether to retry a Failed job, and why (or why not)."""
     spec = job.spec_model()
     kind = job.failure_kind or FailureKind.ALGORITHM.value
-    used = int(job.failures.get(kind, 0))
+    used = job.failures.count(kind)
     if job.stop_requested:
         return False, "its owner asked it to stop"
     if kind == FailureKind.INVALID.value:
@@ -28,7 +28,7 @@ def retry_decision(job: Job) -> tuple[bool, str]:
     budget = getattr(spec.retry, kind, 0)
     if used > budget:
         return False, f"{kind} failures: {used}, budget {budget} retries"
-    streak = int(job.failures.get("streak", 0))
+    streak = job.failures.streak
     if streak >= spec.retry.crash_loop:
         return False, f"crash loop: the same error {streak} times in a row"
     return True, f"retry {used} of {budget} after {kind} failure"
@@ -46,7 +46,7 @@ def retry_step(ctx: StepContext, limit: int = 500) -> int:
             retry, why = retry_decision(job)
             if retry:
                 spec = job.spec_model()
-                used = int(job.failures.get(job.failure_kind or "", 1))
+                used = job.failures.count(job.failure_kind or "") or 1
                 delay = compute_backoff(
                     used, spec.retry.backoff_seconds, spec.retry.max_backoff_seconds, rand=ctx.rand
                 )

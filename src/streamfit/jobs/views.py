@@ -138,7 +138,7 @@ def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
         "tags": job.tags,
         "priority": job.priority,
         "max_attempts": job.max_attempts,
-        "failures": job.failures,
+        "failures": job.failures.to_json(),
         "failure_reason": job.failure_reason,
         "stop_requested": job.stop_requested,
         "next_attempt_at": iso(job.next_attempt_at) if job.status == Status.NEW else None,
