@@ -89,6 +89,8 @@ class RowChecker:
 
     def fix_width(self, width: int, position: int) -> None:
         if self.n_features is None:
+            if width == 0:  # a label alone, or an empty feature list: nothing to learn from
+                raise self.error(position, None, "no features: a row needs at least one")
             self.n_features = width
         elif width != self.n_features:
             raise self.error(

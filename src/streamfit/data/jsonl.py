@@ -96,6 +96,8 @@ def _parse_block(
         if table.column(INDICES).null_count or table.column(VALUES).null_count:
             return _parse_slow(block, start, end, sparse, label, ctx)
         idx = table.column(INDICES).combine_chunks()  # int64: indices beyond float32's 2**24
+        if idx.flatten().null_count:  # a null index: the slow path names its line
+            return _parse_slow(block, start, end, sparse, label, ctx)
         offsets = np.asarray(idx.offsets.to_numpy(), dtype=np.int64)
         indices = np.asarray(idx.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
         offsets = offsets - offsets[0]

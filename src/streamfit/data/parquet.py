@@ -37,10 +37,11 @@ def read_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, i
         # Streamed reads of column chunks: without them a whole row group is buffered (and
         # read_row_group held twice that), which set the peak memory of every job.
         pf = pq.ParquetFile(native or stream, buffer_size=ctx.block_bytes, pre_buffer=False)
-    except (pa.ArrowInvalid, OSError) as exc:
+        pf.schema_arrow.names  # noqa: B018 - decodes the names: a corrupt one fails here
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         if native is not None:
             native.close()
-        raise DataError(f"not a readable Parquet file ({exc})", source=checker.file) from exc
+        raise DataError(f"not a readable Parquet file ({_why(exc)})", source=checker.file) from exc
     try:
         return (yield from _read(pf, ctx, threads=native is not None))
     finally:
@@ -157,12 +158,28 @@ def _pieces(
             row_bytes = max(1, meta.total_byte_size // max(meta.num_rows, 1))
             piece = max(1024, ctx.block_bytes // row_bytes)
             at = start
-            for batch in pf.iter_batches(batch_size=piece, row_groups=[group], use_threads=threads):
+            batches = pf.iter_batches(batch_size=piece, row_groups=[group], use_threads=threads)
+            while (batch := _next(batches, ctx, group)) is not None:
                 if ctx.stop is not None and at >= ctx.stop:
                     return  # the end of a shard's row range: later groups are never read
                 yield batch.num_rows, pa.Table.from_batches([batch])
                 at += batch.num_rows
         start += meta.num_rows
+
+
+def _next(batches: Iterator[pa.RecordBatch], ctx: ReadContext, group: int) -> pa.RecordBatch | None:
+    """The next decoded batch; a corrupt page is a :class:`DataError` naming its row group."""
+    try:
+        return next(batches, None)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        where = f"row group {group + 1}"
+        raise DataError(
+            f"unreadable data in {where} ({_why(exc)})", source=ctx.checker.file
+        ) from exc
+
+
+def _why(exc: Exception) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _dense_list(
