@@ -7,9 +7,10 @@ exported by ``bytes``), the pool thread must take the GIL to release it. If the 
 begun to finalize by then (a data error ends the process within a millisecond), CPython ends
 that thread with ``pthread_exit``, whose forced unwinding through Arrow's ``noexcept`` frames
 calls ``std::terminate``: "terminate called without an active exception", SIGABRT, exit 134
-instead of the data error's exit 3 (one run in four on a loaded machine). Arrow's threads cannot
-be joined from Python, so they are given nothing of Python's to let go of: a copy of the bytes
-in Arrow's memory (about 1 ms for an 8 MB block), a file Arrow opens itself, no callbacks.
+instead of the data error's exit 3 (measured here: up to one run in three on two busy CPUs,
+three in four on one). Arrow's threads cannot be joined from Python, so they are given nothing
+of Python's to let go of: a copy of the bytes in Arrow's memory (about 1 ms for an 8 MB
+block), a file Arrow opens itself, no callbacks.
 """
 
 from __future__ import annotations
