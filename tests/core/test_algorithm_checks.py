@@ -7,6 +7,7 @@ it); ``test_every_algorithm_has_a_case`` fails until it has one.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -108,6 +109,8 @@ CASES: dict[str, Case] = {
 }
 
 NAMES = algorithm_names()
+#: Where the checks train: ``STREAMFIT_TEST_DEVICE=cuda`` runs them on a GPU (benchmarks/gpu.sh).
+DEVICE = os.environ.get("STREAMFIT_TEST_DEVICE", "cpu")
 
 
 def test_every_algorithm_has_a_case() -> None:
@@ -120,6 +123,7 @@ def _train(name: str, data: BinaryFiles, **kwargs: Any) -> Any:
         str(kwargs.pop("train", data.train)),
         hyperparameters=CASES[name].hyperparameters,
         progress=False,
+        device=DEVICE,
         **kwargs,
     )
 
@@ -144,11 +148,11 @@ def test_checkpoint_round_trip_gives_identical_predictions(
 ) -> None:
     result = _train(name, binary_files, validation=str(binary_files.validation), output=tmp_path)
     x = _features(binary_files)
-    loaded = load_model(tmp_path / "model")
+    loaded = load_model(tmp_path / "model", DEVICE)
     before, after = result.model.predict(x), loaded.predict(x)
     for key in before:
         assert torch.equal(before[key], after[key]), key
-    state = State.load(tmp_path / "state", name)
+    state = State.load(tmp_path / "state", name, DEVICE)
     _assert_same_state(result.state, state)
     again = get_algorithm(name)(state.hyperparameters).finalize(state)
     for key, value in again.predict(x).items():
@@ -176,7 +180,7 @@ def test_same_seed_same_model_other_seed_other_model(name: str, binary_files: Bi
     b = _train(name, binary_files)
     _assert_same_state(a.state, b.state)
     hp = {**CASES[name].hyperparameters, "seed": 1}
-    c = train(name, str(binary_files.train), hyperparameters=hp, progress=False)
+    c = train(name, str(binary_files.train), hyperparameters=hp, progress=False, device=DEVICE)
     assert not all(torch.equal(a.state.tensors[k], c.state.tensors[k]) for k in a.state.tensors)
 
 
@@ -199,7 +203,7 @@ def test_input_is_read_once_per_epoch(name: str, binary_files: BinaryFiles) -> N
     path = str(binary_files.train)
     source = CountingSource(path, [path], open_source(path).options)
     hp = {**CASES[name].hyperparameters, **CASES[name].multi_epoch}
-    result = train(name, source, hyperparameters=hp, epochs=3, progress=False)
+    result = train(name, source, hyperparameters=hp, epochs=3, progress=False, device=DEVICE)
     assert CountingSource.reads == 3
     assert CountingSource.rows == 3 * binary_files.n_train
     assert result.state.counters["rows"] == 3 * binary_files.n_train
@@ -217,7 +221,9 @@ def test_merge_of_shards_is_within_tolerance_of_one_pass(
     b = _train(name, binary_files, train=binary_files.shard_b)
     algo = algo_cls(case.hyperparameters)
     merged = algo.merge(a.state, b.state)
-    batches = lambda: Batcher(open_source(validation), 1000, n_features=merged.n_features)  # noqa: E731
+    batches = lambda: Batcher(  # noqa: E731
+        open_source(validation), 1000, device=DEVICE, n_features=merged.n_features
+    )
     algo.calibrate(merged, batches())
     merged_metric = algo.evaluate(algo.finalize(merged), batches())[case.metric]
     whole_metric = whole.metrics[f"validation:{case.metric}"]
