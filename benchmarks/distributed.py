@@ -25,7 +25,6 @@ machine's load from other work moves the absolute numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import harness
 from factorization_machines import FM_HP  # the same model as the one-process FM benchmark
 from streamfit import train
 from streamfit.datagen import cluster_task, fm_task, linear_task, low_rank_task
@@ -130,52 +130,56 @@ def run(case: str, files: tuple[Path, Path], workers: int | None) -> dict[str, f
     }
 
 
+COLUMNS = [
+    harness.Column("rows/s", "rows_per_second", ",.0f"),
+    harness.Column("x 1 proc", "rows_per_second", ".2f", vs="ratio"),
+    harness.Column("steady", "steady_rows_per_second", ",.0f"),
+    harness.Column("x 1 proc", "steady_rows_per_second", ".2f", vs="ratio"),
+    harness.Column("quality", "quality", ".5g"),
+    harness.Column("vs 1 proc", "quality", "+.2%", vs="change"),
+    harness.Column("push MB", "push_bytes", ",.0f", scale=1e-6),
+    harness.Column("pull MB", "pull_bytes", ",.0f", scale=1e-6),
+]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    # Every run shares one Ray in this process (no child processes: starting Ray costs
+    # seconds, and the rows/s are the trainer's own, not wall time from a process start).
+    parser = harness.parser(__doc__, rows=1_000_000, child=False)
     parser.add_argument("--fm-rows", type=int, default=300_000)
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--match", default="", help="only cases whose name contains this")
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    cases = [case for case in CASES if args.match in case]
+    cases = [case for case in CASES if not args.match or args.match in case]
     files = data(args.rows, args.fm_rows, {CASES[case][0] for case in cases})
     temp = tempfile.mkdtemp(prefix="sf-ray-bench-", dir="/tmp")
     ray.init(address="local", include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    print(f"{args.rows:,} rows ({args.fm_rows:,} for FM); {os.cpu_count()} cores", flush=True)
     results: list[dict[str, Any]] = []
-    print(f"{args.rows:,} rows ({args.fm_rows:,} for FM); {os.cpu_count()} cores")
-    head = ("case", "workers", "rows/s", "x 1 proc", "steady", "x 1 proc", "quality", "vs 1 proc")
-    print(
-        f"{head[0]:22} {head[1]:>7} {head[2]:>10} {head[3]:>8} {head[4]:>10} {head[5]:>8} "
-        f"{head[6]:>9} {head[7]:>9} {'push MB':>9} {'pull MB':>9}"
-    )
     for case in cases:
         algorithm = CASES[case][0]
-        base = run(case, files[algorithm], None)
-        rows: list[tuple[str, dict[str, float]]] = [("process", base)]
-        for w in (int(x) for x in args.workers.split(",")):
+        for workers in [None, *(int(x) for x in args.workers.split(","))]:
             started = time.perf_counter()
-            r = run(case, files[algorithm], w)
+            r = run(case, files[algorithm], workers)
             r["wall"] = time.perf_counter() - started
-            rows.append((str(w), r))
-        for label, r in rows:
-            speed = r["rows_per_second"] / base["rows_per_second"]
-            steady = r["steady_rows_per_second"] / base["steady_rows_per_second"]
-            gap = r["quality"] / base["quality"] - 1
-            print(
-                f"{case:22} {label:>7} {r['rows_per_second']:>10,.0f} {speed:>8.2f} "
-                f"{r['steady_rows_per_second']:>10,.0f} {steady:>8.2f} "
-                f"{r['quality']:>9.5g} {gap:>+9.2%} "
-                f"{r['push_bytes'] / 1e6:>9,.0f} {r['pull_bytes'] / 1e6:>9,.0f}"
-            )
-            results.append({"case": case, "workers": label, **r})
+            doc = {"case": case, "workers": "process" if workers is None else str(workers), **r}
+            results.append(doc)
+            print("  " + json.dumps(doc), flush=True)
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    harness.report(
+        results,
+        COLUMNS,
+        baseline=lambda r: r["workers"] == "process",
+        group="case",
+        label="case",
+        label_header="case",
+        labels=[("workers", "workers")],
+    )
+    harness.write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,7 @@ the note in the issue); torchfm is a model without a trainer.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import cpu_seconds, peak_rss_mb
+import harness
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -232,34 +228,12 @@ def child(name: str, rows: int) -> None:
 
     files = paths(rows)
     score = CONTENDERS[name](files)
-    trained_at = time.time()
-    cpu = cpu_seconds()
-    peak = peak_rss_mb()
+    out = harness.trained()
     p = np.clip(score(), 1e-7, 1 - 1e-7)
     y = _test_labels(files)
-    out = {
-        "trained_at": trained_at,
-        "peak_rss_mb": peak,
-        "cpu_seconds": cpu,
-        "test_auc": float(roc_auc_score(y, p)),
-        "test_log_loss": float(log_loss(y, p)),
-    }
-    print("RESULT " + json.dumps(out), flush=True)
-
-
-def run(name: str, rows: int) -> dict[str, Any]:
-    started = time.time()
-    cmd = [sys.executable, __file__, "--child", name, "--rows", str(rows)]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        return {"name": name, "error": f"exit status {proc.returncode}: {tail[0][:120]}"}
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    doc = json.loads(line[len("RESULT ") :])
-    doc["name"] = name
-    doc["wall"] = doc["trained_at"] - started
-    doc["rows_per_second"] = rows / doc["wall"]
-    return doc
+    out["test_auc"] = float(roc_auc_score(y, p))
+    out["test_log_loss"] = float(log_loss(y, p))
+    harness.send(out)
 
 
 def _csr(block: Any) -> Any:
@@ -309,13 +283,20 @@ def curve(max_rows: int) -> None:
                 print(f"| {name} | {seen:,} | {roc_auc_score(y, p):.4f} |", flush=True)
 
 
+COLUMNS = [
+    harness.Column("wall s", "wall"),
+    harness.Column("rows/s", "rows_per_second", ",.0f"),
+    harness.Column("x streamfit FM", "wall", ".2f", vs="ratio"),
+    harness.Column("CPU s", "cpu_seconds"),
+    harness.Column("peak RSS MB", "peak_rss_mb", ".0f"),
+    harness.Column("test AUC", "test_auc", ".4f"),
+    harness.Column("log loss", "test_log_loss", ".4f"),
+]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--match", help="only contenders whose name contains this")
+    parser = harness.parser(__doc__, rows=2_000_000)
     parser.add_argument("--skip", help="leave out contenders naming any of these: a,b")
-    parser.add_argument("--child")
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--curve", type=int, help="test AUC against rows seen, up to this many")
     args = parser.parse_args()
     if args.curve:
@@ -332,34 +313,18 @@ def main() -> None:
     truth = np.load(files["test.scores"])
     p = 1 / (1 + np.exp(-truth))
     ceiling = {"auc": float(roc_auc_score(y, truth)), "log_loss": float(log_loss(y, p))}
-    results = []
-    for name in CONTENDERS:
-        skipped = args.skip and any(part in name for part in args.skip.split(","))
-        if (args.match and args.match not in name) or skipped:
-            continue
-        print(f"running {name} ...", flush=True)
-        doc = run(name, args.rows)
-        results.append(doc)
-        print("  " + json.dumps(doc), flush=True)
-    fm = next((r for r in results if r["name"].startswith("streamfit FM") and "wall" in r), None)
-    print(f"\ngenerating model: test AUC {ceiling['auc']:.4f}, log loss {ceiling['log_loss']:.4f}")
+    skip = args.skip.split(",") if args.skip else []
+    names = [
+        name
+        for name in CONTENDERS
+        if (not args.match or args.match in name) and not any(part in name for part in skip)
+    ]
+    results = harness.run_all(__file__, names, ["--rows", str(args.rows)], args.rows)
     print(
-        "\n| contender | wall s | rows/s | x streamfit FM | CPU s | peak RSS MB | test AUC "
-        "| log loss |"
+        f"\ngenerating model: test AUC {ceiling['auc']:.4f}, log loss {ceiling['log_loss']:.4f}\n"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        if "error" in r:
-            print(f"| {r['name']} | {r['error']} |")
-            continue
-        ratio = f"{r['wall'] / fm['wall']:.2f}" if fm else "-"
-        print(
-            f"| {r['name']} | {r['wall']:.1f} | {r['rows_per_second']:,.0f} | {ratio} | "
-            f"{r['cpu_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['test_auc']:.4f} | "
-            f"{r['test_log_loss']:.4f} |"
-        )
-    if args.json:
-        args.json.write_text(json.dumps({"ceiling": ceiling, "results": results}, indent=2))
+    harness.report(results, COLUMNS, baseline="streamfit FM")
+    harness.write_json(args.json, {"ceiling": ceiling, "results": results})
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 from streamfit.jobs.backends.local import LocalBackend, machine_capacity
 from streamfit.jobs.backends.memory import Exit, MemoryBackend
 from streamfit.jobs.context import StepContext
@@ -71,14 +71,13 @@ def submission(folder: Path, n: int) -> tuple[Store, dict[str, Any]]:
 
 def _throughput(ctx: StepContext, n: int, timeout: float) -> dict[str, Any]:
     scheduler = Scheduler(ctx, launch_interval=0.05, monitor_interval=0.05, retry_interval=0.5)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = harness.cpu_seconds()
     started = time.perf_counter()
     ok = scheduler.run_until(
         lambda: ctx.store.counts().get("Completed", 0) == n, timeout, idle_sleep=0.01
     )
     elapsed = time.perf_counter() - started
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    cpu = harness.cpu_seconds() - cpu0
     changes = len(ctx.store.events()) - n  # less the submission events
     launch = [
         e.at - ctx.store.get(e.job_id).created_at
@@ -156,10 +155,29 @@ def main() -> None:
         print("local backend, real processes", json.dumps(results["local"]), flush=True)
         results["latency_free"] = latency_while_free(folder, args.trickle, 0.05)
         print("latency while capacity is free", json.dumps(results["latency_free"]), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    assert all(r.get("finished", True) for r in results.values())
+    harness.write_json(args.json, results)
+    print()
+    stages = [{"name": STAGES[key], **doc} for key, doc in results.items()]
+    harness.report(stages, COLUMNS, label_header="stage")
+    if not all(r.get("finished", True) for r in results.values()):
+        raise SystemExit("some jobs did not complete in time")
     print(f"\nstatuses: {Status.COMPLETED} for all {args.jobs:,} jobs in both runs")
+
+
+STAGES = {
+    "submission": "submission (validate + store)",
+    "steps_only": "scheduler, in-memory backend",
+    "local": "scheduler, local backend (real processes)",
+    "latency_free": "latency while capacity is free",
+}
+COLUMNS = [
+    harness.Column("seconds", "seconds"),
+    harness.Column("jobs/s", "jobs_per_second", ",.0f"),
+    harness.Column("status changes/s", "status_changes_per_second", ",.0f"),
+    harness.Column("scheduler CPU s", "scheduler_cpu_seconds"),
+    harness.Column("submit-to-launch p50 ms", "submit_to_launch_p50", ",.0f", scale=1e3),
+    harness.Column("p99 ms", "submit_to_launch_p99", ",.0f", scale=1e3),
+]
 
 
 if __name__ == "__main__":

@@ -19,11 +19,6 @@ It then measures all 39 models in one read of the test rows (reported, not in it
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import peak_rss_mb
+import harness
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -177,44 +172,27 @@ def child(name: str, rows: int, separation: float) -> None:
     fn, extra = CONTENDERS[name]
     files = paths(rows, separation)
     centers, info, after = fn(files["train"], **extra)
-    trained_at = time.time()  # the parent measures wall time from its start to here
-    peak_mb = peak_rss_mb()
-    out: dict[str, Any] = {"trained_at": trained_at, "peak_rss_mb": peak_mb, **info}
+    out = {**harness.trained(), **info}
     if not name.startswith("floor"):
         x_test = _read_all(files["test"])
         out["test_msd"] = test_msd(np.asarray(centers), x_test)
         if after is not None:
             out.update(after(x_test))
-    print("RESULT " + json.dumps(out), flush=True)
+    harness.send(out)
 
 
-def run(name: str, rows: int, separation: float) -> dict[str, Any]:
-    started = time.time()
-    args = ["--child", name, "--rows", str(rows), "--separation", str(separation)]
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    status = proc.wait()
-    if status != 0:
-        return {"name": name, "error": f"exit status {status}"}
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    doc = json.loads(line[len("RESULT ") :])
-    doc["name"] = name
-    doc["wall"] = doc["trained_at"] - started  # start-up, imports and reading included
-    return doc
+COLUMNS = [
+    harness.Column("wall s", "wall"),
+    harness.Column("x MiniBatchKMeans", "wall", ".2f", vs="ratio"),
+    harness.Column("peak RSS MB", "peak_rss_mb", ".0f"),
+    harness.Column("test msd", "test_msd", ".2f"),
+    harness.Column("vs KMeans", "test_msd", "+.2%", vs="change", baseline="KMeans, in memory"),
+]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser = harness.parser(__doc__, rows=1_000_000)
     parser.add_argument("--separation", type=float, default=SEPARATION)
-    parser.add_argument("--match", help="only contenders whose name contains this")
-    parser.add_argument("--child")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.rows, args.separation)
@@ -225,33 +203,16 @@ def main() -> None:
         flush=True,
     )
     make_data(args.rows, args.separation)
-    results = []
-    for name in CONTENDERS:
-        if args.match and args.match not in name:
-            continue
-        print(f"running {name} ...", flush=True)
-        doc = run(name, args.rows, args.separation)
-        results.append(doc)
-        print("  " + json.dumps(doc), flush=True)
-    _report(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    names = [name for name in CONTENDERS if not args.match or args.match in name]
+    child_args = ["--rows", str(args.rows), "--separation", str(args.separation)]
+    results = harness.run_all(__file__, names, child_args)
+    print()
+    harness.report(results, COLUMNS, baseline="MiniBatch")
+    _sweep_cost(results)
+    harness.write_json(args.json, results)
 
 
-def _report(results: list[dict[str, Any]]) -> None:
-    ceiling = next((r["test_msd"] for r in results if "KMeans, in memory" in r["name"]), None)
-    mini = next((r["wall"] for r in results if "MiniBatch" in r["name"]), None)
-    print("\n| contender | wall s | x MiniBatchKMeans | peak RSS MB | test msd | vs KMeans |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        if "error" in r:
-            print(f"| {r['name']} | {r['error']} |")
-            continue
-        ratio = f"{r['wall'] / mini:.2f}" if mini else "-"
-        msd = f"{r['test_msd']:.2f}" if "test_msd" in r else "-"
-        rel = f"{r['test_msd'] / ceiling - 1:+.2%}" if ceiling and "test_msd" in r else "-"
-        rss = f"{r['peak_rss_mb']:.0f}"
-        print(f"| {r['name']} | {r['wall']:.1f} | {ratio} | {rss} | {msd} | {rel} |")
+def _sweep_cost(results: list[dict[str, Any]]) -> None:
     plain = next((r for r in results if r["name"] == "streamfit kmeans, one pass"), None)
     swept = next((r for r in results if "--sweep" in r["name"] and "wall" in r), None)
     if plain and swept and "wall" in plain:
@@ -264,5 +225,4 @@ def _report(results: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     main()

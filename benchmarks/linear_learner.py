@@ -16,11 +16,6 @@ batches plus one matrix-vector product per batch.
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import peak_rss_mb
+import harness
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -275,18 +270,10 @@ def child(name: str, rows: int) -> None:
     test = files["test.vw"] if fn is _vw else files["test.parquet"]
     started = time.perf_counter()
     score, info = fn(files[key], test, kind == "sparse", **extra)
-    trained = time.perf_counter()
-    trained_at = time.time()  # the parent measures wall time from its start to here
-    peak_mb = peak_rss_mb()
+    out = {"train_seconds_inside": time.perf_counter() - started, **harness.trained(), **info}
+    scoring = time.perf_counter()
     p = score()
-    scoring = time.perf_counter() - trained
-    out: dict[str, Any] = {
-        "train_seconds_inside": trained - started,
-        "trained_at": trained_at,
-        "scoring_seconds": scoring,
-        "peak_rss_mb": peak_mb,
-        **info,
-    }
+    out["scoring_seconds"] = time.perf_counter() - scoring
     if not name.startswith("floor"):
         import pyarrow.parquet as pq
         from sklearn.metrics import log_loss, roc_auc_score
@@ -295,37 +282,13 @@ def child(name: str, rows: int) -> None:
         p = np.clip(p, 1e-7, 1 - 1e-7)
         out["auc"] = float(roc_auc_score(y, p))
         out["log_loss"] = float(log_loss(y, p))
-    print("RESULT " + json.dumps(out), flush=True)
-
-
-def run(name: str, rows: int) -> dict[str, Any]:
-    started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", name, "--rows", str(rows)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    status = proc.wait()
-    if status != 0:
-        return {"name": name, "error": f"exit status {status}"}
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    doc = json.loads(line[len("RESULT ") :])
-    doc["name"] = name
-    doc["wall"] = doc["trained_at"] - started  # start-up and imports included, scoring not
-    doc["rows_per_second"] = rows / doc["wall"]
-    return doc
+    harness.send(out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser = harness.parser(__doc__, rows=2_000_000)
     parser.add_argument("--only", choices=["dense", "sparse"])
     parser.add_argument("--with-slow", action="store_true", help="also the slow sparse peers")
-    parser.add_argument("--match", help="only contenders whose name contains this")
-    parser.add_argument("--child")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.rows)
@@ -333,42 +296,34 @@ def main() -> None:
     print(f"data: {args.rows:,} training rows per set (cached in {DATA})", flush=True)
     make_data(args.rows)
     results = []
-    for name, (kind, *_rest) in CONTENDERS.items():
-        if (args.only and kind != args.only) or (name in SLOW and not args.with_slow):
-            continue
-        if args.match and args.match not in name:
-            continue
-        print(f"running {kind}: {name.strip()} ...", flush=True)
-        doc = run(name, args.rows)
-        doc["kind"] = kind
-        results.append(doc)
-        print("  " + json.dumps(doc), flush=True)
-    _report(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-
-
-def _report(results: list[dict[str, Any]]) -> None:
     for kind in ("dense", "sparse"):
-        rows = [r for r in results if r.get("kind") == kind]
-        if not rows:
-            continue
-        floor = next((r["wall"] for r in rows if r["name"].startswith("floor")), None)
-        print(f"\n| {kind} | wall s | x floor | rows/s | peak RSS MB | test AUC | log-loss |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            if "error" in r:
-                print(f"| {r['name'].strip()} | {r['error']} |")
-                continue
-            ratio = f"{r['wall'] / floor:.2f}" if floor else "-"
-            auc = f"{r['auc']:.4f}" if "auc" in r else "-"
-            ll = f"{r['log_loss']:.4f}" if "log_loss" in r else "-"
-            print(
-                f"| {r['name'].strip()} | {r['wall']:.1f} | {ratio} | {r['rows_per_second']:,.0f} "
-                f"| {r['peak_rss_mb']:.0f} | {auc} | {ll} |"
-            )
+        names = [
+            name
+            for name, (k, *_rest) in CONTENDERS.items()
+            if k == kind
+            and args.only in (None, kind)
+            and (args.with_slow or name not in SLOW)
+            and (not args.match or args.match in name)
+        ]
+        for doc in harness.run_all(__file__, names, ["--rows", str(args.rows)], args.rows):
+            results.append({**doc, "kind": kind})
+    for kind in ("dense", "sparse"):
+        rows = [r for r in results if r["kind"] == kind]
+        if rows:
+            print()
+            harness.report(rows, COLUMNS, baseline="floor", label_header=kind)
+    harness.write_json(args.json, results)
+
+
+COLUMNS = [
+    harness.Column("wall s", "wall"),
+    harness.Column("x floor", "wall", ".2f", vs="ratio"),
+    harness.Column("rows/s", "rows_per_second", ",.0f"),
+    harness.Column("peak RSS MB", "peak_rss_mb", ".0f"),
+    harness.Column("test AUC", "auc", ".4f"),
+    harness.Column("log-loss", "log_loss", ".4f"),
+]
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     main()

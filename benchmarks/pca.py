@@ -22,11 +22,6 @@ overhead. The floor is reading the file into batches and summing them.
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import peak_rss_mb
+import harness
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -168,13 +163,7 @@ def child(name: str, rows: int) -> None:
     files = paths(rows)
     started = time.perf_counter()
     components, variances = fn(files["train"], **extra)
-    trained = time.perf_counter()
-    trained_at = time.time()  # the parent measures wall time from its start to here
-    out: dict[str, Any] = {
-        "train_seconds_inside": trained - started,
-        "trained_at": trained_at,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    out = {"train_seconds_inside": time.perf_counter() - started, **harness.trained()}
     if not name.startswith("floor"):
         exact = np.load(files["exact"])
         test = _test_rows(files["test"])
@@ -184,73 +173,32 @@ def child(name: str, rows: int) -> None:
         out["vs_exact"] = got / best - 1
         if variances is not None:  # the model's own variances against the exact ones
             out["variance_error"] = float(np.max(np.abs(variances / exact["variances"] - 1)))
-    print("RESULT " + json.dumps(out), flush=True)
+    harness.send(out)
 
 
-def run(name: str, rows: int) -> dict[str, Any]:
-    started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", name, "--rows", str(rows)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    status = proc.wait()
-    if status != 0:
-        return {"name": name, "error": f"exit status {status}"}
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    doc = json.loads(line[len("RESULT ") :])
-    doc["name"] = name
-    doc["wall"] = doc["trained_at"] - started  # start-up and imports included, scoring not
-    return doc
+COLUMNS = [
+    harness.Column("wall s", "wall"),
+    harness.Column("IncrementalPCA / this", "wall", ".1f", vs="inverse", suffix="x"),
+    harness.Column("peak RSS MB", "peak_rss_mb", ".0f"),
+    harness.Column("held-out variance vs exact", "vs_exact", "+.1e"),
+    harness.Column("own variances vs exact (max)", "variance_error", ".1e"),
+]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--match", help="only contenders whose name contains this")
-    parser.add_argument("--child")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser = harness.parser(__doc__, rows=1_000_000)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.rows)
         return
     print(f"data: {args.rows:,} x {D} training rows (cached in {DATA})", flush=True)
     make_data(args.rows)
-    results = []
-    for name in CONTENDERS:
-        if args.match and args.match not in name:
-            continue
-        print(f"running {name} ...", flush=True)
-        doc = run(name, args.rows)
-        results.append(doc)
-        print("  " + json.dumps(doc), flush=True)
-    _report(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-
-
-def _report(results: list[dict[str, Any]]) -> None:
-    ipca = next((r["wall"] for r in results if "Incremental" in r["name"] and "wall" in r), None)
-    print(
-        "\n| contender | wall s | IncrementalPCA / this | peak RSS MB "
-        "| held-out variance vs exact | own variances vs exact (max) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        if "error" in r:
-            print(f"| {r['name']} | {r['error']} |")
-            continue
-        speed = f"{ipca / r['wall']:.1f}x" if ipca else "-"
-        quality = f"{r['vs_exact']:+.1e}" if "vs_exact" in r else "-"
-        own = f"{r['variance_error']:.1e}" if "variance_error" in r else "-"
-        print(
-            f"| {r['name']} | {r['wall']:.1f} | {speed} | {r['peak_rss_mb']:.0f} "
-            f"| {quality} | {own} |"
-        )
+    names = [name for name in CONTENDERS if not args.match or args.match in name]
+    results = harness.run_all(__file__, names, ["--rows", str(args.rows)])
+    print()
+    harness.report(results, COLUMNS, baseline="Incremental")
+    harness.write_json(args.json, results)
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     main()
