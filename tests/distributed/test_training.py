@@ -152,3 +152,31 @@ def test_sync_is_for_parameter_server_algorithms(
     with pytest.raises(ConfigError, match="sync applies"):
         hp = CASES["pca"].hyperparameters
         train("pca", str(binary_files.train), hyperparameters=hp, workers=2, sync=True)
+
+
+def test_workers_match_named_columns_by_name_across_files(
+    ray_cluster: ModuleType, tmp_path: Path
+) -> None:
+    """Two files with their columns in other orders: each worker reads its file by name, so
+    two workers give the state one process gives on the files in one order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "d"]
+    x = rng.normal(size=(4000, 4)) * [1.0, 2.0, 3.0, 4.0]
+    ordered, mixed = tmp_path / "ordered", tmp_path / "mixed"
+    ordered.mkdir()
+    mixed.mkdir()
+    for i, part in enumerate((x[:2000], x[2000:])):
+        columns = dict(zip(names, part.T, strict=True))
+        pq.write_table(pa.table(columns), ordered / f"{i}.parquet")
+        order = names if i == 0 else names[::-1]
+        pq.write_table(pa.table({n: columns[n] for n in order}), mixed / f"{i}.parquet")
+    hp = {"num_components": 2}
+    one = train("pca", str(ordered), hyperparameters=hp, progress=False)
+    two = train("pca", str(mixed), hyperparameters=hp, workers=2, progress=False)
+    assert two.state.inputs["schema"] == one.state.inputs["schema"]
+    for key in ("sum", "gram"):
+        assert np.allclose(two.state.tensors[key], one.state.tensors[key], rtol=1e-9), key

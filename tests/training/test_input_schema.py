@@ -14,6 +14,7 @@ import torch
 
 from streamfit import DataError, State, finalize, load_model, predict_records, train
 from streamfit.core.model import Model
+from streamfit.training.inference import finalize_sweep
 
 HP = {"predictor_type": "regressor", "mini_batch_size": 50, "epochs": 1}
 N = 400
@@ -147,3 +148,26 @@ def test_resume_reads_the_rest_by_the_recorded_schema(tmp_path: Path) -> None:
 
 def run() -> dict[str, object]:
     return {"hyperparameters": HP, "progress": False}
+
+
+def test_sweep_models_record_the_schema_and_their_evaluation_reads_by_name(
+    tmp_path: Path,
+) -> None:
+    unlabelled = {k: v for k, v in columns().items() if k != "label"}
+    pq.write_table(pa.table(unlabelled), tmp_path / "x.parquet")
+    pq.write_table(pa.table({n: unlabelled[n] for n in "dcba"}), tmp_path / "x-shuffled.parquet")
+    result = train(
+        "kmeans",
+        str(tmp_path / "x.parquet"),
+        hyperparameters={"k": 3},
+        output=tmp_path / "km",
+        sweep="k=2..3",
+    )
+    assert all(p.model.meta["input_schema"] == result.state.inputs["schema"] for p in result.sweep)
+    ordered = finalize_sweep(
+        tmp_path / "km" / "state", tmp_path / "a", "k=2..3", str(tmp_path / "x.parquet")
+    )
+    shuffled = finalize_sweep(
+        tmp_path / "km" / "state", tmp_path / "b", "k=2..3", str(tmp_path / "x-shuffled.parquet")
+    )
+    assert [r["evaluate:msd"] for r in ordered] == [r["evaluate:msd"] for r in shuffled]

@@ -29,7 +29,7 @@ from typing import Literal
 
 from streamfit.core.delta import fix_counts
 from streamfit.core.state import Position, State
-from streamfit.data.source import Source
+from streamfit.data.source import FileSource, Source
 from streamfit.distributed.cluster import connect, new_run_id, start_server, start_worker
 from streamfit.distributed.shards import describe, split_source
 from streamfit.distributed.worker import StepReport
@@ -66,7 +66,10 @@ def fit_distributed(
     opts = run.distributed
     assert opts is not None
     mode = mode_of(run.algo, opts.sync)
-    shards = split_source(run.train, opts.workers)
+    train = _named(run.train, state)
+    if train.schema is not None and run.checkpoints is not None:
+        run.checkpoints.inputs["schema"] = train.schema.to_json()
+    shards = split_source(train, opts.workers)
     resume_point(state, describe(shards))  # a checkpoint that cannot resume fails before Ray
     initial = None if state is None else state.clone()
     started = time.perf_counter()
@@ -94,6 +97,8 @@ def fit_distributed(
                 rows += session.rows
                 session.close()
     state.meta.pop(META_KEY, None)
+    if train.schema is not None:
+        state.inputs["schema"] = train.schema.to_json()
     run.extra_metrics.update(
         {
             "train:workers": float(opts.workers),
@@ -103,6 +108,23 @@ def fit_distributed(
         }
     )
     return state, time.perf_counter() - started, rows
+
+
+def _named(source: Source, state: State | None) -> Source:
+    """``source`` with its named columns fixed before it is split: every worker then reads its
+    files by the same names (a state's, else the first file's), whatever their order."""
+    if state is not None and "schema" in state.inputs:
+        return source.expecting(state.inputs["schema"])
+    if not isinstance(source, FileSource):  # not split (and a pipe must not be read twice)
+        return source
+    reader = source.read()
+    try:
+        next(reader, None)  # the first chunk: enough to know the columns
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    return source.expecting(source.schema)
 
 
 def resume_point(state: State | None, layout: list[str]) -> tuple[int, list[int]]:

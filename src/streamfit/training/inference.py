@@ -198,7 +198,7 @@ def finalize_sweep(
             max_index=algo.expected_features(),
             hash_features=algo.hash_space(),
         )
-        source = open_source(evaluate, options)
+        source = open_source(evaluate, options).expecting(st.inputs.get("schema"))
         batches = Batcher(source, algo.mini_batch_size, n_features=st.n_features)
     points = run_sweep(algo, st, name, values, batches, "evaluate", **post_training)
     write_sweep(points, output)

@@ -22,6 +22,7 @@ from streamfit.core.batch import Batch
 from streamfit.core.model import Model
 from streamfit.core.state import State
 from streamfit.errors import ConfigError
+from streamfit.training.inference import with_input_schema
 
 __all__ = ["SweepPoint", "parse_sweep", "run_sweep", "write_sweep"]
 
@@ -85,7 +86,9 @@ def run_sweep(
     points = []
     for value in values:
         started = time.perf_counter()
-        model = algorithm.finalize(state, **{**post_training, name: value})
+        model = with_input_schema(
+            algorithm.finalize(state, **{**post_training, name: value}), state
+        )
         seconds = time.perf_counter() - started
         train = model.meta.get("train_metrics", {})
         metrics = {f"train:{metric}": float(v) for metric, v in train.items()}
