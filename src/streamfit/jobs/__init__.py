@@ -10,5 +10,10 @@ New ──launch ok──▶ Launched ──▶ InProgress ──▶ Completed
 Jobs live in a store (SQLite by default, in ``$STREAMFIT_HOME``); three idempotent steps move
 them along (``launch``, ``monitor``, ``retry``) and a fourth tells their owners (``notify``);
 the scheduler runs the steps. Every status change is a guarded update with its event row in
-the same transaction: the history is complete, and no job is launched twice.
+the same transaction: the history is complete, and no job is launched twice. A job that ended
+for good (Completed, Stopped, or Failed with no retry to come) is ``final``.
+
+Backends (``backends/``) run the attempts: ``local`` processes, a ``ray`` cluster, and
+``memory``, the fake a test drives; with :class:`~streamfit.jobs.clock.FakeClock` it lets the
+steps' own tests run without processes or waiting.
 """
