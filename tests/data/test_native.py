@@ -22,9 +22,10 @@ import pytest
 from streamfit.data.native import arrow_bytes, arrow_file
 from tests.data.conftest import dense_batch, write
 
-#: Fresh ``streamfit train`` processes (about 1.5 s of CPU each, most of it importing
-#: torch). Set ``STREAMFIT_EXIT_RUNS=200`` for the issue's count (a few minutes here).
-RUNS = int(os.environ.get("STREAMFIT_EXIT_RUNS", "16"))
+#: Fresh ``streamfit train`` processes, the issue's count (about 1.5 s of CPU each, most of
+#: it importing torch: two minutes or so on two CPUs). ``STREAMFIT_EXIT_RUNS=16`` for a quick
+#: look while working on the readers.
+RUNS = int(os.environ.get("STREAMFIT_EXIT_RUNS", "200"))
 
 # Each run gets one CPU, as a job in a one-CPU container does: there Arrow's pool thread and
 # the exiting main thread take turns, and the unfixed reader aborted 12 runs in 16 (unpinned
