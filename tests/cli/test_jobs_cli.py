@@ -409,7 +409,7 @@ def test_reading_commands_say_there_is_no_store_and_create_none(
         result = _cli(env, "jobs", *args)
         assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", note)
     listed = _cli(env, "jobs", "list")
-    assert listed.exit_code == 0 and listed.stderr == note and "0 jobs" in listed.stdout
+    assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", note)
     assert not home.exists()
 
 
@@ -613,3 +613,12 @@ def test_stored_text_prints_escaped_and_as_written(
     assert "o\\x1b]0;pwned\\x07@example.com" in by_owner
     assert "[bold]v\\x9b\\u202e" in by_tag
     assert _json(env, "jobs", "show", str(job_id))["name"] == HOSTILE_NAME  # JSON: as stored
+
+
+def test_an_empty_listing_is_a_sentence_not_an_empty_table(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    _json(env, "jobs", "submit", str(_write(tmp_path / "a.yaml", [_job("a", "print(1)")])))
+    listed = _cli(env, "jobs", "list", "--status", "Failed")
+    assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", "no jobs match\n")
+    assert "1 job" in _cli(env, "jobs", "list").stdout

@@ -276,6 +276,11 @@ def list_command(
     if as_json:
         print_json([job_summary(j) for j in found])
         return
+    if not found:  # an empty table says less than a sentence
+        if manager.store.url != "sqlite://":  # the stand-in for no store: that was said
+            filtered = statuses or owner or tags or submission
+            click.echo("no jobs match" if filtered else "no jobs yet", err=True)
+        return
     Console().print(jobs_table(found))
 
 

@@ -12,7 +12,7 @@ meaning allows; the aliases below say which, once, for every algorithm.
 ...     parse_hyperparameters(HP, {"learning_rate": "-1"}, algorithm="x")
 ... except ConfigError as exc:
 ...     print(exc)
-x: hyperparameter 'learning_rate'='-1': Input should be greater than 0 or Input should be 'auto'
+x: hyperparameter 'learning_rate'='-1': Input should be greater than 0 or 'auto'
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def parse_hyperparameters(cls: type[H], raw: Mapping[str, Any], *, algorithm: st
                 problems.append(f"unknown hyperparameter {name!r} ({msgs[0][9:-1]})")
             else:
                 given = clip(repr(raw.get(name, "<missing>")))
-                problems.append(f"hyperparameter {name!r}={given}: {' or '.join(msgs)}")
+                said = " or ".join(m.removeprefix("Input should be ") for m in msgs[1:])
+                first = msgs[0] + (f" or {said}" if said else "")
+                problems.append(f"hyperparameter {name!r}={given}: {first}")
         raise ConfigError(f"{algorithm}: " + "; ".join(problems)) from None
 
 
