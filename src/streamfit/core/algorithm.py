@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 import torch
 
 from streamfit.core.batch import Batch
+from streamfit.core.check_parameters import CheckParameters
 from streamfit.core.delta import DeltaRule
 from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
 from streamfit.core.memory import check_fits
@@ -77,6 +78,8 @@ class Algorithm(ABC, Generic[H]):
     touched_tensors: ClassVar[frozenset[str]] = frozenset()
     #: The hyperparameters that make the state larger, named when it cannot fit in memory.
     size_hyperparameters: ClassVar[tuple[str, ...]] = ()
+    #: How the shared checks (:mod:`streamfit.checks`) train and judge it, on small data.
+    check_parameters: ClassVar[CheckParameters]
 
     hp: H
 
