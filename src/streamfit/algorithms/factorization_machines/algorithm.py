@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from streamfit.algorithms.factorization_machines.evaluation import FactorizationMachinesEvaluator
 from streamfit.algorithms.factorization_machines.hyperparameters import (
+    CHECK_PARAMETERS,
     FactorizationMachinesHyperparameters,
 )
 from streamfit.algorithms.factorization_machines.model import FactorizationMachinesModel
@@ -59,7 +60,6 @@ from streamfit.algorithms.linear_learner.optim import (
 )
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import CSR, Batch
-from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.delta import DeltaRule
 from streamfit.core.model import Model
 from streamfit.core.registry import register
@@ -81,23 +81,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     merge_tolerance = 0.05
     distributed_mode = "parameter-server"
     size_hyperparameters = ("feature_dim", "num_factors", "optimizer", "averaging_batches")
-    check_parameters = CheckParameters(
-        hyperparameters={
-            "feature_dim": 8,
-            "num_factors": 4,
-            "predictor_type": "binary_classifier",
-            "linear_lr": 0.05,
-            "factors_lr": 0.05,
-            "mini_batch_size": 500,
-        },
-        metric="binary_classification_cross_entropy",
-        memory_hyperparameters={
-            "feature_dim": 20,
-            "num_factors": 8,
-            "predictor_type": "binary_classifier",
-        },
-        memory_data=GeneratedData("linear_task", (20, "binary")),
-    )
+    check_parameters = CHECK_PARAMETERS
     #: For a parameter server: sums that add up across workers (the rest are averaged).
     delta_rules: ClassVar[Mapping[str, DeltaRule]] = dict.fromkeys(
         ("touches", "step", "loss_sum", "loss_rows"), "count"

@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import Hyperparameters, Seed
 
-__all__ = ["FactorizationMachinesHyperparameters", "InitMethod"]
+__all__ = ["CHECK_PARAMETERS", "FactorizationMachinesHyperparameters", "InitMethod"]
 
 InitMethod = Literal["normal", "uniform", "constant"]
 
@@ -57,3 +58,23 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     hash_features: bool = False
     averaging_batches: int = Field(default=0, ge=0)
     seed: Seed = 0
+
+
+#: How the shared checks (:mod:`streamfit.checks`) train and judge the algorithm.
+CHECK_PARAMETERS = CheckParameters(
+    hyperparameters={
+        "feature_dim": 8,
+        "num_factors": 4,
+        "predictor_type": "binary_classifier",
+        "linear_lr": 0.05,
+        "factors_lr": 0.05,
+        "mini_batch_size": 500,
+    },
+    metric="binary_classification_cross_entropy",
+    memory_hyperparameters={
+        "feature_dim": 20,
+        "num_factors": 8,
+        "predictor_type": "binary_classifier",
+    },
+    memory_data=GeneratedData("linear_task", (20, "binary")),
+)

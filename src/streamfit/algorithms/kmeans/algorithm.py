@@ -31,13 +31,12 @@ import torch
 
 from streamfit.algorithms.kmeans.distance import cluster_sums, nearest
 from streamfit.algorithms.kmeans.evaluation import KMeansEvaluator
-from streamfit.algorithms.kmeans.hyperparameters import KMeansHyperparameters
+from streamfit.algorithms.kmeans.hyperparameters import CHECK_PARAMETERS, KMeansHyperparameters
 from streamfit.algorithms.kmeans.init import concat_features, initial_centers, reseed_idle
 from streamfit.algorithms.kmeans.lloyd import weighted_kmeans
 from streamfit.algorithms.kmeans.model import KMeansModel
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import Batch
-from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.registry import register
@@ -69,12 +68,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
     #: checks' data, which has no clusters and so many near-equal local optima; allowed 5%.
     merge_tolerance = 0.05
     size_hyperparameters = ("feature_dim", "k", "extra_center_factor")
-    check_parameters = CheckParameters(
-        hyperparameters={"k": 4, "mini_batch_size": 500},
-        metric="msd",
-        memory_hyperparameters={"k": 5},
-        memory_data=GeneratedData("cluster_task", (20, 5)),
-    )
+    check_parameters = CHECK_PARAMETERS
 
     def expected_features(self) -> int | None:
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim

@@ -16,9 +16,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import Auto, Hyperparameters, Seed
 
-__all__ = ["KMeansHyperparameters", "auto_extra_center_factor"]
+__all__ = ["CHECK_PARAMETERS", "KMeansHyperparameters", "auto_extra_center_factor"]
 
 InitMethod = Literal["random", "kmeans++"]
 Metric = Literal["msd", "ssd"]
@@ -87,3 +88,12 @@ class KMeansHyperparameters(Hyperparameters):
     @property
     def resolved_num_trials(self) -> int:
         return AUTO_TRIALS if self.local_lloyd_num_trials == "auto" else self.local_lloyd_num_trials
+
+
+#: How the shared checks (:mod:`streamfit.checks`) train and judge the algorithm.
+CHECK_PARAMETERS = CheckParameters(
+    hyperparameters={"k": 4, "mini_batch_size": 500},
+    metric="msd",
+    memory_hyperparameters={"k": 5},
+    memory_data=GeneratedData("cluster_task", (20, 5)),
+)

@@ -27,7 +27,10 @@ from typing import Any, ClassVar
 import torch
 
 from streamfit.algorithms.linear_learner.evaluation import LinearLearnerEvaluator
-from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
+from streamfit.algorithms.linear_learner.hyperparameters import (
+    CHECK_PARAMETERS,
+    LinearLearnerHyperparameters,
+)
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.algorithms.linear_learner.model import LinearLearnerModel, linear_scores
 from streamfit.algorithms.linear_learner.optim import (
@@ -46,7 +49,6 @@ from streamfit.algorithms.linear_learner.scaling import (
 from streamfit.algorithms.linear_learner.selection import reservoir_slots, select
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
-from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.delta import DeltaRule
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
@@ -77,18 +79,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
     merge_tolerance = 0.05
     distributed_mode = "parameter-server"
     size_hyperparameters = ("feature_dim", "num_models", "num_classes", "num_calibration_samples")
-    check_parameters = CheckParameters(
-        hyperparameters={
-            "predictor_type": "binary_classifier",
-            "num_models": 4,
-            "mini_batch_size": 500,
-            "num_point_for_scaler": 1000,
-        },
-        metric="objective_loss",
-        multi_epoch={"early_stopping_patience": 100},
-        memory_hyperparameters={"predictor_type": "binary_classifier", "num_models": 8},
-        memory_data=GeneratedData("linear_task", (20, "binary")),
-    )
+    check_parameters = CHECK_PARAMETERS
     #: For a parameter server: the scaler, class weights and candidates' settings are fixed
     #: by ``prepare`` before workers start; the held-out reservoir is the latest rows a
     #: worker scored before training on them, with its cursor, so it travels whole.

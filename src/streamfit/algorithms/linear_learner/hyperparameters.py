@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import (
     Auto,
     Fraction,
@@ -19,7 +20,7 @@ from streamfit.core.hyperparameters import (
     Seed,
 )
 
-__all__ = ["LOSSES", "LinearLearnerHyperparameters"]
+__all__ = ["CHECK_PARAMETERS", "LOSSES", "LinearLearnerHyperparameters"]
 
 PredictorType = Literal["binary_classifier", "multiclass_classifier", "regressor"]
 Loss = Literal[
@@ -143,3 +144,18 @@ class LinearLearnerHyperparameters(Hyperparameters):
         if self.normalize_label == "auto":
             return self.predictor_type == "regressor"
         return self.normalize_label and self.predictor_type == "regressor"
+
+
+#: How the shared checks (:mod:`streamfit.checks`) train and judge the algorithm.
+CHECK_PARAMETERS = CheckParameters(
+    hyperparameters={
+        "predictor_type": "binary_classifier",
+        "num_models": 4,
+        "mini_batch_size": 500,
+        "num_point_for_scaler": 1000,
+    },
+    metric="objective_loss",
+    multi_epoch={"early_stopping_patience": 100},
+    memory_hyperparameters={"predictor_type": "binary_classifier", "num_models": 8},
+    memory_data=GeneratedData("linear_task", (20, "binary")),
+)

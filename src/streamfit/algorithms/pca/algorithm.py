@@ -43,13 +43,12 @@ from typing import Any
 import torch
 
 from streamfit.algorithms.pca.evaluation import PCAEvaluator
-from streamfit.algorithms.pca.hyperparameters import PCAHyperparameters
+from streamfit.algorithms.pca.hyperparameters import CHECK_PARAMETERS, PCAHyperparameters
 from streamfit.algorithms.pca.model import PCAModel
 from streamfit.algorithms.pca.moments import add_gram_, add_sketch_, column_sums, row_sq_norms
 from streamfit.algorithms.pca.solve import flip_signs, nystrom_eigen, top_eigen
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import Batch
-from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.registry import register
@@ -87,18 +86,7 @@ class PCA(Algorithm[PCAHyperparameters]):
     merge_tolerance = 1e-9
     has_loss = False
     size_hyperparameters = ("feature_dim", "algorithm_mode", "num_components", "extra_components")
-    #: Randomized: the mode that draws random numbers, so that the seed check bites (regular
-    #: mode has none); the checks' 8 features cap its sketch at 8 columns.
-    check_parameters = CheckParameters(
-        hyperparameters={
-            "num_components": 3,
-            "algorithm_mode": "randomized",
-            "mini_batch_size": 500,
-        },
-        metric="reconstruction_mse",
-        memory_hyperparameters={"num_components": 3, "algorithm_mode": "randomized"},
-        memory_data=GeneratedData("low_rank_task", (20, 3)),
-    )
+    check_parameters = CHECK_PARAMETERS
 
     def expected_features(self) -> int | None:
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim

@@ -11,9 +11,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import Hyperparameters, Seed
 
-__all__ = ["PCAHyperparameters"]
+__all__ = ["CHECK_PARAMETERS", "PCAHyperparameters"]
 
 
 class PCAHyperparameters(Hyperparameters):
@@ -49,3 +50,18 @@ class PCAHyperparameters(Hyperparameters):
         """l = num_components + extra_components: the randomized sketch's columns."""
         extra = self.extra_components
         return self.num_components + (max(10, self.num_components) if extra == -1 else extra)
+
+
+#: How the shared checks (:mod:`streamfit.checks`) train and judge the algorithm: randomized,
+#: the mode that draws random numbers, so that the seed check bites (regular mode has none);
+#: the checks' 8 features cap its sketch at 8 columns.
+CHECK_PARAMETERS = CheckParameters(
+    hyperparameters={
+        "num_components": 3,
+        "algorithm_mode": "randomized",
+        "mini_batch_size": 500,
+    },
+    metric="reconstruction_mse",
+    memory_hyperparameters={"num_components": 3, "algorithm_mode": "randomized"},
+    memory_data=GeneratedData("low_rank_task", (20, 3)),
+)
