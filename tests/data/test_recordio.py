@@ -27,7 +27,8 @@ from streamfit.data.chunk import (
     sparse_arrays,
     sparse_record_batch,
 )
-from streamfit.data.recordio import read_recordio, write_recordio
+from streamfit.data.recordio import read_recordio
+from streamfit.data.recordio_writer import write_recordio
 from streamfit.data.text import ReadContext
 from streamfit.errors import ConfigError, DataError
 

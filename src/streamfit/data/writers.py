@@ -17,7 +17,7 @@ from streamfit.data.chunk import (
     labels_array,
     sparse_arrays,
 )
-from streamfit.data.recordio import write_recordio
+from streamfit.data.recordio_writer import write_recordio
 from streamfit.errors import ConfigError
 
 __all__ = ["WRITERS", "write", "write_csv", "write_jsonl", "write_libsvm", "write_parquet"]
