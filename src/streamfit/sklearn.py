@@ -111,7 +111,9 @@ class _LinearLearnerBase(BaseEstimator):  # type: ignore[misc]
                 done += 1
                 if not partial and algo.end_epoch(state, None):
                     break
-            self.model_ = algo.finalize(state)
+            model = algo.finalize(state)
+        assert isinstance(model, LinearLearnerModel)
+        self.model_ = model
         state.count("rows", n * done)
         self.state_ = state
         self.n_iter_ = done + (0 if fresh else self.n_iter_)

@@ -31,7 +31,10 @@ def test_one_workers_deltas_rebuild_its_state() -> None:
         worker.count("rows", batch.n_rows)
         if i % 4 == 3:
             apply_delta(
-                server, state_delta(server, worker, algo.delta_rules), algo.delta_rules, workers=1
+                server,
+                state_delta(server, worker, algo.distribution.delta_rules),
+                algo.distribution.delta_rules,
+                workers=1,
             )
     for name, value in worker.tensors.items():
         torch.testing.assert_close(server.tensors[name], value, msg=name)
@@ -47,12 +50,14 @@ def test_a_sparse_update_travels_as_the_rows_it_touched() -> None:
     after = before.clone()
     x = CSR(torch.tensor([0, 2, 3]), torch.tensor([5, 17, 5]), torch.ones(3), 1000)
     algo.update(after, Batch(x, torch.tensor([1.0, 0.0])))
-    delta = state_delta(before, after, algo.delta_rules)
+    delta = state_delta(before, after, algo.distribution.delta_rules)
     rows, _ = delta.rows["table"]
     assert rows.tolist() == [5, 17]
     assert delta.nbytes < before.tensors["table"].numel()  # far less than the table's bytes
     server = before.clone()
-    apply_delta(server, delta, algo.delta_rules, workers=2)  # two workers: half the way
+    apply_delta(
+        server, delta, algo.distribution.delta_rules, workers=2
+    )  # two workers: half the way
     half = (before.tensors["table"] + after.tensors["table"]) / 2
     torch.testing.assert_close(server.tensors["table"], half)
     assert server.tensors["touches"][5] == 1  # counts add whole
@@ -71,6 +76,6 @@ def test_fix_counts_counts_the_common_start_once() -> None:
         trained.append(s)
     merged = algo.merge(*trained)
     assert merged.counters["rows"] == 2400  # merge adds the start twice
-    fix_counts(merged, base, trained, algo.delta_rules)
+    fix_counts(merged, base, trained, algo.distribution.delta_rules)
     assert merged.counters["rows"] == 1400
     assert merged.meta["step"] == 2

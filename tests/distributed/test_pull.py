@@ -75,13 +75,13 @@ class Pulled:
 def _exchange(algo: Any, width: int, sparse: bool, workers: int = 3) -> list[Pulled]:
     """Workers train 1 to 3 batches (now and then 12) in a random order and push; returns
     what each pull carried, each pull checked against the server's whole shared state."""
-    rules = algo.delta_rules
+    rules = algo.distribution.delta_rules
     g = torch.Generator().manual_seed(7)
     first, _ = warm_up(algo, None, iter([_batch(g, 200, width, sparse)]), torch.device("cpu"), "t")
     server = ParameterServer(rules, workers)
     server.replace(_wire(first), [0] * workers)
     states = [_wire(first) for _ in range(workers)]
-    replicas = [Replica(s, rules, algo.touched_tensors) for s in states]
+    replicas = [Replica(s, rules, algo.distribution.touched_tensors) for s in states]
     pushes = [0] * workers
     pulls: list[Pulled] = []
     for step in range(60):
@@ -90,7 +90,7 @@ def _exchange(algo: Any, width: int, sparse: bool, workers: int = 3) -> list[Pul
             server.replace(_wire(server.state), [0] * workers)
             assert server.state is not None
             states = [_wire(server.state) for _ in range(workers)]
-            replicas = [Replica(s, rules, algo.touched_tensors) for s in states]
+            replicas = [Replica(s, rules, algo.distribution.touched_tensors) for s in states]
         many = step % 11 == 5
         for _ in range(12 if many else 1 + step % 3):
             batch = _batch(g, 50, width, sparse)
@@ -150,9 +150,9 @@ def test_a_pull_from_before_the_last_replace_is_a_full_one() -> None:
         feature_dim=64, num_factors=2, predictor_type="binary_classifier"
     )
     state = algo.init_state(64)
-    server = ParameterServer(algo.delta_rules, 1)
+    server = ParameterServer(algo.distribution.delta_rules, 1)
     server.replace(state.clone(), [0])
-    replica = Replica(state, algo.delta_rules)
+    replica = Replica(state, algo.distribution.delta_rules)
     empty = replica.delta(state, latest=True)
     since = server.push(0, empty, 0, None).version
     assert server.push(0, empty, 0, since).rows["table"][0].numel() == 0  # nothing changed
@@ -176,7 +176,7 @@ def _uncovered(algo: Any, state: State, batch: Batch) -> dict[str, int]:
     fold(algo, state, batch)
     claimed = algo.touched_rows(batch)
     found: dict[str, int] = {}
-    for name in algo.touched_tensors & state.tensors.keys():
+    for name in algo.distribution.touched_tensors & state.tensors.keys():
         new, old = state.tensors[name], before.tensors[name]
         n = new.shape[0]
         changed = (_bits(new).view(n, -1) != _bits(old).view(n, -1)).any(1)
@@ -205,7 +205,7 @@ def test_touched_rows_cover_every_row_an_update_changes() -> None:
             feature_dim=width, num_factors=3, predictor_type="binary_classifier", **extra
         )
         state = fm.init_state(width)
-        names = fm.touched_tensors & state.tensors.keys()
+        names = fm.distribution.touched_tensors & state.tensors.keys()
         assert names >= {"table", "touches"}
         for i in range(6):
             sparse = i % 3 != 2
@@ -218,7 +218,7 @@ def test_touched_rows_cover_every_row_an_update_changes() -> None:
             predictor_type="binary_classifier", num_models=4, optimizer=optimizer
         )
         state, _ = warm_up(ll, None, iter([_batch(g, 20, width, True)]), torch.device("cpu"), "t")
-        assert ll.touched_tensors & state.tensors.keys() >= {"weight"}
+        assert ll.distribution.touched_tensors & state.tensors.keys() >= {"weight"}
         for i in range(4):
             uncovered = _uncovered(ll, state, _batch(g, 20, width, sparse=i != 3))
             assert not any(uncovered.values()), (optimizer, i)

@@ -13,12 +13,17 @@ import pytest
 from streamfit import ConfigError, State, TrainingInterrupted, get_algorithm, train
 from streamfit.training.checkpoint import Checkpoints
 from tests.conftest import BinaryFiles
-from tests.core.test_algorithm_checks import CASES
+
+
+def _case(name: str) -> Any:
+    """How the shared checks train ``name`` (its ``check_parameters``)."""
+    return get_algorithm(name).check_parameters
+
 
 #: Selected by loss: the default, accuracy, picks among near-equal candidates by noise,
 #: and the loss of whichever it picks is a poor measure of the training.
 LL = {
-    **CASES["linear-learner"].hyperparameters,
+    **_case("linear-learner").hyperparameters,
     "binary_classifier_model_selection_criteria": "loss_function",
 }
 
@@ -32,7 +37,7 @@ def test_merged_pca_workers_match_one_process(
 ) -> None:
     # K-Means' merge is judged by test_interrupted_runs_resume_from_their_checkpoint.
     name = "pca"
-    case = CASES[name]
+    case = _case(name)
     kwargs: dict[str, Any] = {
         "validation": str(binary_files.validation),
         "hyperparameters": case.hyperparameters,
@@ -87,7 +92,7 @@ def test_factorization_machines_on_a_folder_of_files(
     folder.mkdir()
     for shard in (binary_files.shard_a, binary_files.shard_b):
         (folder / shard.name).symlink_to(shard)
-    case = CASES["factorization-machines"]
+    case = _case("factorization-machines")
     kwargs: dict[str, Any] = {
         "validation": str(binary_files.validation),
         "hyperparameters": case.hyperparameters,
@@ -109,7 +114,7 @@ def test_factorization_machines_on_a_folder_of_files(
 def test_interrupted_runs_resume_from_their_checkpoint(
     name: str, ray_cluster: ModuleType, binary_files: BinaryFiles, tmp_path: Path
 ) -> None:
-    hp = LL if name == "linear-learner" else CASES[name].hyperparameters
+    hp = LL if name == "linear-learner" else _case(name).hyperparameters
     kwargs: dict[str, Any] = {
         "validation": str(binary_files.validation),
         "hyperparameters": hp,
@@ -134,7 +139,7 @@ def test_interrupted_runs_resume_from_their_checkpoint(
         train(name, str(binary_files.train), **{**kwargs, "workers": 3})
     resumed = train(name, str(binary_files.train), output=tmp_path / "out", **kwargs)
     assert resumed.state.counters["rows"] == binary_files.n_train  # every row once
-    metric = f"validation:{CASES[name].metric}"
+    metric = f"validation:{_case(name).metric}"
     tolerance = get_algorithm(name).merge_tolerance
     print(f"{name}: resumed {resumed.metrics[metric]:.4g}, one process {whole.metrics[metric]:.4g}")
     assert _gap(resumed.metrics[metric], whole.metrics[metric]) <= tolerance
@@ -150,7 +155,7 @@ def test_sync_is_for_parameter_server_algorithms(
     ray_cluster: ModuleType, binary_files: BinaryFiles
 ) -> None:
     with pytest.raises(ConfigError, match="sync applies"):
-        hp = CASES["pca"].hyperparameters
+        hp = _case("pca").hyperparameters
         train("pca", str(binary_files.train), hyperparameters=hp, workers=2, sync=True)
 
 

@@ -14,24 +14,31 @@ and three optional hooks the trainer calls: ``prepare`` (once, with the first
 ``warmup_rows()`` rows, before they are passed to ``update``), ``end_epoch`` (may ask to stop
 early) and ``calibrate`` (sees held-out rows so that ``finalize`` can choose among candidates
 without reading data again).
+
+``update``, ``merge``, ``finalize`` and ``adopt`` are templates: they do the work every
+algorithm shares (the state is this algorithm's, a batch has the state's width, an empty
+batch trains nothing, ``finalize`` takes only post-training names, ``merge`` adds the
+counters, the hyperparameters in ``fixed_hyperparameters`` agree) and call the algorithm's
+own ``_update``, ``_merge``, ``_finalize`` and ``_adopt``.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import torch
 
 from streamfit.core.batch import Batch
 from streamfit.core.check_parameters import CheckParameters
-from streamfit.core.delta import DeltaRule
+from streamfit.core.delta import Distribution
 from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameters
 from streamfit.core.memory import check_fits
 from streamfit.core.model import Model
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, IncompatibleStateError
+from streamfit.errors import ConfigError, DataError, IncompatibleStateError
 
 __all__ = ["Algorithm", "BatchStream", "Evaluator"]
 
@@ -65,17 +72,12 @@ class Algorithm(ABC, Generic[H]):
     #: How far ``merge(a, b)`` may be from one pass over a+b, as a relative difference of the
     #: algorithm's own validation loss (0 for exactly mergeable states).
     merge_tolerance: ClassVar[float] = 0.0
-    #: How training on several workers shares progress: ``merge`` (each worker trains its
-    #: own state, merged at checkpoints and at the end: states that merge well) or
-    #: ``parameter-server`` (SGD: workers push deltas to a shared state while training).
-    distributed_mode: ClassVar[Literal["merge", "parameter-server"]] = "merge"
-    #: What each state tensor or meta entry is, for a parameter server's deltas (see
-    #: :mod:`streamfit.core.delta`): unnamed tensors are averaged, unnamed meta fixed.
-    delta_rules: ClassVar[Mapping[str, DeltaRule]] = {}
-    #: Tensors whose rows are features and that ``update`` changes only in the rows that
-    #: :meth:`touched_rows` names (lazy sparse updates): a parameter server's worker looks for
-    #: its changes among those rows rather than comparing whole tables with its last pull.
-    touched_tensors: ClassVar[frozenset[str]] = frozenset()
+    #: How training on several workers combines them (mode, delta rules, touched tensors).
+    distribution: ClassVar[Distribution] = Distribution()
+    #: Hyperparameters whose values the state's shape or meaning fixes: ``adopt`` refuses to
+    #: continue a state, and ``merge`` to combine states, under other values of them (as
+    #: :meth:`fixed_settings` resolves them).
+    fixed_hyperparameters: ClassVar[frozenset[str]] = frozenset()
     #: The hyperparameters that make the state larger, named when it cannot fit in memory.
     size_hyperparameters: ClassVar[tuple[str, ...]] = ()
     #: How the shared checks (:mod:`streamfit.checks`) train and judge it, on small data.
@@ -94,29 +96,108 @@ class Algorithm(ABC, Generic[H]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.hp!r})"
 
-    # -- the four operations -------------------------------------------------------------
+    # -- the four operations: shared work, then the algorithm's hook ------------------------
 
     @abstractmethod
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
-        """An empty state for rows of ``n_features`` features."""
+        """An empty state for rows of ``n_features`` features (start from :meth:`new_state`)."""
 
     @abstractmethod
     def state_bytes(self, n_features: int) -> int:
         """About how many bytes ``init_state(n_features)`` allocates (within a few percent):
         checked against the memory available before anything is allocated."""
 
-    @abstractmethod
     def update(self, state: State, batch: Batch) -> float:
         """Fold ``batch`` into ``state`` in place; returns the batch's summed training loss
-        (before the update, i.e. progressive validation), or NaN if it has none."""
+        (before the update, i.e. progressive validation), or NaN if it has none or no rows."""
+        self.check_state(state)
+        if batch.n_features != state.n_features:
+            raise DataError(
+                f"rows of {batch.n_features} features, the state has {state.n_features}",
+                source=self.name,
+            )
+        if not batch.n_rows:
+            return math.nan
+        return self._update(state, batch)
 
-    @abstractmethod
     def merge(self, a: State, b: State) -> State:
-        """A state summarising the data of both ``a`` and ``b``."""
+        """A state summarising the data of both ``a`` and ``b``; their counters add up."""
+        for state in (a, b):
+            self.check_state(state)
+            self._check_fixed(state, merging=True)
+        if a.n_features != b.n_features:
+            raise IncompatibleStateError(
+                f"{self.name}: cannot merge states of {a.n_features} and {b.n_features} features"
+            )
+        out = self._merge(a, b)
+        out.counters = {
+            name: a.counters.get(name, 0) + b.counters.get(name, 0)
+            for name in a.counters | b.counters
+        }
+        return out
 
-    @abstractmethod
     def finalize(self, state: State, **post_training: Any) -> Model:
         """A model from ``state``; ``post_training`` overrides names in ``post_training``."""
+        self.check_state(state)
+        self.check_post_training(post_training)
+        return self._finalize(state, **post_training)
+
+    def adopt(self, state: State) -> None:
+        """Take over ``state`` (resumed or incremental) under this algorithm's hyperparameters:
+        refused if they change what the state fixes (its width, ``fixed_hyperparameters``)."""
+        self.check_state(state)
+        width = self.expected_features()
+        if width is not None and width != state.n_features:
+            raise IncompatibleStateError(
+                f"{self.name}: feature_dim={width} but the state has {state.n_features} features"
+            )
+        self._check_fixed(state)
+        self._adopt(state)
+        state.hyperparameters = self.hp.as_dict()
+
+    @abstractmethod
+    def _update(self, state: State, batch: Batch) -> float:
+        """:meth:`update` of a batch with rows, of the state's width."""
+
+    @abstractmethod
+    def _merge(self, a: State, b: State) -> State:
+        """:meth:`merge` of two compatible states (the counters are summed afterwards)."""
+
+    @abstractmethod
+    def _finalize(self, state: State, **post_training: Any) -> Model:
+        """:meth:`finalize` with post-training names only."""
+
+    def _adopt(self, state: State) -> None:
+        """Apply to ``state`` what may change between runs (learning rates given now), and
+        refuse what it fixes beyond ``fixed_hyperparameters``."""
+
+    def fixed_settings(self, hp: H) -> dict[str, Any]:
+        """What ``fixed_hyperparameters`` fix in ``hp``, by name: their values, or what they
+        resolve to where several values build the same state (``"auto"``, a horizon that may
+        change while on/off may not): override to resolve them."""
+        return {name: getattr(hp, name) for name in sorted(self.fixed_hyperparameters)}
+
+    def _check_fixed(self, state: State, *, merging: bool = False) -> None:
+        """Refuse (:class:`IncompatibleStateError`) a state trained under other values of
+        ``fixed_hyperparameters`` than this algorithm's, naming them."""
+        if not self.fixed_hyperparameters:
+            return
+        parsed = parse_hyperparameters(
+            self.hyperparameters_class, state.hyperparameters, algorithm=self.name
+        )
+        theirs = self.fixed_settings(parsed)  # type: ignore[arg-type]
+        ours = self.fixed_settings(self.hp)
+        differ = [name for name in ours if theirs.get(name) != ours[name]]
+        if not differ:
+            return
+        # Compared resolved, named as written: "auto" may mean what the state was built with.
+        was = ", ".join(f"{n}={state.hyperparameters.get(n)!r}" for n in differ)
+        now = ", ".join(f"{n}={self.hp.as_dict().get(n)!r}" for n in differ)
+        if merging:
+            message = f"a state trained with {was} cannot be merged under {now}"
+        else:
+            message = f"the state was trained with {was}; it cannot continue with {now}"
+        raise IncompatibleStateError(f"{self.name}: {message}")
 
     # -- trainer hooks with do-nothing defaults --------------------------------------------
 
@@ -142,8 +223,9 @@ class Algorithm(ABC, Generic[H]):
         return None
 
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
-        """The rows of ``touched_tensors`` that ``update(state, batch)`` may change, repeats
-        allowed (a superset is fine, a row missing is a wrong delta), or None: any row."""
+        """The rows of ``distribution.touched_tensors`` that ``update(state, batch)`` may
+        change, repeats allowed (a superset is fine, a row missing is a wrong delta), or None:
+        any row."""
         return None
 
     def warmup_rows(self) -> int:
@@ -189,9 +271,14 @@ class Algorithm(ABC, Generic[H]):
 
     def new_state(self, n_features: int) -> State:
         """A state carrying this algorithm's name, hyperparameters and a seeded generator;
-        refused if its tensors cannot fit in memory."""
+        refused if its tensors cannot fit in memory or ``feature_dim`` says another width."""
         if n_features <= 0:
             raise ConfigError(f"{self.name}: need at least one feature, got {n_features}")
+        width = self.expected_features()
+        if width is not None and width != n_features:
+            raise ConfigError(
+                f"{self.name}: feature_dim={width} but the data has {n_features} features"
+            )
         self.check_memory(n_features)
         generator = torch.Generator()
         generator.manual_seed(self.seed)
@@ -201,14 +288,6 @@ class Algorithm(ABC, Generic[H]):
             n_features=n_features,
             generator=generator,
         )
-
-    def adopt(self, state: State) -> None:
-        """Take over ``state`` (resumed or incremental) under this algorithm's hyperparameters.
-
-        Subclasses apply what may change between runs and refuse what the state's shape fixes.
-        """
-        self.check_state(state)
-        state.hyperparameters = self.hp.as_dict()
 
     def check_state(self, state: State) -> None:
         if state.algorithm != self.name:

@@ -6,7 +6,8 @@ A worker pulls the server's state, trains on a few batches and pushes
 :func:`apply_delta`. What a difference means depends on what an entry is, so each algorithm
 names its entries' kinds in ``Algorithm.delta_rules`` (tensors and ``meta`` entries share
 one namespace); tensors it does not name are ``mean``, meta entries it does not name are
-``fixed``, and the trainer's ``counters`` always add up.
+``fixed``, and the trainer's ``counters`` always add up. An algorithm declares its rules, with
+how its workers combine, as one :class:`Distribution` (``Algorithm.distribution``).
 
 ==========  ======================================================  =======================
 rule        what the entry is                                       the server does
@@ -51,6 +52,7 @@ from streamfit.core.state import State
 __all__ = [
     "Delta",
     "DeltaRule",
+    "Distribution",
     "apply_delta",
     "fix_counts",
     "row_sparse",
@@ -61,6 +63,28 @@ __all__ = [
 ]
 
 DeltaRule = Literal["mean", "count", "latest", "fixed"]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How an algorithm trains on several workers (:mod:`streamfit.distributed`).
+
+    ``mode``: ``merge`` (each worker trains a state of its own, merged at checkpoints and at
+    the end: states that merge well) or ``parameter-server`` (SGD: workers push deltas to a
+    shared state while training). ``delta_rules``: what each state tensor or ``meta`` entry is,
+    for a parameter server's deltas (unnamed tensors are ``mean``, unnamed meta ``fixed``).
+    ``touched_tensors``: tensors whose rows are features and that ``update`` changes only in
+    the rows ``Algorithm.touched_rows`` names (lazy sparse updates), so that a worker looks
+    for its changes among those rows rather than comparing whole tables with its last pull.
+
+    >>> Distribution("parameter-server", {"steps": "count"}).delta_rules["steps"]
+    'count'
+    """
+
+    mode: Literal["merge", "parameter-server"] = "merge"
+    delta_rules: Mapping[str, DeltaRule] = field(default_factory=dict)
+    touched_tensors: frozenset[str] = frozenset()
+
 
 #: A delta whose rows are mostly zero travels as (row indices, rows): a sparse batch's lazy
 #: update touches few rows of a wide table. Pulls send a server's changed rows by the same rule.

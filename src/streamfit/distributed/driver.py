@@ -48,7 +48,7 @@ META_KEY = "distributed"
 
 
 def mode_of(algo: AnyAlgorithm, sync: bool) -> Mode:
-    if algo.distributed_mode == "merge":
+    if algo.distribution.mode == "merge":
         if sync:
             raise ConfigError(
                 f"{algo.name} merges workers' states once, at checkpoints and at the end; "
@@ -179,7 +179,9 @@ class _Session:
         self.step_batches = opts.step_batches
         run_id = new_run_id()
         self.server = (
-            start_server(ray, run_id, self.algo.delta_rules, self.n) if mode == "async" else None
+            start_server(ray, run_id, self.algo.distribution.delta_rules, self.n)
+            if mode == "async"
+            else None
         )
         self.workers = [
             start_worker(
@@ -289,7 +291,7 @@ class _Session:
     def _sync_epoch(
         self, base: State, epoch: int, positions: list[int], active: list[int]
     ) -> State:
-        rules = self.algo.delta_rules
+        rules = self.algo.distribution.delta_rules
         while active:
             reports: list[StepReport] = self.ray.get(
                 [self.workers[i].step.remote(self.exchange_every) for i in active]

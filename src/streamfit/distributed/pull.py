@@ -102,7 +102,7 @@ class RowVersions:
 class Replica:
     """A worker's side: the state it last pulled (what its next delta is taken against), the
     server's version of that pull, and which rows of the ``touched`` tensors (an algorithm's
-    ``touched_tensors``: rows are features) training may have changed since."""
+    ``distribution.touched_tensors``: rows are features) training may have changed since."""
 
     def __init__(
         self,

@@ -157,4 +157,6 @@ class ShardWorker:
         self.state = state
         self.unpushed = 0
         if self.server is not None:
-            self.replica = Replica(state, self.algo.delta_rules, self.algo.touched_tensors)
+            self.replica = Replica(
+                state, self.algo.distribution.delta_rules, self.algo.distribution.touched_tensors
+            )

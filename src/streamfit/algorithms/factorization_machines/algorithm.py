@@ -38,8 +38,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,11 +59,11 @@ from streamfit.algorithms.linear_learner.optim import (
 )
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import CSR, Batch
-from streamfit.core.delta import DeltaRule
+from streamfit.core.delta import Distribution
 from streamfit.core.model import Model
 from streamfit.core.registry import register
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, DataError, IncompatibleStateError
+from streamfit.errors import ConfigError, DataError
 
 __all__ = ["FactorizationMachines"]
 
@@ -79,12 +78,26 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     #: Averaging two shards' SGD runs (weighted per feature by how often each shard used it)
     #: lands within 2.4% of one pass's log loss on the shared checks' data; allowed 5%.
     merge_tolerance = 0.05
-    distributed_mode = "parameter-server"
+    #: The table's shape and slots, what its rows mean, and averaging on or off (its horizon
+    #: may change).
+    fixed_hyperparameters = frozenset(
+        {
+            "feature_dim",
+            "num_factors",
+            "predictor_type",
+            "optimizer",
+            "hash_features",
+            "averaging_batches",
+        }
+    )
     size_hyperparameters = ("feature_dim", "num_factors", "optimizer", "averaging_batches")
     check_parameters = CHECK_PARAMETERS
-    #: For a parameter server: sums that add up across workers (the rest are averaged).
-    delta_rules: ClassVar[Mapping[str, DeltaRule]] = dict.fromkeys(
-        ("touches", "step", "loss_sum", "loss_rows"), "count"
+    #: For a parameter server: sums that add up across workers (the rest are averaged); the
+    #: lazy update writes only the batch's columns' rows of the table and its bookkeeping.
+    distribution = Distribution(
+        mode="parameter-server",
+        delta_rules=dict.fromkeys(("touches", "step", "loss_sum", "loss_rows"), "count"),
+        touched_tensors=frozenset({"table", "touches", "at"}),
     )
 
     @property
@@ -98,6 +111,9 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     def hash_space(self) -> int | None:
         return self.hp.feature_dim if self.hp.hash_features else None
 
+    def fixed_settings(self, hp: FactorizationMachinesHyperparameters) -> dict[str, Any]:
+        return {**super().fixed_settings(hp), "averaging_batches": bool(hp.averaging_batches)}
+
     # -- the four operations -----------------------------------------------------------------
 
     def state_bytes(self, n_features: int) -> int:
@@ -108,10 +124,6 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp
-        if n_features != hp.feature_dim:
-            raise ConfigError(
-                f"{self.name}: feature_dim={hp.feature_dim} but the data has {n_features} features"
-            )
         state = self.new_state(n_features)
         g = state.generator
         d, k = n_features, hp.num_factors
@@ -154,9 +166,6 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         state.meta.update(step=0, loss_sum=0.0, loss_rows=0)
         return state
 
-    #: The lazy update's tensors: ``update`` writes only the batch's columns' rows of them.
-    touched_tensors: ClassVar[frozenset[str]] = frozenset({"table", "touches", "at"})
-
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """The batch's columns (a dense batch's columns with a nonzero): ``update`` steps,
         counts and brings up to date only those rows (decay and averages included)."""
@@ -167,11 +176,9 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
             return x.indices
         return (x != 0).any(0).nonzero().squeeze(1)
 
-    def update(self, state: State, batch: Batch) -> float:
+    def _update(self, state: State, batch: Batch) -> float:
         """One optimiser step on ``batch``; returns its summed loss before the step."""
         hp = self.hp
-        if batch.n_rows == 0:
-            return float("nan")
         y = self._labels(batch)
         t = state.tensors
         x, n = batch.features, batch.n_rows
@@ -298,17 +305,9 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
             at.index_fill_(0, rows, t)
             scatter_rows(table, rows, sel)
 
-    def merge(self, a: State, b: State) -> State:
+    def _merge(self, a: State, b: State) -> State:
         """Each feature's parameters and moments averaged, weighted by how many batches of
         each shard used it (rows neither used keep ``a``'s); the bias by rows seen."""
-        self.check_state(a)
-        self.check_state(b)
-        if a.tensors["table"].shape != b.tensors["table"].shape:
-            raise IncompatibleStateError(
-                "cannot merge factorization machines of different feature_dim, num_factors "
-                f"or optimizer ({tuple(a.tensors['table'].shape)} and "
-                f"{tuple(b.tensors['table'].shape)})"
-            )
         out = a.clone()
         ta, tb = a.tensors, {k: v.to(a.device) for k, v in b.tensors.items()}
         ca, cb = ta["touches"], tb["touches"]
@@ -327,13 +326,9 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         out.meta["step"] = max(int(a.meta["step"]), int(b.meta["step"]))
         for key in ("loss_sum", "loss_rows"):
             out.meta[key] = a.meta[key] + b.meta[key]
-        for name, value in b.counters.items():
-            out.counters[name] = out.counters.get(name, 0) + value
         return out
 
-    def finalize(self, state: State, **post_training: Any) -> FactorizationMachinesModel:
-        self.check_state(state)
-        self.check_post_training(post_training)
+    def _finalize(self, state: State, **post_training: Any) -> FactorizationMachinesModel:
         t = state.tensors
         rows = int(state.meta["loss_rows"])
         meta = {
@@ -362,27 +357,6 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         return FactorizationMachinesModel(tensors, meta)
 
     # -- hooks -------------------------------------------------------------------------------
-
-    def adopt(self, state: State) -> None:
-        """Continue ``state``: learning rates, decays, epochs and the averaging horizon may
-        change; the shape, the optimiser, the hashing and averaging on or off may not."""
-        self.check_state(state)
-        old = state.hyperparameters
-        hp = self.hp
-        for name in ("feature_dim", "num_factors", "predictor_type", "optimizer", "hash_features"):
-            if old.get(name) != getattr(hp, name):
-                raise IncompatibleStateError(
-                    f"{self.name}: the state was trained with {name}={old.get(name)!r}; "
-                    f"it cannot continue with {name}={getattr(hp, name)!r}"
-                )
-        if bool(old.get("averaging_batches")) != bool(hp.averaging_batches):
-            # The horizon may change; the averages' slot cannot appear or vanish.
-            raise IncompatibleStateError(
-                f"{self.name}: the state was trained with "
-                f"averaging_batches={old.get('averaging_batches')!r}; it cannot continue with "
-                f"averaging_batches={hp.averaging_batches} (0 and non-zero do not mix)"
-            )
-        super().adopt(state)
 
     def evaluator(self, model: Model) -> FactorizationMachinesEvaluator:
         assert isinstance(model, FactorizationMachinesModel)

@@ -41,7 +41,7 @@ from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.registry import register
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, IncompatibleStateError
+from streamfit.errors import ConfigError
 
 __all__ = ["KMeans"]
 
@@ -82,8 +82,6 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         return self.hp.num_centers * (4 * n_features + 16)
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
-        if self.expected_features() not in (None, n_features):
-            raise ConfigError(f"feature_dim={self.hp.feature_dim} but the data has {n_features}")
         state = self.new_state(n_features)
         K = self.hp.num_centers
         state.tensors = {
@@ -108,11 +106,9 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         t["centers"].copy_(centers)
         state.meta.update(prepared=True, init_rows=sum(b.n_rows for b in batches))
 
-    def update(self, state: State, batch: Batch) -> float:
+    def _update(self, state: State, batch: Batch) -> float:
         """Assign each row to its nearest centre and move the centres; returns the batch's
         summed squared distance (before the move)."""
-        if batch.n_rows == 0:
-            return float("nan")
         if not state.meta["prepared"]:
             self.prepare(state, [batch])
         t = state.tensors
@@ -137,15 +133,9 @@ class KMeans(Algorithm[KMeansHyperparameters]):
             state.count("reseeded_centers", moved)
         return float(d2.double().sum())
 
-    def merge(self, a: State, b: State) -> State:
+    def _merge(self, a: State, b: State) -> State:
         """The union of both centre sets, re-compressed to K (weighted Lloyd from weighted
         k-means++ seeding, drawn from the merged state's copy of ``a``'s generator)."""
-        self.check_state(a)
-        self.check_state(b)
-        if a.n_features != b.n_features:
-            raise IncompatibleStateError(
-                f"cannot merge states of {a.n_features} and {b.n_features} features"
-            )
         out = a.clone()
         K = a.tensors["centers"].shape[0]
         device = a.device
@@ -179,17 +169,13 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         out.tensors["spread"] = new_spread.double().to(device)
         out.meta["prepared"] = bool(a.meta["prepared"] or b.meta["prepared"])
         out.meta["init_rows"] = int(a.meta["init_rows"]) + int(b.meta["init_rows"])
-        for name, value in b.counters.items():
-            out.counters[name] = out.counters.get(name, 0) + value
         return out
 
-    def finalize(self, state: State, **post_training: Any) -> KMeansModel:
+    def _finalize(self, state: State, **post_training: Any) -> KMeansModel:
         """k centres from the state's K by weighted Lloyd, best of ``local_lloyd_num_trials``.
 
         Deterministic, and leaves ``state`` unchanged: the draws come from a copy of the
         state's generator."""
-        self.check_state(state)
-        self.check_post_training(post_training)
         hp = parse_hyperparameters(
             KMeansHyperparameters, {**self.hp.as_dict(), **post_training}, algorithm=self.name
         )
@@ -239,14 +225,9 @@ class KMeans(Algorithm[KMeansHyperparameters]):
 
     # -- trainer hooks --------------------------------------------------------------------------
 
-    def adopt(self, state: State) -> None:
+    def _adopt(self, state: State) -> None:
         """Continue ``state``: K is the state's; ``k`` may change but not beyond K."""
-        super().adopt(state)
         K = state.tensors["centers"].shape[0]
-        if self.expected_features() not in (None, state.n_features):
-            raise IncompatibleStateError(
-                f"feature_dim={self.hp.feature_dim} but the state has {state.n_features} features"
-            )
         if self.hp.k > K:
             raise ConfigError(f"k={self.hp.k} but the state keeps {K} centres (k <= {K})")
 

@@ -21,8 +21,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -49,11 +49,11 @@ from streamfit.algorithms.linear_learner.scaling import (
 from streamfit.algorithms.linear_learner.selection import reservoir_slots, select
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
-from streamfit.core.delta import DeltaRule
+from streamfit.core.delta import Distribution
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, DataError, IncompatibleStateError
+from streamfit.errors import ConfigError, DataError
 
 __all__ = ["LinearLearner"]
 
@@ -77,20 +77,29 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         }
     )
     merge_tolerance = 0.05
-    distributed_mode = "parameter-server"
+    #: The candidates' columns and the optimiser's moments are the state's shape.
+    fixed_hyperparameters = frozenset({"predictor_type", "num_models", "num_classes", "optimizer"})
     size_hyperparameters = ("feature_dim", "num_models", "num_classes", "num_calibration_samples")
     check_parameters = CHECK_PARAMETERS
     #: For a parameter server: the scaler, class weights and candidates' settings are fixed
     #: by ``prepare`` before workers start; the held-out reservoir is the latest rows a
-    #: worker scored before training on them, with its cursor, so it travels whole.
-    delta_rules: ClassVar[Mapping[str, DeltaRule]] = {
-        **dict.fromkeys(
-            ("lr", "wd", "l1", "x_shift", "x_scale", "y_shift", "y_scale", "class_weight"),
-            "fixed",
-        ),
-        **dict.fromkeys(("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"),
-        **dict.fromkeys(("epoch_loss", "epoch_rows", "step", "calib_seen"), "count"),
-    }
+    #: worker scored before training on them, with its cursor, so it travels whole. A sparse
+    #: batch's lazy update writes only its columns' rows of the weights and their moments
+    #: (decay and L1 included); the reservoir and the bias are other tensors.
+    distribution = Distribution(
+        mode="parameter-server",
+        delta_rules={
+            **dict.fromkeys(
+                ("lr", "wd", "l1", "x_shift", "x_scale", "y_shift", "y_scale", "class_weight"),
+                "fixed",
+            ),
+            **dict.fromkeys(
+                ("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"
+            ),
+            **dict.fromkeys(("epoch_loss", "epoch_rows", "step", "calib_seen"), "count"),
+        },
+        touched_tensors=frozenset({"weight", "weight.m", "weight.v", "weight.mom"}),
+    )
 
     # -- resolved settings -----------------------------------------------------------------
 
@@ -126,6 +135,14 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
     def expected_features(self) -> int | None:
         return None if self.hp.feature_dim == "auto" else self.hp.feature_dim
 
+    def fixed_settings(self, hp: LinearLearnerHyperparameters) -> dict[str, Any]:
+        return {
+            "predictor_type": hp.predictor_type,
+            "num_models": hp.resolved_num_models,
+            "num_classes": hp.n_outputs,
+            "optimizer": hp.resolved_optimizer,
+        }
+
     # -- the four operations -----------------------------------------------------------------
 
     def state_bytes(self, n_features: int) -> int:
@@ -137,8 +154,6 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp
-        if self.expected_features() not in (None, n_features):
-            raise ConfigError(f"feature_dim={hp.feature_dim} but the data has {n_features}")
         state = self.new_state(n_features)
         m, c = hp.resolved_num_models, hp.n_outputs
         k = m * c
@@ -198,22 +213,14 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.tensors["class_weight"] = class_weights(hp, labels).to(state.device)
         state.meta["prepared"] = True
 
-    #: The weights and their moments: a sparse batch's lazy update writes only its columns'
-    #: rows of them (decay and L1 included). The reservoir and the bias are other tensors.
-    touched_tensors: ClassVar[frozenset[str]] = frozenset(
-        {"weight", "weight.m", "weight.v", "weight.mom"}
-    )
-
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """A sparse batch's columns; None for a dense one (its step decays every row)."""
         if batch.n_rows == 0:
             return torch.zeros(0, dtype=torch.int64, device=batch.device)
         return batch.features.indices if isinstance(batch.features, CSR) else None
 
-    def update(self, state: State, batch: Batch) -> float:
+    def _update(self, state: State, batch: Batch) -> float:
         hp = self.hp
-        if batch.n_rows == 0:
-            return float("nan")
         if batch.labels is None:
             raise ConfigError("linear-learner needs labelled rows")
         if not state.meta["prepared"]:
@@ -314,28 +321,17 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
         state.meta["calib_seen"] += n
 
-    def adopt(self, state: State) -> None:
+    def _adopt(self, state: State) -> None:
         """Continue ``state``: learning rate, wd and l1 given now replace the candidates'."""
-        super().adopt(state)
         hp = self.hp
-        k = hp.resolved_num_models * hp.n_outputs
-        if state.tensors["weight"].shape[1] != k:
-            raise IncompatibleStateError(
-                f"the state holds {state.tensors['weight'].shape[1]} output columns; "
-                f"num_models={hp.resolved_num_models} x {hp.n_outputs} needs {k}"
-            )
         for name, value in (("lr", hp.learning_rate), ("wd", hp.wd), ("l1", hp.l1)):
             if value != "auto":
                 state.tensors[name].fill_(float(value))
 
-    def merge(self, a: State, b: State) -> State:
-        self.check_state(a)
-        self.check_state(b)
+    def _merge(self, a: State, b: State) -> State:
         return merge_states(a, b, moment_names(self.optim.kind))
 
-    def finalize(self, state: State, **post_training: Any) -> LinearLearnerModel:
-        self.check_state(state)
-        self.check_post_training(post_training)
+    def _finalize(self, state: State, **post_training: Any) -> LinearLearnerModel:
         hp = parse_hyperparameters(
             LinearLearnerHyperparameters,
             {**self.hp.as_dict(), **{k: v for k, v in post_training.items() if k != "candidate"}},

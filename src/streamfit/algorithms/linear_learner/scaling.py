@@ -15,7 +15,6 @@ import torch
 from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
 from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.state import State
-from streamfit.errors import IncompatibleStateError
 
 __all__ = ["class_weights", "fit_scaler", "merge_states", "scale_features", "to_raw_space"]
 
@@ -123,12 +122,6 @@ def merge_states(a: State, b: State, moments: Sequence[str]) -> State:
     approximation, like the parameter average itself); held-out score reservoirs are combined
     half and half, and ``calibrate`` should be run again before relying on them.
     """
-    if a.n_features != b.n_features:
-        raise IncompatibleStateError(
-            f"cannot merge states of {a.n_features} and {b.n_features} features"
-        )
-    if a.tensors["weight"].shape != b.tensors["weight"].shape:
-        raise IncompatibleStateError("cannot merge states with different num_models/num_classes")
     na = float(a.counters.get("rows", 0)) or 1.0
     nb = float(b.counters.get("rows", 0)) or 1.0
     wa, wb = na / (na + nb), nb / (na + nb)

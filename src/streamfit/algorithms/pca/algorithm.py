@@ -53,7 +53,7 @@ from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.registry import register
 from streamfit.core.state import State
-from streamfit.errors import ConfigError, DataError, IncompatibleStateError
+from streamfit.errors import ConfigError, IncompatibleStateError
 
 __all__ = ["PCA"]
 
@@ -85,6 +85,8 @@ class PCA(Algorithm[PCAHyperparameters]):
     #: Both modes merge exactly (sums); only float64 rounding differs from one pass.
     merge_tolerance = 1e-9
     has_loss = False
+    #: The state holds a Gram matrix (regular) or a sketch (randomized).
+    fixed_hyperparameters = frozenset({"algorithm_mode"})
     size_hyperparameters = ("feature_dim", "algorithm_mode", "num_components", "extra_components")
     check_parameters = CHECK_PARAMETERS
 
@@ -101,8 +103,6 @@ class PCA(Algorithm[PCAHyperparameters]):
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp
-        if self.expected_features() not in (None, n_features):
-            raise ConfigError(f"pca: feature_dim={hp.feature_dim} but the data has {n_features}")
         if hp.num_components > n_features:
             raise ConfigError(
                 f"pca: num_components={hp.num_components} but the data has only "
@@ -121,15 +121,8 @@ class PCA(Algorithm[PCAHyperparameters]):
         state.tensors = {k: v.to(device) for k, v in t.items()}
         return state
 
-    def update(self, state: State, batch: Batch) -> float:
+    def _update(self, state: State, batch: Batch) -> float:
         """Add the batch to the sums; PCA has no training loss (returns NaN)."""
-        if batch.n_rows == 0:
-            return math.nan
-        if batch.n_features != state.n_features:
-            raise DataError(
-                f"rows of {batch.n_features} features, the state has {state.n_features}",
-                source="pca",
-            )
         t = state.tensors
         x = batch.features
         if isinstance(x, torch.Tensor):
@@ -143,17 +136,9 @@ class PCA(Algorithm[PCAHyperparameters]):
             t["sum_sq"] += row_sq_norms(x).sum()
         return math.nan
 
-    def merge(self, a: State, b: State) -> State:
+    def _merge(self, a: State, b: State) -> State:
         """Add the sums; randomized states must share their test matrix (the same seed)."""
-        self.check_state(a)
-        self.check_state(b)
-        if a.n_features != b.n_features:
-            raise IncompatibleStateError(
-                f"cannot merge states of {a.n_features} and {b.n_features} features"
-            )
         mode = _mode(a)
-        if mode != _mode(b):
-            raise IncompatibleStateError("cannot merge a regular and a randomized PCA state")
         if mode == "randomized" and not torch.equal(a.tensors["omega"], b.tensors["omega"]):
             raise IncompatibleStateError(
                 "cannot merge randomized PCA states sketched with different random matrices: "
@@ -162,15 +147,11 @@ class PCA(Algorithm[PCAHyperparameters]):
         out = a.clone()
         for key in _SUMS[mode]:
             out.tensors[key] = a.tensors[key] + b.tensors[key].to(a.device)
-        for name, value in b.counters.items():
-            out.counters[name] = out.counters.get(name, 0) + value
         return out
 
-    def finalize(self, state: State, **post_training: Any) -> PCAModel:
+    def _finalize(self, state: State, **post_training: Any) -> PCAModel:
         """A model of ``num_components`` components (any up to what the state holds: ``d``
         in regular mode, the sketch width in randomized mode), centred or not."""
-        self.check_state(state)
-        self.check_post_training(post_training)
         hp = parse_hyperparameters(
             PCAHyperparameters, {**self.hp.as_dict(), **post_training}, algorithm=self.name
         )
@@ -223,24 +204,14 @@ class PCA(Algorithm[PCAHyperparameters]):
 
     # -- hooks -----------------------------------------------------------------------------
 
-    def adopt(self, state: State) -> None:
+    def _adopt(self, state: State) -> None:
         """Continue ``state``: its mode and sketch are fixed; ``num_components`` may change
         within what the state supports."""
-        self.check_state(state)
-        hp = self.hp
-        if _mode(state) != hp.algorithm_mode:
+        if self.hp.num_components > _limit(state):
             raise IncompatibleStateError(
-                f"the state is a {_mode(state)} PCA state; algorithm_mode={hp.algorithm_mode}"
+                f"num_components={self.hp.num_components} but the state supports at most "
+                f"{_limit(state)}"
             )
-        if self.expected_features() not in (None, state.n_features):
-            raise IncompatibleStateError(
-                f"feature_dim={hp.feature_dim} but the state has {state.n_features} features"
-            )
-        if hp.num_components > _limit(state):
-            raise IncompatibleStateError(
-                f"num_components={hp.num_components} but the state supports at most {_limit(state)}"
-            )
-        super().adopt(state)
 
     def evaluator(self, model: Model) -> PCAEvaluator:
         assert isinstance(model, PCAModel)
