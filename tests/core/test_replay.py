@@ -20,6 +20,10 @@ from streamfit.core.replay import (
 )
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, IncompatibleStateError
+from streamfit.training.checkpoint import check_finite
+
+#: Bytes per dense row of 3 features and a label: key (8), held (1), features (12), label (4).
+ROW = 25
 
 
 def _state(seed: int = 0) -> State:
@@ -74,7 +78,7 @@ def test_batches_and_merges_keep_the_same_items_as_one_offer_of_everything(spars
     def build(state: State) -> RecordReservoir | CSRReservoir:
         if sparse:
             return create_csr(state, 50, nnz=300, rows=80)
-        return create_rows(state, 3, capacity_bytes=80 * (8 + 12 + 4))
+        return create_rows(state, 3, capacity_bytes=80 * ROW)
 
     def offer(res: RecordReservoir | CSRReservoir, lo: int, hi: int) -> None:
         if isinstance(res, CSRReservoir):
@@ -140,7 +144,7 @@ def test_weights_decide_how_likely_an_item_is_kept() -> None:
     trials = 2000
     state = _state(11)
     for _ in range(trials):
-        res = create_rows(state, 1, capacity_bytes=8 + 4 + 4)  # one slot
+        res = create_rows(state, 1, capacity_bytes=9 + 4 + 4)  # one slot
         assert res.slots == 1
         res.offer(
             {"features": torch.zeros(2, 1), "labels": torch.tensor([0.0, 1.0])},
@@ -152,7 +156,7 @@ def test_weights_decide_how_likely_an_item_is_kept() -> None:
 
 def test_equal_weights_keep_a_uniform_sample_of_the_stream() -> None:
     state = _state(3)
-    res = create_rows(state, 3, capacity_bytes=500 * 24)
+    res = create_rows(state, 3, capacity_bytes=500 * ROW)
     x, y = _rows(20_000)
     for lo in range(0, 20_000, 1000):
         res.offer_batch(Batch(x[lo : lo + 1000], y[lo : lo + 1000]))
@@ -166,7 +170,7 @@ def test_equal_weights_keep_a_uniform_sample_of_the_stream() -> None:
 
 
 def test_zero_weights_are_never_kept_and_bad_weights_are_refused() -> None:
-    res = create_rows(_state(), 3, capacity_bytes=10 * 24)
+    res = create_rows(_state(), 3, capacity_bytes=10 * ROW)
     x, y = _rows(5)
     res.offer_batch(Batch(x, y), weights=torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0]))
     assert sorted(label for _, label in _held_by_key(res)) == [1.0, 3.0]
@@ -193,7 +197,7 @@ def test_memory_is_fixed_when_created_and_within_the_capacity() -> None:
         capacity,
     )
     before = {k: (tuple(t.shape), t.data_ptr()) for k, t in state.tensors.items()}
-    assert res.nbytes <= capacity < res.nbytes + (8 + 30 * 4 + 30)
+    assert res.nbytes <= capacity < res.nbytes + (9 + 24 * 4 + 6 * 4 + 30)
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
         res.offer(
@@ -204,6 +208,7 @@ def test_memory_is_fixed_when_created_and_within_the_capacity() -> None:
             }
         )
     assert {k: (tuple(t.shape), t.data_ptr()) for k, t in state.tensors.items()} == before
+    check_finite("demo", state)  # no infinities for the trainer to take for divergence
     drawn = res.sample(16)
     assert (
         drawn is not None
@@ -237,7 +242,7 @@ def test_sparse_rows_stay_within_their_non_zeros_and_overlong_rows_are_not_kept(
 
 
 def test_samples_come_from_what_is_held_and_an_empty_reservoir_gives_none() -> None:
-    res = create_rows(_state(), 3, capacity_bytes=50 * 24)
+    res = create_rows(_state(), 3, capacity_bytes=50 * ROW)
     assert res.sample_batch(8) is None
     x, y = _rows(1000)
     res.offer_batch(Batch(x, y))
@@ -257,7 +262,7 @@ def test_a_saved_and_resumed_reservoir_equals_the_uninterrupted_one(
         if sparse:
             create_csr(state, 50, nnz=200, rows=60)
         else:
-            create_rows(state, 3, capacity_bytes=60 * 24)
+            create_rows(state, 3, capacity_bytes=60 * ROW)
         return state
 
     def feed(state: State, lo: int, hi: int) -> None:
@@ -284,7 +289,7 @@ def test_a_saved_and_resumed_reservoir_equals_the_uninterrupted_one(
 
 def test_layouts_and_fields_are_checked() -> None:
     state = _state()
-    res = create_rows(state, 3, capacity_bytes=10 * 24)
+    res = create_rows(state, 3, capacity_bytes=10 * ROW)
     with pytest.raises(ConfigError, match="fields"):
         res.offer({"features": torch.zeros(2, 3)})
     with pytest.raises(ConfigError, match="shape"):
@@ -293,7 +298,7 @@ def test_layouts_and_fields_are_checked() -> None:
         res.offer_batch(Batch(torch.zeros(2, 3)))
     with pytest.raises(ConfigError, match="not even one"):
         create_rows(_state(), 3, capacity_bytes=10)
-    other = create_rows(_state(), 3, capacity_bytes=20 * 24)
+    other = create_rows(_state(), 3, capacity_bytes=20 * ROW)
     with pytest.raises(IncompatibleStateError, match="layout"):
         res.merge(other)
     with pytest.raises(IncompatibleStateError, match="no replay reservoir"):

@@ -26,7 +26,7 @@ a saved and resumed reservoir is the uninterrupted one bit for bit.
 >>> from streamfit.core.batch import Batch
 >>> from streamfit.core.state import State
 >>> state = State("demo", {}, 2)
->>> res = create_rows(state, n_features=2, capacity_bytes=10 * 20)
+>>> res = create_rows(state, n_features=2, capacity_bytes=10 * 21)
 >>> res.slots
 10
 >>> res.offer_batch(Batch(torch.arange(60.0).reshape(30, 2), torch.arange(30.0)))

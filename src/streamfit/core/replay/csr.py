@@ -133,7 +133,7 @@ def create_csr(
     device: torch.device | str = "cpu",
 ) -> CSRReservoir:
     """A reservoir of up to ``rows`` sparse rows holding up to ``nnz`` non-zeros in all.
-    Its memory is about ``28 rows + 18 nnz`` bytes (the buffer has half again as much room)."""
+    Its memory is about ``29 rows + 18 nnz`` bytes (the buffer has half again as much room)."""
     if nnz < 1:
         raise ConfigError("replay: a CSR reservoir needs room for at least one non-zero")
     allocate_keys(state, prefix, rows, device)
@@ -161,7 +161,7 @@ def csr_capacity(capacity_bytes: int, row_nnz: float) -> tuple[int, int]:
     """``(nnz, rows)`` for a CSR reservoir of about ``capacity_bytes`` whose rows hold
     ``row_nnz`` non-zeros on average.
 
-    >>> csr_capacity(208_000, 10.0)
+    >>> csr_capacity(209_000, 10.0)
     (10000, 1000)
     """
     rows = int(capacity_bytes // (_ROW_BYTES + 1.5 * _NNZ_BYTES * row_nnz))

@@ -13,8 +13,9 @@ from streamfit.errors import ConfigError, IncompatibleStateError
 
 __all__ = ["KEY_BYTES", "Reservoir", "allocate_keys"]
 
-#: A key per item: a float64.
-KEY_BYTES = 8
+#: A key per item (a float64) and whether its slot holds one.
+KEY_BYTES = 9
+_LOWEST = torch.finfo(torch.float64).min
 
 
 class Reservoir:
@@ -55,10 +56,10 @@ class Reservoir:
 
     def held(self) -> torch.Tensor:
         """The slots holding an item, ascending."""
-        return (self._t("keys") > -math.inf).nonzero().squeeze(1)
+        return self._t("held").nonzero().squeeze(1)
 
     def __len__(self) -> int:
-        return int((self._t("keys") > -math.inf).sum())
+        return int(self._t("held").sum())
 
     # -- keys and the choice ------------------------------------------------------------------
 
@@ -106,10 +107,11 @@ class Reservoir:
     def _place(self, keys: torch.Tensor, evict: torch.Tensor, take: torch.Tensor) -> torch.Tensor:
         """Free ``evict``'s slots, and return the (lowest) free slots for ``take``'s items,
         whose keys are written."""
-        all_keys = self._t("keys")
-        all_keys[evict] = -math.inf
-        free = (all_keys == -math.inf).nonzero().squeeze(1)[: take.numel()]
-        all_keys[free] = keys.to(all_keys.device)[take]
+        held = self._t("held")
+        held[evict] = False
+        free = (~held).nonzero().squeeze(1)[: take.numel()]
+        held[free] = True
+        self._t("keys")[free] = keys.to(held.device)[take]
         return free
 
     def _sample_slots(self, n: int) -> torch.Tensor | None:
@@ -145,5 +147,8 @@ def allocate_keys(state: State, prefix: str, slots: int, device: torch.device | 
     if slots < 1:
         raise ConfigError("replay: the capacity holds not even one item; raise it")
     t = state.tensors
-    t[f"{prefix}.keys"] = torch.full((slots,), -math.inf, dtype=torch.float64, device=device)
-    t[f"{prefix}.floor"] = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    # No infinities in a state (the trainer takes them for divergence): empty slots are told by
+    # ``held``, and nothing was cut yet while the floor is the lowest finite key.
+    t[f"{prefix}.keys"] = torch.zeros(slots, dtype=torch.float64, device=device)
+    t[f"{prefix}.held"] = torch.zeros(slots, dtype=torch.bool, device=device)
+    t[f"{prefix}.floor"] = torch.tensor(_LOWEST, dtype=torch.float64, device=device)
