@@ -114,7 +114,7 @@ class _LinearLearnerBase(BaseEstimator):  # type: ignore[misc]
             model = algo.finalize(state)
         assert isinstance(model, LinearLearnerModel)
         self.model_ = model
-        state.count("rows", n * done)
+        state.trainer.rows += n * done
         self.state_ = state
         self.n_iter_ = done + (0 if fresh else self.n_iter_)
         self._set_coef()

@@ -220,7 +220,7 @@ def test_ids_beyond_feature_dim_name_the_row_unless_hashed(tmp_path: Path) -> No
         hyperparameters={**hp, "hash_features": True},
         progress=False,
     )
-    assert hashed.state.counters["rows"] == 3
+    assert hashed.state.trainer.rows == 3
     # Predictions hash the same way: the model answers the file it was trained on.
     answers = list(streamfit.predict_records(hashed.model, str(path), labelled=True))
     assert len(answers) == 3 and all(0 < a["score"] < 1 for a in answers)

@@ -301,12 +301,11 @@ def test_merging_a_state_with_itself_keeps_its_model() -> None:
     x, y = _data(5000, 4, "regression")
     algo = LinearLearner(predictor_type="regressor", num_models=2)
     state = _fit(algo, x, y)
-    state.counters["rows"] = 5000
     merged = algo.merge(state, state)
     a = algo.finalize(state, candidate=1).predict(x)["score"]
     b = algo.finalize(merged, candidate=1).predict(x)["score"]
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
-    assert merged.counters["rows"] == 10_000
+    assert merged.meta["rows"] == 10_000
 
 
 def test_merge_pools_scalers_and_keeps_each_function() -> None:
@@ -316,7 +315,6 @@ def test_merge_pools_scalers_and_keeps_each_function() -> None:
     xb = xb * 4 + 1
     algo = LinearLearner(predictor_type="regressor", num_models=1)
     sa, sb = _fit(algo, xa, ya), _fit(algo, xb, yb)
-    sa.counters["rows"] = sb.counters["rows"] = 5000
     probe = torch.randn(100, 3)
     expected = 0.5 * (
         algo.finalize(sa).predict(probe)["score"] + algo.finalize(sb).predict(probe)["score"]

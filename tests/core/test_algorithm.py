@@ -18,7 +18,7 @@ from streamfit import (
     get_algorithm,
 )
 from streamfit.core.algorithm import Algorithm
-from streamfit.core.state import State
+from streamfit.core.state import State, TrainerRecord
 
 NAMES = algorithm_names()
 
@@ -110,14 +110,34 @@ def test_finalize_takes_only_post_training_hyperparameters(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_merge_adds_the_counters(name: str) -> None:
+def test_merge_adds_the_counters_and_the_trainers_counts(name: str) -> None:
     algo = _algorithm(name)
     a, b = _trained(algo, seed=1), _trained(algo, seed=2)
     a.counters = {"x": 1.0}
     b.counters = {"x": 2.0, "y": 5.0}
+    a.trainer = TrainerRecord(rows=600, bad_rows=1, batches=3)
+    b.trainer = TrainerRecord(rows=500, bad_rows=0, batches=2)
     merged = algo.merge(a, b)
     assert merged.counters == {"x": 3.0, "y": 5.0}
-    assert a.counters == {"x": 1.0}  # the inputs are left alone
+    assert merged.trainer == TrainerRecord(rows=1100, bad_rows=1, batches=5)
+    assert a.counters == {"x": 1.0} and a.trainer.rows == 600  # the inputs are left alone
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_algorithms_do_not_read_the_trainers_record(name: str) -> None:
+    """What the trainer counts is the trainer's: merge and finalize keep counts of their own."""
+    algo = _algorithm(name)
+    a, b = _trained(algo, seed=1), _trained(algo, seed=2)
+    plain = algo.merge(a, b)
+    a.trainer = TrainerRecord(rows=10**9, batches=10**6, stopped_early=True)
+    skewed = algo.merge(a, b)
+    for key, value in plain.tensors.items():
+        assert torch.equal(value, skewed.tensors[key]), key
+    assert plain.meta == skewed.meta
+    before, after = algo.finalize(plain), algo.finalize(skewed)
+    assert before.meta == after.meta
+    for key, value in before.tensors.items():
+        assert torch.equal(value, after.tensors[key]), key
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -28,7 +28,8 @@ def test_one_workers_deltas_rebuild_its_state() -> None:
     worker = server.clone()
     for i, batch in enumerate(_batches(12)):
         algo.update(worker, batch)
-        worker.count("rows", batch.n_rows)
+        worker.trainer.add({"rows": batch.n_rows, "batches": 1})
+        worker.count("steps", 1)
         if i % 4 == 3:
             apply_delta(
                 server,
@@ -39,7 +40,8 @@ def test_one_workers_deltas_rebuild_its_state() -> None:
     for name, value in worker.tensors.items():
         torch.testing.assert_close(server.tensors[name], value, msg=name)
     assert server.meta == worker.meta
-    assert server.counters == {"rows": 2400}
+    assert server.counters == {"steps": 12}
+    assert (server.trainer.rows, server.trainer.batches) == (2400, 12)
 
 
 def test_a_sparse_update_travels_as_the_rows_it_touched() -> None:
@@ -67,15 +69,18 @@ def test_a_sparse_update_travels_as_the_rows_it_touched() -> None:
 def test_fix_counts_counts_the_common_start_once() -> None:
     algo = get_algorithm("linear-learner")(predictor_type="binary_classifier", num_models=4)
     base = algo.init_state(6)
-    base.count("rows", 1000)
+    base.count("steps", 10)
+    base.trainer.rows = 1000
     trained = []
     for batch in _batches(2):
         s = base.clone()
         algo.update(s, batch)
-        s.count("rows", batch.n_rows)
+        s.count("steps", 1)
+        s.trainer.rows += batch.n_rows
         trained.append(s)
     merged = algo.merge(*trained)
-    assert merged.counters["rows"] == 2400  # merge adds the start twice
+    # merge adds the start twice
+    assert (merged.counters["steps"], merged.trainer.rows) == (22, 2400)
     fix_counts(merged, base, trained, algo.distribution.delta_rules)
-    assert merged.counters["rows"] == 1400
+    assert (merged.counters["steps"], merged.trainer.rows) == (12, 1400)
     assert merged.meta["step"] == 2

@@ -88,7 +88,7 @@ def test_a_killed_worker_restarts_the_run_from_the_checkpoint(
     thread.join()
     assert killed, "the run ended before a worker could be killed"
     assert result.metrics["train:restarts"] == 1
-    assert result.state.counters["rows"] == N_ROWS  # the lost worker's rows: once, not twice
+    assert result.state.trainer.rows == N_ROWS  # the lost worker's rows: once, not twice
     assert result.metrics["validation:roc_auc_score"] > auc - 0.005
 
 

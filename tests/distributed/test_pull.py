@@ -51,6 +51,7 @@ def _assert_same(worker: State, server: State, rules: Any, what: str) -> None:
         assert torch.equal(_bits(worker.tensors[name]), _bits(value)), f"{what}: {name}"
     assert worker.meta == full.meta, what
     assert worker.counters == full.counters, what
+    assert worker.trainer == full.trainer, what
 
 
 def _assert_same_delta(hooked: Delta, scanned: Delta, what: str) -> None:

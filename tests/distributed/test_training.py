@@ -47,7 +47,7 @@ def test_merged_pca_workers_match_one_process(
     two = train(name, str(binary_files.train), workers=2, **kwargs)
     metric = f"validation:{case.metric}"
     print(f"{name}: 2 workers {two.metrics[metric]:.6g}, one process {one.metrics[metric]:.6g}")
-    assert two.state.counters["rows"] == binary_files.n_train
+    assert two.state.trainer.rows == binary_files.n_train
     assert _gap(two.metrics[metric], one.metrics[metric]) <= get_algorithm(name).merge_tolerance
 
 
@@ -82,7 +82,7 @@ def test_linear_learner_averaging_workers_is_as_good_as_one_process(
     assert metrics["train:rows_per_second"] > 0
     assert "train:server_pushes" not in metrics  # no server
     assert (tmp_path / "model").is_dir() and (tmp_path / "state").is_dir()
-    assert "distributed" not in two.state.meta  # the output state is a plain one
+    assert two.state.trainer.distributed is None  # the output state is a plain one
 
 
 def test_factorization_machines_on_a_folder_of_files(
@@ -102,7 +102,7 @@ def test_factorization_machines_on_a_folder_of_files(
     two = train("factorization-machines", str(folder), workers=2, **kwargs)
     metric = f"validation:{case.metric}"
     print(f"FM: 2 workers {two.metrics[metric]:.4f}, one process {one.metrics[metric]:.4f}")
-    assert two.state.counters["rows"] == binary_files.n_train
+    assert two.state.trainer.rows == binary_files.n_train
     assert two.state.meta["loss_rows"] == binary_files.n_train  # counts add up, not average
     # Asynchronous: the loss depends on the order the server receives the 12 pushes in
     # (0.460 to 0.482 over the orders seen, one process 0.456; a given order gives the same
@@ -129,16 +129,17 @@ def test_interrupted_runs_resume_from_their_checkpoint(
     with pytest.raises(TrainingInterrupted):
         train(name, str(binary_files.train), max_batches=10, **kwargs)
     saved = State.load(Checkpoints(tmp_path).latest() or tmp_path, name)
-    done = saved.meta["distributed"]["positions"]
+    assert saved.trainer.distributed is not None
+    done = saved.trainer.distributed.positions
     assert 0 < sum(done) < binary_files.n_train
-    assert saved.counters["rows"] == sum(done)  # the state holds exactly the rows before them
+    assert saved.trainer.rows == sum(done)  # the state holds exactly the rows before them
     # Only the same split resumes it.
     with pytest.raises(ConfigError, match="workers=2"):
         train(name, str(binary_files.train), **{**kwargs, "workers": None})
     with pytest.raises(ConfigError, match="same input and number of workers"):
         train(name, str(binary_files.train), **{**kwargs, "workers": 3})
     resumed = train(name, str(binary_files.train), output=tmp_path / "out", **kwargs)
-    assert resumed.state.counters["rows"] == binary_files.n_train  # every row once
+    assert resumed.state.trainer.rows == binary_files.n_train  # every row once
     metric = f"validation:{_case(name).metric}"
     tolerance = get_algorithm(name).merge_tolerance
     print(f"{name}: resumed {resumed.metrics[metric]:.4g}, one process {whole.metrics[metric]:.4g}")
@@ -148,7 +149,7 @@ def test_interrupted_runs_resume_from_their_checkpoint(
     assert metrics["train:rows_per_second"] > 0
     if name == "linear-learner":
         assert metrics["train:server_pushes"] > 0
-    assert "distributed" not in State.load(tmp_path / "out" / "state").meta
+    assert State.load(tmp_path / "out" / "state").trainer.distributed is None
 
 
 def test_sync_is_for_parameter_server_algorithms(

@@ -111,7 +111,7 @@ def test_init_state_continues_a_state_on_new_data(
         init_state=tmp_path / "state",
         hyperparameters={"learning_rate": "0.01"},
     )
-    assert second.state.counters["rows"] == binary_files.n_train
+    assert second.state.trainer.rows == binary_files.n_train
     assert second.state.inputs["train"]["uri"] == str(binary_files.shard_b)
     assert first.state.inputs["train"]["uri"] == str(binary_files.shard_a)
 

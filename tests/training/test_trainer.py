@@ -50,7 +50,7 @@ def test_output_folder_holds_model_state_and_metrics(
         assert 0.5 < metrics[f"{channel}:roc_auc_score"] <= 1
         assert metrics[f"{channel}:objective_loss"] > 0
     assert load_model(tmp_path / "model").meta["predictor_type"] == "binary_classifier"
-    assert State.load(tmp_path / "state").counters["rows"] == binary_files.n_train
+    assert State.load(tmp_path / "state").trainer.rows == binary_files.n_train
     assert result.model.meta["selection"]["source"] == "validation"
 
 
@@ -64,7 +64,7 @@ def test_incremental_training_reads_only_the_new_data(binary_files: BinaryFiles)
     )
     half = binary_files.n_train // 2
     assert second.metrics["train:rows"] == 2 * half  # counters carry over
-    assert second.state.counters["batches"] == first.state.counters["batches"] * 2
+    assert second.state.trainer.batches == first.state.trainer.batches * 2
     assert second.state.meta["step"] == 2 * first.state.meta["step"]
     # the scaler came from the first job's data and was not refitted
     torch.testing.assert_close(second.state.tensors["x_shift"], first.state.tensors["x_shift"])
@@ -99,7 +99,7 @@ def test_epochs_read_the_data_again_and_can_stop_early(binary_files: BinaryFiles
         epochs=10,
         progress=False,
     )
-    assert result.state.meta["stopped_early"] is True
+    assert result.state.trainer.stopped_early is True
     assert result.metrics["train:epochs"] == 2
     assert len(result.state.meta["loss_history"]) == 2
 

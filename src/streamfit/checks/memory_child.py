@@ -55,7 +55,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, float]:
     )
     return {
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rows": result.state.counters["rows"],
+        "rows": result.state.trainer.rows,
     }
 
 

@@ -168,7 +168,7 @@ def check_reads_input_once_per_epoch(
         result = _train(algorithm, source, device, dict(params.multi_epoch), epochs=3)
         expect(tally.reads == 3, f"3 epochs started {tally.reads} reads of the training data")
         expect(tally.rows == 3 * d.n_train, f"3 epochs read {tally.rows} of 3 × {d.n_train} rows")
-        rows = result.state.counters["rows"]
+        rows = result.state.trainer.rows
         expect(rows == 3 * d.n_train, f"3 epochs of {d.n_train} rows counted {rows}")
 
 
@@ -185,7 +185,7 @@ def check_merge_within_tolerance(
         b = _train(algorithm, str(d.shard_b), device)
         algo = algorithm(params.hyperparameters)
         merged = algo.merge(a.state, b.state)
-        rows = merged.counters["rows"]
+        rows = merged.trainer.rows
         expect(rows == d.n_train, f"merged shards of {d.n_train} rows counted {rows}")
 
         def batches() -> Batcher:

@@ -18,8 +18,8 @@ without reading data again).
 ``update``, ``merge``, ``finalize`` and ``adopt`` are templates: they do the work every
 algorithm shares (the state is this algorithm's, a batch has the state's width, an empty
 batch trains nothing, ``finalize`` takes only post-training names, ``merge`` adds the
-counters, the hyperparameters in ``fixed_hyperparameters`` agree) and call the algorithm's
-own ``_update``, ``_merge``, ``_finalize`` and ``_adopt``.
+counters and the trainer's counts, the hyperparameters in ``fixed_hyperparameters`` agree)
+and call the algorithm's own ``_update``, ``_merge``, ``_finalize`` and ``_adopt``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ class Algorithm(ABC, Generic[H]):
         return self._update(state, batch)
 
     def merge(self, a: State, b: State) -> State:
-        """A state summarising the data of both ``a`` and ``b``; their counters add up."""
+        """A state summarising the data of both ``a`` and ``b``; their counters, and the
+        trainer's counts, add up."""
         for state in (a, b):
             self.check_state(state)
             self._check_fixed(state, merging=True)
@@ -134,6 +135,7 @@ class Algorithm(ABC, Generic[H]):
             name: a.counters.get(name, 0) + b.counters.get(name, 0)
             for name in a.counters | b.counters
         }
+        out.trainer = a.trainer.merged(b.trainer)
         return out
 
     def finalize(self, state: State, **post_training: Any) -> Model:

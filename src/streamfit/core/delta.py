@@ -4,10 +4,10 @@ update to a state that other workers have moved meanwhile.
 A worker pulls the server's state, trains on a few batches and pushes
 ``state_delta(pulled, trained, rules)``; the server folds it into its own, newer state with
 :func:`apply_delta`. What a difference means depends on what an entry is, so each algorithm
-names its entries' kinds in ``Algorithm.delta_rules`` (tensors and ``meta`` entries share
-one namespace); tensors it does not name are ``mean``, meta entries it does not name are
-``fixed``, and the trainer's ``counters`` always add up. An algorithm declares its rules, with
-how its workers combine, as one :class:`Distribution` (``Algorithm.distribution``).
+names its entries' kinds in its :class:`Distribution` (``Algorithm.distribution``, with how
+its workers combine); tensors and ``meta`` entries share one namespace; tensors it does not
+name are ``mean``, meta entries it does not name are ``fixed``; the algorithm's ``counters``
+and the trainer's counts always add up.
 
 ==========  ======================================================  =======================
 rule        what the entry is                                       the server does
@@ -29,12 +29,12 @@ on a small binary task, 2 workers pushing every 4 batches reached a validation l
 >>> from streamfit.core.state import State
 >>> before = State("demo", {}, 2, tensors={"w": torch.zeros(2), "n": torch.zeros(())})
 >>> after = before.clone()
->>> after.tensors["w"] += 1.0; after.tensors["n"] += 5; after.count("rows", 5)
+>>> after.tensors["w"] += 1.0; after.tensors["n"] += 5; after.trainer.rows += 5
 >>> d = state_delta(before, after, {"n": "count"})
 >>> server = before.clone()
 >>> apply_delta(server, d, {"n": "count"}, workers=2)
 >>> apply_delta(server, d, {"n": "count"}, workers=2)
->>> server.tensors["w"].tolist(), float(server.tensors["n"]), server.counters["rows"]
+>>> server.tensors["w"].tolist(), float(server.tensors["n"]), server.trainer.rows
 ([1.0, 1.0], 10.0, 10)
 """
 
@@ -100,6 +100,8 @@ class Delta:
     rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
+    #: The trainer's counts (rows, bad rows, batches) the worker added.
+    trainer: dict[str, int] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -151,6 +153,8 @@ def state_delta(
             delta.meta[name] = value - before.meta.get(name, 0)
     for name, value in after.counters.items():
         delta.counters[name] = value - before.counters.get(name, 0)
+    start = before.trainer.counts()
+    delta.trainer = {name: n - start[name] for name, n in after.trainer.counts().items()}
     return delta
 
 
@@ -228,6 +232,7 @@ def apply_delta(
             state.meta[name] = state.meta.get(name, 0) + (entry if s == 1.0 else entry * s)
     for name, amount in delta.counters.items():
         state.count(name, amount)
+    state.trainer.add(delta.trainer)
 
 
 def shared_view(state: State, rules: Mapping[str, DeltaRule]) -> State:
@@ -236,6 +241,7 @@ def shared_view(state: State, rules: Mapping[str, DeltaRule]) -> State:
     its row-sparse tensors, only the rows changed since the worker's last pull: see
     :mod:`streamfit.distributed.pull`)."""
     view = copy.copy(state)
+    view.counters, view.trainer = dict(state.counters), state.trainer.copy()
     view.tensors = {
         k: v
         for k, v in state.tensors.items()
@@ -264,3 +270,7 @@ def fix_counts(
     for name in names:
         start = base.counters.get(name, 0)
         merged.counters[name] = start + sum(s.counters.get(name, 0) - start for s in trained)
+    start_counts = base.trainer.counts()
+    for name, start in start_counts.items():
+        added = sum(s.trainer.counts()[name] - start for s in trained)
+        setattr(merged.trainer, name, start + added)

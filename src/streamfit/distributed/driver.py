@@ -13,8 +13,8 @@ Three ways to combine workers, by algorithm and ``sync``:
   merges all workers' states with ``Algorithm.merge`` and hands the result back to them.
 
 Epochs are barriers: the end-of-epoch hook (early stopping) runs on the combined state.
-A checkpoint is the combined state plus each worker's position in its shard, in
-``meta["distributed"]``; rerunning the same command resumes from it.
+A checkpoint is the combined state plus each worker's position in its shard, in the
+trainer's record (``state.trainer.distributed``); rerunning the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Literal
 
 from streamfit.core.delta import fix_counts
-from streamfit.core.state import Position, State
+from streamfit.core.state import Layout, Position, State
 from streamfit.data.source import FileSource, Source
 from streamfit.distributed.cluster import connect, new_run_id, start_server, start_worker
 from streamfit.distributed.shards import describe, split_source
@@ -37,14 +37,11 @@ from streamfit.errors import ConfigError, TrainingInterrupted
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.trainer import AnyAlgorithm, StopFlag, TrainingRun
 
-__all__ = ["META_KEY", "Mode", "fit_distributed", "mode_of", "resume_point"]
+__all__ = ["Mode", "fit_distributed", "mode_of", "resume_point"]
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["merge", "async", "sync"]
-
-#: Where a distributed checkpoint keeps its workers' positions and its input's split.
-META_KEY = "distributed"
 
 
 def mode_of(algo: AnyAlgorithm, sync: bool) -> Mode:
@@ -96,7 +93,7 @@ def fit_distributed(
             finally:
                 rows += session.rows
                 session.close()
-    state.meta.pop(META_KEY, None)
+    state.trainer.distributed = None
     if train.schema is not None:
         state.inputs["schema"] = train.schema.to_json()
     run.extra_metrics.update(
@@ -133,20 +130,20 @@ def resume_point(state: State | None, layout: list[str]) -> tuple[int, list[int]
     n = len(layout)
     if state is None:
         return 0, [0] * n
-    info = state.meta.get(META_KEY)
+    info = state.trainer.distributed
     if info is None:
         if state.position.epoch or state.position.rows:
             raise ConfigError(
                 "the checkpoint was written by training in one process: resume it without workers"
             )
         return 0, [0] * n  # incremental training from an earlier job's state
-    if info["shards"] != layout:
+    if info.shards != layout:
         raise ConfigError(
-            f"the checkpoint split its input among {info['workers']} workers as "
-            f"{info['shards']}; this run splits it as {layout}: resume with the same input "
+            f"the checkpoint split its input among {info.workers} workers as "
+            f"{info.shards}; this run splits it as {layout}: resume with the same input "
             "and number of workers"
         )
-    return state.position.epoch, [int(p) for p in info["positions"]]
+    return state.position.epoch, list(info.positions)
 
 
 def _restart_state(run: TrainingRun, initial: State | None) -> State | None:
@@ -224,7 +221,7 @@ class _Session:
         while not run.done(state):
             state = self._epoch(state, epoch, positions)
             if self.algo.end_epoch(state, run.stream(run.validation, state)):
-                state.meta["stopped_early"] = True
+                state.trainer.stopped_early = True
                 log.info("early stopping after epoch %d", epoch + 1)
             epoch, positions = epoch + 1, [0] * self.n
             self._save(state, epoch, positions)
@@ -360,12 +357,7 @@ class _Session:
 
     def _save(self, state: State, epoch: int, positions: list[int]) -> None:
         state.position = Position(epoch, sum(positions))
-        state.meta[META_KEY] = {
-            "workers": self.n,
-            "mode": self.mode,
-            "shards": self.layout,
-            "positions": list(positions),
-        }
+        state.trainer.distributed = Layout(self.n, self.mode, self.layout, list(positions))
         if self.run.checkpoints is not None:
             self.run.checkpoints.save(state)
             self.last_save, self.saved_batches = time.monotonic(), self.batches

@@ -164,6 +164,7 @@ class Replica:
         state.tensors = tensors
         self.pulled.meta = copy.deepcopy(state.meta)
         self.pulled.counters = dict(state.counters)
+        self.pulled.trainer = state.trainer.copy()
         self.since = pull.version
         # The state now is the pull, which is the pulled copy: nothing differs from it.
         if self.rows is not None:

@@ -284,7 +284,7 @@ class TrainingRun:
     def done(self, state: State | None) -> bool:
         if state is None:
             return False
-        return state.position.epoch >= self.epochs or bool(state.meta.get("stopped_early"))
+        return state.position.epoch >= self.epochs or state.trainer.stopped_early
 
     def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
         """Train until the last epoch; returns the state, the seconds and rows of this run."""
@@ -311,7 +311,7 @@ class TrainingRun:
                         n_features=width,
                     )
                 )
-                if state is None or not state.counters.get("rows"):
+                if state is None or not state.trainer.rows:
                     state, batches = warm_up(algo, state, batches, self.device, self.train.name)
                 record_schema(state, train)
                 epoch = state.position.epoch
@@ -338,7 +338,7 @@ class TrainingRun:
                         raise TrainingInterrupted(f"stopped at {where}{saved}")
                 record_schema(state, train)  # a resumed state from before schemas
                 if algo.end_epoch(state, self.stream(self.validation, state)):
-                    state.meta["stopped_early"] = True
+                    state.trainer.stopped_early = True
                     log.info("early stopping after epoch %d", epoch + 1)
                 state.position = Position(epoch + 1, 0)
                 if ckpts is not None:
@@ -357,8 +357,8 @@ class TrainingRun:
             algo.calibrate(state, validation())
         model = with_input_schema(algo.finalize(state), state)
         metrics: dict[str, float] = {
-            "train:rows": float(state.counters.get("rows", 0)),
-            "train:bad_rows": float(state.counters.get("bad_rows", 0)),
+            "train:rows": float(state.trainer.rows),
+            "train:bad_rows": float(state.trainer.bad_rows),
             "train:epochs": float(state.position.epoch),
             "train:seconds": seconds,
             "train:rows_per_second": rows / seconds if seconds > 0 else math.nan,
@@ -386,9 +386,7 @@ def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
             "values is kept"
         )
     state.position.rows = batch.end_position
-    state.count("rows", batch.n_rows)
-    state.count("bad_rows", batch.skipped)
-    state.count("batches")
+    state.trainer.add({"rows": batch.n_rows, "bad_rows": batch.skipped, "batches": 1})
     return loss
 
 
@@ -466,8 +464,9 @@ def _initial_state(
     name = algorithm.name if isinstance(algorithm, Algorithm) else get_algorithm(algorithm).name
     if ckpts is not None:
         resumed = ckpts.load_latest(name, device)
-        if resumed is not None and "distributed" in resumed.meta and not distributed:
-            workers = resumed.meta["distributed"]["workers"]
+        layout = None if resumed is None else resumed.trainer.distributed
+        if layout is not None and not distributed:
+            workers = layout.workers
             raise ConfigError(
                 f"{ckpts.latest()} was written by training on {workers} workers: "
                 f"resume it with workers={workers} (--workers {workers})"
@@ -484,6 +483,7 @@ def _initial_state(
     )
     # Incremental training: the earlier data is in the state; this run reads new data.
     state.position = Position(0, 0)
-    state.meta.pop("stopped_early", None)
+    state.trainer.stopped_early = False
+    state.trainer.distributed = None
     state.inputs.pop("train", None)
     return state, False

@@ -313,8 +313,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         ca, cb = ta["touches"], tb["touches"]
         total = ca + cb
         share = torch.where(total > 0, cb / total.clamp_min(1e-300), 0.0).float()
-        na = float(a.counters.get("rows", 0))
-        nb = float(b.counters.get("rows", 0))
+        na, nb = float(a.meta["loss_rows"]), float(b.meta["loss_rows"])
         bias_share = nb / (na + nb) if na + nb > 0 else 0.5
         out.tensors["table"] = ta["table"] + share.view(-1, 1, 1) * (tb["table"] - ta["table"])
         bias_keys = ["w0", *(f"w0.{m}" for m in moment_names(self.hp.optimizer))]

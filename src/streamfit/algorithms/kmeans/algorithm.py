@@ -89,7 +89,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
             "masses": torch.zeros(K, dtype=torch.float64, device=device),
             "spread": torch.zeros(K, dtype=torch.float64, device=device),
         }
-        state.meta.update(prepared=False, init_rows=0)
+        state.meta.update(prepared=False, init_rows=0, rows=0)
         return state
 
     def prepare(self, state: State, batches: Sequence[Batch]) -> None:
@@ -131,6 +131,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         if moved:
             spread.masked_fill_(masses == 0, 0.0)
             state.count("reseeded_centers", moved)
+        state.meta["rows"] = state.meta.get("rows", 0) + batch.n_rows  # absent in older states
         return float(d2.double().sum())
 
     def _merge(self, a: State, b: State) -> State:
@@ -169,6 +170,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
         out.tensors["spread"] = new_spread.double().to(device)
         out.meta["prepared"] = bool(a.meta["prepared"] or b.meta["prepared"])
         out.meta["init_rows"] = int(a.meta["init_rows"]) + int(b.meta["init_rows"])
+        out.meta["rows"] = int(a.meta.get("rows", 0)) + int(b.meta.get("rows", 0))
         return out
 
     def _finalize(self, state: State, **post_training: Any) -> KMeansModel:
@@ -210,7 +212,7 @@ class KMeans(Algorithm[KMeansHyperparameters]):
             "n_features": state.n_features,
             "k": hp.k,
             "num_centers": K,
-            "rows": float(state.counters.get("rows", 0)),
+            "rows": float(state.meta.get("rows", 0)),
             "cluster_weights": fit.masses[order].tolist(),
             "weighted_sse": fit.sse,
             "lloyd_iterations": fit.iterations,

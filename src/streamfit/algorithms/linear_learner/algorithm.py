@@ -96,7 +96,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
             **dict.fromkeys(
                 ("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"
             ),
-            **dict.fromkeys(("epoch_loss", "epoch_rows", "step", "calib_seen"), "count"),
+            **dict.fromkeys(("epoch_loss", "epoch_rows", "rows", "step", "calib_seen"), "count"),
         },
         touched_tensors=frozenset({"weight", "weight.m", "weight.v", "weight.mom"}),
     )
@@ -197,6 +197,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
             calib_next=0,
             calib_source="train",
             epoch_rows=0,
+            rows=0,
             best_loss=None,
             bad_epochs=0,
             loss_history=[],
@@ -239,6 +240,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         per_model = loss.detach().double().sum(0)
         t["epoch_loss"] += per_model
         state.meta["epoch_rows"] += n
+        state.meta["rows"] = state.meta.get("rows", 0) + n  # absent in states from before it
         if hp.predictor_type != "regressor":
             row_weight = t["class_weight"][y.long()]
             grad = grad * (row_weight / n).view(-1, *([1] * (grad.dim() - 1)))

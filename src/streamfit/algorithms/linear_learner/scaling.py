@@ -122,8 +122,8 @@ def merge_states(a: State, b: State, moments: Sequence[str]) -> State:
     approximation, like the parameter average itself); held-out score reservoirs are combined
     half and half, and ``calibrate`` should be run again before relying on them.
     """
-    na = float(a.counters.get("rows", 0)) or 1.0
-    nb = float(b.counters.get("rows", 0)) or 1.0
+    na = float(a.meta.get("rows", 0)) or 1.0
+    nb = float(b.meta.get("rows", 0)) or 1.0
     wa, wb = na / (na + nb), nb / (na + nb)
     out = a.clone()
     ta, tb, to = a.tensors, b.tensors, out.tensors
@@ -166,8 +166,7 @@ def merge_states(a: State, b: State, moments: Sequence[str]) -> State:
         calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
         calib_next=(take_a + take_b) % r,
         epoch_rows=int(a.meta["epoch_rows"]) + int(b.meta["epoch_rows"]),
+        rows=int(a.meta.get("rows", 0)) + int(b.meta.get("rows", 0)),
         scaler_rows=int(ra + rb),
     )
-    for name, value in b.counters.items():
-        out.counters[name] = out.counters.get(name, 0) + value
     return out
