@@ -2,16 +2,18 @@
 through :mod:`streamfit.core.nn` and replaying through :mod:`streamfit.core.replaying`.
 
 It is not registered (the registry's algorithms are the shipped ones); the trainer takes the
-instance. Run as a module it trains on CSV rows from standard input, checkpointing every batch,
-which is how the kill -9 test drives it in a real process:
+instance. Run as a module it trains in a process of its own, as the tests need:
 
-    python -m tests.core.tiny_nn OUTPUT CHECKPOINTS '{"replay": 1}'
+    python -m tests.core.tiny_nn train-pipe OUTPUT CHECKPOINTS '{"replay": 1}' < rows.csv
+    python -m tests.core.tiny_nn quality '{"replay": 4}' EPOCHS ROWS MORE_ROWS
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -22,7 +24,7 @@ from streamfit.core.batch import Batch, Features
 from streamfit.core.model import Model
 from streamfit.core.nn import Net, NetKeeper, merge_nets, net_bytes
 from streamfit.core.replay import open_reservoir
-from streamfit.core.replaying import ReplayHyperparameters, Replaying
+from streamfit.core.replaying import ReplayHyperparameters, Replaying, replay_after
 from streamfit.core.state import State
 
 OPTIMIZERS = {
@@ -172,14 +174,35 @@ class TinyNN(Replaying, Algorithm[TinyHyperparameters]):
         return MSE(model)
 
 
-def main(argv: list[str]) -> None:
-    """Train on CSV from standard input with a checkpoint after every batch."""
+def regression_batches(n: int, size: int, seed: int = 0) -> Iterator[Batch]:
+    """``n`` rows of a smooth nonlinear task in 8 features, in batches of ``size``, each batch
+    generated on its own (from ``seed`` and its index) so that no more than one is in memory."""
+    for index, start in enumerate(range(0, n, size)):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        m = min(size, n - start)
+        x = torch.randn(m, 8, generator=g)
+        y = torch.sin(2 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.5 * x[:, 3] ** 2
+        yield Batch(x, y + 0.1 * torch.randn(m, generator=g))
+
+
+def fold_all(algo: TinyNN, batches: Iterable[Batch], state: State | None = None) -> State:
+    """Train on ``batches`` as the training loop does: each fresh batch, then its replays."""
+    for batch in batches:
+        if state is None:
+            state = algo.init_state(batch.n_features)
+        algo.update(state, batch)
+        replay_after(algo, state, batch, algo.update)
+    assert state is not None
+    return state
+
+
+def train_csv(source: str, output: str, checkpoints: str, hp: dict[str, Any]) -> None:
+    """Train on CSV rows (``-``: standard input) with a checkpoint after every batch."""
     from streamfit.training.trainer import train
 
-    output, checkpoints, hp = argv[0], argv[1], json.loads(argv[2])
     train(
         TinyNN(hp),
-        "-",
+        source,
         output=output,
         checkpoint_dir=checkpoints,
         checkpoint_batches=1,
@@ -188,5 +211,30 @@ def main(argv: list[str]) -> None:
     )
 
 
+def _quality(hp: dict[str, Any], epochs: int, rows: int, more_rows: int) -> None:
+    """Train ``epochs`` passes over ``rows`` generated rows; print the validation MSE, the
+    optimiser steps and this process's peak RSS as JSON; then, if ``more_rows``, train on that
+    many new rows and add the peak RSS after them."""
+    torch.set_num_threads(1)
+    algo = TinyNN(hp)
+    state = None
+    for _ in range(epochs):
+        state = fold_all(algo, regression_batches(rows, algo.mini_batch_size), state)
+    assert state is not None
+    mse = algo.evaluate(algo.finalize(state), regression_batches(2000, 2000, seed=1))["mse"]
+    result = {"mse": mse, "steps": state.meta["net"]["steps"], "peak_mb": _peak_mb()}
+    if more_rows:
+        fold_all(algo, regression_batches(more_rows, algo.mini_batch_size, seed=2), state)
+        result["peak_mb_after_more"] = _peak_mb()
+    print(json.dumps(result))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1] == "train-pipe":
+        train_csv("-", sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
+    else:
+        _quality(json.loads(sys.argv[2]), *map(int, sys.argv[3:6]))
