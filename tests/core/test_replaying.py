@@ -84,3 +84,17 @@ def test_a_run_with_replay_resumed_from_disk_equals_the_uninterrupted_one(tmp_pa
         assert torch.equal(t, resumed.tensors[name]), name
     assert whole.meta == resumed.meta
     assert torch.equal(whole.generator.get_state(), resumed.generator.get_state())
+
+
+def test_a_state_trained_without_replay_gets_a_reservoir_when_continued_with_it() -> None:
+    batches = _batches()
+    state = TinyNN(mini_batch_size=32).init_state(4)
+    _fold(TinyNN(mini_batch_size=32), state, batches[0])
+    algo = TinyNN(replay=1, replay_capacity_mb=0.01, mini_batch_size=32)
+    algo.adopt(state)
+    assert [_fold(algo, state, b) for b in batches[1:4]] == [0, 1, 1]
+    slots = algo.reservoir(state).slots
+    bigger = TinyNN(replay=1, replay_capacity_mb=0.02, mini_batch_size=32)
+    bigger.adopt(state)  # a reservoir stays as it was made
+    assert bigger.reservoir(state).slots == slots
+    assert bigger.reservoir(state).offered == 3

@@ -101,6 +101,9 @@ class TinyNN(Replaying, Algorithm[TinyHyperparameters]):
     hyperparameters_class = TinyHyperparameters
     model_class = TinyModel
     merge_tolerance: ClassVar[float] = 0.5
+    fixed_hyperparameters: ClassVar[frozenset[str]] = frozenset(
+        {"hidden", "batch_norm", "optimizer", "step_lr"}
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,6 +152,9 @@ class TinyNN(Replaying, Algorithm[TinyHyperparameters]):
             if net.scheduler is not None:
                 net.scheduler.step()
         return float(loss.detach())
+
+    def _adopt(self, state: State) -> None:
+        self.adopt_replay(state)
 
     def _merge(self, a: State, b: State) -> State:
         out = a.clone()

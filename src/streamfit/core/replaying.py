@@ -73,6 +73,12 @@ class Replaying:
                 device=device,
             )
 
+    def adopt_replay(self, state: State) -> None:
+        """For ``_adopt``: give a state trained without replay a reservoir when replay is
+        now on. A reservoir the state has stays as it is: its capacity was fixed with it."""
+        if self.replay_ratio() > 0 and self.replay_prefix not in state.meta:
+            self.init_replay(state, state.device)
+
     def reservoir(self, state: State) -> RecordReservoir | CSRReservoir:
         return open_reservoir(state, self.replay_prefix)
 
