@@ -196,3 +196,16 @@ def test_feature_names_from_arrow() -> None:
 def test_module_doctest() -> None:
     result = doctest.testmod(streamfit.sklearn)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_fit_and_partial_fit_train_through_the_trainers_loop() -> None:
+    """Warm-up on the first rows, folds that count, epochs that end as the trainer's do."""
+    X, score = linear_data(n=1050)
+    y = score > 0
+    clf = LinearLearnerClassifier(epochs=3, mini_batch_size=100, early_stopping_patience=100)
+    state = clf.fit(X, y).state_
+    assert (state.trainer.rows, state.trainer.batches) == (3 * 1050, 3 * 11)
+    assert state.position.epoch == 3 and not state.trainer.stopped_early
+    assert state.meta["scaler_rows"] == 1050  # prepared on the first rows (all, fewer than 10^4)
+    more = clf.partial_fit(X[:200], y[:200]).state_
+    assert more.trainer.rows == 3 * 1050 + 200

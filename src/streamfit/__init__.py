@@ -41,7 +41,7 @@ _EXPORTS = {
     "predict": "streamfit.training.inference",
     "predict_records": "streamfit.training.inference",
     "TrainResult": "streamfit.training.trainer",
-    "train": "streamfit.training.trainer",
+    "train": "streamfit.fitting",
 }
 
 __all__ = [
@@ -105,5 +105,6 @@ if TYPE_CHECKING:
         TrainingDiverged,
         TrainingInterrupted,
     )
+    from streamfit.fitting import train
     from streamfit.training.inference import finalize, predict, predict_records
-    from streamfit.training.trainer import TrainResult, train
+    from streamfit.training.trainer import TrainResult

@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from streamfit.algorithms.linear_learner import LinearLearner, LinearLearnerModel
 from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.state import State
+from streamfit.training.loop import Loop, warm_up
 from streamfit.training.trainer import compute_threads
 
 __all__ = ["LinearLearnerClassifier", "LinearLearnerRegressor"]
@@ -64,6 +66,15 @@ def _rows(x: Features, idx: torch.Tensor) -> Features:
     return x.select_rows(idx) if isinstance(x, CSR) else x.index_select(0, idx)
 
 
+def _batches(
+    feats: Features, labels: torch.Tensor, order: torch.Tensor, size: int
+) -> Iterator[Batch]:
+    """The rows in ``order``, ``size`` at a time, positioned as a pass over them."""
+    for start in range(0, labels.numel(), size):
+        idx = order[start : start + size]
+        yield Batch(_rows(feats, idx), labels[idx], end_position=start + idx.numel())
+
+
 class _LinearLearnerBase(BaseEstimator):  # type: ignore[misc]
     """Shared training loop; subclasses define ``__init__`` (their parameters)."""
 
@@ -88,33 +99,37 @@ class _LinearLearnerBase(BaseEstimator):  # type: ignore[misc]
 
     def _train(self, X: Any, y: np.ndarray, algo: LinearLearner, *, partial: bool) -> None:
         """``fit``: a new state, ``epochs`` shuffled passes with early stopping; ``partial``:
-        one pass in the given order, continuing ``state_`` if there is one. Then ``model_``."""
+        one pass in the given order, continuing ``state_`` if there is one. Then ``model_``.
+        The passes go through the trainer's loop (warm-up, folds, end of epoch)."""
         feats, labels = _to_torch(X), torch.tensor(y, dtype=torch.float32)
         n = labels.numel()
         fresh = not (partial and hasattr(self, "state_"))
         if not fresh:  # continue with the hyperparameters the state was made with
             algo = LinearLearner(self.state_.hyperparameters)
-        state = algo.init_state(int(X.shape[1])) if fresh else self.state_
+        state: State | None = None if fresh else self.state_
         shuffler = torch.Generator().manual_seed(self.seed)
+        cpu = torch.device("cpu")
+        loop = Loop(algo)
         done = 0
         # The trainer's rule, for the same reason: intra-op threads that compete for cores
         # make small batches many times slower (see training.trainer.compute_threads).
-        with compute_threads(torch.device("cpu"), None):
+        with compute_threads(cpu, None):
             for _ in range(1 if partial else self.epochs):
                 order = torch.arange(n) if partial else torch.randperm(n, generator=shuffler)
-                if not state.meta["prepared"]:  # the trainer's warm-up: scaler from the first rows
-                    head = order[: algo.warmup_rows()]
-                    algo.prepare(state, [Batch(_rows(feats, head), labels[head])])
-                for start in range(0, n, algo.mini_batch_size):
-                    idx = order[start : start + algo.mini_batch_size]
-                    algo.update(state, Batch(_rows(feats, idx), labels[idx]))
+                batches = _batches(feats, labels, order, algo.mini_batch_size)
+                if state is None or not state.trainer.rows:  # the scaler from the first rows
+                    state, batches = warm_up(algo, state, batches, cpu, "X")
+                for batch in batches:
+                    loop.step(state, batch)
                 done += 1
-                if not partial and algo.end_epoch(state, None):
-                    break
+                if not partial:
+                    loop.end_epoch(state, None)
+                    if state.trainer.stopped_early:
+                        break
+            assert state is not None
             model = algo.finalize(state)
         assert isinstance(model, LinearLearnerModel)
         self.model_ = model
-        state.trainer.rows += n * done
         self.state_ = state
         self.n_iter_ = done + (0 if fresh else self.n_iter_)
         self._set_coef()

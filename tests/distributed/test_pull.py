@@ -16,7 +16,7 @@ from streamfit.core.delta import Delta, shared_view, state_delta
 from streamfit.distributed.pull import Pull, Replica
 from streamfit.distributed.server import ParameterServer
 from streamfit.distributed.worker import LATEST_EVERY
-from streamfit.training.trainer import fold, warm_up
+from streamfit.training.loop import fold, warm_up
 
 T = TypeVar("T")
 WIDTH = 1 << 14

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfit.cli.options import data_options, handle_errors, hp_option, print_json
+from streamfit.fitting import train
 from streamfit.training.inference import finalize, finalize_sweep
-from streamfit.training.trainer import train
 
 __all__ = ["finalize_command", "print_metrics", "print_sweep", "train_command"]
 

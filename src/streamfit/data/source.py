@@ -14,30 +14,26 @@ The format comes from ``content_type``, else the file extension, else the first 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import io
 import os
 import select
 import stat
 import sys
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from collections.abc import Callable, Generator, Iterator
+from typing import BinaryIO
 
 import fsspec
 
-from streamfit.data.checks import OnBadRows, RowChecker
+from streamfit.data.base import CONTENT_TYPES, Source, SourceOptions
+from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.csv import read_csv
 from streamfit.data.jsonl import read_jsonl
 from streamfit.data.libsvm import read_libsvm
 from streamfit.data.parquet import read_parquet
 from streamfit.data.recordio import read_recordio
-from streamfit.data.schema import Schema
-from streamfit.data.text import BLOCK_BYTES, ReadContext
+from streamfit.data.text import ReadContext
 from streamfit.errors import ConfigError
 
 __all__ = [
@@ -62,18 +58,6 @@ READERS: dict[str, Reader] = {
     "recordio": read_recordio,
 }
 
-#: SageMaker's content types (and short names) to formats.
-CONTENT_TYPES: dict[str, str] = {
-    "text/csv": "csv",
-    "application/x-parquet": "parquet",
-    "application/jsonlines": "jsonl",
-    "application/json": "jsonl",
-    "text/libsvm": "libsvm",
-    "text/x-libsvm": "libsvm",
-    "application/x-recordio-protobuf": "recordio",
-    **{name: name for name in READERS},
-}
-
 _EXTENSIONS = {
     ".csv": "csv",
     ".parquet": "parquet",
@@ -92,34 +76,6 @@ _EXTENSIONS = {
 _COMPRESSION = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".snappy"}
 _RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """How to read a channel."""
-
-    content_type: str | None = None
-    label_column: str | None = None
-    labelled: bool = True
-    on_bad_rows: OnBadRows = "error"
-    #: Sparse indices must be below this (the algorithm's ``feature_dim``).
-    max_index: int | None = None
-    #: The hashing trick: sparse ids, and string columns of tabular files, folded into
-    #: ``[0, hash_features)`` (see :mod:`streamfit.data.hashing`).
-    hash_features: int | None = None
-    block_bytes: int = BLOCK_BYTES
-    #: The named feature columns to expect (see :mod:`streamfit.data.schema`): files and
-    #: reads whose columns have names are matched to them by name. None: the first file's.
-    columns: Schema | None = None
-
-    def format(self) -> str | None:
-        if self.content_type is None:
-            return None
-        key = self.content_type.split(";")[0].strip().lower()
-        if key not in CONTENT_TYPES:
-            known = ", ".join(sorted(CONTENT_TYPES))
-            raise ConfigError(f"unknown content type {self.content_type!r} (known: {known})")
-        return CONTENT_TYPES[key]
 
 
 def detect_format(name: str, head: bytes = b"") -> str:
@@ -145,84 +101,6 @@ def detect_format(name: str, head: bytes = b"") -> str:
     if len(first) > 1 and all(b":" in t for t in first[1:]):
         return "libsvm"
     return "csv"
-
-
-class Source(ABC):
-    """A channel's data. ``read`` may be called once per epoch (``rereadable``) or once."""
-
-    name: str
-    rereadable: bool = True
-    _stop: threading.Event | None = None
-    _checker: RowChecker | None = None
-
-    def __init__(self, name: str, options: SourceOptions) -> None:
-        self.name = name
-        self.options = options
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
-
-    def with_options(self, options: SourceOptions) -> Source:
-        """The same data, read with other options (the trainer sets labels and bad rows)."""
-        other = copy.copy(self)
-        other.options = options
-        other._checker = None
-        return other
-
-    def read(
-        self,
-        skip: int = 0,
-        n_features: int | None = None,
-        *,
-        stop: threading.Event | None = None,
-    ) -> Iterator[Chunk]:
-        """Chunks from position ``skip`` on; ``n_features`` fixes the width (else row one).
-
-        ``stop``, once set, ends a wait for data that could last (a pipe's): the read then
-        raises :class:`ReadStopped`. Reads of files end by themselves, a chunk at a time.
-        """
-        self._stop = stop
-        checker = RowChecker(
-            labelled=self.options.labelled,
-            on_bad_rows=self.options.on_bad_rows,
-            n_features=n_features,
-            max_index=self.options.max_index,
-            hash_space=self.options.hash_features,
-            file=self.name,
-            columns=self.schema,  # a later read matches the first one's columns by name
-        )
-        self._checker = checker
-        return self._read(skip, checker)
-
-    @property
-    def schema(self) -> Schema | None:
-        """The named feature columns: expected (``options.columns``), else those the first
-        read found (known once it has begun); None for data without names."""
-        if self.options.columns is not None or self._checker is None:
-            return self.options.columns
-        return self._checker.columns
-
-    def expecting(self, schema: Schema | Mapping[str, Any] | None) -> Source:
-        """This source, its named columns matched to ``schema`` (a state's or a model's, as
-        ``Schema.to_json`` wrote it); itself when ``schema`` is None."""
-        if schema is None:
-            return self
-        if not isinstance(schema, Schema):
-            schema = Schema.from_json(schema)
-        return self.with_options(dataclasses.replace(self.options, columns=schema))
-
-    @abstractmethod
-    def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
-        """Chunks from position ``skip`` on, validated by ``checker``."""
-
-    def _context(self, checker: RowChecker, offset: int, skip: int) -> ReadContext:
-        return ReadContext(
-            checker=checker,
-            offset=offset,
-            skip=skip,
-            label_column=self.options.label_column,
-            block_bytes=self.options.block_bytes,
-        )
 
 
 class FileSource(Source):

@@ -34,10 +34,10 @@ from sqlalchemy import CursorResult, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from streamfit.data.base import Source, SourceOptions
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
-from streamfit.data.source import Source, SourceOptions
 from streamfit.data.sqlguard import check_query, read_only_statements
 from streamfit.errors import ConfigError, DataError
 

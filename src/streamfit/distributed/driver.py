@@ -13,6 +13,8 @@ Three ways to combine workers, by algorithm and ``sync``:
   merges all workers' states with ``Algorithm.merge`` and hands the result back to them.
 
 Epochs are barriers: the end-of-epoch hook (early stopping) runs on the combined state.
+Progress, ``max_batches``, the checkpoint cadence, the stop flag and the end of an epoch are
+the training loop's (:class:`~streamfit.training.loop.Loop`), fed the workers' reports.
 A checkpoint is the combined state plus each worker's position in its shard, in the
 trainer's record (``state.trainer.distributed``); rerunning the same command resumes from it.
 """
@@ -24,6 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
@@ -31,13 +34,15 @@ from streamfit.core.delta import fix_counts
 from streamfit.core.state import Layout, Position, State
 from streamfit.data.source import FileSource, Source
 from streamfit.distributed.cluster import connect, new_run_id, start_server, start_worker
+from streamfit.distributed.options import DistributedOptions
 from streamfit.distributed.shards import describe, split_source
 from streamfit.distributed.worker import StepReport
-from streamfit.errors import ConfigError, TrainingInterrupted
+from streamfit.errors import ConfigError
+from streamfit.training.loop import AnyAlgorithm, Loop, StopFlag
 from streamfit.training.progress import TrainingProgress
-from streamfit.training.trainer import AnyAlgorithm, StopFlag, TrainingRun
+from streamfit.training.trainer import TrainingRun
 
-__all__ = ["Mode", "fit_distributed", "mode_of", "resume_point"]
+__all__ = ["Mode", "RayFitter", "fit_distributed", "mode_of", "resume_point"]
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,22 @@ def mode_of(algo: AnyAlgorithm, sync: bool) -> Mode:
     return "sync" if sync else "async"
 
 
+@dataclass(frozen=True)
+class RayFitter:
+    """A :class:`~streamfit.training.trainer.Fitter` that trains on Ray workers."""
+
+    options: DistributedOptions
+
+    def fit(
+        self, run: TrainingRun, state: State | None, progress: TrainingProgress
+    ) -> tuple[State, float, int]:
+        return fit_distributed(run, state, progress, self.options)
+
+
 def fit_distributed(
-    run: TrainingRun, state: State | None, bar: TrainingProgress
+    run: TrainingRun, state: State | None, bar: TrainingProgress, opts: DistributedOptions
 ) -> tuple[State, float, int]:
     """:meth:`TrainingRun.fit` on Ray workers; returns the state, seconds and rows."""
-    opts = run.distributed
-    assert opts is not None
     mode = mode_of(run.algo, opts.sync)
     train = _named(run.train, state)
     if train.schema is not None and run.checkpoints is not None:
@@ -75,7 +90,7 @@ def fit_distributed(
     startup = math.nan
     with connect(opts.ray_address, opts.workers) as ray, StopFlag() as stop:
         while True:
-            session = _Session(run, ray, mode, shards, bar, stop)
+            session = _Session(run, opts, ray, mode, shards, run.loop(bar, stop))
             try:
                 session.wait_ready(opts.start_timeout)
                 if math.isnan(startup):  # Ray (if started here) and the first set of actors
@@ -91,7 +106,7 @@ def fit_distributed(
                 where = "its latest checkpoint" if run.checkpoints else "the start"
                 log.warning("lost an actor (%s); restarting from %s", exc, where)
             finally:
-                rows += session.rows
+                rows += session.loop.rows
                 session.close()
     state.trainer.distributed = None
     if train.schema is not None:
@@ -160,15 +175,14 @@ class _Session:
     def __init__(
         self,
         run: TrainingRun,
+        opts: DistributedOptions,
         ray: ModuleType,
         mode: Mode,
         shards: list[Source],
-        bar: TrainingProgress,
-        stop: StopFlag,
+        loop: Loop,
     ) -> None:
-        opts = run.distributed
-        assert opts is not None
-        self.run, self.ray, self.mode, self.bar, self.stop = run, ray, mode, bar, stop
+        self.run, self.ray, self.mode, self.loop = run, ray, mode, loop
+        self.stop = loop.stop
         self.algo = run.algo
         self.layout = describe(shards)
         self.n = len(shards)
@@ -186,8 +200,6 @@ class _Session:
             )
             for i, shard in enumerate(shards)
         ]
-        self.rows = self.batches = self.saved_batches = 0
-        self.last_save = time.monotonic()
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for every worker to start; a cluster without room for them is an error rather
@@ -220,11 +232,10 @@ class _Session:
         run = self.run
         while not run.done(state):
             state = self._epoch(state, epoch, positions)
-            if self.algo.end_epoch(state, run.stream(run.validation, state)):
-                state.trainer.stopped_early = True
-                log.info("early stopping after epoch %d", epoch + 1)
-            epoch, positions = epoch + 1, [0] * self.n
-            self._save(state, epoch, positions)
+            positions = [0] * self.n  # where the next epoch's workers start
+            self._mark(state, epoch, positions)
+            self.loop.end_epoch(state, run.stream(run.validation, state))  # then epoch + 1
+            epoch += 1
         assert state is not None
         return state
 
@@ -307,8 +318,9 @@ class _Session:
             active = [r.index for r in reports if not r.finished]
             self.ray.get([self.workers[i].replace.remote(base) for i in active])
             if self.stop.requested:
-                self._interrupt(base, epoch, positions)
-            if self._due():
+                self._mark(base, epoch, positions)
+                self.loop.interrupt(base)
+            if self.loop.due():
                 self._save(base, epoch, positions)
         return base
 
@@ -329,41 +341,24 @@ class _Session:
                 self._account([report], epoch)
                 if not report.finished and not self.stop.requested:
                     inflight[self.workers[i].step.remote(self.step_batches)] = i
-            if inflight and not self.stop.requested and self._due():
+            if inflight and not self.stop.requested and self.loop.due():
                 state, positions = snapshot()
                 self._save(state, epoch, positions)
         if self.stop.requested:
             state, positions = snapshot()
-            self._interrupt(state, epoch, positions)
+            self._mark(state, epoch, positions)
+            self.loop.interrupt(state)
 
     def _account(self, reports: list[StepReport], epoch: int) -> None:
         for r in reports:
-            self.rows += r.rows
-            self.batches += r.batches
-            self.bar.advance(r.rows, r.loss / r.loss_rows if r.loss_rows else math.nan, epoch)
-        limit = self.run.max_batches
-        if limit is not None and self.batches >= limit:
-            self.stop.requested = True
+            per_row = r.loss / r.loss_rows if r.loss_rows else math.nan
+            self.loop.account(r.batches, r.rows, per_row, epoch)
 
-    def _due(self) -> bool:
-        run = self.run
-        if run.checkpoints is None:
-            return False
-        every = run.checkpoint_batches
-        seconds = run.checkpoint_seconds
-        return (every is not None and self.batches - self.saved_batches >= every) or (
-            seconds is not None and time.monotonic() - self.last_save >= seconds
-        )
-
-    def _save(self, state: State, epoch: int, positions: list[int]) -> None:
+    def _mark(self, state: State, epoch: int, positions: list[int]) -> None:
+        """Where ``state`` stands: ``epoch``, each worker's position in its shard."""
         state.position = Position(epoch, sum(positions))
         state.trainer.distributed = Layout(self.n, self.mode, self.layout, list(positions))
-        if self.run.checkpoints is not None:
-            self.run.checkpoints.save(state)
-            self.last_save, self.saved_batches = time.monotonic(), self.batches
 
-    def _interrupt(self, state: State, epoch: int, positions: list[int]) -> None:
-        self._save(state, epoch, positions)
-        ckpts = self.run.checkpoints
-        saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
-        raise TrainingInterrupted(f"stopped at epoch {epoch + 1}, row {sum(positions)}{saved}")
+    def _save(self, state: State, epoch: int, positions: list[int]) -> None:
+        self._mark(state, epoch, positions)
+        self.loop.save(state)

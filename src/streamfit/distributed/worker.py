@@ -24,7 +24,7 @@ from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
 from streamfit.data.source import Source
 from streamfit.distributed.pull import Replica
-from streamfit.training.trainer import fold, warm_up
+from streamfit.training.loop import fold, warm_up
 
 __all__ = ["LATEST_EVERY", "ShardWorker", "StepReport"]
 

@@ -20,30 +20,10 @@ from streamfit.data.checks import OnBadRows
 from streamfit.data.destination import open_output, refuse_inputs
 from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.errors import ConfigError
+from streamfit.training.schema import with_input_schema
+from streamfit.training.sweep import parse_sweep, run_sweep, write_sweep
 
-__all__ = [
-    "finalize",
-    "finalize_sweep",
-    "predict",
-    "predict_records",
-    "record_schema",
-    "with_input_schema",
-]
-
-
-def record_schema(state: State, source: Source) -> None:
-    """Keep in ``state`` the named columns ``source`` was read with (once known), so that
-    later reads of any channel, and the models, match columns by name."""
-    if "schema" not in state.inputs and source.schema is not None:
-        state.inputs["schema"] = source.schema.to_json()
-
-
-def with_input_schema(model: Model, state: State) -> Model:
-    """``model``, recording the input schema of the state it was finalized from: ``predict``
-    then reads named columns by name."""
-    if "schema" in state.inputs:
-        model.meta["input_schema"] = state.inputs["schema"]
-    return model
+__all__ = ["finalize", "finalize_sweep", "predict", "predict_records"]
 
 
 def _model(model: Model | str | os.PathLike[str], device: str) -> Model:
@@ -186,8 +166,6 @@ def finalize_sweep(
 ) -> list[dict[str, Any]]:
     """One model per value of ``sweep`` (``"k=2..40"``) under ``output/sweep/``, measured in
     one read of ``evaluate`` if given; returns the table also written to ``sweep.json``."""
-    from streamfit.training.sweep import parse_sweep, run_sweep, write_sweep
-
     st = state if isinstance(state, State) else State.load(state)
     algo = get_algorithm(st.algorithm)(st.hyperparameters)
     name, values = parse_sweep(sweep)

@@ -22,7 +22,7 @@ from streamfit.core.batch import Batch
 from streamfit.core.model import Model
 from streamfit.core.state import State
 from streamfit.errors import ConfigError
-from streamfit.training.inference import with_input_schema
+from streamfit.training.schema import with_input_schema
 
 __all__ = ["SweepPoint", "parse_sweep", "run_sweep", "write_sweep"]
 

@@ -1,8 +1,15 @@
-"""The trainer: one training job in-process.
+"""The trainer: one training job.
 
-It reads the train channel once per epoch, in fixed-size batches, folds each into the state,
-checkpoints on a timer (and at every epoch end), stops cleanly on SIGTERM after a checkpoint,
-and at the end calibrates on the validation channel, finalizes a model and measures it.
+It opens the channels, resumes from a checkpoint or starts from an earlier state, reads the
+train channel once per epoch in fixed-size batches through the loop
+(:mod:`streamfit.training.loop`: folds, checkpoints on a timer and at every epoch end, stops
+cleanly on SIGTERM after a checkpoint), and at the end calibrates on the validation channel,
+finalizes a model, measures it and writes the output folder.
+
+The epochs run in this process unless a :class:`Fitter` runs them elsewhere:
+:mod:`streamfit.distributed` provides one for Ray workers, and ``streamfit.train``
+(:mod:`streamfit.fitting`) picks it when asked for workers, so that training never imports
+the distributed package.
 
 >>> # result = train("linear-learner", "train.csv", validation="val.csv",
 >>> #                hyperparameters={"predictor_type": "binary_classifier"}, output="out/")
@@ -14,52 +21,40 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from streamfit.core.algorithm import Algorithm, BatchStream
-from streamfit.core.batch import CSR, Batch
+from streamfit.core.batch import Batch
 from streamfit.core.model import Model
 from streamfit.core.registry import get_algorithm
 from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
-from streamfit.errors import (
-    ConfigError,
-    IncompatibleStateError,
-    TrainingDiverged,
-    TrainingInterrupted,
-)
+from streamfit.errors import ConfigError, IncompatibleStateError
 from streamfit.training.checkpoint import Checkpoints, check_finite
-from streamfit.training.inference import record_schema, with_input_schema
+from streamfit.training.loop import Loop, StopFlag, warm_up
 from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.provenance import check_same_input, data_identity
+from streamfit.training.schema import record_schema, with_input_schema
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
-if TYPE_CHECKING:
-    from streamfit.distributed.options import DistributedOptions
-
 __all__ = [
-    "StopFlag",
+    "Fitter",
     "TrainResult",
     "TrainingRun",
     "compute_threads",
-    "fold",
     "load_algorithm",
     "resolve_device",
     "train",
-    "warm_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -118,10 +113,7 @@ def train(
     max_batches: int | None = None,
     threads: int | None = None,
     sweep: str | tuple[str, list[Any]] | None = None,
-    workers: int | None = None,
-    ray_address: str | None = None,
-    sync: bool = False,
-    exchange_every: int | None = None,
+    fitter: Fitter | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel; see the module docstring.
 
@@ -131,13 +123,11 @@ def train(
     ``threads`` sets torch's CPU threads while training (default: all cores but one).
     ``sweep`` (``"k=2..40"``) also finalizes one model per value from the same state and
     measures them all in one read of the test channel (else validation).
-    ``workers`` trains on that many Ray workers, each on a disjoint shard of ``train``, on
-    the cluster at ``ray_address`` (default: a new local Ray); see :mod:`streamfit.distributed`
-    for ``sync`` and ``exchange_every``.
+    ``fitter`` runs the epochs elsewhere (on Ray workers: ``streamfit.train(workers=...)``).
     """
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
-    state, resumed = _initial_state(algorithm, ckpts, init_state, dev, workers is not None)
+    state, resumed = _initial_state(algorithm, ckpts, init_state, dev, fitter is None)
     given = dict(hyperparameters or {})
     hp = given if state is None else {**state.hyperparameters, **given}
     algo = load_algorithm(algorithm, hp)
@@ -156,13 +146,6 @@ def train(
     total_epochs = epochs if epochs is not None else algo.epochs
     if total_epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {total_epochs}")
-    distributed = None
-    if workers is not None:
-        from streamfit.distributed.options import DistributedOptions  # Ray only when asked
-
-        distributed = DistributedOptions.build(workers, ray_address, sync, exchange_every)
-    elif ray_address is not None or sync or exchange_every is not None:
-        raise ConfigError("ray_address, sync and exchange_every need workers")
     sources = {
         name: (uri, None if uri is None else open_source(uri, options))
         for name, uri in (("train", train), ("validation", validation), ("test", test))
@@ -190,7 +173,7 @@ def train(
         checkpoint_seconds=checkpoint_seconds,
         checkpoint_batches=checkpoint_batches,
         max_batches=max_batches,
-        distributed=distributed,
+        fitter=fitter,
     )
     # Measuring and sweeping read data while computing, as training does: same thread rule.
     with compute_threads(dev, threads):
@@ -228,24 +211,14 @@ def compute_threads(device: torch.device, threads: int | None) -> Iterator[None]
         torch.set_num_threads(previous)
 
 
-class StopFlag:
-    """Set by SIGTERM; the loop checkpoints and exits at the next batch boundary."""
+class Fitter(Protocol):
+    """Runs a run's epochs somewhere other than this process (the default when none)."""
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+    def fit(
+        self, run: TrainingRun, state: State | None, progress: TrainingProgress
+    ) -> tuple[State, float, int]:
+        """:meth:`TrainingRun.fit`'s work: the trained state, the seconds and rows it took."""
+        ...
 
 
 @dataclass
@@ -262,8 +235,8 @@ class TrainingRun:
     checkpoint_seconds: float | None
     checkpoint_batches: int | None
     max_batches: int | None
-    #: Train on Ray workers (``streamfit.distributed``) rather than in this process.
-    distributed: DistributedOptions | None = None
+    #: Where the epochs run, if not in this process (Ray workers: ``streamfit.distributed``).
+    fitter: Fitter | None = None
     #: Metrics the fitting adds (a distributed run's workers and restarts).
     extra_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -286,17 +259,26 @@ class TrainingRun:
             return False
         return state.position.epoch >= self.epochs or state.trainer.stopped_early
 
+    def loop(self, progress: TrainingProgress | None, stop: StopFlag) -> Loop:
+        """The loop of one attempt at this run: its checkpoints, their cadence, its limit."""
+        return Loop(
+            self.algo,
+            checkpoints=self.checkpoints,
+            checkpoint_seconds=self.checkpoint_seconds,
+            checkpoint_batches=self.checkpoint_batches,
+            max_batches=self.max_batches,
+            progress=progress,
+            stop=stop,
+        )
+
     def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
         """Train until the last epoch; returns the state, the seconds and rows of this run."""
-        if self.distributed is not None:
-            from streamfit.distributed.driver import fit_distributed
-
-            return fit_distributed(self, state, bar)
-        algo, ckpts = self.algo, self.checkpoints
+        if self.fitter is not None:
+            return self.fitter.fit(self, state, bar)
+        algo = self.algo
         started = time.perf_counter()
-        last_save = time.monotonic()
-        rows = batches_done = 0
         with StopFlag() as stop:
+            loop = self.loop(bar, stop)
             while not self.done(state):
                 skip = state.position.rows if state is not None else 0
                 width = state.n_features if state is not None else algo.expected_features()
@@ -314,40 +296,14 @@ class TrainingRun:
                 if state is None or not state.trainer.rows:
                     state, batches = warm_up(algo, state, batches, self.device, self.train.name)
                 record_schema(state, train)
-                epoch = state.position.epoch
                 for batch in batches:
-                    loss = fold(algo, state, batch)
-                    rows += batch.n_rows
-                    batches_done += 1
-                    bar.advance(batch.n_rows, loss / max(batch.n_rows, 1), epoch)
-                    if self.max_batches is not None and batches_done >= self.max_batches:
-                        stop.requested = True
-                    due = (
-                        self.checkpoint_batches is not None
-                        and batches_done % self.checkpoint_batches == 0
-                    ) or (
-                        self.checkpoint_seconds is not None
-                        and time.monotonic() - last_save >= self.checkpoint_seconds
-                    )
-                    if ckpts is not None and (due or stop.requested):
-                        ckpts.save(state)
-                        last_save = time.monotonic()
-                    if stop.requested:
-                        where = f"epoch {epoch + 1}, row {state.position.rows}"
-                        saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
-                        raise TrainingInterrupted(f"stopped at {where}{saved}")
+                    loop.step(state, batch)
                 record_schema(state, train)  # a resumed state from before schemas
-                if algo.end_epoch(state, self.stream(self.validation, state)):
-                    state.trainer.stopped_early = True
-                    log.info("early stopping after epoch %d", epoch + 1)
-                state.position = Position(epoch + 1, 0)
-                if ckpts is not None:
-                    ckpts.save(state)
-                    last_save = time.monotonic()
+                loop.end_epoch(state, self.stream(self.validation, state))
                 if not self.train.rereadable:  # a pipe: one pass over what it delivers
                     break
         assert state is not None
-        return state, time.perf_counter() - started, rows
+        return state, time.perf_counter() - started, loop.rows
 
     def finish(self, state: State, seconds: float, rows: int) -> tuple[Model, dict[str, float]]:
         """Calibrate on validation, finalize, and measure on validation and test."""
@@ -372,24 +328,6 @@ class TrainingRun:
         return model, metrics
 
 
-def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
-    """Train ``state`` on ``batch`` and advance its position and counters; returns the
-    batch's training loss (NaN if none). A loss that is NaN or infinite ends training
-    (:class:`TrainingDiverged`): every later step would only spread it."""
-    loss = algo.update(state, batch) if batch.n_rows else math.nan
-    if batch.n_rows and algo.has_loss and not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"{algo.name}: the training loss of the batch ending at row "
-            f"{batch.end_position:,} (epoch {state.position.epoch + 1}) is {loss}: the "
-            "settings make training diverge (a learning rate too large?) or the features are "
-            "too large to train on as they are (scale them); the last checkpoint with finite "
-            "values is kept"
-        )
-    state.position.rows = batch.end_position
-    state.trainer.add({"rows": batch.n_rows, "bad_rows": batch.skipped, "batches": 1})
-    return loss
-
-
 def _check_same_settings(
     where: str, state: State, algo: AnyAlgorithm, given: Mapping[str, Any]
 ) -> None:
@@ -412,60 +350,20 @@ def _check_same_settings(
         )
 
 
-def warm_up(
-    algo: AnyAlgorithm,
-    state: State | None,
-    batches: Iterator[Batch],
-    device: torch.device,
-    name: str,
-) -> tuple[State, Iterator[Batch]]:
-    """Buffer the first ``warmup_rows`` rows for ``prepare`` (creating the state from the
-    first of them if there is none yet); they are then trained on, as the returned batches."""
-    held: list[Batch] = []
-    rows = 0
-    want = max(algo.warmup_rows(), 1)
-    for batch in batches:
-        if not held and batch.n_rows:  # the rows held here must fit beside the state
-            per_row = _bytes(batch) / batch.n_rows
-            algo.check_memory(batch.n_features, int(per_row * (want + 2 * algo.mini_batch_size)))
-        held.append(batch)
-        rows += batch.n_rows
-        if rows >= want:
-            break
-    if state is None:
-        first = next((b for b in held if b.n_rows), None)
-        if first is None:
-            raise ConfigError(f"{name}: no rows to train on")
-        state = algo.init_state(first.n_features, device)
-    algo.prepare(state, [b for b in held if b.n_rows])
-
-    def chained() -> Iterator[Batch]:
-        yield from held
-        yield from batches
-
-    return state, chained()
-
-
-def _bytes(batch: Batch) -> int:
-    f = batch.features
-    parts = [f.indptr, f.indices, f.values] if isinstance(f, CSR) else [f]
-    return sum(t.numel() * t.element_size() for t in parts)
-
-
 def _initial_state(
     algorithm: AlgorithmLike,
     ckpts: Checkpoints | None,
     init_state: str | os.PathLike[str] | State | None,
     device: torch.device,
-    distributed: bool = False,
+    local: bool = True,
 ) -> tuple[State | None, bool]:
     """The latest checkpoint (resume: ``True``), else ``init_state`` (incremental), else
-    nothing."""
+    nothing. A distributed run's checkpoint resumes only on workers (``local`` False)."""
     name = algorithm.name if isinstance(algorithm, Algorithm) else get_algorithm(algorithm).name
     if ckpts is not None:
         resumed = ckpts.load_latest(name, device)
         layout = None if resumed is None else resumed.trainer.distributed
-        if layout is not None and not distributed:
+        if layout is not None and local:
             workers = layout.workers
             raise ConfigError(
                 f"{ckpts.latest()} was written by training on {workers} workers: "

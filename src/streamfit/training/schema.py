@@ -1,0 +1,26 @@
+"""The input schema a state was trained on, recorded in it and in the models it gives, so
+that later reads of any channel (validation, test, resume, predict) match named columns by
+name."""
+
+from __future__ import annotations
+
+from streamfit.core.model import Model
+from streamfit.core.state import State
+from streamfit.data.source import Source
+
+__all__ = ["record_schema", "with_input_schema"]
+
+
+def record_schema(state: State, source: Source) -> None:
+    """Keep in ``state`` the named columns ``source`` was read with (once known), so that
+    later reads of any channel, and the models, match columns by name."""
+    if "schema" not in state.inputs and source.schema is not None:
+        state.inputs["schema"] = source.schema.to_json()
+
+
+def with_input_schema(model: Model, state: State) -> Model:
+    """``model``, recording the input schema of the state it was finalized from: ``predict``
+    then reads named columns by name."""
+    if "schema" in state.inputs:
+        model.meta["input_schema"] = state.inputs["schema"]
+    return model
