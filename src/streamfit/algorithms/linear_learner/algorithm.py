@@ -46,7 +46,11 @@ from streamfit.algorithms.linear_learner.scaling import (
     scale_features,
     to_raw_space,
 )
-from streamfit.algorithms.linear_learner.selection import reservoir_slots, select
+from streamfit.algorithms.linear_learner.selection import (
+    remember_scores,
+    reservoir_slots,
+    select,
+)
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.delta import Distribution
@@ -234,7 +238,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
             y = (y - t["y_shift"]) / t["y_scale"]
         n, m, c = batch.n_rows, hp.resolved_num_models, hp.n_outputs
         s = linear_scores(x, t["weight"], t["bias"])
-        self._remember(state, s, batch.labels)
+        remember_scores(state, s, batch.labels, regressor=hp.predictor_type == "regressor")
         shaped = s.view(n, m, c) if c > 1 else s
         loss, grad = loss_and_grad(hp.resolved_loss, shaped, y, self.loss_params)
         per_model = loss.detach().double().sum(0)
@@ -302,26 +306,6 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
             g_b = grad.sum(0) + t["bias"] * bias_wd
             bufs = {b: t[f"bias.{b}"] for b in names}
             step(cfg, t["bias"], g_b, bufs, bias_lr, state.meta["step"])
-
-    def _remember(self, state: State, scores: torch.Tensor, labels: torch.Tensor) -> None:
-        """Keep the latest pre-update scores as held-out rows (progressive validation)."""
-        if state.meta["calib_source"] != "train":
-            return
-        t = state.tensors
-        raw = scores.detach()
-        if self.hp.predictor_type == "regressor":
-            raw = raw * t["y_scale"] + t["y_shift"]
-        r = t["calib_scores"].shape[0]
-        n = raw.shape[0]
-        if n > r:
-            raw, labels, n = raw[-r:], labels[-r:], r
-        pos = state.meta["calib_next"]
-        idx = (torch.arange(n, device=raw.device) + pos) % r
-        t["calib_scores"].index_copy_(0, idx, raw)
-        t["calib_labels"].index_copy_(0, idx, labels.to(raw.dtype))
-        state.meta["calib_next"] = (pos + n) % r
-        state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
-        state.meta["calib_seen"] += n
 
     def _adopt(self, state: State) -> None:
         """Continue ``state``: learning rate, wd and l1 given now replace the candidates'."""

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
+from streamfit.core.state import State
 from streamfit.errors import ConfigError
 
-__all__ = ["Selection", "reservoir_slots", "select"]
+__all__ = ["Selection", "remember_scores", "reservoir_slots", "select"]
 
 BINARY_CRITERIA = (
     "accuracy",
@@ -32,6 +33,31 @@ class Selection:
     criterion: str
     value: float  # the criterion's value for the chosen model (higher is better; losses negated)
     values: list[float]  # the criterion's value for every candidate
+
+
+def remember_scores(
+    state: State, scores: torch.Tensor, labels: torch.Tensor, *, regressor: bool
+) -> None:
+    """Keep a batch's pre-update scores (every candidate's) as the latest held-out rows of
+    the state's ring of calibration scores (progressive validation), unless ``calibrate``
+    filled it from validation rows; a regressor's scores in the labels' units."""
+    if state.meta["calib_source"] != "train":
+        return
+    t = state.tensors
+    raw = scores.detach()
+    if regressor:
+        raw = raw * t["y_scale"] + t["y_shift"]
+    r = t["calib_scores"].shape[0]
+    n = raw.shape[0]
+    if n > r:
+        raw, labels, n = raw[-r:], labels[-r:], r
+    pos = state.meta["calib_next"]
+    idx = (torch.arange(n, device=raw.device) + pos) % r
+    t["calib_scores"].index_copy_(0, idx, raw)
+    t["calib_labels"].index_copy_(0, idx, labels.to(raw.dtype))
+    state.meta["calib_next"] = (pos + n) % r
+    state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
+    state.meta["calib_seen"] += n
 
 
 def reservoir_slots(seen: int, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
