@@ -5,18 +5,21 @@ as five epochs at the memory of one."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from streamfit.core.replaying import replays_due
 from streamfit.core.state import State
 from tests.core.tiny_nn import TinyNN, fold_all, regression_batches, train_csv
 
@@ -86,6 +89,8 @@ def test_kill_9_at_a_random_batch_then_resume_equals_an_uninterrupted_run(tmp_pa
     for name, t in a.tensors.items():
         assert torch.equal(t, b.tensors[name]), f"{name} differs after a kill at row {position}"
     assert a.meta["net"] == b.meta["net"]
+    assert b.meta["replay"]["offered"] == 3000 // 64 + 1  # every fresh batch, then replays:
+    assert b.meta["net"]["steps"] == 47 + sum(replays_due(1.5, n) for n in range(2, 48))
 
 
 def test_two_halves_merge_into_a_model_near_one_pass_over_both() -> None:
@@ -146,3 +151,18 @@ def test_one_pass_with_replay_4_matches_five_epochs_at_the_same_peak_memory() ->
     # once, whatever the data: four times the rows leave the peak where it was.
     assert replay4["peak_mb"] - epochs5["peak_mb"] <= 6, result
     assert replay4["peak_mb_after_more"] - replay4["peak_mb"] <= 2, result
+
+
+def test_a_replay_batch_that_diverges_names_the_fresh_batch_it_followed() -> None:
+    from streamfit.errors import TrainingDiverged
+    from streamfit.training.loop import fold
+
+    algo = TinyNN({**HP, "replay": 1, "replay_capacity_mb": 0.01})
+    batches = [
+        replace(b, end_position=64 * (i + 1)) for i, b in enumerate(regression_batches(128, 64))
+    ]
+    state = algo.init_state(8)
+    fold(algo, state, batches[0])
+    state.tensors["replay.field.labels"].fill_(math.inf)  # what the reservoir holds diverges
+    with pytest.raises(TrainingDiverged, match="batch ending at row 128"):
+        fold(algo, state, batches[1])

@@ -24,7 +24,7 @@ from streamfit.core.batch import Batch, Features
 from streamfit.core.model import Model
 from streamfit.core.nn import Net, NetKeeper, merge_nets, net_bytes
 from streamfit.core.replay import open_reservoir
-from streamfit.core.replaying import ReplayHyperparameters, Replaying, replay_after
+from streamfit.core.replaying import ReplayHyperparameters, Replaying
 from streamfit.core.state import State
 
 OPTIMIZERS = {
@@ -192,12 +192,14 @@ def regression_batches(n: int, size: int, seed: int = 0) -> Iterator[Batch]:
 
 
 def fold_all(algo: TinyNN, batches: Iterable[Batch], state: State | None = None) -> State:
-    """Train on ``batches`` as the training loop does: each fresh batch, then its replays."""
+    """Train on ``batches`` with the training loop's fold: each fresh batch, then its
+    replays."""
+    from streamfit.training.loop import fold
+
     for batch in batches:
         if state is None:
             state = algo.init_state(batch.n_features)
-        algo.update(state, batch)
-        replay_after(algo, state, batch, algo.update)
+        fold(algo, state, batch)
     assert state is not None
     return state
 

@@ -96,7 +96,7 @@ class Replaying:
 
 
 def replay_after(
-    algo: Replaying, state: State, batch: Batch, update: Callable[[State, Batch], float]
+    algo: object, state: State, batch: Batch, update: Callable[[State, Batch], float]
 ) -> int:
     """After the fresh ``batch`` is folded: fold the replay batches due (with ``update``, the
     loop's way to train one batch), then remember ``batch``. Returns how many were folded.

@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -41,6 +42,7 @@ import torch
 
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
+from streamfit.core.replaying import replay_after
 from streamfit.core.state import Position, State
 from streamfit.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
@@ -74,8 +76,14 @@ def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
     loss = train_step(algo, state, batch)
     state.position.rows = batch.end_position
     state.trainer.add({"rows": batch.n_rows, "bad_rows": batch.skipped, "batches": 1})
-    # Replay (streamfit.core.replaying) belongs here, after the fresh batch: the reservoir's
-    # batches trained with train_step, moving neither the position nor the trainer's counts.
+    # Then the reservoir's batches due after it (none unless the algorithm replays), moving
+    # neither the position nor the trainer's counts; a divergence names this batch's rows.
+    replay_after(
+        algo,
+        state,
+        batch,
+        lambda s, b: train_step(algo, s, replace(b, end_position=batch.end_position)),
+    )
     return loss
 
 
