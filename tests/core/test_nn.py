@@ -10,7 +10,16 @@ import pytest
 import torch
 
 from streamfit.core.batch import Batch
-from streamfit.core.nn import Net, NetKeeper, load_net, merge_nets, save_net, seeded, step_seed
+from streamfit.core.nn import (
+    Net,
+    NetKeeper,
+    load_net,
+    merge_nets,
+    net_bytes,
+    save_net,
+    seeded,
+    step_seed,
+)
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, IncompatibleStateError
 from tests.core.tiny_nn import TinyNN
@@ -232,3 +241,45 @@ def test_a_keepers_steps_draw_by_the_step_counter() -> None:
         b = torch.rand(4)
     assert torch.equal(a, b)
     assert keeper.steps(state) == keeper.steps(copy) == 3
+
+
+OPTIMISERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
+    "sgd-momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    "adam": lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True, weight_decay=0.1),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+    "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.5),
+    "rmsprop": lambda p: torch.optim.RMSprop(p, momentum=0.5, centered=True, weight_decay=0.1),
+    "adadelta": lambda p: torch.optim.Adadelta(p, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+def test_moments_made_with_the_state_train_as_those_of_a_first_step(name: str) -> None:
+    """A new state holds its optimiser's moments (its memory is fixed when made), and they
+    train bit for bit as torch's own, made at the first step; net_bytes is what it holds."""
+
+    def build(device: torch.device) -> Net:
+        module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        return Net(module, OPTIMISERS[name](module.parameters()))
+
+    state = State("demo", {}, 3)
+    keeper = NetKeeper(build)
+    keeper.create(state, seed=5)
+    held = sum(t.numel() * t.element_size() for t in state.tensors.values())
+    assert held == net_bytes(build)
+    with seeded(step_seed(5, 2**64 - 1)):  # the weights create() drew
+        lazy = build(torch.device("cpu"))
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        with keeper.step(state) as net:
+            net.module(x).pow(2).sum().backward()
+            net.optimizer.step()
+        lazy.optimizer.zero_grad()
+        lazy.module(x).pow(2).sum().backward()
+        lazy.optimizer.step()
+    reference = State("demo", {}, 3)
+    save_net(reference, lazy)
+    for key, t in reference.tensors.items():
+        assert torch.equal(state.tensors[key], t), key
+    assert reference.tensors.keys() == state.tensors.keys()

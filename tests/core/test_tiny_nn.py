@@ -166,3 +166,12 @@ def test_a_replay_batch_that_diverges_names_the_fresh_batch_it_followed() -> Non
     state.tensors["replay.field.labels"].fill_(math.inf)  # what the reservoir holds diverges
     with pytest.raises(TrainingDiverged, match="batch ending at row 128"):
         fold(algo, state, batches[1])
+
+
+def test_the_tiny_algorithm_passes_the_librarys_checks() -> None:
+    """What every registered algorithm must pass (streamfit.checks), replay on; the memory
+    check (10^6 rows in a child process) is left to the registered algorithms' suite."""
+    from streamfit.checks import check_algorithm
+
+    ran = check_algorithm(TinyNN, slow=False)
+    assert "resume_equals_uninterrupted[epochs=2]" in ran and "state_bytes" in ran

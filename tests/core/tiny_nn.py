@@ -21,6 +21,7 @@ from torch import nn
 
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.batch import Batch, Features
+from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.model import Model
 from streamfit.core.nn import Net, NetKeeper, merge_nets, net_bytes
 from streamfit.core.replay import open_reservoir
@@ -103,6 +104,18 @@ class TinyNN(Replaying, Algorithm[TinyHyperparameters]):
     merge_tolerance: ClassVar[float] = 0.5
     fixed_hyperparameters: ClassVar[frozenset[str]] = frozenset(
         {"hidden", "batch_norm", "optimizer", "step_lr"}
+    )
+    check_parameters = CheckParameters(
+        hyperparameters={
+            "mini_batch_size": 500,
+            "dropout": 0.2,
+            "replay": 0.5,
+            "replay_capacity_mb": 0.05,
+        },
+        metric="mse",
+        memory_hyperparameters={"mini_batch_size": 1000, "replay": 1, "replay_capacity_mb": 1},
+        memory_data=GeneratedData("linear_task", (8, "regression"), {"seed": 3}),
+        data=GeneratedData("linear_task", (8, "regression"), {"seed": 3}),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
