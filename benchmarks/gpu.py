@@ -49,7 +49,7 @@ class Workload:
     task: Callable[[], Any]  # a streamfit.datagen task
     hyperparameters: dict[str, Any]
     metric: str  # a validation metric of train()
-    output: str  # the prediction compared between devices
+    output: str | None  # the prediction compared between devices (None: every one)
 
 
 def _workloads() -> dict[str, Workload]:
@@ -84,14 +84,26 @@ def _workloads() -> dict[str, Workload]:
 
 
 def workloads() -> dict[str, Workload]:
-    """One per registered algorithm: a new algorithm must say here how it is run."""
-    from streamfit import algorithm_names
+    """One per registered algorithm: the benchmark-sized ones above, else the one its
+    ``check_parameters`` declare for the memory check (a new algorithm is covered by being
+    registered, and all its predictions are compared)."""
+    from streamfit import algorithm_names, get_algorithm
+    from streamfit.checks.data import build_task, parameters_of
 
     known = _workloads()
-    missing = sorted(set(algorithm_names()) - set(known))
-    if missing:
-        raise SystemExit(f"benchmarks/gpu.py: no workload for {', '.join(missing)}: add one")
-    return known
+    out = {}
+    for name in algorithm_names():
+        if name in known:
+            out[name] = known[name]
+            continue
+        p = parameters_of(get_algorithm(name))
+        out[name] = Workload(
+            lambda data=p.memory_data: build_task(data),
+            dict(p.memory_hyperparameters),
+            f"validation:{p.metric}",
+            None,
+        )
+    return out
 
 
 def _file(folder: Path, name: str, task: Any, rows: int, offset: int = 0) -> Path:
@@ -104,14 +116,18 @@ def _file(folder: Path, name: str, task: Any, rows: int, offset: int = 0) -> Pat
     return path
 
 
-def _predictions(model: Any, path: Path, output: str) -> np.ndarray:
+def _predictions(model: Any, path: Path, output: str | None) -> np.ndarray:
+    """Magnitudes of the model's ``output`` (None: every numeric one) on each row of ``path``."""
     import pyarrow.parquet as pq
 
     from streamfit import predict_records
 
     labelled = "label" in pq.read_schema(path).names
-    answers = predict_records(model, str(path), labelled=labelled)
-    return np.abs(np.asarray([a[output] for a in answers], dtype=np.float64))
+    values = []
+    for answer in predict_records(model, str(path), labelled=labelled):
+        keys = [output] if output else sorted(answer)
+        values.append(np.hstack([np.ravel(np.asarray(answer[k], dtype=np.float64)) for k in keys]))
+    return np.abs(np.vstack(values))
 
 
 def agree(device: str, rows: int, out: Path) -> bool:

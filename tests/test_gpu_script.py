@@ -3,6 +3,8 @@ cannot rot between the rare runs on a GPU."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -12,9 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from streamfit import algorithm_names
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.sh"
-ALGORITHMS = ("factorization-machines", "kmeans", "linear-learner", "pca")
+ALGORITHMS = tuple(algorithm_names())
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -89,3 +93,22 @@ def test_the_shared_checks_train_on_the_device_the_environment_names() -> None:
     )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "device 'cuda' requested but no CUDA device is available" in proc.stdout
+
+
+def test_an_algorithm_without_a_workload_runs_from_its_check_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newly registered algorithm is covered by gpu.sh without an entry of its own."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("benchmarks_gpu", ROOT / "benchmarks" / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    gpu = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "benchmarks_gpu", gpu)
+    spec.loader.exec_module(gpu)
+    built_in = ("factorization-machines", "kmeans", "linear-learner", "pca")
+    assert all(gpu.workloads()[name].output for name in built_in)  # benchmark-sized, own
+    monkeypatch.setattr(gpu, "_workloads", dict)
+    assert all(w.output is None for w in gpu.workloads().values())
+    assert gpu.agree("cpu", 3000, tmp_path)
+    agreed = json.loads((tmp_path / "agree.json").read_text())
+    assert [r["algorithm"] for r in agreed] == list(ALGORITHMS)
