@@ -75,7 +75,10 @@ def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
     counts; returns the batch's training loss (NaN if none)."""
     loss = train_step(algo, state, batch)
     state.position.rows = batch.end_position
-    state.trainer.add({"rows": batch.n_rows, "bad_rows": batch.skipped, "batches": 1})
+    record = state.trainer
+    record.rows += batch.n_rows
+    record.bad_rows += batch.skipped
+    record.batches += 1
     # Then the reservoir's batches due after it (none unless the algorithm replays), moving
     # neither the position nor the trainer's counts; a divergence names this batch's rows.
     replay_after(
