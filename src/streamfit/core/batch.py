@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CSR", "Batch", "Features"]
+__all__ = ["CSR", "Batch", "Features", "Words"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +135,48 @@ Features = torch.Tensor | CSR
 
 
 @dataclass(frozen=True, slots=True)
+class Words:
+    """The words behind a batch of hashed text (:mod:`streamfit.data.tokenize`).
+
+    ``entries`` holds one entry per distinct word of each row: the column hashing gave it and
+    its count in the row, so a column repeats within a row where two of its words collided.
+    ``words[j]`` is the word of entry ``j``. The batch's ``features`` are these entries with
+    each row's repeated columns added up (what every algorithm reads), so the words are kept
+    here rather than beside ``features.indices``.
+
+    >>> w = Words(CSR.from_dense(torch.tensor([[2.0, 1.0], [0.0, 3.0]])), ["gpu", "cuda", "rust"])
+    >>> w.select_rows(torch.tensor([1])).words
+    ['rust']
+    """
+
+    entries: CSR
+    words: list[str]
+
+    def select_rows(self, rows: torch.Tensor) -> Words:
+        """The words of the given rows, in the given order."""
+        ip = self.entries.indptr.cpu()
+        picked = [j for r in rows.cpu().tolist() for j in range(int(ip[r]), int(ip[r + 1]))]
+        return Words(self.entries.select_rows(rows), [self.words[j] for j in picked])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Words:
+        return Words(self.entries.to(device, non_blocking=non_blocking), self.words)
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Rows handed to an algorithm's ``update``.
 
     ``end_position`` is where the source stands after this batch (rows consumed in the epoch,
     skipped bad rows included): a checkpoint taken after this batch resumes from there.
     ``skipped`` counts the bad rows skipped between the previous batch and the end of this one.
+    ``words``, for raw text hashed into columns, says which words each row's counts came from.
     """
 
     features: Features
     labels: torch.Tensor | None = None
     end_position: int = 0
     skipped: int = 0
+    words: Words | None = None
 
     @property
     def n_rows(self) -> int:
@@ -175,7 +205,8 @@ class Batch:
             else self.features[rows]
         )
         labels = None if self.labels is None else self.labels[rows]
-        return Batch(feats, labels)
+        words = None if self.words is None else self.words.select_rows(rows)
+        return Batch(feats, labels, words=words)
 
 
 def _columns_torch(
