@@ -19,10 +19,12 @@ from streamfit.data.writers import write
 __all__ = [
     "ClusterTask",
     "FMTask",
+    "LDATask",
     "LinearTask",
     "LowRankTask",
     "cluster_task",
     "fm_task",
+    "lda_task",
     "linear_task",
     "low_rank_task",
     "sparse_click_task",
@@ -254,3 +256,83 @@ def low_rank_task(
     scales = np.linspace(20.0, 5.0, rank)
     mean = rng.standard_normal(n_features) * 3
     return LowRankTask(q.T.copy(), scales, mean, noise, seed)
+
+
+@dataclass(frozen=True)
+class LDATask:
+    """Documents from a true LDA model: each document draws topic proportions from
+    ``Dirichlet(alpha)`` and a length from ``1 + Poisson(doc_length - 1)``, each word a topic
+    from those proportions and the word from that topic's distribution (a row of ``topics``).
+    Rows are bag-of-words counts, sparse (word ids sorted), unlabelled."""
+
+    topics: np.ndarray  # (num_topics, n_features), rows sum to 1
+    alpha: float
+    doc_length: float
+    seed: int = 0
+
+    @property
+    def n_features(self) -> int:
+        return int(self.topics.shape[1])
+
+    def blocks(
+        self, n_rows: int, block: int = 100_000, offset: int = 0
+    ) -> Iterator[pa.RecordBatch]:
+        """``n_rows`` documents in record batches; ``offset`` picks another, disjoint stretch."""
+        done = 0
+        while done < n_rows:
+            m = min(block, n_rows - done)
+            rng = np.random.default_rng([self.seed, 3, offset + done])
+            yield sparse_record_batch(*self.documents(rng, m), None)
+            done += m
+
+    def documents(
+        self, rng: np.random.Generator, m: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indptr, indices, counts)`` of ``m`` new documents."""
+        k, v = self.topics.shape
+        theta = rng.dirichlet(np.full(k, self.alpha), size=m)
+        lengths = 1 + rng.poisson(max(self.doc_length - 1, 0), size=m)
+        doc = np.repeat(np.arange(m), lengths)
+        # One searchsorted for all words: row i's cumulative distribution is shifted to
+        # (i, i + 1], so the rows lie end to end in one increasing array.
+        z = _draw(np.cumsum(theta, 1) + np.arange(m)[:, None], doc, rng, k)
+        word = _draw(self._cumulative_topics(), z, rng, v)
+        keys, counts = np.unique(doc * v + word, return_counts=True)
+        indptr = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys // v, minlength=m), out=indptr[1:])
+        return indptr, keys % v, counts.astype(np.float32)
+
+    def _cumulative_topics(self) -> np.ndarray:
+        k = self.topics.shape[0]
+        out: np.ndarray = np.cumsum(self.topics, 1) + np.arange(k)[:, None]
+        return out
+
+
+def _draw(shifted: np.ndarray, rows: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """For each of ``rows``, an outcome from that row of ``shifted`` (cumulative
+    distributions, row ``i`` shifted by ``i``)."""
+    found = np.searchsorted(shifted.ravel(), rows + rng.random(len(rows)), side="right")
+    out: np.ndarray = np.clip(found - rows * n, 0, n - 1)  # rounding at a row's end
+    return out
+
+
+def lda_task(
+    n_features: int = 1000,
+    num_topics: int = 20,
+    seed: int = 0,
+    alpha: float = 0.1,
+    eta: float = 0.05,
+    doc_length: float = 50.0,
+) -> LDATask:
+    """An LDA model of ``num_topics`` topics over ``n_features`` words, each topic drawn from
+    ``Dirichlet(eta)`` (small ``eta``: topics concentrated on few words), documents from
+    ``Dirichlet(alpha)`` proportions, ``doc_length`` words on average.
+
+    >>> task = lda_task(100, 5, doc_length=20)
+    >>> batch = next(task.blocks(3))
+    >>> batch.num_rows, task.topics.shape
+    (3, (5, 100))
+    """
+    rng = np.random.default_rng([seed, 4])
+    topics = rng.dirichlet(np.full(n_features, eta), size=num_topics)
+    return LDATask(topics, alpha, doc_length, seed)

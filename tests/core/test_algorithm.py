@@ -33,6 +33,10 @@ OTHER_VALUES: dict[str, list[dict[str, Any]]] = {
     "hash_features": [{"hash_features": True}],
     "averaging_batches": [{"averaging_batches": 10}],
     "algorithm_mode": [{"algorithm_mode": "regular"}, {"algorithm_mode": "randomized"}],
+    "num_topics": [{"num_topics": 3}],
+    "encoder_layers": [{"encoder_layers": [7]}],
+    "encoder_layers_activation": [{"encoder_layers_activation": "tanh"}],
+    "batch_norm": [{"batch_norm": False}],
 }
 
 
@@ -45,16 +49,22 @@ def _width(algo: Algorithm[Any]) -> int:
     return algo.expected_features() or 8
 
 
-def _batch(n: int, width: int, seed: int = 0) -> Batch:
+#: Algorithms that read bags of words: their rows are counts (>= 0).
+BAG_OF_WORDS = frozenset({"ntm"})
+
+
+def _batch(n: int, width: int, seed: int = 0, counts: bool = False) -> Batch:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, width, generator=g)
+    x = x.abs() if counts else x
     return Batch(x, (x[:, 0] > 0).float(), end_position=n)
 
 
 def _trained(algo: Algorithm[Any], seed: int = 0) -> State:
     state = algo.init_state(_width(algo))
     for i in range(3):
-        algo.update(state, _batch(200, state.n_features, seed=10 * seed + i))
+        counts = algo.name in BAG_OF_WORDS
+        algo.update(state, _batch(200, state.n_features, seed=10 * seed + i, counts=counts))
     return state
 
 

@@ -10,7 +10,7 @@ import torch
 
 from streamfit import ConfigError, CorruptStateError, IncompatibleStateError, State, load_model
 from streamfit.algorithms.linear_learner import LinearLearner, LinearLearnerModel
-from streamfit.core.persist import FORMAT_VERSION, _json_sum
+from streamfit.core.persist import FORMAT_VERSION, _json_sum, save_folder
 
 
 def _state() -> State:
@@ -169,3 +169,20 @@ def test_saving_over_a_state_replaces_it(tmp_path: Path) -> None:
     state.position.rows = 7
     state.save(tmp_path / "s")
     assert State.load(tmp_path / "s").position.rows == 7
+
+
+def test_extra_files_a_folder_lists_are_its_own(tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    tensors = {"w": torch.ones(2)}
+    save_folder(target, "model", "x", tensors, {}, {"topics.json": b"{}"})
+    assert json.loads((target / "model.json").read_text())["extra_files"] == ["topics.json"]
+    save_folder(target, "model", "x", tensors, {}, {"topics.json": b"[]"})  # replaced
+    assert (target / "topics.json").read_bytes() == b"[]"
+    save_folder(target, "model", "x", tensors, {})  # and removed when no longer written
+    assert not (target / "topics.json").exists()
+    (target / "topics.json").write_text("precious")  # not listed: not streamfit's
+    with pytest.raises(ConfigError, match=r"refusing to replace"):
+        save_folder(target, "model", "x", tensors, {})
+    for name in ("../x.json", ".hidden", "model.json"):
+        with pytest.raises(ConfigError, match="cannot write an extra file"):
+            save_folder(tmp_path / "n", "model", "x", tensors, {}, {name: b""})

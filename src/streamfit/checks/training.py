@@ -77,7 +77,7 @@ def check_checkpoint_round_trip(
     with checked_data(algorithm, data) as d, tempfile.TemporaryDirectory() as out:
         result = _train(algorithm, str(d.train), device, validation=str(d.validation), output=out)
         test = open_source(str(d.test), SourceOptions(labelled=algorithm.supervised))
-        x = next(iter(Batcher(test, 5000))).dense_features()
+        x = next(iter(Batcher(test, 5000, n_features=d.n_features))).dense_features()
         before = result.model.predict(x)
         loaded = algorithm.model_class.load(Path(out) / "model", device)
         for key, value in loaded.predict(x).items():

@@ -11,6 +11,7 @@ import torch
 
 from streamfit.core.batch import Features
 from streamfit.core.persist import load_folder, save_folder
+from streamfit.errors import ConfigError
 
 __all__ = ["Model"]
 
@@ -23,6 +24,9 @@ class Model(ABC):
     """
 
     algorithm: ClassVar[str]
+    #: Files a model writes in its folder besides model.json and model.safetensors (views
+    #: for people, such as a topic model's topics.json): :meth:`extra_documents` makes them.
+    extra_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.tensors = tensors
@@ -46,9 +50,19 @@ class Model(ABC):
         self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
         return self
 
+    def extra_documents(self) -> dict[str, bytes]:
+        """The contents of each of ``extra_files``, by name."""
+        return {}
+
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``model.safetensors`` + ``model.json`` atomically."""
-        return save_folder(path, "model", self.algorithm, self.tensors, {"meta": self.meta})
+        """Write ``model.safetensors`` + ``model.json`` (and ``extra_files``) atomically."""
+        extra = self.extra_documents()
+        if sorted(extra) != sorted(self.extra_files):
+            raise ConfigError(
+                f"{self.algorithm}: a model writes {sorted(self.extra_files)}, not {sorted(extra)}"
+            )
+        meta = {"meta": self.meta}
+        return save_folder(path, "model", self.algorithm, self.tensors, meta, extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Self:

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ __all__ = ["FORMAT_VERSION", "check_replaceable", "load_folder", "save_folder"]
 #: 2: the JSON carries a checksum of itself (version 1 files load without that check).
 FORMAT_VERSION = 2
 _SELF_SUM = "sha256"
+#: The JSON's list of the other files written in the folder with it.
+_EXTRA = "extra_files"
 
 
 def _sha256(path: Path) -> str:
@@ -58,10 +61,7 @@ def check_replaceable(path: str | os.PathLike[str], kind: str) -> None:
     if target.is_symlink() or not target.is_dir():
         raise ConfigError(f"{what} (a file or link): refusing to replace it")
     ours = {f"{kind}.json", f"{kind}.safetensors"}
-    others = sorted(p.name for p in target.iterdir() if p.name not in ours)
-    if others:
-        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise ConfigError(f"{what} (it holds {shown}): refusing to replace it")
+    doc = None
     if (target / f"{kind}.json").exists():
         try:
             doc = json.loads((target / f"{kind}.json").read_text())
@@ -69,6 +69,12 @@ def check_replaceable(path: str | os.PathLike[str], kind: str) -> None:
             doc = None
         if not isinstance(doc, dict) or doc.get("format") != f"streamfit-{kind}":
             raise ConfigError(f"{what}: refusing to replace it")
+        # The files it says it wrote beside them (a model's topics.json) are its own too.
+        ours |= {name for name in doc.get(_EXTRA, []) if isinstance(name, str)}
+    others = sorted(p.name for p in target.iterdir() if p.name not in ours)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise ConfigError(f"{what} (it holds {shown}): refusing to replace it")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,8 +91,10 @@ def save_folder(
     algorithm: str,
     tensors: dict[str, torch.Tensor],
     meta: dict[str, Any],
+    extra: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write ``tensors`` and ``meta`` as a ``kind`` folder at ``path``, atomically.
+    """Write ``tensors`` and ``meta`` as a ``kind`` folder at ``path``, atomically, with the
+    ``extra`` files (name: contents) beside them, listed in the JSON as its own.
 
     The files are written into a sibling temporary folder, flushed, and the folder is renamed
     into place, so a reader (or a crash) sees the old folder or the new one, never a mix.
@@ -107,10 +115,18 @@ def save_folder(
             "tensors_sha256": _sha256(tensor_file),
             **meta,
         }
+        files = [tensor_file]
+        for name, contents in (extra or {}).items():
+            if Path(name).name != name or name.startswith(".") or name.startswith(kind + "."):
+                raise ConfigError(f"{kind} folder: cannot write an extra file named {name!r}")
+            (tmp / name).write_bytes(contents)
+            files.append(tmp / name)
+        if extra:
+            doc[_EXTRA] = sorted(extra)
         doc[_SELF_SUM] = _json_sum(doc)
         json_file = tmp / f"{kind}.json"
         json_file.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        for f in (tensor_file, json_file):
+        for f in (*files, json_file):
             with f.open("rb+") as fh:
                 os.fsync(fh.fileno())
         old = None

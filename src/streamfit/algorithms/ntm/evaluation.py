@@ -21,8 +21,6 @@ The conventions, stated once because libraries differ widely:
 or a ``scipy.sparse`` CSR matrix (anything with ``indptr``, ``indices`` and ``values`` or
 ``data``); only whether an entry is positive matters.
 
->>> import torch
->>> from streamfit.core.batch import CSR
 >>> docs = CSR.from_dense(torch.tensor([[1.0, 2, 0, 0], [1, 1, 0, 0], [0, 0, 3, 1], [0, 0, 1, 1]]))
 >>> npmi([[0, 1], [2, 3]], docs, top_n=2)
 1.0
@@ -40,7 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CoDocumentCounts", "npmi", "topic_diversity", "topic_uniqueness"]
+from streamfit.algorithms.ntm.model import NTMModel, top_words
+from streamfit.core.batch import CSR, Batch
+
+__all__ = ["CoDocumentCounts", "NTMEvaluator", "npmi", "topic_diversity", "topic_uniqueness"]
 
 #: Documents whose co-occurrences are counted at a time (bounds the dense block's memory).
 _CHUNK_ROWS = 4096
@@ -185,3 +186,58 @@ def _csr_arrays(documents: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(indptr) and (indptr[0] != 0 or not math.isfinite(float(np.sum(vals, dtype=float)))):
         raise ValueError("npmi: documents are not a valid CSR matrix of finite counts")
     return indptr.astype(np.int64), indices.astype(np.int64), vals.astype(np.float64)
+
+
+class NTMEvaluator:
+    """A model's metrics on held-out documents, fed a batch at a time:
+
+    - ``total_loss``: the mean over documents of the negative evidence lower bound
+      (reconstruction + KL), at the posterior mean of each document's topic logits (no
+      sampling, so that it is deterministic);
+    - ``perplexity``: ``exp(sum of those losses / words in all documents)``;
+    - ``npmi`` (top 10 words), ``topic_diversity`` (top 25) and ``topic_uniqueness`` (top 10),
+      as the module's docstring states them.
+
+    Empty documents are left out of every metric.
+    """
+
+    def __init__(self, model: NTMModel) -> None:
+        self.model = model
+        self.net = model.network()
+        top, _ = top_words(model.tensors["decoder.weight"], 25)
+        self.top = top.cpu().numpy()
+        self.counts = CoDocumentCounts(self.top[:, :10]) if self.top.shape[1] >= 10 else None
+        self.loss, self.words, self.documents = 0.0, 0.0, 0
+
+    def update(self, batch: Batch) -> None:
+        x = batch.features.to(self.model.device)
+        if not isinstance(x, CSR):
+            x = CSR.from_dense(x.float())
+        lengths = torch.zeros(x.n_rows, device=x.device).index_add_(0, x.row_ids(), x.values)
+        keep = lengths > 0
+        if not bool(keep.all()):
+            x = x.select_rows(keep.nonzero().squeeze(1))
+        if x.n_rows == 0:
+            return
+        with torch.no_grad():
+            recon, kl = self.net.loss(x, sample=False)
+        self.loss += float((recon + kl).double().sum())
+        self.words += float(x.values.double().sum())
+        self.documents += x.n_rows
+        if self.counts is not None:
+            self.counts.update(x)
+
+    def result(self) -> dict[str, float]:
+        if self.documents == 0:
+            return {}
+        out = {
+            "total_loss": self.loss / self.documents,
+            "perplexity": math.exp(min(self.loss / self.words, 700.0)),
+        }
+        if self.counts is not None:
+            out["npmi"] = self.counts.npmi()
+        if self.top.shape[1] >= 25:
+            out["topic_diversity"] = topic_diversity(self.top)
+        if self.top.shape[1] >= 10:
+            out["topic_uniqueness"] = topic_uniqueness(self.top)
+        return out
