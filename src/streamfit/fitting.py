@@ -55,9 +55,11 @@ def train(
     ray_address: str | None = None,
     sync: bool = False,
     exchange_every: int | None = None,
+    auxiliary: str | os.PathLike[str] | None = None,
+    stop_words: bool | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel (see :func:`streamfit.training.trainer.train`
-    for every option but the last four).
+    for every option but ``workers``, ``ray_address``, ``sync`` and ``exchange_every``).
 
     ``workers`` trains on that many Ray workers, each on a disjoint shard of ``train``, on
     the cluster at ``ray_address`` (default: a new local Ray); see :mod:`streamfit.distributed`
@@ -89,4 +91,6 @@ def train(
         threads=threads,
         sweep=sweep,
         fitter=fitter,
+        auxiliary=auxiliary,
+        stop_words=stop_words,
     )

@@ -17,7 +17,14 @@ from streamfit.errors import EXIT_STATUSES, ConfigError, StreamfitError
 from streamfit.jobs.errors import NoSuchJob, StoreError, TransitionError
 from streamfit.text import printable
 
-__all__ = ["EXIT_CODES", "data_options", "handle_errors", "hp_option", "print_json"]
+__all__ = [
+    "EXIT_CODES",
+    "auxiliary_option",
+    "data_options",
+    "handle_errors",
+    "hp_option",
+    "print_json",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,6 +84,15 @@ def hp_option(fn: F) -> F:
     )(fn)
 
 
+auxiliary_option = click.option(
+    "--auxiliary",
+    default=None,
+    metavar="PATH",
+    help="SageMaker's auxiliary channel: a vocab.txt (one word per line, in id order) or its "
+    "folder. It names the ids, and counts raw text by them (else words are hashed).",
+)
+
+
 def data_options(fn: F) -> F:
     """How to read input channels."""
     for decorator in reversed(
@@ -85,7 +101,8 @@ def data_options(fn: F) -> F:
                 "--content-type",
                 default=None,
                 help="Input format: text/csv, application/x-parquet, application/jsonlines, "
-                "text/libsvm, application/x-recordio-protobuf (default: from the file).",
+                "text/libsvm, application/x-recordio-protobuf, text/plain (raw text, a "
+                "document a line) (default: from the file).",
             ),
             click.option(
                 "--label-column",
@@ -104,6 +121,13 @@ def data_options(fn: F) -> F:
                 default="cpu",
                 show_default=True,
                 help="cpu, cuda, cuda:N or auto.",
+            ),
+            auxiliary_option,
+            click.option(
+                "--stop-words/--no-stop-words",
+                default=None,
+                help="Drop English stop words from raw text (default: drop them, or as the "
+                "state continued was trained).",
             ),
         ]
     ):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from streamfit.cli.options import handle_errors
+from streamfit.cli.options import auxiliary_option, handle_errors
 from streamfit.data.destination import open_output, refuse_inputs
 from streamfit.data.source import CONTENT_TYPES, SourceOptions, detect_format, open_source
 from streamfit.data.writers import write
@@ -30,6 +30,7 @@ __all__ = ["convert_command", "predict_command"]
 )
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@auxiliary_option
 @handle_errors
 def predict_command(
     model_dir: Path,
@@ -41,6 +42,7 @@ def predict_command(
     on_bad_rows: Any,
     batch_size: int,
     device: str,
+    auxiliary: str | None,
 ) -> None:
     """Batch predictions of the model in MODEL_DIR, in SageMaker's answer shapes."""
     rows = predict(
@@ -53,6 +55,7 @@ def predict_command(
         on_bad_rows=on_bad_rows,
         batch_size=batch_size,
         device=device,
+        auxiliary=auxiliary,
     )
     if output != "-":
         click.echo(f"{rows:,} predictions written to {output}", err=True)

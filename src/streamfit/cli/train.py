@@ -132,6 +132,8 @@ def train_command(
     label_column: str | None,
     on_bad_rows: Any,
     device: str,
+    auxiliary: str | None,
+    stop_words: bool | None,
     progress: bool | None,
     sweep: str | None,
     workers: int | None,
@@ -164,6 +166,8 @@ def train_command(
         ray_address=ray_address,
         sync=sync,
         exchange_every=exchange_every,
+        auxiliary=auxiliary,
+        stop_words=stop_words,
     )
     table = [p.row() for p in result.sweep]
     if as_json:

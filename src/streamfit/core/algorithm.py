@@ -224,6 +224,12 @@ class Algorithm(ABC, Generic[H]):
         """Fold feature ids into ``[0, n)`` while reading (the hashing trick), if set."""
         return None
 
+    def bag_of_words(self) -> bool:
+        """Rows are bags of words (a topic model's counts): reading its channels, a negative
+        count or an empty document is a bad row. Raw text without a vocabulary is hashed into
+        :meth:`expected_features` columns whatever this says."""
+        return False
+
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """The rows of ``distribution.touched_tensors`` that ``update(state, batch)`` may
         change, repeats allowed (a superset is fine, a row missing is a wrong delta), or None:

@@ -142,7 +142,8 @@ class Words:
     its count in the row, so a column repeats within a row where two of its words collided.
     ``words[j]`` is the word of entry ``j``. The batch's ``features`` are these entries with
     each row's repeated columns added up (what every algorithm reads), so the words are kept
-    here rather than beside ``features.indices``.
+    here rather than beside ``features.indices``. They stay on the CPU, where a
+    :class:`~streamfit.core.sketch.WordSketch` counts them, whatever the batch's device.
 
     >>> w = Words(CSR.from_dense(torch.tensor([[2.0, 1.0], [0.0, 3.0]])), ["gpu", "cuda", "rust"])
     >>> w.select_rows(torch.tensor([1])).words
@@ -154,8 +155,9 @@ class Words:
 
     def select_rows(self, rows: torch.Tensor) -> Words:
         """The words of the given rows, in the given order."""
-        ip = self.entries.indptr.cpu()
-        picked = [j for r in rows.cpu().tolist() for j in range(int(ip[r]), int(ip[r + 1]))]
+        rows = rows.to(self.entries.indptr.device)
+        ip = self.entries.indptr.tolist()
+        picked = [j for r in rows.tolist() for j in range(ip[r], ip[r + 1])]
         return Words(self.entries.select_rows(rows), [self.words[j] for j in picked])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Words:
@@ -169,7 +171,9 @@ class Batch:
     ``end_position`` is where the source stands after this batch (rows consumed in the epoch,
     skipped bad rows included): a checkpoint taken after this batch resumes from there.
     ``skipped`` counts the bad rows skipped between the previous batch and the end of this one.
-    ``words``, for raw text hashed into columns, says which words each row's counts came from.
+    ``words``, for raw text hashed into columns, says which words each row's counts came from;
+    ``unknown_words``, for raw text read with a vocabulary, counts the words of this batch's
+    rows that the vocabulary lacks.
     """
 
     features: Features
@@ -177,6 +181,7 @@ class Batch:
     end_position: int = 0
     skipped: int = 0
     words: Words | None = None
+    unknown_words: int = 0
 
     @property
     def n_rows(self) -> int:

@@ -44,7 +44,7 @@ class Layout:
 
 
 #: The trainer's counts, which add up when states merge.
-_COUNTS = ("rows", "bad_rows", "batches")
+_COUNTS = ("rows", "bad_rows", "batches", "unknown_words")
 
 
 @dataclass
@@ -54,8 +54,9 @@ class TrainerRecord:
     distributed checkpoint's layout. Algorithms keep counts of their own where they need them.
 
     >>> a, b = TrainerRecord(rows=10, batches=1), TrainerRecord(rows=5, bad_rows=2, batches=1)
-    >>> a.merged(b)
-    TrainerRecord(rows=15, bad_rows=2, batches=2, stopped_early=False, distributed=None)
+    >>> a.merged(b)  # doctest: +NORMALIZE_WHITESPACE
+    TrainerRecord(rows=15, bad_rows=2, batches=2, stopped_early=False, distributed=None,
+                  unknown_words=0)
     """
 
     rows: int = 0
@@ -63,6 +64,8 @@ class TrainerRecord:
     batches: int = 0
     stopped_early: bool = False
     distributed: Layout | None = None
+    #: Words of raw text the vocabulary lacks, in the rows folded in.
+    unknown_words: int = 0
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _COUNTS}

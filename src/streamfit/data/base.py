@@ -17,12 +17,13 @@ from streamfit.data.checks import OnBadRows, RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
 from streamfit.data.text import BLOCK_BYTES, ReadContext
+from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError
 
 __all__ = ["CONTENT_TYPES", "FORMATS", "Source", "SourceOptions"]
 
 #: The formats streamfit reads (each has a reader in :mod:`streamfit.data.source`).
-FORMATS = ("csv", "parquet", "jsonl", "libsvm", "recordio")
+FORMATS = ("csv", "parquet", "jsonl", "libsvm", "recordio", "text")
 
 #: SageMaker's content types (and short names) to formats.
 CONTENT_TYPES: dict[str, str] = {
@@ -33,6 +34,7 @@ CONTENT_TYPES: dict[str, str] = {
     "text/libsvm": "libsvm",
     "text/x-libsvm": "libsvm",
     "application/x-recordio-protobuf": "recordio",
+    "text/plain": "text",
     **{name: name for name in FORMATS},
 }
 
@@ -54,6 +56,13 @@ class SourceOptions:
     #: The named feature columns to expect (see :mod:`streamfit.data.schema`): files and
     #: reads whose columns have names are matched to them by name. None: the first file's.
     columns: Schema | None = None
+    #: The ids of words (SageMaker's auxiliary channel): raw text is counted by it, else
+    #: hashed into ``hash_features``, else ``max_index`` columns (:mod:`.documents`).
+    vocabulary: Vocabulary | None = None
+    #: Drop English stop words from raw text (those the vocabulary does not list).
+    stop_words: bool = True
+    #: Rows are bags of words: a negative count or an empty document is a bad row.
+    bag_of_words: bool = False
 
     def format(self) -> str | None:
         if self.content_type is None:
@@ -108,6 +117,7 @@ class Source(ABC):
             hash_space=self.options.hash_features,
             file=self.name,
             columns=self.schema,  # a later read matches the first one's columns by name
+            bag_of_words=self.options.bag_of_words,
         )
         self._checker = checker
         return self._read(skip, checker)
@@ -140,4 +150,6 @@ class Source(ABC):
             skip=skip,
             label_column=self.options.label_column,
             block_bytes=self.options.block_bytes,
+            vocabulary=self.options.vocabulary,
+            stop_words=self.options.stop_words,
         )

@@ -28,14 +28,22 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 import torch
 
-from streamfit.core.batch import CSR, Batch
-from streamfit.data.chunk import Chunk, dense_arrays, is_sparse, labels_array, sparse_arrays
+from streamfit.core.batch import CSR, Batch, Words
+from streamfit.data.chunk import (
+    Chunk,
+    WordArrays,
+    dense_arrays,
+    is_sparse,
+    labels_array,
+    sparse_arrays,
+    word_arrays,
+)
 from streamfit.data.source import Source
 from streamfit.errors import ConfigError
 
@@ -56,29 +64,41 @@ class _Piece:
     csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # sparse: indptr, indices, values
     labels: np.ndarray | None
     positions: np.ndarray
+    words: WordArrays | None = None  # hashed text: the words behind the sparse rows
+    unknown: np.ndarray | None = None  # text read by a vocabulary: unknown words per row
 
     @property
     def n(self) -> int:
         return len(self.positions)
 
     def split(self, k: int) -> tuple[_Piece, _Piece]:
-        labels = self.labels
-        head_l = None if labels is None else labels[:k]
-        tail_l = None if labels is None else labels[k:]
+        head_l, tail_l = _cut(self.labels, k)
+        head_u, tail_u = _cut(self.unknown, k)
         if self.x is not None:
             return (
                 _Piece(self.x[:k], None, head_l, self.positions[:k]),
                 _Piece(self.x[k:], None, tail_l, self.positions[k:]),
             )
         assert self.csr is not None
-        indptr, indices, values = self.csr
-        cut = int(indptr[k])
-        head = (indptr[: k + 1], indices[:cut], values[:cut])
-        tail = (indptr[k:] - cut, indices[cut:], values[cut:])
+        head_c, tail_c = _cut_csr(self.csr, k)
+        head_w, tail_w = _cut_csr(self.words, k) if self.words is not None else (None, None)
         return (
-            _Piece(None, head, head_l, self.positions[:k]),
-            _Piece(None, tail, tail_l, self.positions[k:]),
+            _Piece(None, head_c, head_l, self.positions[:k], head_w, head_u),  # type: ignore[arg-type]
+            _Piece(None, tail_c, tail_l, self.positions[k:], tail_w, tail_u),  # type: ignore[arg-type]
         )
+
+
+def _cut(array: np.ndarray | None, k: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    return (None, None) if array is None else (array[:k], array[k:])
+
+
+def _cut_csr(csr: tuple[np.ndarray, ...], k: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """The first ``k`` rows of CSR arrays ``(indptr, *flat)``, and the rest."""
+    indptr, *flat = csr
+    cut = int(indptr[k])
+    head = (indptr[: k + 1], *(a[:cut] for a in flat))
+    tail = (indptr[k:] - cut, *(a[cut:] for a in flat))
+    return head, tail
 
 
 class _Pipe:
@@ -264,7 +284,14 @@ class Batcher:
                     f"{self.source.name}: sparse data needs feature_dim (the number of "
                     "features; every index must be below it)"
                 )
-            return _Piece(None, sparse_arrays(chunk.batch), labels, chunk.positions)
+            return _Piece(
+                None,
+                sparse_arrays(chunk.batch),
+                labels,
+                chunk.positions,
+                word_arrays(chunk.batch),
+                chunk.unknown,
+            )
         x = dense_arrays(chunk.batch)
         if self.n_features is None and len(x):
             self.n_features = int(x.shape[1])
@@ -274,21 +301,14 @@ class Batcher:
         labels = None
         if rows and rows[0].labels is not None:
             labels = _tensor(np.concatenate([r.labels for r in rows if r.labels is not None]))
+        words = None
         if rows and rows[0].csr is not None:
-            indptrs, indices, values, total = [np.zeros(1, np.int64)], [], [], 0
-            for r in rows:
-                assert r.csr is not None
-                ip, ix, vs = r.csr
-                indptrs.append(ip[1:] - ip[0] + total)
-                indices.append(ix)
-                values.append(vs)
-                total += int(ip[-1] - ip[0])
-            features: torch.Tensor | CSR = CSR(
-                _tensor(np.concatenate(indptrs)),
-                _tensor(np.concatenate(indices)),
-                _tensor(np.concatenate(values)),
-                int(self.n_features or 0),
-            )
+            width = int(self.n_features or 0)
+            features: torch.Tensor | CSR = _csr([r.csr for r in rows if r.csr is not None], width)
+            if rows[0].words is not None:
+                held = [r.words for r in rows if r.words is not None]
+                entries = _csr([w[:3] for w in held], width)
+                words = Words(entries, np.concatenate([w[3] for w in held]).tolist())
         else:
             parts = [r.x for r in rows if r.x is not None]
             width = int(self.n_features or 0)
@@ -301,7 +321,26 @@ class Batcher:
         if self.device.type == "cuda":
             features = _pin(features)
             labels = None if labels is None else labels.pin_memory()
-        return Batch(features, labels, end_position=end, skipped=skipped)
+        unknown = sum(int(r.unknown.sum()) for r in rows if r.unknown is not None)
+        return Batch(
+            features, labels, end_position=end, skipped=skipped, words=words, unknown_words=unknown
+        )
+
+
+def _csr(parts: list[tuple[np.ndarray, ...]], width: int) -> CSR:
+    """One CSR of the rows of ``parts``, each ``(indptr, indices, values)``."""
+    indptrs, indices, values, total = [np.zeros(1, np.int64)], [], [], 0
+    for ip, ix, vs in parts:
+        indptrs.append(ip[1:] - ip[0] + total)
+        indices.append(ix)
+        values.append(vs)
+        total += int(ip[-1] - ip[0])
+    return CSR(
+        _tensor(np.concatenate(indptrs)),
+        _tensor(np.concatenate(indices)),
+        _tensor(np.concatenate(values)),
+        width,
+    )
 
 
 def _take(pending: list[_Piece], k: int) -> tuple[list[_Piece], list[_Piece]]:
@@ -355,4 +394,5 @@ def _pin(features: torch.Tensor | CSR) -> torch.Tensor | CSR:
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     features = batch.features.to(device, non_blocking=True)
     labels = None if batch.labels is None else batch.labels.to(device, non_blocking=True)
-    return Batch(features, labels, batch.end_position, batch.skipped)
+    # The words stay on the CPU, where a sketch counts them.
+    return replace(batch, features=features, labels=labels)

@@ -1,4 +1,5 @@
-"""Row checks shared by every format: width, finiteness, labels; raise or skip-and-count."""
+"""Row checks shared by every format: width, finiteness, labels, and for bags of words counts
+and empty documents; raise or skip-and-count."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from streamfit.data.chunk import Chunk, dense_record_batch, sparse_record_batch
+from streamfit.data.chunk import Chunk, WordArrays, dense_record_batch, sparse_record_batch
 from streamfit.data.hashing import hash_ids
 from streamfit.data.schema import NUMBER, STRING, Schema, duplicated
 from streamfit.errors import DataError
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 OnBadRows = Literal["error", "skip"]
 _WARN_LIMIT = 5
+_EMPTY_DOCUMENT = "an empty document (no count above zero) in a bag-of-words channel"
 
 
 def _column_name(j: int) -> str:
@@ -46,6 +48,9 @@ class RowChecker:
     skipped: int = 0
     #: The channel's named feature columns: expected, else those of the first named file.
     columns: Schema | None = None
+    #: Rows are bags of words (a topic model's): a negative count, or a row without any
+    #: count (an empty document), is a bad row. Other algorithms take empty sparse rows.
+    bag_of_words: bool = False
 
     def enter(self, file: str, offset: int, row_label: str) -> None:
         self.file, self.file_offset, self.row_label = file, offset, row_label
@@ -110,19 +115,25 @@ class RowChecker:
         """A chunk of the finite rows of ``x``; others are reported (``labels`` NaN = missing)."""
         bad_positions = list(bad or [])
         ok = np.isfinite(x).all(axis=1) if x.size else np.ones(len(x), dtype=bool)
+        if self.bag_of_words:
+            ok &= ~(x < 0).any(axis=1) & (x != 0).any(axis=1)
         if labels is not None:
             label_ok = np.isfinite(labels)
             ok &= label_ok
         if not ok.all():
             for i in np.flatnonzero(~ok):
+                pos = int(positions[i])
                 if labels is not None and not np.isfinite(labels[i]):
-                    self.bad(
-                        int(positions[i]), label_name, f"missing or non-numeric label ({labels[i]})"
-                    )
-                else:
+                    self.bad(pos, label_name, f"missing or non-numeric label ({labels[i]})")
+                elif not np.isfinite(x[i]).all():
                     j = int(np.flatnonzero(~np.isfinite(x[i]))[0])
-                    self.bad(int(positions[i]), field_name(j), f"non-finite value ({x[i, j]})")
-                bad_positions.append(int(positions[i]))
+                    self.bad(pos, field_name(j), f"non-finite value ({x[i, j]})")
+                elif (x[i] < 0).any():
+                    j = int(np.flatnonzero(x[i] < 0)[0])
+                    self.bad(pos, field_name(j), f"negative count ({x[i, j]}) in a bag of words")
+                else:
+                    self.bad(pos, None, _EMPTY_DOCUMENT)
+                bad_positions.append(pos)
             x, positions = x[ok], positions[ok]
             labels = None if labels is None else labels[ok]
         return Chunk(
@@ -143,9 +154,14 @@ class RowChecker:
         bad: list[int] | None = None,
         label_name: str = "label",
         hashed: bool = False,
+        words: WordArrays | None = None,
+        unknown: np.ndarray | None = None,
+        empty: str = _EMPTY_DOCUMENT,
     ) -> Chunk:
         """A chunk of the valid sparse rows; bad indices, values and labels are reported.
-        With ``hash_space`` set, indices are folded into it (unless ``hashed`` already)."""
+        With ``hash_space`` set, indices are folded into it (unless ``hashed`` already).
+        ``words`` and ``unknown`` (raw text's) are per row too, and kept for the rows kept;
+        ``empty`` says what an empty row of a bag-of-words channel is."""
         bad_positions = list(bad or [])
         n = len(indptr) - 1
         if self.hash_space is not None and not hashed:
@@ -153,47 +169,69 @@ class RowChecker:
         entry_bad = ~np.isfinite(values) | (indices < 0)
         if self.max_index is not None:
             entry_bad |= indices >= self.max_index
+        if self.bag_of_words:
+            entry_bad |= values < 0
         ok = np.ones(n, dtype=bool)
         if entry_bad.any():
             rows_with_bad = np.searchsorted(indptr, np.flatnonzero(entry_bad), side="right") - 1
             ok[rows_with_bad] = False
+        if self.bag_of_words:
+            row_ids = np.repeat(np.arange(n), np.diff(indptr))
+            ok &= np.bincount(row_ids[values != 0], minlength=n) > 0
         if labels is not None:
             ok &= np.isfinite(labels)
         if not ok.all():
             for i in np.flatnonzero(~ok):
                 pos = int(positions[i])
+                lo, hi = int(indptr[i]), int(indptr[i + 1])
                 if labels is not None and not np.isfinite(labels[i]):
                     self.bad(pos, label_name, f"missing or non-numeric label ({labels[i]})")
+                elif not entry_bad[lo:hi].any():
+                    self.bad(pos, None, empty)
                 else:
-                    lo, hi = int(indptr[i]), int(indptr[i + 1])
                     k = lo + int(np.flatnonzero(entry_bad[lo:hi])[0])
-                    idx, val = int(indices[k]), float(values[k])
-                    if not np.isfinite(val):
-                        self.bad(pos, f"feature index {idx}", f"non-finite value ({val})")
-                    elif self.max_index is None:
-                        self.bad(pos, f"feature index {idx}", "negative index")
-                    else:
-                        self.bad(
-                            pos,
-                            f"feature index {idx}",
-                            f"index out of range [0, {self.max_index}) "
-                            "(set feature_dim, or check the file's index base)",
-                        )
+                    self.bad(pos, f"feature index {int(indices[k])}", self._why(indices, values, k))
                 bad_positions.append(pos)
             keep = np.flatnonzero(ok)
-            counts = (indptr[1:] - indptr[:-1])[keep]
-            take = (
-                np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in keep])
-                if len(keep)
-                else np.empty(0, dtype=np.int64)
-            )
-            indices, values = indices[take], values[take]
-            indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            indptr, (indices, values) = _take_rows(indptr, keep, indices, values)
+            if words is not None:
+                w_indptr, (w_indices, w_counts, w_words) = _take_rows(words[0], keep, *words[1:])
+                words = (w_indptr, w_indices, w_counts, w_words)
             positions = positions[keep]
             labels = None if labels is None else labels[keep]
+            unknown = None if unknown is None else unknown[keep]
         return Chunk(
-            sparse_record_batch(indptr, indices, values, labels),
+            sparse_record_batch(indptr, indices, values, labels, words),
             positions,
             end,
             np.asarray(sorted(bad_positions), dtype=np.int64),
+            unknown,
         )
+
+    def _why(self, indices: np.ndarray, values: np.ndarray, k: int) -> str:
+        """What is wrong with entry ``k`` of a sparse row."""
+        value = float(values[k])
+        if not np.isfinite(value):
+            return f"non-finite value ({value})"
+        if indices[k] < 0 and self.max_index is None:
+            return "negative index"
+        if self.max_index is not None and not 0 <= indices[k] < self.max_index:
+            return (
+                f"index out of range [0, {self.max_index}) "
+                "(set feature_dim, or check the file's index base)"
+            )
+        return f"negative count ({value}) in a bag of words"
+
+
+def _take_rows(
+    indptr: np.ndarray, rows: np.ndarray, *flat: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The CSR ``indptr`` and ``flat`` arrays of ``rows`` only."""
+    counts = (indptr[1:] - indptr[:-1])[rows]
+    take = (
+        np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in rows])
+        if len(rows)
+        else np.empty(0, dtype=np.int64)
+    )
+    new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return new_indptr, [a[take] for a in flat]

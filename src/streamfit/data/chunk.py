@@ -2,11 +2,16 @@
 
 - dense rows: ``label: float32`` (absent for unlabelled data) and
   ``features: fixed_size_list<float32>[d]``;
-- sparse rows: ``label``, ``indices: list<int64>`` and ``values: list<float32>``.
+- sparse rows: ``label``, ``indices: list<int64>`` and ``values: list<float32>``;
+- raw text hashed into columns (:mod:`streamfit.data.documents`) is sparse rows, each row's
+  columns summed, plus the words they came from, one entry per distinct word of the row:
+  ``words: list<string>``, ``word_indices: list<int64>`` (its column) and
+  ``word_counts: list<float32>`` (its count), aligned with each other.
 
 A chunk also says where its rows stand in the source (``positions``: the record or line index
 of each row, counted across all files of the source), so that a batch knows how far to skip on
-resume and an error can name the line.
+resume and an error can name the line; and, for raw text read with a vocabulary, how many
+words of each row the vocabulary lacks (``unknown``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ __all__ = [
     "INDICES",
     "LABEL",
     "VALUES",
+    "WORDS",
+    "WORD_COUNTS",
+    "WORD_INDICES",
     "Chunk",
+    "WordArrays",
     "dense_arrays",
     "dense_record_batch",
     "float_values",
@@ -31,12 +40,20 @@ __all__ = [
     "list_values",
     "sparse_arrays",
     "sparse_record_batch",
+    "word_arrays",
 ]
 
 LABEL = "label"
 FEATURES = "features"
 INDICES = "indices"
 VALUES = "values"
+WORDS = "words"
+WORD_INDICES = "word_indices"
+WORD_COUNTS = "word_counts"
+
+#: The words behind hashed text rows: ``(indptr, column of each, count of each, the words)``,
+#: the words as a numpy array of ``str`` objects, so that rows slice as the CSR arrays do.
+WordArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -49,6 +66,8 @@ class Chunk:
     positions: np.ndarray  # int64: source position of each row
     end: int  # source position after this chunk (skipped rows and blank lines included)
     bad: np.ndarray = field(default_factory=lambda: _EMPTY)  # positions of skipped bad rows
+    #: Words of each row missing from the vocabulary (raw text read with one), else None.
+    unknown: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -70,18 +89,41 @@ def dense_record_batch(x: np.ndarray, labels: np.ndarray | None) -> pa.RecordBat
 
 
 def sparse_record_batch(
-    indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, labels: np.ndarray | None
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    labels: np.ndarray | None,
+    words: WordArrays | None = None,
 ) -> pa.RecordBatch:
-    """A canonical sparse batch from CSR arrays and optional labels."""
-    offsets = pa.array(np.asarray(indptr, dtype=np.int32 if indptr[-1] < 2**31 else np.int64))
-    list_type = pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray
-    idx = list_type.from_arrays(offsets, pa.array(np.asarray(indices, dtype=np.int64)))
-    val = list_type.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
+    """A canonical sparse batch from CSR arrays, optional labels and optional words."""
+    idx, val = _lists(indptr, [(indices, pa.int64()), (values, pa.float32())])
     arrays, names = [idx, val], [INDICES, VALUES]
     if labels is not None:
         arrays.insert(0, pa.array(np.asarray(labels, dtype=np.float32)))
         names.insert(0, LABEL)
+    if words is not None:
+        w_indptr, w_indices, w_counts, w_words = words
+        arrays += _lists(
+            w_indptr,
+            [(w_words, pa.string()), (w_indices, pa.int64()), (w_counts, pa.float32())],
+        )
+        names += [WORDS, WORD_INDICES, WORD_COUNTS]
     return pa.RecordBatch.from_arrays(arrays, names)
+
+
+def _lists(indptr: np.ndarray, flat: list[tuple[np.ndarray, pa.DataType]]) -> list[pa.Array]:
+    """List arrays of the same rows (``indptr``) over each flat array, of its type."""
+    offsets = pa.array(np.asarray(indptr, dtype=np.int32 if indptr[-1] < 2**31 else np.int64))
+    list_type = pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray
+    return [
+        list_type.from_arrays(
+            offsets,
+            pa.array(values, type=kind)
+            if kind == pa.string()
+            else pa.array(np.asarray(values, dtype=kind.to_pandas_dtype())),
+        )
+        for values, kind in flat
+    ]
 
 
 def is_sparse(batch: pa.RecordBatch) -> bool:
@@ -113,6 +155,23 @@ def sparse_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.nda
     else:
         values = np.ones(len(indices), dtype=np.float32)
     return offsets - offsets[0], indices, values
+
+
+def word_arrays(batch: pa.RecordBatch) -> WordArrays | None:
+    """The words behind a batch of hashed text rows (see the module docstring), else None."""
+    if WORDS not in batch.schema.names:
+        return None
+    words = batch.column(WORDS)
+    offsets = np.asarray(words.offsets.to_numpy(), dtype=np.int64)
+    flat = words.flatten().to_numpy(zero_copy_only=False).astype(object)
+    indices = batch.column(WORD_INDICES).flatten().to_numpy(zero_copy_only=False)
+    counts = batch.column(WORD_COUNTS).flatten().to_numpy(zero_copy_only=False)
+    return (
+        offsets - offsets[0],
+        np.asarray(indices, dtype=np.int64),
+        np.asarray(counts, dtype=np.float32),
+        flat,
+    )
 
 
 def float_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:

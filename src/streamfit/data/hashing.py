@@ -3,7 +3,8 @@
 Ids are mixed as splitmix64 mixes its counter (a bijection on 64 bits with full avalanche, so that
 neighbouring ids land far apart) and reduced modulo the space. A categorical value is hashed
 with its column's name (``column=value``) by BLAKE2b, so the same string in two columns is two
-features; a numeric column becomes one feature whose value is the number. Hashes are stable
+features; a numeric column becomes one feature whose value is the number; a word of raw text
+is hashed alone (:func:`hash_words`). Hashes are stable
 across processes and machines (never Python's salted ``hash``), so a model trained on hashed
 features scores new data the same way.
 
@@ -22,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["categorical_rows", "hash_ids", "hash_strings", "is_categorical"]
+__all__ = ["categorical_rows", "hash_ids", "hash_strings", "hash_words", "is_categorical"]
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -92,3 +93,13 @@ def categorical_rows(
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     return indptr, idx[present], val[present]
+
+
+def hash_words(words: Sequence[str], space: int) -> np.ndarray:
+    """The column of each word of raw text: BLAKE2b of its UTF-8 (no column name), modulo
+    ``space``.
+
+    >>> hash_words(["kernel", "gpu"], 5000).tolist()
+    [263, 4661]
+    """
+    return np.fromiter((_digest(w) % space for w in words), dtype=np.int64, count=len(words))

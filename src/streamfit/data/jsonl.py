@@ -1,7 +1,8 @@
-"""JSON Lines: one object a line, ``{"label": 1, "features": [...]}`` for dense rows or
-``{"label": 1, "indices": [...], "values": [...]}`` for sparse ones (``label`` is absent in
-unlabelled data). Blocks are parsed by pyarrow; a rejected block is re-read line by line to
-name the bad line and field.
+"""JSON Lines: one object a line, ``{"label": 1, "features": [...]}`` for dense rows,
+``{"label": 1, "indices": [...], "values": [...]}`` for sparse ones, or ``{"text": "..."}`` for
+raw text documents (counted into sparse rows by :mod:`streamfit.data.documents`); ``label`` is
+absent in unlabelled data. The first object sets the layout of the file. Blocks are parsed by
+pyarrow; a rejected block is re-read line by line to name the bad line and field.
 """
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ import json
 import math
 import re
 from collections.abc import Generator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
 from streamfit.data.chunk import FEATURES, INDICES, LABEL, VALUES, Chunk, float_values, list_values
+from streamfit.data.documents import Bagger, text_chunk
 from streamfit.data.native import arrow_bytes
+from streamfit.data.plaintext import bagger_for
 from streamfit.data.text import ReadContext, parse_blocks, record_lines
 
 __all__ = ["read_jsonl"]
 
 _NOT_AN_OBJECT = re.compile(rb"(?m)^[ \t\r]*[^{ \t\r\n]")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+TEXT = "text"
+Layout = Literal["dense", "sparse", "text"]
 
 
 def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int]:
@@ -31,35 +36,44 @@ def read_jsonl(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, int
     checker = ctx.checker
     checker.enter(checker.file, ctx.offset, "line")
     label = ctx.label_column or LABEL
-    sparse: bool | None = None
+    layout: Layout | None = None
+    bagger: Bagger | None = None
 
     def parse(block: bytes, start: int, end: int) -> Chunk | None:
-        nonlocal sparse
-        if sparse is None:
-            sparse = _first_is_sparse(block)
-            if sparse is None:
+        nonlocal layout, bagger
+        if layout is None:
+            layout = _first_layout(block)
+            if layout is None:
                 return None  # blank lines only: no record to tell the layout yet
-        return _parse_block(block, start, end, sparse, label, ctx)
+            if layout == TEXT:
+                bagger = bagger_for(ctx)
+        return _parse_block(block, start, end, layout, label, ctx, bagger)
 
     return (yield from parse_blocks(stream, ctx, parse, ctx.skip))
 
 
-def _first_is_sparse(block: bytes) -> bool | None:
-    """Whether the first record is sparse (has ``indices`` and no ``features``); None if the
-    block has no record."""
+def _first_layout(block: bytes) -> Layout | None:
+    """The layout of the first record: sparse (``indices`` and no ``features``), text
+    (``text`` and neither), else dense; None if the block has no record."""
     for raw in block.split(b"\n"):
         if raw.strip():
             try:
                 obj = json.loads(raw)
             except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
-                return False  # the parse reports the line
-            return isinstance(obj, dict) and INDICES in obj and FEATURES not in obj
+                return "dense"  # the parse reports the line
+            if not isinstance(obj, dict) or FEATURES in obj:
+                return "dense"
+            if INDICES in obj:
+                return "sparse"
+            return "text" if TEXT in obj else "dense"
     return None
 
 
-def _schema(sparse: bool, label: str, labelled: bool) -> pa.Schema:
+def _schema(layout: Layout, label: str, labelled: bool) -> pa.Schema:
     fields = [pa.field(label, pa.float32())] if labelled else []
-    if sparse:
+    if layout == TEXT:
+        fields.append(pa.field(TEXT, pa.string()))
+    elif layout == "sparse":
         fields += [
             pa.field(INDICES, pa.list_(pa.int64())),
             pa.field(VALUES, pa.list_(pa.float32())),
@@ -70,16 +84,23 @@ def _schema(sparse: bool, label: str, labelled: bool) -> pa.Schema:
 
 
 def _parse_block(
-    block: bytes, start: int, end: int, sparse: bool, label: str, ctx: ReadContext
+    block: bytes,
+    start: int,
+    end: int,
+    layout: Layout,
+    label: str,
+    ctx: ReadContext,
+    bagger: Bagger | None = None,
 ) -> Chunk:
     checker = ctx.checker
     records = record_lines(block)
     data = block if records is None else b"\n".join(records[0]) + b"\n"
+    sparse = layout == "sparse"
     if _NOT_AN_OBJECT.search(data):
         # A line that is no object is a bad row; and pyarrow's reader crashes (SIGSEGV)
         # when the first line is a bare ``null``.
-        return _parse_slow(block, start, end, sparse, label, ctx)
-    schema = _schema(sparse, label, checker.labelled)
+        return _parse_slow(block, start, end, layout, label, ctx, bagger)
+    schema = _schema(layout, label, checker.labelled)
     try:
         table = pajson.read_json(
             arrow_bytes(data),
@@ -88,29 +109,35 @@ def _parse_block(
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _parse_slow(block, start, end, sparse, label, ctx)
+        return _parse_slow(block, start, end, layout, label, ctx, bagger)
     positions = start + (np.arange(table.num_rows) if records is None else records[1])
     positions = positions.astype(np.int64)
     labels = float_values(table.column(label)) if checker.labelled else None
+    if layout == TEXT:
+        assert bagger is not None
+        if table.column(TEXT).null_count:  # missing: the slow path names its line
+            return _parse_slow(block, start, end, layout, label, ctx, bagger)
+        texts = table.column(TEXT).to_pylist()
+        return text_chunk(checker, bagger, texts, positions, end, labels, label_name=label)
     if sparse:
         if table.column(INDICES).null_count or table.column(VALUES).null_count:
-            return _parse_slow(block, start, end, sparse, label, ctx)
+            return _parse_slow(block, start, end, layout, label, ctx)
         idx = table.column(INDICES).combine_chunks()  # int64: indices beyond float32's 2**24
         if idx.flatten().null_count:  # a null index: the slow path names its line
-            return _parse_slow(block, start, end, sparse, label, ctx)
+            return _parse_slow(block, start, end, layout, label, ctx)
         offsets = np.asarray(idx.offsets.to_numpy(), dtype=np.int64)
         indices = np.asarray(idx.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
         offsets = offsets - offsets[0]
         voffsets, values, _ = list_values(table.column(VALUES))
         if not np.array_equal(offsets, voffsets):
-            return _parse_slow(block, start, end, sparse, label, ctx)
+            return _parse_slow(block, start, end, layout, label, ctx)
         return checker.sparse(offsets, indices, values, labels, positions, end, label_name=label)
     offsets, flat, nulls = list_values(table.column(FEATURES))
     lengths = np.diff(offsets)
     if checker.n_features is None and not nulls.all():  # else a wrong width is a bad row
         checker.fix_width(int(lengths[~nulls][0]), int(positions[~nulls][0]))
     if nulls.any() or (lengths != checker.n_features).any():
-        return _parse_slow(block, start, end, sparse, label, ctx)
+        return _parse_slow(block, start, end, layout, label, ctx)
     x = flat.reshape(len(lengths), int(checker.n_features or 0))
     return checker.dense(
         x, labels, positions, end, field_name=lambda j: f"{FEATURES}[{j}]", label_name=label
@@ -155,9 +182,17 @@ def _short(value: Any) -> str:
 
 
 def _parse_slow(
-    block: bytes, start: int, end: int, sparse: bool, label: str, ctx: ReadContext
+    block: bytes,
+    start: int,
+    end: int,
+    layout: Layout,
+    label: str,
+    ctx: ReadContext,
+    bagger: Bagger | None = None,
 ) -> Chunk:
     checker = ctx.checker
+    sparse = layout == "sparse"
+    texts: list[str] = []
     labels: list[float] = []
     positions: list[int] = []
     bad: list[int] = []
@@ -190,7 +225,12 @@ def _parse_slow(
                 if obj.get(label) is None:
                     raise ValueError("missing label")
                 y = _number(obj[label])
-            if sparse:
+            if layout == TEXT:
+                field = TEXT
+                text = obj[TEXT]
+                if not isinstance(text, str):
+                    raise ValueError(f"not a string but {_kind(text)}")
+            elif sparse:
                 field = INDICES
                 idx = [_index(v) for v in _list(obj[INDICES])]
                 field = VALUES
@@ -215,7 +255,9 @@ def _parse_slow(
         if checker.labelled:
             labels.append(y)
         positions.append(pos)
-        if sparse:
+        if layout == TEXT:
+            texts.append(text)
+        elif sparse:
             indices.extend(idx)
             values.extend(val)
             indptr.append(len(indices))
@@ -223,6 +265,9 @@ def _parse_slow(
             rows.append(row)
     y_arr = np.asarray(labels, dtype=np.float32) if checker.labelled else None
     pos_arr = np.asarray(positions, dtype=np.int64)
+    if layout == TEXT:
+        assert bagger is not None
+        return text_chunk(checker, bagger, texts, pos_arr, end, y_arr, bad, label)
     if sparse:
         return checker.sparse(
             np.asarray(indptr, dtype=np.int64),

@@ -32,6 +32,7 @@ from streamfit.data.csv import read_csv
 from streamfit.data.jsonl import read_jsonl
 from streamfit.data.libsvm import read_libsvm
 from streamfit.data.parquet import read_parquet
+from streamfit.data.plaintext import read_text
 from streamfit.data.recordio import read_recordio
 from streamfit.data.text import ReadContext
 from streamfit.errors import ConfigError
@@ -56,6 +57,7 @@ READERS: dict[str, Reader] = {
     "jsonl": read_jsonl,
     "libsvm": read_libsvm,
     "recordio": read_recordio,
+    "text": read_text,
 }
 
 _EXTENSIONS = {
@@ -72,6 +74,8 @@ _EXTENSIONS = {
     ".recordio": "recordio",
     ".pbr": "recordio",
     ".protobuf": "recordio",
+    ".txt": "text",
+    ".text": "text",
 }
 _COMPRESSION = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".snappy"}
 _RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")

@@ -17,6 +17,7 @@ import numpy as np
 
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
+from streamfit.data.vocabulary import Vocabulary
 
 __all__ = ["BLOCK_BYTES", "ReadContext", "line_blocks", "parse_blocks", "record_lines"]
 
@@ -33,6 +34,9 @@ class ReadContext:
     stop: int | None = None  # record of this file to stop before (a shard of a Parquet file)
     label_column: str | None = None
     block_bytes: int = BLOCK_BYTES
+    #: Raw text: the ids of words (else they are hashed), and whether stop words are dropped.
+    vocabulary: Vocabulary | None = None
+    stop_words: bool = True
 
 
 def _is_pipe(stream: BinaryIO) -> bool:

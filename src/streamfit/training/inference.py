@@ -15,6 +15,7 @@ import torch
 from streamfit.core.model import Model
 from streamfit.core.registry import get_algorithm, load_model
 from streamfit.core.state import State
+from streamfit.data.auxiliary import TEXT_KEY, text_settings
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
 from streamfit.data.destination import open_output, refuse_inputs
@@ -39,25 +40,38 @@ def predict_records(
     on_bad_rows: OnBadRows = "error",
     batch_size: int = 10_000,
     device: str = "cpu",
+    auxiliary: str | os.PathLike[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One answer per input row, shaped as SageMaker's (``{"score": .., "predicted_label": ..}``).
 
     ``labelled`` says the input rows carry a label (CSV: first column), which is ignored.
+    ``auxiliary`` (a ``vocab.txt`` or its folder) gives raw text its ids, where the model does
+    not record a vocabulary; one it records is used without it. Every document gets an answer,
+    an empty one too: the bag-of-words checks are for training channels.
     """
     m = _model(model, device)
-    source = _input(m, input, content_type, labelled, on_bad_rows)
+    source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
     return _records(m, source, batch_size)
 
 
 def _input(
-    m: Model, input: str | Source, content_type: str | None, labelled: bool, on_bad_rows: OnBadRows
+    m: Model,
+    input: str | Source,
+    content_type: str | None,
+    labelled: bool,
+    on_bad_rows: OnBadRows,
+    auxiliary: str | os.PathLike[str] | None = None,
 ) -> Source:
     width = m.meta.get("n_features")
+    # Raw text is counted as the model's training counted it.
+    vocabulary, stop_words = text_settings(auxiliary, None, m.meta.get(TEXT_KEY), width)
     options = SourceOptions(
         content_type=content_type,
         labelled=labelled,
         on_bad_rows=on_bad_rows,
         hash_features=width if m.meta.get("hash_features") else None,
+        vocabulary=vocabulary,
+        stop_words=stop_words,
     )
     # Named columns are read by name, in the order the model was trained on.
     return open_source(input, options).expecting(m.meta.get("input_schema"))
@@ -89,6 +103,7 @@ def predict(
     on_bad_rows: OnBadRows = "error",
     batch_size: int = 10_000,
     device: str = "cpu",
+    auxiliary: str | os.PathLike[str] | None = None,
 ) -> int:
     """Write predictions for every row of ``input`` to ``output`` as JSON Lines or CSV.
 
@@ -100,7 +115,7 @@ def predict(
     if fmt not in ("jsonl", "csv"):
         raise ConfigError(f"accept must be jsonl or csv, got {accept!r}")
     m = _model(model, device)
-    source = _input(m, input, content_type, labelled, on_bad_rows)
+    source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
     if isinstance(output, str | os.PathLike):
         model_files = [] if isinstance(model, Model) else _files(Path(model))
         refuse_inputs(os.fspath(output), [source], model_files)
@@ -171,10 +186,16 @@ def finalize_sweep(
     name, values = parse_sweep(sweep)
     batches = None
     if evaluate is not None:
+        vocabulary, stop_words = text_settings(
+            None, None, st.inputs.get(TEXT_KEY), algo.expected_features()
+        )
         options = SourceOptions(
             labelled=algo.supervised,
             max_index=algo.expected_features(),
             hash_features=algo.hash_space(),
+            vocabulary=vocabulary,
+            stop_words=stop_words,
+            bag_of_words=algo.bag_of_words(),
         )
         source = open_source(evaluate, options).expecting(st.inputs.get("schema"))
         batches = Batcher(source, algo.mini_batch_size, n_features=st.n_features)

@@ -78,6 +78,7 @@ def fold(algo: AnyAlgorithm, state: State, batch: Batch) -> float:
     record = state.trainer
     record.rows += batch.n_rows
     record.bad_rows += batch.skipped
+    record.unknown_words += batch.unknown_words
     record.batches += 1
     # Then the reservoir's batches due after it (none unless the algorithm replays), moving
     # neither the position nor the trainer's counts; a divergence names this batch's rows.

@@ -1,11 +1,12 @@
 """The input schema a state was trained on, recorded in it and in the models it gives, so
 that later reads of any channel (validation, test, resume, predict) match named columns by
-name."""
+name; and likewise how it read raw text (:mod:`streamfit.data.auxiliary`)."""
 
 from __future__ import annotations
 
 from streamfit.core.model import Model
 from streamfit.core.state import State
+from streamfit.data.auxiliary import TEXT_KEY, text_record
 from streamfit.data.source import Source
 
 __all__ = ["record_schema", "with_input_schema"]
@@ -16,6 +17,9 @@ def record_schema(state: State, source: Source) -> None:
     later reads of any channel, and the models, match columns by name."""
     if "schema" not in state.inputs and source.schema is not None:
         state.inputs["schema"] = source.schema.to_json()
+    text = text_record(source.options.vocabulary, source.options.stop_words)
+    if text is not None:
+        state.inputs[TEXT_KEY] = text
 
 
 def with_input_schema(model: Model, state: State) -> Model:
@@ -23,4 +27,6 @@ def with_input_schema(model: Model, state: State) -> Model:
     then reads named columns by name."""
     if "schema" in state.inputs:
         model.meta["input_schema"] = state.inputs["schema"]
+    if TEXT_KEY in state.inputs:
+        model.meta[TEXT_KEY] = state.inputs[TEXT_KEY]
     return model

@@ -35,6 +35,7 @@ from streamfit.core.batch import Batch
 from streamfit.core.model import Model
 from streamfit.core.registry import get_algorithm
 from streamfit.core.state import Position, State
+from streamfit.data.auxiliary import TEXT_KEY, text_settings
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
@@ -114,6 +115,8 @@ def train(
     threads: int | None = None,
     sweep: str | tuple[str, list[Any]] | None = None,
     fitter: Fitter | None = None,
+    auxiliary: str | os.PathLike[str] | None = None,
+    stop_words: bool | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel; see the module docstring.
 
@@ -124,6 +127,9 @@ def train(
     ``sweep`` (``"k=2..40"``) also finalizes one model per value from the same state and
     measures them all in one read of the test channel (else validation).
     ``fitter`` runs the epochs elsewhere (on Ray workers: ``streamfit.train(workers=...)``).
+    ``auxiliary`` is SageMaker's auxiliary channel (a ``vocab.txt`` or its folder): the words
+    of the ids, and of raw text. ``stop_words`` drops English stop words from raw text (default
+    on, or as the state continued was trained).
     """
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
@@ -135,6 +141,8 @@ def train(
         _check_same_settings(str(ckpts.latest() if ckpts else ""), state, algo, given)
     if state is not None:
         algo.adopt(state)
+    recorded = state.inputs.get(TEXT_KEY) if state is not None else None
+    vocabulary, stops = text_settings(auxiliary, stop_words, recorded, algo.expected_features())
     options = SourceOptions(
         content_type=content_type,
         label_column=label_column,
@@ -142,6 +150,9 @@ def train(
         on_bad_rows=on_bad_rows,
         max_index=algo.expected_features(),
         hash_features=algo.hash_space(),
+        vocabulary=vocabulary,
+        stop_words=stops,
+        bag_of_words=algo.bag_of_words(),
     )
     total_epochs = epochs if epochs is not None else algo.epochs
     if total_epochs < 1:
@@ -320,6 +331,8 @@ class TrainingRun:
             "train:rows_per_second": rows / seconds if seconds > 0 else math.nan,
             **self.extra_metrics,
         }
+        if self.train.options.vocabulary is not None:
+            metrics["train:unknown_words"] = float(state.trainer.unknown_words)
         for channel, source in (("validation", self.validation), ("test", self.test)):
             stream = self.stream(source, state)
             if stream is not None:
