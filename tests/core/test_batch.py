@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from streamfit import CSR, Batch
+from streamfit.core.batch import Words
 
 
 def test_csr_round_trips_dense_and_selects_rows() -> None:
@@ -26,3 +27,13 @@ def test_batch_reports_its_shape_for_dense_and_sparse() -> None:
         sub = batch.select(torch.tensor([3, 1]))
         assert torch.equal(sub.dense_features(), x[[3, 1]])
         assert sub.labels is not None and sub.labels.tolist() == [3.0, 1.0]
+
+
+def test_selected_rows_keep_their_words() -> None:
+    entries = CSR.from_dense(torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]]))
+    batch = Batch(CSR.from_dense(entries.to_dense()), words=Words(entries, ["a", "b", "c", "d"]))
+    picked = batch.select(torch.tensor([2, 0]))
+    assert picked.words is not None
+    assert picked.words.words == ["d", "a", "b"]
+    assert picked.words.entries.indices.tolist() == [0, 0, 1]
+    assert Batch(batch.features).select(torch.tensor([1])).words is None

@@ -3,9 +3,10 @@
 chunks or a DataError/ConfigError, never another exception, a crash or a hang.
 
 Mutations: bit flips, truncation, inserted junk, a region deleted or repeated, huge numbers and
-deep nesting put in place of a token. Each test has a few hundred examples at most so that the
-module runs in well under a minute; Hypothesis' deadline fails an example that hangs or goes
-quadratic, and a crash (SIGSEGV, SIGABRT) fails the run.
+deep nesting put in place of a token. Raw text (``text/plain`` and JSON Lines ``text`` rows) is
+read by a vocabulary or hashed, as a bag of words or not. Each test has a few hundred examples
+at most so that the module runs in well under a minute; Hypothesis' deadline fails an example
+that hangs or goes quadratic, and a crash (SIGSEGV, SIGABRT) fails the run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from streamfit.data.batcher import Batcher
 from streamfit.data.chunk import Chunk
 from streamfit.data.source import SourceOptions, open_source
+from streamfit.data.vocabulary import Vocabulary
 from streamfit.data.writers import write
 from streamfit.errors import ConfigError, DataError
 from tests.data.conftest import dense_batch, sparse_batch, unlabelled
@@ -41,6 +43,7 @@ EXTENSIONS = {
     "jsonl": ".jsonl",
     "recordio": ".rec",
     "parquet": ".parquet",
+    "text": ".txt",
 }
 WIDTH = 50  # feature_dim of the sparse samples
 
@@ -67,9 +70,27 @@ class Sample:
 SAMPLES = [
     Sample(fmt, sparse, labelled, _bytes(fmt, sparse, labelled))
     for fmt in EXTENSIONS
+    if fmt != "text"
     for sparse in ((False, True) if fmt != "csv" else (False,))
     for labelled in (True, False)
 ]
+_LINES = [
+    "The Linux kernel's GPU driver, version 2",
+    "",
+    "naïve Ünïcode — 日本語 text; don't stop",
+    "the and of",
+    "rust rust compiler 42",
+]
+TEXT_SAMPLES = [
+    Sample("text", True, False, "".join(f"{line}\n" for line in _LINES).encode()),
+    Sample(
+        "jsonl",
+        True,
+        False,
+        "".join(f'{{"text": "{line}", "id": {i}}}\n' for i, line in enumerate(_LINES)).encode(),
+    ),
+]
+VOCABULARY = Vocabulary(["kernel", "gpu", "rust", "the", *(f"pad{i}" for i in range(WIDTH - 4))])
 HEADER_CSV = Sample("csv", False, True, b"b,label,a\n1,0,2\n3,1,4\n5,0,x\n6,1,7\n")
 
 #: What a token may become: numbers no type holds, nesting no row has, stray structure.
@@ -179,12 +200,38 @@ def test_mutated_files_read_or_fail_clearly(tmp_path: Path, sample: Sample) -> N
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("fmt", list(EXTENSIONS))
 def test_random_bytes_read_or_fail_clearly(tmp_path: Path, fmt: str) -> None:
-    sample = Sample(fmt, fmt in ("libsvm",), True, b"")
+    sample = Sample(fmt, fmt in ("libsvm", "text"), fmt != "text", b"")
 
     @FUZZ
     @given(data=st.binary(max_size=300), mode=st.sampled_from(["error", "skip"]))
     def run(data: bytes, mode: str) -> None:
         read_everything(_write(tmp_path, sample, data), sample, mode)
+
+    run()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sample", TEXT_SAMPLES, ids=lambda s: s.fmt)
+def test_mutated_text_reads_or_fails_clearly(tmp_path: Path, sample: Sample) -> None:
+    @FUZZ
+    @given(
+        data=mutations(sample.data),
+        mode=st.sampled_from(["error", "skip"]),
+        vocabulary=st.sampled_from([None, VOCABULARY]),
+        stop_words=st.booleans(),
+        bag_of_words=st.booleans(),
+    )
+    def run(
+        data: bytes, mode: str, vocabulary: Vocabulary | None, stop_words: bool, bag_of_words: bool
+    ) -> None:
+        read_everything(
+            _write(tmp_path, sample, data),
+            sample,
+            mode,
+            vocabulary=vocabulary,
+            stop_words=stop_words,
+            bag_of_words=bag_of_words,
+        )
 
     run()
 

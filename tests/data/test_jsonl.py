@@ -286,3 +286,66 @@ def test_a_first_line_that_is_no_object_is_a_bad_row(tmp_path: Path, first: str)
         read(path)
     got = read(path, on_bad_rows="skip")
     assert got.bad.tolist() == [0] and got.positions.tolist() == [1]
+
+
+TEXT = [
+    '{"text": "The GPU kernel", "id": 7}',
+    "",
+    '{"label": 3, "text": "Rust and the GPU"}',
+]
+
+
+def test_text_rows_are_documents(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.jsonl", TEXT)
+    got = read(path, labelled=False, max_index=64)
+    assert got.sparse and got.labels is None and got.positions.tolist() == [0, 2]
+    words = [sorted(r["words"]) for c in got.chunks for r in c.batch.to_pylist()]
+    assert words == [["gpu", "kernel"], ["gpu", "rust"]]
+
+
+def test_labelled_text_rows(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "d.jsonl", ['{"label": 1, "text": "gpu"}', '{"label": 0, "text": "cpu"}']
+    )
+    got = read(path, max_index=64)
+    assert got.labels.tolist() == [1, 0] and got.csr[0].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ('{"text": 5}', "text", "not a string but a number"),
+        ('{"text": null}', "text", "not a string but null"),
+        ('{"other": "words"}', "text", "missing field"),
+        ('{"text": "the and of"}', None, "an empty document (no word but stop words)"),
+    ],
+)
+def test_bad_text_rows_are_named(
+    tmp_path: Path, line: str, field: str | None, message: str
+) -> None:
+    path = write_lines(tmp_path / "d.jsonl", ['{"text": "kernel"}', line, '{"text": "gpu"}'])
+    expect_data_error(
+        path, row=2, field=field, message=message, labelled=False, max_index=64, bag_of_words=True
+    )
+    got = read(path, labelled=False, max_index=64, bag_of_words=True, on_bad_rows="skip")
+    assert got.positions.tolist() == [0, 2] and got.bad.tolist() == [1]
+
+
+def test_the_first_row_sets_the_layout(tmp_path: Path) -> None:
+    """A text file's rows need ``text``; dense and sparse files read as before."""
+    mixed = write_lines(tmp_path / "d.jsonl", ['{"text": "kernel"}', '{"features": [1, 2]}'])
+    expect_data_error(
+        mixed, row=2, field="text", message="missing field", labelled=False, max_index=8
+    )
+    dense = read(
+        write_lines(tmp_path / "e.jsonl", ['{"features": [1, 2], "text": "ignored"}']),
+        labelled=False,
+    )
+    assert not dense.sparse
+
+
+def test_a_text_that_is_not_utf8_is_a_bad_row(tmp_path: Path) -> None:
+    """pyarrow parses the line; its string is not UTF-8 (found by the fuzzer)."""
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "gpu"}\n{"text": "\x80\x94 kernel"}\n')
+    expect_data_error(path, row=2, field=None, message="not UTF-8", labelled=False, max_index=8)

@@ -115,9 +115,12 @@ def _parse_block(
     labels = float_values(table.column(label)) if checker.labelled else None
     if layout == TEXT:
         assert bagger is not None
-        if table.column(TEXT).null_count:  # missing: the slow path names its line
+        try:
+            texts = table.column(TEXT).to_pylist()
+        except UnicodeDecodeError:  # pyarrow's parser lets invalid UTF-8 through
+            texts = [None]
+        if None in texts:  # missing or not UTF-8: the slow path names its line
             return _parse_slow(block, start, end, layout, label, ctx, bagger)
-        texts = table.column(TEXT).to_pylist()
         return text_chunk(checker, bagger, texts, positions, end, labels, label_name=label)
     if sparse:
         if table.column(INDICES).null_count or table.column(VALUES).null_count:
