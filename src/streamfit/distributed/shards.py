@@ -7,7 +7,7 @@ a folder or glob of >= N files         whole files, balanced by size
 one Parquet file                       row ranges, on row-group boundaries when the file
                                        has at least N row groups (else rows are split
                                        evenly and neighbours decode a shared group)
-one uncompressed CSV/JSONL/libsvm      byte ranges, each moved to the next line start
+one uncompressed CSV/JSONL/libsvm/text byte ranges, each moved to the next line start
 =====================================  =================================================
 
 Each shard is a :class:`~streamfit.data.source.Source` whose positions count from 0 within
@@ -37,7 +37,7 @@ from streamfit.errors import ConfigError
 
 __all__ = ["ByteRangeSource", "RowRangeSource", "describe", "split_source"]
 
-_TEXT_FORMATS = ("csv", "jsonl", "libsvm")
+_TEXT_FORMATS = ("csv", "jsonl", "libsvm", "text")
 
 
 def split_source(source: Source, n: int) -> list[Source]:
@@ -70,7 +70,7 @@ def split_source(source: Source, n: int) -> list[Source]:
     raise ConfigError(
         f"{path}: a single {fmt} file{' (compressed)' if infer_compression(path) else ''} "
         f"cannot be split among {n} workers; give a folder of at least {n} files, a Parquet "
-        "file, or an uncompressed CSV, JSON Lines or libsvm file"
+        "file, or an uncompressed CSV, JSON Lines, libsvm or text file"
     )
 
 
