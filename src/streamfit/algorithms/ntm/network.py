@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamfit.algorithms.ntm.likelihood import decoder_nll
 from streamfit.core.batch import CSR, Features
 
 __all__ = ["BagOfWords", "ProdLDA", "laplace_prior"]
@@ -55,9 +56,10 @@ def laplace_prior(topics: int, alpha: float = 1.0) -> tuple[float, float]:
 
 
 class BagOfWords(nn.Module):
-    """A linear layer from ``V`` words to ``h`` units that takes a dense batch or a CSR batch
-    (summing the rows of its weight that a document's words select, weighted by their
-    counts: no dense copy of a sparse batch)."""
+    """A linear layer from ``V`` words to ``h`` units of ``log(1 + counts)``, from a dense
+    batch or a CSR batch (summing the rows of its weight that a document's words select: no
+    dense copy of a sparse batch). Logarithms, because raw counts let one long document (a
+    word repeated hundreds of times) drive the posterior's variance to overflow."""
 
     def __init__(self, vocabulary: int, width: int) -> None:
         super().__init__()
@@ -72,11 +74,11 @@ class BagOfWords(nn.Module):
                 self.weight,
                 x.indptr[:-1],
                 mode="sum",
-                per_sample_weights=x.values,
+                per_sample_weights=torch.log1p(x.values),
                 include_last_offset=False,
             )
             return out + self.bias
-        return torch.addmm(self.bias, x, self.weight)
+        return torch.addmm(self.bias, torch.log1p(x), self.weight)
 
 
 class ProdLDA(nn.Module):
@@ -126,24 +128,22 @@ class ProdLDA(nn.Module):
         h = self.drop(self.hidden(self.embed(x)))
         return self._norm("mean_norm", self.mean(h)), self._norm("logvar_norm", self.logvar(h))
 
-    def word_log_probs(self, theta: torch.Tensor) -> torch.Tensor:
-        """log p(word) of each document with topic proportions ``theta``: (docs, V)."""
-        logits = self._norm("decoder_norm", self.decoder(theta))
-        return torch.log_softmax(logits, dim=1)
-
     def loss(self, x: Features, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Each document's reconstruction loss and KL divergence from the prior; ``sample``
         draws ``z`` from the posterior (training), else takes its mean (evaluation)."""
         mean, logvar = self(x)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
         theta = self.drop(torch.softmax(z, dim=1))
-        log_probs = self.word_log_probs(theta)
-        if isinstance(x, CSR):
-            rows = x.row_ids()
-            picked = log_probs[rows, x.indices] * x.values
-            recon = -torch.zeros(x.n_rows, device=picked.device).index_add_(0, rows, picked)
+        weight = self.decoder.weight
+        if self.batch_norm:
+            norm = self.decoder_norm
+            momentum = 0.1 if norm.momentum is None else norm.momentum
+            stats = (norm.running_mean, norm.running_var)
+            recon = decoder_nll(theta, weight, x, *stats, None, self.training, momentum, norm.eps)
+            if self.training and norm.num_batches_tracked is not None and len(theta) > 1:
+                norm.num_batches_tracked.add_(1)
         else:
-            recon = -(x * log_probs).sum(1)
+            recon = decoder_nll(theta, weight, x, None, None, self.decoder.bias)
         var = torch.exp(logvar)
         kl = 0.5 * (
             (var + (mean - self.prior_mean) ** 2) / self.prior_var
