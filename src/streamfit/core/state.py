@@ -18,7 +18,7 @@ import torch
 from streamfit.core.persist import load_folder, save_folder
 from streamfit.errors import CorruptStateError
 
-__all__ = ["Layout", "Position", "State", "TrainerRecord"]
+__all__ = ["TEXT_INPUT", "Layout", "Position", "State", "TrainerRecord"]
 
 _RNG_KEY = "__rng__"
 
@@ -120,6 +120,10 @@ def _layout(doc: dict[str, Any]) -> Layout:
     )
 
 
+#: The key of ``State.inputs`` (and ``Model.meta``) that records how raw text was read.
+TEXT_INPUT = "text"
+
+
 @dataclass
 class State:
     """A training state.
@@ -129,8 +133,10 @@ class State:
     the only source of randomness an algorithm may use, so that a resumed run draws the same
     numbers as an uninterrupted one. ``inputs``
     says what the state was trained on: the input schema (``"schema"``: the feature columns by
-    name, for sources that name them) and the identity of the train channel (``"train"``), so
-    that resuming or predicting on other data is an error rather than a silent mix-up.
+    name, for sources that name them), the identity of the train channel (``"train"``) and
+    how raw text was read (``"text"``: the auxiliary channel's vocabulary and the stop-word
+    setting), so that resuming or predicting on other data is an error rather than a silent
+    mix-up.
     """
 
     algorithm: str
@@ -149,6 +155,19 @@ class State:
         for t in self.tensors.values():
             return t.device
         return torch.device("cpu")
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        """The words of the feature ids, in id order, when a vocabulary (SageMaker's
+        auxiliary channel) named them; else None.
+
+        >>> State("ntm", {}, 2, inputs={"text": {"vocabulary": {"words": ["a", "b"]}}}).vocabulary
+        ['a', 'b']
+        """
+        text = self.inputs.get(TEXT_INPUT) or {}
+        vocabulary = text.get("vocabulary") or {}
+        words = vocabulary.get("words")
+        return [str(w) for w in words] if isinstance(words, list) else None
 
     def count(self, name: str, amount: float = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount

@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from streamfit.core.state import TEXT_INPUT
 from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError
 
 __all__ = ["TEXT_KEY", "text_record", "text_settings"]
 
 #: Where a state's ``inputs`` and a model's ``meta`` keep the text settings.
-TEXT_KEY = "text"
+TEXT_KEY = TEXT_INPUT
 
 
 def text_settings(

@@ -29,7 +29,7 @@ import torch
 
 from streamfit.algorithms.ntm.evaluation import NTMEvaluator
 from streamfit.algorithms.ntm.hyperparameters import CHECK_PARAMETERS, NTMHyperparameters
-from streamfit.algorithms.ntm.model import NTMModel, top_words
+from streamfit.algorithms.ntm.model import WORD_COUNTS, NTMModel, top_words, topic_logits
 from streamfit.algorithms.ntm.network import ProdLDA
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch, Features
@@ -49,14 +49,21 @@ __all__ = ["NTM"]
 RESERVOIR_ROW_NNZ = 16
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda p, lr, wd: torch.optim.Adam(p, lr=lr, betas=(0.99, 0.999), weight_decay=wd),
-    "adadelta": lambda p, lr, wd: torch.optim.Adadelta(p, lr=lr, weight_decay=wd),
-    "sgd": lambda p, lr, wd: torch.optim.SGD(p, lr=lr, weight_decay=wd),
-    "adagrad": lambda p, lr, wd: torch.optim.Adagrad(p, lr=lr, weight_decay=wd),
-    "rmsprop": lambda p, lr, wd: torch.optim.RMSprop(p, lr=lr, weight_decay=wd),
+    "adam": lambda p, lr, wd: torch.optim.Adam(
+        p, lr=lr, betas=(0.99, 0.999), weight_decay=wd, foreach=True
+    ),
+    "adadelta": lambda p, lr, wd: torch.optim.Adadelta(p, lr=lr, weight_decay=wd, foreach=True),
+    "sgd": lambda p, lr, wd: torch.optim.SGD(p, lr=lr, weight_decay=wd, foreach=True),
+    "adagrad": lambda p, lr, wd: torch.optim.Adagrad(p, lr=lr, weight_decay=wd, foreach=True),
+    "rmsprop": lambda p, lr, wd: torch.optim.RMSprop(p, lr=lr, weight_decay=wd, foreach=True),
 }
 _MODULE = "net.module."
 _SKETCH = "sketch"
+#: Each word's count over the documents trained on (replays included): a topic lists only
+#: words that were seen. Batch norm gives every word's logit mean 0 over a batch, so a word no
+#: document has is never pushed down, and its topic logit is noise (hashed text over more
+#: columns than words: whole topics of empty columns).
+_COUNTS = WORD_COUNTS
 
 
 @register
@@ -83,6 +90,9 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
 
     def expected_features(self) -> int | None:
         return self.hp.feature_dim
+
+    def bag_of_words(self) -> bool:
+        return True
 
     def fixed_settings(self, hp: NTMHyperparameters) -> dict[str, Any]:
         return {**super().fixed_settings(hp), "encoder_layers": hp.resolved_encoder_layers}
@@ -119,7 +129,8 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
 
     def state_bytes(self, n_features: int) -> int:
         sketch = n_features * (SLOTS * (WIDTH + 16) + 8)
-        return net_bytes(self._build(n_features)) + self._reservoir_bytes() + sketch
+        counts = 4 * n_features
+        return net_bytes(self._build(n_features)) + self._reservoir_bytes() + sketch + counts
 
     def _reservoir_bytes(self) -> int:
         if self.replay_ratio() <= 0:
@@ -136,6 +147,7 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
         # The words behind hashed columns (raw text without a vocabulary), to show topics as
         # words: allocated with the state, so that its memory is fixed whatever the input.
         state.tensors.update(WordSketch.empty(n_features, device=device).tensors(_SKETCH))
+        state.tensors[_COUNTS] = torch.zeros(n_features, device=device)
         state.meta["epoch_loss"], state.meta["epoch_documents"] = 0.0, 0
         state.meta["early_stopping"] = {"best": None, "bad_epochs": 0, "history": []}
         return state
@@ -204,6 +216,11 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
             return 0.0
         hp = self.hp
         n = x.n_rows if isinstance(x, CSR) else x.shape[0]
+        counts = state.tensors[_COUNTS]
+        if isinstance(x, CSR):
+            counts.index_add_(0, x.indices, x.values.to(counts.dtype))
+        else:
+            counts.add_(x.sum(0).to(counts.dtype))
         with self._keeper(state.n_features).step(state) as net:
             module: ProdLDA = net.module  # type: ignore[assignment]
             recon, kl = module.loss(x)
@@ -257,6 +274,7 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
         out.tensors.update(
             sketch.merged(WordSketch.from_tensors(b.tensors, _SKETCH)).tensors(_SKETCH)
         )
+        out.tensors[_COUNTS] = a.tensors[_COUNTS] + b.tensors[_COUNTS]
         out.meta["epoch_loss"] = float(a.meta["epoch_loss"]) + float(b.meta["epoch_loss"])
         out.meta["epoch_documents"] = int(a.meta["epoch_documents"]) + int(
             b.meta["epoch_documents"]
@@ -271,10 +289,14 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
             for k, v in state.tensors.items()
             if k.startswith(_MODULE)
         }
-        ids, weights = top_words(tensors["decoder.weight"], n_top)
+        tensors[_COUNTS] = state.tensors[_COUNTS].clone()
+        ids, weights = top_words(topic_logits(tensors), n_top)
         word = _words(state)
         topics = [
-            [{"id": i, **word(i), "weight": w} for i, w in zip(row, wrow, strict=True)]
+            [
+                {"id": i, **word(i), "weight": float(f"{w:.4g}")}
+                for i, w in zip(row, wrow, strict=True)
+            ]
             for row, wrow in zip(ids.tolist(), weights.tolist(), strict=True)
         ]
         meta = {
@@ -302,12 +324,12 @@ def _lengths(x: Features) -> torch.Tensor:
 
 
 def _words(state: State) -> Callable[[int], dict[str, Any]]:
-    """The word of a column: the vocabulary's (``state.inputs["vocabulary"]``, the words in
-    id order, recorded from the auxiliary channel), else the most frequent word the sketch saw
+    """The word of a column: the vocabulary's (:attr:`State.vocabulary`, recorded from the
+    auxiliary channel), else the most frequent word the sketch saw
     in it (``"collision": True`` when another word holds a real share of the column), else
     None."""
-    vocabulary = state.inputs.get("vocabulary")
-    if isinstance(vocabulary, list):
+    vocabulary = state.vocabulary
+    if vocabulary is not None:
         return lambda i: {"word": vocabulary[i] if i < len(vocabulary) else None}
     sketch = WordSketch.from_tensors(state.tensors, _SKETCH)
     if int(sketch.totals.sum()) == 0:

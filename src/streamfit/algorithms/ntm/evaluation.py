@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamfit.algorithms.ntm.model import NTMModel, top_words
+from streamfit.algorithms.ntm.model import NTMModel, top_words, topic_logits
 from streamfit.core.batch import CSR, Batch
 
 __all__ = ["CoDocumentCounts", "NTMEvaluator", "npmi", "topic_diversity", "topic_uniqueness"]
@@ -204,7 +204,7 @@ class NTMEvaluator:
     def __init__(self, model: NTMModel) -> None:
         self.model = model
         self.net = model.network()
-        top, _ = top_words(model.tensors["decoder.weight"], 25)
+        top, _ = top_words(topic_logits(model.tensors), 25)
         self.top = top.cpu().numpy()
         self.counts = CoDocumentCounts(self.top[:, :10]) if self.top.shape[1] >= 10 else None
         self.loss, self.words, self.documents = 0.0, 0.0, 0

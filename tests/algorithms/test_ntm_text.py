@@ -1,0 +1,99 @@
+"""The NTM on raw text, end to end: topics named by the auxiliary channel's vocabulary or by
+the word sketch of hashed text, never by columns no document reached, and the bag-of-words
+checks of its channels (file, line and field; skipped and counted on request)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from streamfit import DataError, predict_records, train
+
+THEMES = [
+    [
+        "kernel",
+        "driver",
+        "gpu",
+        "linux",
+        "module",
+        "firmware",
+        "boot",
+        "device",
+        "memory",
+        "interrupt",
+    ],
+    ["pasta", "tomato", "sauce", "garlic", "basil", "oven", "cheese", "bread", "olive", "recipe"],
+    [
+        "violin",
+        "piano",
+        "guitar",
+        "melody",
+        "chord",
+        "rhythm",
+        "song",
+        "concert",
+        "orchestra",
+        "drum",
+    ],
+]
+HP = {"num_topics": 3, "mini_batch_size": 50, "seed": 1}
+
+
+def _documents(path: Path, n: int = 4000) -> Path:
+    rng = random.Random(0)
+    path.write_text(
+        "".join(" ".join(rng.choices(rng.choice(THEMES), k=8)) + "\n" for _ in range(n))
+    )
+    return path
+
+
+def _themes_found(topics: list[list[dict[str, object]]]) -> int:
+    """How many themes have a topic whose top 5 words are all of that theme."""
+    tops = [{w["word"] for w in topic[:5]} for topic in topics]
+    return sum(any(top <= set(theme) for top in tops) for theme in THEMES)
+
+
+def test_topics_name_the_words_of_the_vocabulary(tmp_path: Path) -> None:
+    docs = _documents(tmp_path / "docs.txt")
+    vocab = tmp_path / "vocab.txt"
+    words = sorted({w for theme in THEMES for w in theme})
+    vocab.write_text("".join(f"{w}\n" for w in words))
+    out = tmp_path / "out"
+    hp = {**HP, "feature_dim": len(words)}
+    result = train("ntm", str(docs), hyperparameters=hp, auxiliary=vocab, output=out)
+    topics = json.loads((out / "model" / "topics.json").read_text())["topics"]
+    assert all(w["word"] == words[w["id"]] for topic in topics for w in topic)
+    assert _themes_found(topics) == 3
+    answers = list(predict_records(out / "model", str(docs)))
+    assert len(answers) == 4000
+    assert all(sum(a["topic_weights"]) == pytest.approx(1, abs=1e-5) for a in answers)
+    assert result.metrics["train:rows"] == 4000
+
+
+def test_hashed_text_over_many_more_columns_than_words_lists_only_words_seen(
+    tmp_path: Path,
+) -> None:
+    docs = _documents(tmp_path / "docs.txt")
+    result = train("ntm", str(docs), hyperparameters={**HP, "feature_dim": 2048})
+    topics = result.model.meta["topics"]
+    # 30 words in 2,048 columns: before topics listed only words that were seen, whole
+    # topics were columns no document reached (word null)
+    assert all(w["word"] is not None for topic in topics for w in topic)
+    assert _themes_found(topics) == 3
+
+
+def test_empty_documents_and_negative_counts_are_bad_rows(tmp_path: Path) -> None:
+    docs = tmp_path / "docs.txt"
+    docs.write_text("gpu kernel linux\nthe and of\npasta tomato basil\n" * 4)
+    hp = {**HP, "feature_dim": 64, "mini_batch_size": 4}
+    with pytest.raises(DataError, match=r"docs\.txt, line 2: an empty document"):
+        train("ntm", str(docs), hyperparameters=hp)
+    skipped = train("ntm", str(docs), hyperparameters=hp, on_bad_rows="skip")
+    assert (skipped.state.trainer.rows, skipped.state.trainer.bad_rows) == (8, 4)
+    counts = tmp_path / "counts.libsvm"
+    counts.write_text("0 1:2 5:1\n0 2:1 3:-1\n0 4:3\n")
+    with pytest.raises(DataError, match=r"counts\.libsvm, line 2.*negative"):
+        train("ntm", str(counts), hyperparameters=hp)
