@@ -75,9 +75,12 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
     model_class = NTMModel
     supervised = False
     post_training = frozenset({"num_top_words"})
-    #: Two halves trained apart and averaged by steps, against one pass over both: measured
-    #: within 2% of the validation loss on the checks' data (tests/algorithms/test_ntm.py).
-    merge_tolerance: ClassVar[float] = 0.05
+    #: Two halves trained apart from one initial state and averaged by steps, against one
+    #: pass over both: measured 6.9% apart in validation loss on the checks' data at the
+    #: defaults (2% at learning_rate 0.002: the halves drift further apart at a larger step).
+    #: Their topics stay matched (no topic trades places), so aligning them first gains
+    #: nothing; distributed training merges at each checkpoint, so its halves drift less.
+    merge_tolerance: ClassVar[float] = 0.10
     fixed_hyperparameters = frozenset(
         {"num_topics", "encoder_layers", "encoder_layers_activation", "optimizer", "batch_norm"}
     )
