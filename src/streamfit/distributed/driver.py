@@ -40,6 +40,7 @@ from streamfit.distributed.worker import StepReport
 from streamfit.errors import ConfigError
 from streamfit.training.loop import AnyAlgorithm, Loop, StopFlag
 from streamfit.training.progress import TrainingProgress
+from streamfit.training.schema import input_record
 from streamfit.training.trainer import TrainingRun
 
 __all__ = ["Mode", "RayFitter", "fit_distributed", "mode_of", "resume_point"]
@@ -79,8 +80,8 @@ def fit_distributed(
     """:meth:`TrainingRun.fit` on Ray workers; returns the state, seconds and rows."""
     mode = mode_of(run.algo, opts.sync)
     train = _named(run.train, state)
-    if train.schema is not None and run.checkpoints is not None:
-        run.checkpoints.inputs["schema"] = train.schema.to_json()
+    if run.checkpoints is not None:
+        run.checkpoints.inputs.update(input_record(train))
     shards = split_source(train, opts.workers)
     resume_point(state, describe(shards))  # a checkpoint that cannot resume fails before Ray
     initial = None if state is None else state.clone()
@@ -109,8 +110,7 @@ def fit_distributed(
                 rows += session.loop.rows
                 session.close()
     state.trainer.distributed = None
-    if train.schema is not None:
-        state.inputs["schema"] = train.schema.to_json()
+    state.inputs.update(input_record(train))
     run.extra_metrics.update(
         {
             "train:workers": float(opts.workers),

@@ -4,22 +4,36 @@ name; and likewise how it read raw text (:mod:`streamfit.data.auxiliary`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamfit.core.model import Model
 from streamfit.core.state import State
 from streamfit.data.auxiliary import TEXT_KEY, text_record
 from streamfit.data.source import Source
 
-__all__ = ["record_schema", "with_input_schema"]
+__all__ = ["input_record", "record_schema", "with_input_schema"]
+
+
+def input_record(source: Source) -> dict[str, Any]:
+    """What a state records of how ``source`` is read: its named columns (once known) and its
+    text settings (when not the defaults)."""
+    out: dict[str, Any] = {}
+    if source.schema is not None:
+        out["schema"] = source.schema.to_json()
+    text = text_record(source.options.vocabulary, source.options.stop_words)
+    if text is not None:
+        out[TEXT_KEY] = text
+    return out
 
 
 def record_schema(state: State, source: Source) -> None:
-    """Keep in ``state`` the named columns ``source`` was read with (once known), so that
-    later reads of any channel, and the models, match columns by name."""
-    if "schema" not in state.inputs and source.schema is not None:
-        state.inputs["schema"] = source.schema.to_json()
-    text = text_record(source.options.vocabulary, source.options.stop_words)
-    if text is not None:
-        state.inputs[TEXT_KEY] = text
+    """Keep in ``state`` the named columns ``source`` was read with (once known; the first
+    kept) and its text settings, so that later reads of any channel, and the models, match
+    columns by name and count words into the same ids."""
+    record = input_record(source)
+    if "schema" in state.inputs:
+        record.pop("schema", None)
+    state.inputs.update(record)
 
 
 def with_input_schema(model: Model, state: State) -> Model:
