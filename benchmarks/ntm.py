@@ -54,6 +54,7 @@ ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: name: (function, keyword arguments); the first word is what --curve and --scale pick.
 CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "streamfit NTM, one read + replay (Parquet)": ("streamfit", {}),
+    "streamfit NTM, one read + replay (raw text, vocab.txt)": ("streamfit", {"fmt": "txt"}),
     "streamfit NTM, one read, no replay (Parquet)": ("streamfit", {"replay": 0}),
     "scikit-learn online LDA, one pass": ("sklearn", {}),
     "gensim LdaModel, one pass": ("gensim", {}),
@@ -64,14 +65,15 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
 # -- streamfit -------------------------------------------------------------------------------
 
 
-def _source(path: Path, fmt: str, corpus: Corpus | None) -> Any:
+def _source(path: Path, fmt: str, corpus: Corpus) -> Any:
+    """A test split to score on: raw text counted by the corpus's vocabulary, or counts."""
     from streamfit import SourceOptions, open_source
+    from streamfit.data.vocabulary import Vocabulary
 
     if fmt == "txt":
-        assert corpus is not None
+        words = Vocabulary.load(str(corpus.vocab))
         return open_source(
-            str(path),
-            SourceOptions(content_type="text/plain", labelled=False, vocabulary=str(corpus.vocab)),
+            str(path), SourceOptions(content_type="text/plain", labelled=False, vocabulary=words)
         )
     return open_source(str(path), SourceOptions(labelled=False))
 
@@ -82,8 +84,10 @@ def streamfit_ntm(
     from streamfit import train as fit
 
     params = {"feature_dim": len(corpus.words()), "num_topics": k, **hp}
-    train = _source(corpus.path("train", fmt), fmt, corpus)
-    options = {"hyperparameters": params, "progress": False, "threads": 1}
+    train = str(corpus.path("train", fmt))
+    options: dict[str, Any] = {"hyperparameters": params, "progress": False, "threads": 1}
+    if fmt == "txt":  # the auxiliary channel's words count the text, as a user would
+        options.update(auxiliary=str(corpus.vocab), content_type="text/plain")
     snapshots: list[tuple[int, np.ndarray]] = []
     if curve:
         result = _train_in_steps(fit, train, options, params, curve, snapshots)
