@@ -89,6 +89,12 @@ class Reservoir:
         if candidate.numel() == 0:
             return none, none
         held = self.held()
+        if held.numel() + candidate.numel() <= self.slots and (
+            sizes is None
+            or int(self._t("length")[held].sum() + sizes.to(device)[candidate].sum())
+            <= self.capacity_nnz
+        ):  # room for every candidate: nothing to rank (a stream shorter than the reservoir)
+            return none, candidate
         all_keys = torch.cat([self._t("keys")[held], keys[candidate]])
         order = torch.sort(all_keys, descending=True, stable=True).indices
         keep = torch.arange(1, order.numel() + 1, device=device) <= self.slots
