@@ -45,7 +45,7 @@ class NTMHyperparameters(ReplayHyperparameters):
     encoder_layers_activation: Activation = "softplus"
     optimizer: Optimizer = "adam"
     learning_rate: PositiveFloat = 0.01
-    mini_batch_size: int = Field(default=256, ge=1)
+    mini_batch_size: int = Field(default=64, ge=1)
     epochs: int = Field(default=1, ge=1)
     weight_decay: NonNegativeFloat = 0.0
     #: Multiplies the gradient before clipping and the step.
