@@ -1,16 +1,20 @@
 """The Neural Topic Model's hyperparameters: SageMaker's names, with defaults for one pass.
 
-Differences from SageMaker's defaults, each measured on benchmarks/ntm.py's Debian corpus at
-K = 20 (NPMI of one read, seeds 0 and 1; README, "Neural Topic Model"): ``optimizer`` adam
-at ``learning_rate`` 0.01 (0.002: 0.18 and 0.15, 0.005: 0.23 and 0.23, 0.01: 0.24 and 0.26,
-0.02: 0.23; adadelta at 0.001 barely moves in one pass); ``epochs`` 1 with ``replay`` 4 (one
-read of a stream; replay 2: 0.13 and 0.13, 3: 0.21 and 0.24, 4: 0.24 and 0.26, 8: 0.27 in
-twice the time); ``batch_norm`` true (the batch-normalised product of experts of ProdLDA:
-without it topics collapse onto the most frequent words) and ``encoder_layers_activation``
-softplus (ProdLDA's; sigmoid, tanh and relu remain). ``clip_gradient`` is unset (SageMaker's
-``inf``: no clipping). Additions: ``dropout`` (ProdLDA's dropout on the encoder's output and
-the topic proportions), ``num_top_words`` (how many words each topic lists in
-``topics.json``; post-training), the replay settings and ``seed``.
+Differences from SageMaker's defaults, each measured on benchmarks/ntm.py's Debian corpus
+(NPMI of one read; README, "Neural Topic Model"): ``optimizer`` adam at ``learning_rate``
+0.01 (at 256 documents a batch, K = 20, seeds 0 and 1: 0.002 gave 0.18 and 0.15, 0.005 0.23
+and 0.23, 0.01 0.24 and 0.26, 0.02 0.23; at 64 a batch 0.005 gave 0.24 against 0.30;
+adadelta at 0.001 barely moves in one pass); ``mini_batch_size`` 64 (topics need steps more
+than documents a step: 0.30 at 64, 0.23 at 128, 0.25 at 256 for K = 20; 0.30, 0.25 and 0.21
+for K = 50, topic diversity 0.65, 0.55 and 0.51); ``epochs`` 1 with ``replay`` 4 (one read of
+a stream; at 256 a batch replay 2 gave 0.13 and 0.13, 3 0.21 and 0.24, 4 0.24 and 0.26, 8
+0.27 in twice the time); ``batch_norm`` true (the batch-normalised product of experts of
+ProdLDA: without it topics collapse onto the most frequent words) and
+``encoder_layers_activation`` softplus (ProdLDA's; sigmoid, tanh and relu remain).
+``clip_gradient`` is unset (SageMaker's ``inf``: no clipping). Additions: ``dropout``
+(ProdLDA's dropout on the encoder's output and the topic proportions), ``num_top_words`` (how
+many words each topic lists in ``topics.json``; post-training), the replay settings and
+``seed``.
 """
 
 from __future__ import annotations
