@@ -9,8 +9,10 @@ import random
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from streamfit import DataError, predict_records, train
+from streamfit.cli.main import cli
 
 THEMES = [
     [
@@ -97,3 +99,14 @@ def test_empty_documents_and_negative_counts_are_bad_rows(tmp_path: Path) -> Non
     counts.write_text("0 1:2 5:1\n0 2:1 3:-1\n0 4:3\n")
     with pytest.raises(DataError, match=r"counts\.libsvm, line 2.*negative"):
         train("ntm", str(counts), hyperparameters=hp)
+
+
+def test_text_piped_to_predict_is_read_as_text(tmp_path: Path) -> None:
+    docs = _documents(tmp_path / "docs.txt", 500)
+    out = tmp_path / "out"
+    train("ntm", str(docs), hyperparameters={**HP, "feature_dim": 64}, output=out)
+    piped = "a new gpu driver for the linux kernel\npasta with tomato sauce\n"
+    result = CliRunner().invoke(cli, ["predict", str(out / "model"), "--input", "-"], input=piped)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 2 and all(len(a["topic_weights"]) == 3 for a in answers)

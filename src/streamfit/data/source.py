@@ -87,6 +87,8 @@ def detect_format(name: str, head: bytes = b"") -> str:
 
     >>> detect_format("part-0001.csv.gz"), detect_format("x", b"1 3:0.5 7:1\\n")
     ('csv', 'libsvm')
+    >>> detect_format("-", b"A new GPU driver.\\n"), detect_format("-", b"1,0.5,nan\\n")
+    ('text', 'csv')
     """
     base = name.lower()
     root, ext = os.path.splitext(base)
@@ -101,10 +103,28 @@ def detect_format(name: str, head: bytes = b"") -> str:
     text = head.lstrip()
     if text.startswith(b"{"):
         return "jsonl"
-    first = text.split(b"\n", 1)[0].split()
+    line = text.split(b"\n", 1)[0]
+    first = line.split()
     if len(first) > 1 and all(b":" in t for t in first[1:]):
         return "libsvm"
+    if b"," not in line and any(_is_word(t) for t in first):
+        return "text"  # words, not a CSV row (whose fields are numbers)
     return "csv"
+
+
+def _is_word(token: bytes) -> bool:
+    """A token with a letter that is no number (``nan`` and ``1e5`` are numbers).
+
+    >>> [_is_word(t) for t in (b"kernel", b"1e5", b"nan", b"3.5", b"x86")]
+    [True, False, False, False, True]
+    """
+    if not any(chr(c).isalpha() for c in token if c < 128) and token.isascii():
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
 
 
 class FileSource(Source):
