@@ -16,6 +16,7 @@ from streamfit.core.replay import (
     create_csr,
     create_records,
     create_rows,
+    csr,
     open_reservoir,
 )
 from streamfit.core.state import State
@@ -70,8 +71,12 @@ def _same_state(a: State, b: State) -> None:
 # -- what is kept depends on the keys alone -------------------------------------------------
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_batches_and_merges_keep_the_same_items_as_one_offer_of_everything(sparse: bool) -> None:
+@pytest.mark.parametrize(("sparse", "chunk"), [(False, 0), (True, 1 << 18), (True, 7)])
+def test_batches_and_merges_keep_the_same_items_as_one_offer_of_everything(
+    sparse: bool, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With compactions in one chunk and in chunks of 7 non-zeros (rows straddle them)."""
+    monkeypatch.setattr(csr, "COMPACT_CHUNK", chunk)
     n = 600
     keys = torch.log(torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
 

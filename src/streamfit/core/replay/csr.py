@@ -17,6 +17,8 @@ __all__ = ["CSRReservoir", "create_csr", "csr_capacity"]
 _ROW_BYTES = KEY_BYTES + 4 + 8 + 8
 #: Per non-zero: an int64 index and a float32 value.
 _NNZ_BYTES = 12
+#: Non-zeros moved at a time by a compaction.
+COMPACT_CHUNK = 1 << 18
 
 
 class CSRReservoir(Reservoir):
@@ -75,15 +77,30 @@ class CSRReservoir(Reservoir):
         self.meta["end"] = end + need
 
     def _compact(self) -> None:
-        """Move the held rows' non-zeros to the front of the buffer, in slot order. Called
-        when an append does not fit: the slack of half the capacity means at least that many
-        non-zeros are appended between two compactions, so each costs O(1) per non-zero."""
+        """Move the held rows' non-zeros to the front of the buffer, in the order they lie
+        there. Called when an append does not fit: the slack of half the capacity means at
+        least that many non-zeros are appended between two compactions, so each costs O(1)
+        per non-zero. In place, a chunk of :data:`COMPACT_CHUNK` non-zeros at a time: a row
+        only moves towards the front and the chunks go front to back, so a chunk never
+        writes where a later one reads, and the temporary memory is a chunk's, not the
+        buffer's (a copy of a full 64 MB reservoir was 180 MB more at the peak)."""
         held = self.held()
-        packed = self.rows(held)
-        n = packed.nnz
-        self._t("indices")[:n] = packed.indices
-        self._t("values")[:n] = packed.values
-        self._t("start")[held] = packed.indptr[:-1]
+        start = self._t("start")[held]
+        order = torch.argsort(start)
+        held, start = held[order], start[order]
+        length = self._t("length")[held]
+        new_start = torch.cumsum(length, 0) - length
+        n = int(length.sum())
+        indices, values = self._t("indices"), self._t("values")
+        row_ends = torch.cumsum(length, 0)
+        for lo in range(0, n, COMPACT_CHUNK):
+            hi = min(n, lo + COMPACT_CHUNK)
+            dst = torch.arange(lo, hi, device=start.device)
+            row = torch.searchsorted(row_ends, dst, right=True)  # the row each one is in
+            src = dst - new_start[row] + start[row]
+            indices[lo:hi] = indices[src]
+            values[lo:hi] = values[src]
+        self._t("start")[held] = new_start
         self.meta["end"] = n
 
     def rows(self, slots: torch.Tensor) -> CSR:
