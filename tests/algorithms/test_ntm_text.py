@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from streamfit import DataError, predict_records, train
+from streamfit import DataError, SourceOptions, open_source, predict_records, train
 from streamfit.cli.main import cli
+from streamfit.data.vocabulary import Vocabulary
 
 THEMES = [
     [
@@ -110,3 +111,14 @@ def test_text_piped_to_predict_is_read_as_text(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == 2 and all(len(a["topic_weights"]) == 3 for a in answers)
+
+
+def test_a_source_passed_in_keeps_its_vocabulary_and_content_type(tmp_path: Path) -> None:
+    docs = _documents(tmp_path / "docs.data")  # an extension that says nothing
+    words = sorted({w for theme in THEMES for w in theme})
+    options = SourceOptions(content_type="text/plain", vocabulary=Vocabulary(words))
+    result = train(
+        "ntm", open_source(str(docs), options), hyperparameters={**HP, "feature_dim": 30}
+    )
+    assert result.state.vocabulary == words
+    assert _themes_found(result.model.meta["topics"]) == 3

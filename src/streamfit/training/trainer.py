@@ -39,6 +39,7 @@ from streamfit.data.auxiliary import TEXT_KEY, text_settings
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
 from streamfit.data.source import Source, SourceOptions, open_source
+from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError, IncompatibleStateError
 from streamfit.training.checkpoint import Checkpoints, check_finite
 from streamfit.training.loop import Loop, StopFlag, warm_up
@@ -142,7 +143,13 @@ def train(
     if state is not None:
         algo.adopt(state)
     recorded = state.inputs.get(TEXT_KEY) if state is not None else None
-    vocabulary, stops = text_settings(auxiliary, stop_words, recorded, algo.expected_features())
+    words: str | os.PathLike[str] | Vocabulary | None = auxiliary
+    if isinstance(train, Source):  # how a source passed in reads, unless told otherwise
+        content_type = content_type or train.options.content_type
+        label_column = label_column or train.options.label_column
+        words = words if words is not None else train.options.vocabulary
+        stop_words = False if stop_words is None and not train.options.stop_words else stop_words
+    vocabulary, stops = text_settings(words, stop_words, recorded, algo.expected_features())
     options = SourceOptions(
         content_type=content_type,
         label_column=label_column,
