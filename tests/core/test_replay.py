@@ -256,6 +256,17 @@ def test_samples_come_from_what_is_held_and_an_empty_reservoir_gives_none() -> N
     assert drawn is not None and drawn.n_rows == 50  # no more than is held
     assert drawn.labels is not None and set(drawn.labels.tolist()) <= held
     assert torch.equal(drawn.dense_features(), x[drawn.labels.long()])
+    assert drawn.replayed and not Batch(x, y).replayed  # already checked when fresh
+    # slots freed in the middle (not the prefix that filling from the lowest leaves)
+    held_mask = res.state.tensors["replay.held"]
+    held_mask[10:20] = False
+    still = {label for _, label in _held_by_key(res)}
+    drawn_labels: set[float] = set()
+    for _ in range(30):  # 40 draws (with replacement) a call, from the 40 still held
+        again = res.sample_batch(2000)
+        assert again is not None and again.labels is not None
+        drawn_labels |= set(again.labels.tolist())
+    assert drawn_labels == still
 
 
 @pytest.mark.parametrize("sparse", [False, True])

@@ -173,7 +173,8 @@ class Batch:
     ``skipped`` counts the bad rows skipped between the previous batch and the end of this one.
     ``words``, for raw text hashed into columns, says which words each row's counts came from;
     ``unknown_words``, for raw text read with a vocabulary, counts the words of this batch's
-    rows that the vocabulary lacks.
+    rows that the vocabulary lacks. ``replayed`` marks rows drawn from a replay reservoir:
+    rows already trained on once, and checked then.
     """
 
     features: Features
@@ -182,6 +183,7 @@ class Batch:
     skipped: int = 0
     words: Words | None = None
     unknown_words: int = 0
+    replayed: bool = False
 
     @property
     def n_rows(self) -> int:

@@ -177,14 +177,16 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
         negative or not finite; empty documents and (with ``sub_sample``) a random share
         left out; None if none is left."""
         x = batch.features.to(state.device)
-        values = x.values if isinstance(x, CSR) else x
-        bad = ~torch.isfinite(values) | (values < 0)
-        if bool(bad.any()):
-            self._refuse(batch, x, bad)
-        lengths = _lengths(x)
-        keep = lengths > 0
-        if not bool(keep.all()):
-            state.count("empty_documents", int((~keep).sum()))
+        if batch.replayed:  # checked, and non-empty, when it was fresh
+            keep = torch.ones(batch.n_rows, dtype=torch.bool, device=state.device)
+        else:
+            values = x.values if isinstance(x, CSR) else x
+            bad = ~torch.isfinite(values) | (values < 0)
+            if bool(bad.any()):
+                self._refuse(batch, x, bad)
+            keep = _lengths(x) > 0
+            if not bool(keep.all()):
+                state.count("empty_documents", int((~keep).sum()))
         if self.hp.sub_sample < 1.0:
             draw = torch.rand(batch.n_rows, generator=state.generator) < self.hp.sub_sample
             keep &= draw.to(keep.device)

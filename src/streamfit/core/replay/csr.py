@@ -137,7 +137,7 @@ class CSRReservoir(Reservoir):
 
     def sample_batch(self, n: int) -> Batch | None:
         drawn = self.sample(n)
-        return None if drawn is None else Batch(drawn[0], drawn[1])
+        return None if drawn is None else Batch(drawn[0], drawn[1], replayed=True)
 
 
 def create_csr(

@@ -84,7 +84,9 @@ class RecordReservoir(Reservoir):
 
     def sample_batch(self, n: int) -> Batch | None:
         drawn = self.sample(n)
-        return None if drawn is None else Batch(drawn["features"], drawn.get("labels"))
+        if drawn is None:
+            return None
+        return Batch(drawn["features"], drawn.get("labels"), replayed=True)
 
 
 def create_records(

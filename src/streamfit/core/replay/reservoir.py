@@ -123,11 +123,15 @@ class Reservoir:
     def _sample_slots(self, n: int) -> torch.Tensor | None:
         """``min(n, len(self))`` held slots drawn uniformly (with replacement), or None if
         the reservoir is empty."""
-        held = self.held()
-        if held.numel() == 0 or n <= 0:
+        mask = self._t("held")
+        count = int(mask.sum())
+        if count == 0 or n <= 0:
             return None
-        pick = torch.randint(held.numel(), (min(n, held.numel()),), generator=self.state.generator)
-        return held[pick.to(held.device)]
+        pick = torch.randint(count, (min(n, count),), generator=self.state.generator)
+        pick = pick.to(mask.device)
+        if bool(mask[:count].all()):  # the usual layout, slots filled from the lowest: a prefix
+            return pick
+        return self.held()[pick]
 
     def _check_merge(self, other: Reservoir) -> None:
         def layout(meta: dict[str, Any]) -> dict[str, Any]:
