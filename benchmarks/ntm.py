@@ -42,7 +42,7 @@ import numpy as np
 import harness
 import ntm_corpus
 from ntm_corpus import Corpus
-from ntm_peers import CURVE_STEP, PEERS, Fitted, csr_matrix
+from ntm_peers import CURVE_STEP, PEERS, Fitted, bn_logits, csr_matrix
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -124,10 +124,9 @@ def _decoder_topics(model: Any) -> np.ndarray:
 def _normalised(model: Any) -> np.ndarray:
     """Topics x words: each topic's logits, batch-normalised by each word's running mean and
     variance (a document wholly of that topic)."""
-    logits = _decoder_topics(model)
-    mean = model.tensors["decoder_norm.running_mean"].double().numpy()
-    var = model.tensors["decoder_norm.running_var"].double().numpy()
-    return (logits - mean) / np.sqrt(var + 1e-5)
+    t = model.tensors
+    mean, var = (t[f"decoder_norm.running_{s}"].double().numpy() for s in ("mean", "var"))
+    return bn_logits(_decoder_topics(model), mean, var, 1e-5)
 
 
 def _train_in_steps(

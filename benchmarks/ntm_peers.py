@@ -51,6 +51,17 @@ class Fitted:
     other_ranking: np.ndarray | None = None
 
 
+def bn_logits(decoder: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
+    """Topics x words: each topic's decoder column batch-normalised by each word's running
+    mean and variance (the logits of a document wholly of that topic), the other ranking.
+
+    >>> bn_logits(np.array([[1.0, 3.0]]), np.array([1.0, 1.0]), np.array([4.0, 1.0]), 0.0)
+    array([[0., 2.]])
+    """
+    out: np.ndarray = (decoder - mean) / np.sqrt(var + eps)
+    return out
+
+
 def csr_matrix(corpus: Corpus, split: str) -> Any:
     import scipy.sparse as sp
 
@@ -213,7 +224,7 @@ def prodlda(corpus: Corpus, k: int, curve: int = 0, **settings: Any) -> Fitted:
     net.eval()
     beta = net.decoder.beta.weight.detach().T.numpy().copy()
     bn = net.decoder.bn  # the other ranking: batch-normalised logits of a one-topic document
-    logits = (beta - bn.running_mean.numpy()) / np.sqrt(bn.running_var.numpy() + bn.eps)
+    logits = bn_logits(beta, bn.running_mean.numpy(), bn.running_var.numpy(), bn.eps)
 
     def perplexity() -> float:
         return _vae_perplexity(net, csr_matrix(corpus, "test"))

@@ -1,8 +1,21 @@
 """The job manager assembled from settings: store, backend, steps and scheduler.
 
->>> # manager = JobManager.open()                      # $STREAMFIT_HOME, SQLite, local runs
->>> # manager.submit(load_specs(["sweep.jsonl"]))
->>> # manager.scheduler().run(stop_event)
+A home of its own (settings from the environment otherwise: ``$STREAMFIT_HOME``, SQLite,
+runs as local processes), one job, and the scheduler ticking until it ends:
+
+>>> import tempfile
+>>> from streamfit.jobs.settings import Settings
+>>> from streamfit.jobs.spec import JobSpec
+>>> from streamfit.jobs.status import TERMINAL
+>>> settings = Settings.load(env={}, home=tempfile.mkdtemp(), capacity_cpus=1)
+>>> manager = JobManager.open(settings, notifiers={})
+>>> spec = JobSpec.model_validate({"name": "hello", "owner": "me@example.com",
+...                                "command": ["true"]})
+>>> [job_id] = manager.submit([spec]).job_ids
+>>> manager.scheduler().run_until(lambda: manager.store.get(job_id).status in TERMINAL, 60)
+True
+>>> manager.store.get(job_id).status.value
+'Completed'
 """
 
 from __future__ import annotations

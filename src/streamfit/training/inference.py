@@ -162,7 +162,19 @@ def finalize(
 ) -> Model:
     """A model from a saved state with other post-training hyperparameters; no data is read.
 
-    >>> # finalize("job/state", "job/model-f1", binary_classifier_model_selection_criteria="f_beta")
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from streamfit import train
+    >>> from streamfit.datagen import linear_task, write_batches
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = write_batches(folder / "train.parquet", linear_task(5, seed=1).blocks(2000))
+    >>> hp = {"predictor_type": "binary_classifier"}
+    >>> _ = train("linear-learner", str(folder / "train.parquet"), hyperparameters=hp,
+    ...           output=folder / "job", progress=False)
+    >>> model = finalize(folder / "job" / "state", folder / "job" / "model-f1",
+    ...                  binary_classifier_model_selection_criteria="f_beta")
+    >>> sorted(p.name for p in (folder / "job" / "model-f1").iterdir())
+    ['model.json', 'model.safetensors']
     """
     st = state if isinstance(state, State) else State.load(state)
     algo = get_algorithm(st.algorithm)(st.hyperparameters)

@@ -11,9 +11,18 @@ The epochs run in this process unless a :class:`Fitter` runs them elsewhere:
 (:mod:`streamfit.fitting`) picks it when asked for workers, so that training never imports
 the distributed package.
 
->>> # result = train("linear-learner", "train.csv", validation="val.csv",
->>> #                hyperparameters={"predictor_type": "binary_classifier"}, output="out/")
->>> # result.metrics["validation:roc_auc_score"]
+>>> import tempfile
+>>> from pathlib import Path
+>>> from streamfit.datagen import linear_task, write_batches
+>>> folder = Path(tempfile.mkdtemp())
+>>> task = linear_task(5, "binary", seed=1, signal=3.5)
+>>> _ = write_batches(folder / "train.parquet", task.blocks(4000))
+>>> _ = write_batches(folder / "val.parquet", task.blocks(1000, offset=10**6))
+>>> result = train("linear-learner", str(folder / "train.parquet"),
+...                validation=str(folder / "val.parquet"), output=folder / "out",
+...                hyperparameters={"predictor_type": "binary_classifier"}, progress=False)
+>>> result.metrics["validation:roc_auc_score"] > 0.85
+True
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import torch
 
 from streamfit.algorithms.ntm.evaluation import NTMEvaluator
 from streamfit.algorithms.ntm.hyperparameters import CHECK_PARAMETERS, NTMHyperparameters
+from streamfit.algorithms.ntm.likelihood import document_lengths
 from streamfit.algorithms.ntm.model import WORD_COUNTS, NTMModel, top_words, topic_logits
 from streamfit.algorithms.ntm.network import ProdLDA
 from streamfit.core.algorithm import Algorithm, BatchStream
@@ -177,20 +178,20 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
         negative or not finite; empty documents and (with ``sub_sample``) a random share
         left out; None if none is left."""
         x = batch.features.to(state.device)
-        if batch.replayed:  # checked, and non-empty, when it was fresh
-            keep = torch.ones(batch.n_rows, dtype=torch.bool, device=state.device)
-        else:
+        keep: torch.Tensor | None = None  # None: every document
+        if not batch.replayed:  # a replayed one was checked, and not empty, when fresh
             values = x.values if isinstance(x, CSR) else x
             bad = ~torch.isfinite(values) | (values < 0)
             if bool(bad.any()):
                 self._refuse(batch, x, bad)
-            keep = _lengths(x) > 0
-            if not bool(keep.all()):
-                state.count("empty_documents", int((~keep).sum()))
+            nonempty = document_lengths(x) > 0
+            if not bool(nonempty.all()):
+                state.count("empty_documents", int((~nonempty).sum()))
+                keep = nonempty
         if self.hp.sub_sample < 1.0:
             draw = torch.rand(batch.n_rows, generator=state.generator) < self.hp.sub_sample
-            keep &= draw.to(keep.device)
-        if bool(keep.all()):
+            keep = draw.to(x.device) if keep is None else keep & draw.to(keep.device)
+        if keep is None:
             return x if isinstance(x, CSR) else x.float()
         rows = keep.nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -246,7 +247,7 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
     def remember(self, state: State, batch: Batch) -> None:
         """Offer the batch's non-empty documents to the reservoir."""
         x = batch.features
-        keep = _lengths(x) > 0
+        keep = document_lengths(x) > 0
         if not bool(keep.all()):
             batch = batch.select(keep.nonzero().squeeze(1))
         if batch.n_rows:
@@ -320,14 +321,6 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
     def evaluator(self, model: Model) -> NTMEvaluator:
         assert isinstance(model, NTMModel)
         return NTMEvaluator(model)
-
-
-def _lengths(x: Features) -> torch.Tensor:
-    """Each document's number of words (its counts' sum)."""
-    if isinstance(x, CSR):
-        rows = x.row_ids()
-        return torch.zeros(x.n_rows, device=x.device).index_add_(0, rows, x.values.float())
-    return x.float().sum(1)
 
 
 def _words(state: State) -> Callable[[int], dict[str, Any]]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from streamfit.core.batch import CSR, Features
 
-__all__ = ["decoder_nll"]
+__all__ = ["decoder_nll", "document_lengths"]
 
 #: Batches up to this size take exp of the normalised logits directly (exp(sqrt(b)) < 3e38).
 _DIRECT_EXP_ROWS = 4096
@@ -55,35 +55,38 @@ def decoder_nll(
     running ones (as ``nn.BatchNorm1d`` does); otherwise by the running ones. Without running
     statistics (``None``: no batch norm) the logits are ``theta W^T + bias``."""
     if running_mean is None or running_var is None:
-        return _nll(torch.log_softmax(F.linear(theta, weight, bias), 1), x)
+        return -_row_sums(torch.log_softmax(F.linear(theta, weight, bias), 1), x)
     if not training or theta.shape[0] < 2:
         normalised = F.batch_norm(theta @ weight.T, running_mean, running_var, eps=eps)
-        return _nll(torch.log_softmax(normalised, 1), x)
+        return -_row_sums(torch.log_softmax(normalised, 1), x)
     out: torch.Tensor = _FusedDecoder.apply(  # type: ignore[no-untyped-call]
         theta, weight, x, running_mean, running_var, momentum, eps
     )
     return out
 
 
-def _nll(log_probs: torch.Tensor, x: Features) -> torch.Tensor:
+def _row_sums(matrix: torch.Tensor, x: Features) -> torch.Tensor:
+    """Each document's ``sum_v x_v matrix_v`` (``matrix`` is documents x V)."""
     if isinstance(x, CSR):
         rows = x.row_ids()
         # gather's backward is a scatter-add, far cheaper on the CPU than the accumulating
         # index_put of advanced indexing's
-        picked = log_probs.reshape(-1).gather(0, rows * log_probs.shape[1] + x.indices)
-        zeros = torch.zeros(x.n_rows, device=log_probs.device, dtype=log_probs.dtype)
-        return -zeros.index_add_(0, rows, picked * x.values)
-    return -(x * log_probs).sum(1)
+        picked = matrix.reshape(-1).gather(0, rows * matrix.shape[1] + x.indices)
+        zeros = torch.zeros(x.n_rows, device=matrix.device, dtype=matrix.dtype)
+        return zeros.index_add_(0, rows, picked * x.values)
+    return (x * matrix).sum(1)
 
 
-def _observed(normalised: torch.Tensor, x: Features) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each document's ``sum_v x_v normalised_v`` and length ``sum_v x_v``."""
+def document_lengths(x: Features, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Each document's number of words, the sum of its counts.
+
+    >>> document_lengths(CSR.from_dense(torch.tensor([[1.0, 0, 2], [0, 0, 0]]))).tolist()
+    [3.0, 0.0]
+    """
     if isinstance(x, CSR):
-        rows = x.row_ids()
-        picked = normalised.reshape(-1).gather(0, rows * normalised.shape[1] + x.indices)
-        zeros = torch.zeros(x.n_rows, device=normalised.device, dtype=normalised.dtype)
-        return zeros.index_add(0, rows, picked * x.values), zeros.index_add(0, rows, x.values)
-    return (x * normalised).sum(1), x.sum(1)
+        zeros = torch.zeros(x.n_rows, device=x.device, dtype=dtype)
+        return zeros.index_add_(0, x.row_ids(), x.values.to(dtype))
+    return x.to(dtype).sum(1)
 
 
 class _FusedDecoder(torch.autograd.Function):
@@ -109,7 +112,8 @@ class _FusedDecoder(torch.autograd.Function):
         scaled = weight * inv[:, None]  # normalised = theta scaled^T + shift
         shift = -mean * inv
         normalised = torch.addmm(shift, theta, scaled.T)
-        observed, lengths = _observed(normalised, x)
+        observed = _row_sums(normalised, x)
+        lengths = document_lengths(x, normalised.dtype)
         # From here on the logits' one (documents x V) block is reused in place: exp, then
         # (backward) the gradient. Each step allocating fresh blocks of that size costs more
         # than the arithmetic on the CPU (see streamfit.core.allocator).

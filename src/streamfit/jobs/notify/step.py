@@ -25,7 +25,7 @@ Every resend carries the same id (the email's ``Message-ID``, the webhook's
 ``Idempotency-Key``), so a receiver can drop that rare duplicate; neither SMTP nor a plain
 webhook offers more.
 
->>> # n = notify_step(ctx, build_notifiers(settings))   # rows recorded + messages sent
+The scheduler runs this step (:mod:`streamfit.jobs.manager` shows one at work).
 """
 
 from __future__ import annotations
