@@ -243,6 +243,52 @@ def test_a_keepers_steps_draw_by_the_step_counter() -> None:
     assert keeper.steps(state) == keeper.steps(copy) == 3
 
 
+class _CountingSGD(torch.optim.SGD):
+    """SGD that keeps a Python number per parameter: a state must copy it at every step."""
+
+    def step(self, closure=None):  # type: ignore[no-untyped-def]
+        out = super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["count"] = self.state[p].get("count", 0) + 1
+        return out
+
+
+@pytest.mark.parametrize("kind", ["in place", "a number", "a new tensor"])
+def test_a_keepers_state_after_each_step_is_the_networks(kind: str) -> None:
+    """A step writes the network into the state again only when it must: moments and weights
+    changed in place are the state's own tensors already; a number the optimiser keeps, or a
+    moment it replaced, is written anew. Either way the state equals a fresh save."""
+
+    def build(device: torch.device) -> Net:
+        module = torch.nn.Linear(2, 1)
+        if kind == "a number":
+            return Net(module, _CountingSGD(module.parameters(), lr=0.1))
+        return Net(module, torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9))
+
+    keeper = NetKeeper(build)
+    state = State("demo", {}, 2)
+    keeper.create(state, seed=2)
+    x, y = torch.randn(8, 2), torch.randn(8, 1)
+    for _ in range(3):
+        with keeper.step(state) as net:
+            torch.nn.functional.mse_loss(net.module(x), y).backward()
+            net.optimizer.step()
+            if kind == "a new tensor":
+                for values in net.optimizer.state.values():
+                    values["momentum_buffer"] = values["momentum_buffer"].clone()
+    fresh = State("demo", {}, 2)
+    fresh.meta["net"] = dict(state.meta["net"])
+    save_net(fresh, keeper.get(state))
+    assert fresh.meta["net"] == state.meta["net"]
+    assert fresh.tensors.keys() == state.tensors.keys()
+    for name, tensor in fresh.tensors.items():
+        assert torch.equal(tensor, state.tensors[name]), name
+    if kind == "a number":
+        assert state.meta["net"]["optimizer"]["numbers"]["weight"] == {"count": 3}
+    assert keeper.steps(state) == 3
+
+
 OPTIMISERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
     "sgd-momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,7 @@ class NetKeeper:
         self._net: Net | None = None
         self._written: dict[str, torch.Tensor] = {}
         self._meta: Any = None
+        self._held: list[int] | None = None  # ids of the tensors the state holds, see _holds
 
     def create(self, state: State, seed: int, device: torch.device | str = "cpu") -> None:
         """Put a new network into ``state``, its weights drawn from ``seed`` (and its dropout
@@ -69,8 +71,14 @@ class NetKeeper:
             yield net
         net.optimizer.zero_grad(set_to_none=True)  # gradients are not state: free them
         meta["steps"] = int(meta["steps"]) + 1
-        save_net(state, net, self.prefix)
-        self._remember(state, net)
+        if net.scheduler is None and self._holds(net):
+            # The step changed tensors the state already holds, in place, and nothing else:
+            # only the counter is new (writing the whole network again cost a tenth of a
+            # small step).
+            self._meta["steps"] = meta["steps"]
+        else:
+            save_net(state, net, self.prefix)
+            self._remember(state, net)
 
     def steps(self, state: State) -> int:
         return int(state.meta[self.prefix]["steps"])
@@ -80,6 +88,14 @@ class NetKeeper:
         head = f"{self.prefix}."
         self._written = {k: v for k, v in state.tensors.items() if k.startswith(head)}
         self._meta = copy.deepcopy(state.meta[self.prefix])
+        self._held = _tensor_ids(net)
+
+    def _holds(self, net: Net) -> bool:
+        """Whether the state still holds all of ``net``'s state: the same tensor objects as
+        when it was last written, and no number in the optimiser's state (a number is copied
+        into the state's metadata, so it is not updated in place)."""
+        ids = _tensor_ids(net)
+        return ids is not None and ids == self._held
 
     def _current(self, state: State) -> bool:
         """Whether ``state`` still holds exactly what this keeper last wrote."""
@@ -90,3 +106,15 @@ class NetKeeper:
         if any(state.tensors[k] is not self._written.get(k) for k in names):
             return False
         return bool(state.meta.get(self.prefix) == self._meta)
+
+
+def _tensor_ids(net: Net) -> list[int] | None:
+    """The identity of every tensor of ``net``'s state (module parameters and buffers,
+    optimiser moments and counters), in order; None if the optimiser keeps a number."""
+    ids = [id(t) for t in itertools.chain(net.module.parameters(), net.module.buffers())]
+    for values in net.optimizer.state.values():
+        for value in values.values():
+            if not isinstance(value, torch.Tensor):
+                return None
+            ids.append(id(value))
+    return ids
