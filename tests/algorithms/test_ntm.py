@@ -311,6 +311,16 @@ def test_every_optimizer_and_option_trains(hp: dict[str, Any]) -> None:
         assert 400 < state.meta["epoch_documents"] < 600
 
 
+@pytest.mark.parametrize(
+    ("hp", "ratio"),
+    [({"num_topics": 20}, 4.0), ({"num_topics": 50}, 6.25), ({"num_topics": 50, "replay": 1}, 1.0)],
+)
+def test_replay_auto_grows_with_the_number_of_topics(hp: dict[str, Any], ratio: float) -> None:
+    algo = NTM(feature_dim=V, **hp)
+    assert algo.replay_ratio() == ratio
+    assert "replay" in algo.init_state(V).meta  # the reservoir of the resolved ratio
+
+
 def test_clip_gradient_bounds_each_step() -> None:
     algo = NTM(feature_dim=V, num_topics=K, optimizer="sgd", learning_rate=1.0, clip_gradient=1e-3)
     state = algo.init_state(V)

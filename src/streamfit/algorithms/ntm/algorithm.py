@@ -97,6 +97,9 @@ class NTM(Replaying, Algorithm[NTMHyperparameters]):
     def expected_features(self) -> int | None:
         return self.hp.feature_dim
 
+    def replay_ratio(self) -> float:
+        return self.hp.resolved_replay
+
     def bag_of_words(self) -> bool:
         return True
 
