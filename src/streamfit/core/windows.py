@@ -12,7 +12,7 @@ of rows as :class:`Windows` without copying.
 
 >>> layout = WindowLayout(history=2, context=3, prediction=2, time_features=1, cat=1)
 >>> layout.length, layout.steps, layout.width
-(7, 5, 20)
+(7, 5, 21)
 >>> target = np.arange(7, dtype=np.float32)[None]
 >>> rows = layout.pack(target, np.ones((1, 7)), np.zeros((1, 5, 1)), cat=np.array([[3]]))
 >>> w = layout.unpack(torch.from_numpy(rows))
@@ -39,7 +39,12 @@ WindowsMode = Literal["train", "test", "forecast"]
 @dataclass(frozen=True)
 class WindowLayout:
     """Where each part of a window lies in its packed row:
-    ``[target | observed | time features, step-major | dynamic, step-major | cat]``."""
+    ``[target | observed | time features, step-major | dynamic, step-major | cat | extra]``.
+
+    ``extra`` is one number about the window's series: training windows carry the series'
+    mean absolute value (the replay reservoir samples by it, as DeepAR's paper samples
+    series by scale), test windows its seasonal error (the mean absolute difference of its
+    past from ``seasonality`` steps before: MASE's denominator), forecasts 0."""
 
     history: int
     context: int
@@ -69,7 +74,7 @@ class WindowLayout:
     def width(self) -> int:
         """Floats in a packed row."""
         per_step = self.time_features + self.dynamic
-        return 2 * self.length + self.steps * per_step + self.cat
+        return 2 * self.length + self.steps * per_step + self.cat + 1
 
     def pack(
         self,
@@ -78,10 +83,12 @@ class WindowLayout:
         time: np.ndarray,
         dynamic: np.ndarray | None = None,
         cat: np.ndarray | None = None,
+        extra: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rows of ``n`` windows from their parts: ``target`` and ``observed`` ``(n, length)``
         (a missing target is 0 with observed 0), ``time`` ``(n, steps, time_features)``,
-        ``dynamic`` ``(n, steps, dynamic)``, ``cat`` ``(n, cat)``."""
+        ``dynamic`` ``(n, steps, dynamic)``, ``cat`` ``(n, cat)``, ``extra`` ``(n,)`` (0 if
+        not given)."""
         n = target.shape[0]
         parts = [
             np.asarray(target, np.float32).reshape(n, self.length),
@@ -94,6 +101,10 @@ class WindowLayout:
         if self.cat:
             assert cat is not None
             parts.append(np.asarray(cat, np.float32).reshape(n, self.cat))
+        if extra is None:
+            parts.append(np.zeros((n, 1), np.float32))
+        else:
+            parts.append(np.asarray(extra, np.float32).reshape(n, 1))
         return np.concatenate(parts, axis=1) if n else np.zeros((0, self.width), np.float32)
 
     def unpack(self, rows: torch.Tensor) -> Windows:
@@ -113,7 +124,7 @@ class WindowLayout:
         time = take(self.steps * self.time_features).reshape(n, self.steps, self.time_features)
         dynamic = take(self.steps * self.dynamic).reshape(n, self.steps, self.dynamic)
         cat = take(self.cat).long()
-        return Windows(self, target, observed, time, dynamic, cat)
+        return Windows(self, target, observed, time, dynamic, cat, take(1)[:, 0])
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,7 @@ class Windows:
     time: torch.Tensor  # (n, steps, time_features)
     dynamic: torch.Tensor  # (n, steps, dynamic)
     cat: torch.Tensor  # (n, cat), int64
+    extra: torch.Tensor  # (n,): the series' scale (training) or seasonal error (test)
 
     @property
     def n(self) -> int:
@@ -165,3 +177,5 @@ class SeriesReading:
     stride: int = 1
     #: Each ``cat`` value must be below its cardinality (one per categorical feature).
     cardinality: tuple[int, ...] = ()
+    #: The season's length in steps, for a test window's seasonal error.
+    seasonality: int = 1
