@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamfit.data.checks import OnBadRows, RowChecker
 from streamfit.data.chunk import Chunk
@@ -19,6 +19,9 @@ from streamfit.data.schema import Schema
 from streamfit.data.text import BLOCK_BYTES, ReadContext
 from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamfit.core.windows import SeriesReading
 
 __all__ = ["CONTENT_TYPES", "FORMATS", "Source", "SourceOptions"]
 
@@ -63,6 +66,8 @@ class SourceOptions:
     stop_words: bool = True
     #: Rows are bags of words: a negative count or an empty document is a bad row.
     bag_of_words: bool = False
+    #: Read series records into windows (a forecaster's), not rows: a position is a window.
+    series: SeriesReading | None = None
 
     def format(self) -> str | None:
         if self.content_type is None:
@@ -79,6 +84,8 @@ class Source(ABC):
 
     name: str
     rereadable: bool = True
+    #: Whether ``options.series`` can be honoured (files and pipes of series records).
+    reads_series: bool = False
     _stop: threading.Event | None = None
     _checker: RowChecker | None = None
 
@@ -109,6 +116,8 @@ class Source(ABC):
         raises :class:`ReadStopped`. Reads of files end by themselves, a chunk at a time.
         """
         self._stop = stop
+        if self.options.series is not None and not self.reads_series:
+            raise ConfigError(f"{self.name}: series are read from JSON Lines or Parquet files")
         checker = RowChecker(
             labelled=self.options.labelled,
             on_bad_rows=self.options.on_bad_rows,
@@ -152,4 +161,5 @@ class Source(ABC):
             block_bytes=self.options.block_bytes,
             vocabulary=self.options.vocabulary,
             stop_words=self.options.stop_words,
+            series=self.options.series,
         )

@@ -65,7 +65,11 @@ class RowChecker:
 
     def bad(self, position: int, field: str | None, message: str) -> None:
         """A bad row: raise, or count it (and warn about the first few)."""
-        err = self.error(position, field, message)
+        self.report(self.error(position, field, message))
+
+    def report(self, err: DataError) -> None:
+        """A bad row's error: raised, or counted (readers whose positions are not lines,
+        such as series read into windows, build the error themselves)."""
         if self.on_bad_rows == "error":
             raise err
         self.skipped += 1

@@ -34,6 +34,7 @@ from streamfit.data.libsvm import read_libsvm
 from streamfit.data.parquet import read_parquet
 from streamfit.data.plaintext import read_text
 from streamfit.data.recordio import read_recordio
+from streamfit.data.series import SERIES_READERS
 from streamfit.data.text import ReadContext
 from streamfit.errors import ConfigError
 
@@ -80,6 +81,15 @@ _EXTENSIONS = {
 _COMPRESSION = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".snappy"}
 _RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
+
+
+def _reader(options: SourceOptions, fmt: str, name: str) -> Reader:
+    """The reader of format ``fmt``: of rows, or of series into windows."""
+    if options.series is None:
+        return READERS[fmt]
+    if fmt not in SERIES_READERS:
+        raise ConfigError(f"{name}: DeepAR reads series from JSON Lines or Parquet, not {fmt}")
+    return SERIES_READERS[fmt]
 
 
 def detect_format(name: str, head: bytes = b"") -> str:
@@ -130,6 +140,8 @@ def _is_word(token: bytes) -> bool:
 class FileSource(Source):
     """Files read in sorted order; positions run on across files."""
 
+    reads_series = True
+
     def __init__(self, name: str, paths: list[str], options: SourceOptions) -> None:
         super().__init__(name, options)
         self.paths = paths
@@ -144,7 +156,7 @@ class FileSource(Source):
                     raise ConfigError(f"{path}: Parquet needs a seekable file, not a stream")
                 checker.file = path
                 ctx = self._context(checker, offset, max(0, skip - offset))
-                count = yield from READERS[fmt](stream, ctx)
+                count = yield from _reader(self.options, fmt, path)(stream, ctx)
             offset += count
 
 
@@ -156,6 +168,7 @@ class PipeSource(Source):
     """
 
     rereadable = False
+    reads_series = True
 
     def __init__(
         self, name: str, stream: BinaryIO, options: SourceOptions, *, close: bool = False
@@ -178,7 +191,8 @@ class PipeSource(Source):
                 raise ConfigError(
                     f"{self.name}: Parquet cannot be read from a pipe (needs seeking)"
                 )
-            yield from READERS[fmt](stream, self._context(checker, skip, 0))
+            reader = _reader(self.options, fmt, self.name)
+            yield from reader(stream, self._context(checker, skip, 0))
         finally:
             if self._close:
                 self.stream.close()

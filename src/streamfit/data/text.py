@@ -11,13 +11,16 @@ import select
 import stat
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from streamfit.core.windows import SeriesReading
 
 __all__ = ["BLOCK_BYTES", "ReadContext", "line_blocks", "parse_blocks", "record_lines"]
 
@@ -37,6 +40,8 @@ class ReadContext:
     #: Raw text: the ids of words (else they are hashed), and whether stop words are dropped.
     vocabulary: Vocabulary | None = None
     stop_words: bool = True
+    #: Series read into windows (:mod:`streamfit.data.series`): positions are windows.
+    series: SeriesReading | None = None
 
 
 def _is_pipe(stream: BinaryIO) -> bool:
