@@ -6,8 +6,8 @@ Differences from SageMaker's defaults, each measured on benchmarks/ntm.py's Debi
 and 0.23, 0.01 0.24 and 0.26, 0.02 0.23; at 64 a batch 0.005 gave 0.24 against 0.30;
 adadelta at 0.001 barely moves in one pass); ``mini_batch_size`` 64 (topics need steps more
 than documents a step: 0.30 at 64, 0.23 at 128, 0.25 at 256 for K = 20; 0.30, 0.25 and 0.21
-for K = 50, topic diversity 0.65, 0.55 and 0.51); ``epochs`` 1 with ``replay`` auto, 4 up to 32 topics and
-``num_topics / 8`` above (one read of a stream; at 256 a batch replay 2 gave 0.13 and 0.13, 3
+for K = 50, topic diversity 0.65, 0.55 and 0.51); ``epochs`` 1 with ``replay`` auto, 4 up to 32
+topics and ``num_topics / 8`` above (one read of a stream; at 256 a batch replay 2 gave 0.13 and 0.13, 3
 0.21 and 0.24, 4 0.24 and 0.26, 8 0.27 in twice the time; at K = 50 topic diversity needs more
 steps: 0.66 at replay 4, 0.74 at 6); ``batch_norm`` true (the batch-normalised product of experts of
 ProdLDA: without it topics collapse onto the most frequent words) and
@@ -65,7 +65,7 @@ class NTMHyperparameters(ReplayHyperparameters):
     dropout: Fraction = 0.2
     num_top_words: int = Field(default=10, ge=1)
     #: Reservoir batches after each fresh one; auto: 4, or num_topics / 8 above 32 topics.
-    replay: NonNegativeFloat | Auto = "auto"
+    replay: NonNegativeFloat | Auto = "auto"  # type: ignore[assignment]  # resolved_replay
     seed: Seed = 0
 
     @field_validator("encoder_layers")
