@@ -1,16 +1,16 @@
 """The Neural Topic Model's hyperparameters: SageMaker's names, with defaults for one pass.
 
-Differences from SageMaker's defaults, each measured on benchmarks/ntm.py's Debian corpus
-(NPMI of one read; README, "Neural Topic Model"): ``optimizer`` adam at ``learning_rate``
-0.01 (at 256 documents a batch, K = 20, seeds 0 and 1: 0.002 gave 0.18 and 0.15, 0.005 0.23
-and 0.23, 0.01 0.24 and 0.26, 0.02 0.23; at 64 a batch 0.005 gave 0.24 against 0.30;
-adadelta at 0.001 barely moves in one pass); ``mini_batch_size`` 64 (topics need steps more
-than documents a step: 0.30 at 64, 0.23 at 128, 0.25 at 256 for K = 20; 0.30, 0.25 and 0.21
-for K = 50, topic diversity 0.65, 0.55 and 0.51); ``epochs`` 1 with ``replay`` auto, 4 up to 32
-topics and ``num_topics / 8`` above (one read of a stream; at 256 a batch replay 2 gave 0.13 and 0.13, 3
+Differences from SageMaker's defaults, each measured on benchmarks/ntm.py's Debian corpus (NPMI
+of one read; README, "Neural Topic Model"): ``optimizer`` adam at ``learning_rate`` 0.01 (at
+256 documents a batch, K = 20, seeds 0 and 1: 0.002 gave 0.18 and 0.15, 0.005 0.23 and 0.23,
+0.01 0.24 and 0.26, 0.02 0.23; at 64 a batch 0.005 gave 0.24 against 0.30; adadelta at 0.001
+barely moves in one pass); ``mini_batch_size`` 64 (topics need steps more than documents a
+step: 0.30 at 64, 0.23 at 128, 0.25 at 256 for K = 20; 0.30, 0.25 and 0.21 for K = 50, topic
+diversity 0.65, 0.55 and 0.51); ``epochs`` 1 with ``replay`` auto, 4 up to 32 topics and
+``num_topics / 8`` above (one read of a stream; at 256 a batch replay 2 gave 0.13 and 0.13, 3
 0.21 and 0.24, 4 0.24 and 0.26, 8 0.27 in twice the time; at K = 50 topic diversity needs more
-steps: 0.66 at replay 4, 0.74 at 6); ``batch_norm`` true (the batch-normalised product of experts of
-ProdLDA: without it topics collapse onto the most frequent words) and
+steps: 0.66 at replay 4, 0.74 at 6); ``batch_norm`` true (the batch-normalised product of
+experts of ProdLDA: without it topics collapse onto the most frequent words) and
 ``encoder_layers_activation`` softplus (ProdLDA's; sigmoid, tanh and relu remain).
 ``clip_gradient`` is unset (SageMaker's ``inf``: no clipping). Additions: ``dropout``
 (ProdLDA's dropout on the encoder's output and the topic proportions), ``num_top_words`` (how
