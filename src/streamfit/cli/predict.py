@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from streamfit.cli.options import auxiliary_option, handle_errors
 from streamfit.data.destination import open_output, refuse_inputs
 from streamfit.data.source import CONTENT_TYPES, SourceOptions, detect_format, open_source
 from streamfit.data.writers import write
+from streamfit.errors import ConfigError
 from streamfit.training.inference import predict
 
 __all__ = ["convert_command", "predict_command"]
@@ -31,6 +33,13 @@ __all__ = ["convert_command", "predict_command"]
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @auxiliary_option
+@click.option(
+    "--inference-config",
+    default=None,
+    help="A forecaster's inference configuration, JSON: num_samples, output_types (mean, "
+    'quantiles, samples), quantiles (e.g. \'{"num_samples": 50, "quantiles": ["0.5"]}\'); '
+    "default: DEEPAR_INFERENCE_CONFIG, else SageMaker's batch defaults.",
+)
 @handle_errors
 def predict_command(
     model_dir: Path,
@@ -43,8 +52,17 @@ def predict_command(
     batch_size: int,
     device: str,
     auxiliary: str | None,
+    inference_config: str | None,
 ) -> None:
     """Batch predictions of the model in MODEL_DIR, in SageMaker's answer shapes."""
+    config = None
+    if inference_config is not None:
+        try:
+            config = json.loads(inference_config)
+        except ValueError as exc:
+            raise ConfigError(f"--inference-config is not JSON: {exc}") from exc
+        if not isinstance(config, dict):
+            raise ConfigError("--inference-config must be a JSON object")
     rows = predict(
         model_dir,
         input_uri,
@@ -56,6 +74,7 @@ def predict_command(
         batch_size=batch_size,
         device=device,
         auxiliary=auxiliary,
+        inference_config=config,
     )
     if output != "-":
         click.echo(f"{rows:,} predictions written to {output}", err=True)

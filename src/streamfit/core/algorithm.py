@@ -38,6 +38,7 @@ from streamfit.core.hyperparameters import Hyperparameters, parse_hyperparameter
 from streamfit.core.memory import check_fits
 from streamfit.core.model import Model
 from streamfit.core.state import State
+from streamfit.core.windows import SeriesReading, WindowsMode
 from streamfit.errors import ConfigError, DataError, IncompatibleStateError
 
 __all__ = ["Algorithm", "BatchStream", "Evaluator"]
@@ -229,6 +230,21 @@ class Algorithm(ABC, Generic[H]):
         count or an empty document is a bad row. Raw text without a vocabulary is hashed into
         :meth:`expected_features` columns whatever this says."""
         return False
+
+    def reads_series(self) -> bool:
+        """Its channels are time series read as windows (:mod:`streamfit.core.windows`),
+        each channel as :meth:`series_reading` says, rather than rows."""
+        return False
+
+    def series_reading(self, mode: WindowsMode) -> SeriesReading | None:
+        """How a channel of series is read: training windows (``"train"``), each series'
+        last steps held out (``"test"``: validation and test channels), or forecasts."""
+        return None
+
+    def with_series_shape(self, num_cat: int, num_dynamic: int) -> Algorithm[H]:
+        """This algorithm with what its hyperparameters leave to the data ("auto") made
+        concrete for series of ``num_cat`` categories and ``num_dynamic`` covariates."""
+        return self
 
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """The rows of ``distribution.touched_tensors`` that ``update(state, batch)`` may

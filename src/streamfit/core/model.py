@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -11,6 +12,7 @@ import torch
 
 from streamfit.core.batch import Features
 from streamfit.core.persist import load_folder, save_folder
+from streamfit.core.windows import SeriesReading
 from streamfit.errors import ConfigError
 
 __all__ = ["Model"]
@@ -39,6 +41,17 @@ class Model(ABC):
     @abstractmethod
     def records(self, predictions: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         """One JSON-able answer per row, shaped as SageMaker's algorithm answers."""
+
+    def input_series(self) -> SeriesReading | None:
+        """How inputs to forecast are read, for a model of time series (else None: rows)."""
+        return None
+
+    def configured(self, config: Mapping[str, Any] | None) -> Model:
+        """This model under an inference configuration (SageMaker's, for forecasters); a
+        model that takes none refuses one."""
+        if config:
+            raise ConfigError(f"{self.algorithm}: takes no inference configuration")
+        return self
 
     @property
     def device(self) -> torch.device:

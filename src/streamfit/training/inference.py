@@ -41,15 +41,19 @@ def predict_records(
     batch_size: int = 10_000,
     device: str = "cpu",
     auxiliary: str | os.PathLike[str] | None = None,
+    inference_config: Mapping[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One answer per input row, shaped as SageMaker's (``{"score": .., "predicted_label": ..}``).
 
     ``labelled`` says the input rows carry a label (CSV: first column), which is ignored.
     ``auxiliary`` (a ``vocab.txt`` or its folder) gives raw text its ids, where the model does
     not record a vocabulary; one it records is used without it. Every document gets an answer,
-    an empty one too: the bag-of-words checks are for training channels.
+    an empty one too: the bag-of-words checks are for training channels. A forecaster reads
+    series and answers each with a forecast of the steps after its end, under
+    ``inference_config`` (SageMaker's ``num_samples``, ``output_types``, ``quantiles``; else
+    the ``DEEPAR_INFERENCE_CONFIG`` variable's, as SageMaker's batch transform reads it).
     """
-    m = _model(model, device)
+    m = _configured(_model(model, device), inference_config)
     source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
     return _records(m, source, batch_size)
 
@@ -72,9 +76,28 @@ def _input(
         hash_features=width if m.meta.get("hash_features") else None,
         vocabulary=vocabulary,
         stop_words=stop_words,
+        series=m.input_series(),
     )
     # Named columns are read by name, in the order the model was trained on.
     return open_source(input, options).expecting(m.meta.get("input_schema"))
+
+
+#: SageMaker's batch transform reads a forecaster's inference configuration from here.
+INFERENCE_CONFIG_VARIABLE = "DEEPAR_INFERENCE_CONFIG"
+
+
+def _configured(m: Model, config: Mapping[str, Any] | None) -> Model:
+    """``m`` under ``config``, else under the environment's configuration (forecasters)."""
+    if config is None and m.input_series() is not None:
+        raw = os.environ.get(INFERENCE_CONFIG_VARIABLE)
+        if raw:
+            try:
+                config = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{INFERENCE_CONFIG_VARIABLE} is not JSON: {exc}") from exc
+            if not isinstance(config, dict):
+                raise ConfigError(f"{INFERENCE_CONFIG_VARIABLE} must be a JSON object")
+    return m.configured(config)
 
 
 def _records(m: Model, source: Source, batch_size: int) -> Iterator[dict[str, Any]]:
@@ -104,6 +127,7 @@ def predict(
     batch_size: int = 10_000,
     device: str = "cpu",
     auxiliary: str | os.PathLike[str] | None = None,
+    inference_config: Mapping[str, Any] | None = None,
 ) -> int:
     """Write predictions for every row of ``input`` to ``output`` as JSON Lines or CSV.
 
@@ -114,7 +138,7 @@ def predict(
     fmt = {"application/jsonlines": "jsonl", "text/csv": "csv"}.get(accept, accept)
     if fmt not in ("jsonl", "csv"):
         raise ConfigError(f"accept must be jsonl or csv, got {accept!r}")
-    m = _model(model, device)
+    m = _configured(_model(model, device), inference_config)
     source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
     if isinstance(output, str | os.PathLike):
         model_files = [] if isinstance(model, Model) else _files(Path(model))

@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -56,6 +57,7 @@ from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.provenance import check_same_input, data_identity
 from streamfit.training.schema import record_schema, with_input_schema
+from streamfit.training.series_input import series_shape
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
 __all__ = [
@@ -173,8 +175,11 @@ def train(
     total_epochs = epochs if epochs is not None else algo.epochs
     if total_epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {total_epochs}")
+    if algo.reads_series() and state is None and algo.expected_features() is None:
+        # what the hyperparameters leave to the data ("auto") decides the windows' width
+        algo = algo.with_series_shape(*series_shape(open_source(train, options)))
     sources = {
-        name: (uri, None if uri is None else open_source(uri, options))
+        name: (uri, None if uri is None else open_source(uri, _channel(algo, options, name)))
         for name, uri in (("train", train), ("validation", validation), ("test", test))
     }
     if output is not None:  # before any row is read: a bad output fails now, not at the end
@@ -219,6 +224,16 @@ def train(
     if out is not None and points:
         write_sweep(points, out)
     return TrainResult(model, state, metrics, out, points)
+
+
+def _channel(algo: AnyAlgorithm, options: SourceOptions, name: str) -> SourceOptions:
+    """How channel ``name`` is read: series as training windows (train) or with their last
+    steps held out (validation, test), for an algorithm that reads series; else as rows."""
+    if not algo.reads_series():
+        return options
+    return dataclasses.replace(
+        options, series=algo.series_reading("train" if name == "train" else "test")
+    )
 
 
 @contextmanager

@@ -1,0 +1,65 @@
+"""What a channel of series says about its shape before it is read: the number of categories
+(``cat``) and of covariates (``dynamic_feat``) of its first series, so that a forecaster's
+"auto" hyperparameters are made concrete before its state (whose layout they fix) exists.
+
+>>> import json, tempfile, os
+>>> from streamfit.data.source import open_source
+>>> path = os.path.join(tempfile.mkdtemp(), "s.jsonl")
+>>> with open(path, "w") as f:
+...     _ = f.write(json.dumps({"start": "2024-01-01", "target": [1, 2], "cat": [0, 3]}) + "\\n")
+>>> series_shape(open_source(path))
+(2, 0)
+"""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+import pyarrow.parquet as pq
+
+from streamfit.data.source import FileSource, Source, detect_format
+from streamfit.errors import ConfigError, DataError
+
+__all__ = ["series_shape"]
+
+
+def series_shape(source: Source) -> tuple[int, int]:
+    """``(categories, covariates)`` of the first series of ``source``."""
+    if not isinstance(source, FileSource):
+        raise ConfigError(
+            f"{source.name}: cannot look ahead in this source to count its series' cat and "
+            "dynamic_feat: give cardinality and num_dynamic_feat (or 'ignore')"
+        )
+    path = source.paths[0]
+    with fsspec.open(path, "rb", compression="infer") as f:
+        head = f.peek(4096) if hasattr(f, "peek") else b""
+        fmt = source.options.format() or detect_format(path, bytes(head[:4096]))
+        if fmt == "parquet":
+            return _parquet_shape(f, path)
+        if fmt != "jsonl":
+            raise ConfigError(f"{path}: series are read from JSON Lines or Parquet, not {fmt}")
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"not JSON: {exc}", source=path, row=number) from exc
+                if not isinstance(record, dict):
+                    raise DataError("a series is a JSON object", source=path, row=number)
+                return _count(record.get("cat")), _count(record.get("dynamic_feat"))
+    raise ConfigError(f"{path}: no series to train on")
+
+
+def _count(value: object) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _parquet_shape(f: object, path: str) -> tuple[int, int]:
+    table = pq.ParquetFile(f)
+    names = set(table.schema_arrow.names)
+    columns = [c for c in ("cat", "dynamic_feat") if c in names]
+    if not columns or table.metadata.num_rows == 0:
+        return 0, 0
+    first = table.read_row_group(0, columns=columns).slice(0, 1).to_pylist()[0]
+    return _count(first.get("cat")), _count(first.get("dynamic_feat"))
