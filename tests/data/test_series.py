@@ -127,6 +127,28 @@ def test_seasonal_error_falls_back_to_lag_one_and_to_zero(tmp_path: Path) -> Non
     assert windows(read_series(path, "test", seasonality=1)).extra.tolist() == [0.0]
 
 
+def gluonts_seasonal_error(past: np.ndarray, season: int) -> float:
+    """GluonTS's ``calculate_seasonal_error`` of a past with missing values masked (its
+    evaluator's ``ignore_invalid_values``); 0 where it has no value."""
+    lag = season if season < len(past) else 1
+    masked = np.ma.masked_invalid(past)
+    error = np.ma.mean(np.abs(masked[:-lag] - masked[lag:]))
+    return 0.0 if error is np.ma.masked else float(error)
+
+
+@pytest.mark.parametrize("season", [1, 3, 7])
+def test_each_series_extra_in_a_chunk_of_many(tmp_path: Path, season: int) -> None:
+    recs = [r for r in series_records(60, seed=4) if len(r["target"]) > P]
+    path = write_lines(tmp_path / "s.jsonl", lines(recs))
+    targets = [np.array(r["target"], dtype=float) for r in recs]  # None is NaN
+    test = windows(read_series(path, "test", seasonality=season, block_bytes=3000))
+    want = [gluonts_seasonal_error(t[: len(t) - P], season) for t in targets]
+    np.testing.assert_allclose(test.extra.numpy(), want, rtol=1e-6)
+    train = windows(read_series(path, block_bytes=3000))
+    means = [np.nanmean(np.abs(t)) for t in targets for _ in range(len(t) - P)]
+    np.testing.assert_allclose(train.extra.numpy(), means, rtol=1e-6)
+
+
 def test_forecast_window_is_the_steps_after_the_end(tmp_path: Path) -> None:
     target = [1.0, 2.0, 3.0, 4.0]
     path = write_lines(tmp_path / "s.jsonl", lines([record(target, extra_steps=P)]))

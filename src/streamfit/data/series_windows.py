@@ -132,15 +132,15 @@ class SeriesRules:
         length = len(target)
         if length < self.min_length:
             raise BadSeries("target", self._too_short(length))
-        missing = np.isnan(target)
-        n_missing = int(missing.sum())
-        if np.isinf(target).any():
-            i = int(np.flatnonzero(np.isinf(target))[0])
-            raise BadSeries(f"target[{i}]", f"non-finite value ({target[i]})")
-        if 2 * n_missing > length:
-            raise BadSeries(
-                "target", f"{n_missing} of its {length} values are missing, more than are known"
-            )
+        if not math.isfinite(target.sum()):  # one pass for the common case: all known
+            if np.isinf(target).any():
+                i = int(np.flatnonzero(np.isinf(target))[0])
+                raise BadSeries(f"target[{i}]", f"non-finite value ({target[i]})")
+            n_missing = int(np.isnan(target).sum())
+            if 2 * n_missing > length:
+                raise BadSeries(
+                    "target", f"{n_missing} of its {length} values are missing, more than are known"
+                )
         return Series(start, target, self._cat(cat), self._dynamic(dynamic, length))
 
     def _too_short(self, length: int) -> str:
@@ -219,8 +219,9 @@ class WindowBuilder:
         checker.enter(checker.file, ctx.offset, row_label)
         self.seen = 0  # windows of this file so far
         self.max_rows = max(1, ctx.block_bytes // (4 * layout.width))
-        self._pending: list[tuple[Series, np.ndarray, np.ndarray, float]] = []
+        self._pending: list[tuple[Series, np.ndarray]] = []  # series, its windows' starts
         self._n_pending = 0
+        self._first = 0  # the position of the first window pending
         self._bad: list[int] = []
 
     def add(self, series: Series) -> Iterator[Chunk]:
@@ -234,11 +235,11 @@ class WindowBuilder:
             return
         starts = window_starts(reading.mode, length, self.layout.prediction, reading.stride)
         at = max(0, self.ctx.skip - first)
-        extra = self._extra(series)
         while at < count:
             take = min(count - at, self.max_rows - self._n_pending)
-            positions = np.arange(first + at, first + at + take, dtype=np.int64)
-            self._pending.append((series, starts[at : at + take], positions, extra))
+            if not self._pending:
+                self._first = first + at
+            self._pending.append((series, starts[at : at + take]))
             self._n_pending += take
             at += take
             if self._n_pending >= self.max_rows:
@@ -262,35 +263,47 @@ class WindowBuilder:
         """The windows and bad records waiting, as a chunk (None if there are none)."""
         if not self._pending and not self._bad:
             return None
-        pending, self._pending, self._n_pending = self._pending, [], 0
+        pending, n, self._pending, self._n_pending = self._pending, self._n_pending, [], 0
         bad, self._bad = self._bad, []
-        if pending:
-            rows = self._build(pending)
-            positions = self.ctx.offset + np.concatenate([p[2] for p in pending])
-        else:
-            rows = np.zeros((0, self.layout.width), np.float32)
-            positions = np.zeros(0, np.int64)
+        rows = self._build(pending) if pending else np.zeros((0, self.layout.width), np.float32)
+        # Every window from the resume point on is built, so a chunk's positions run on.
+        first = self.ctx.offset + self._first
+        positions = np.arange(first, first + n, dtype=np.int64)
         end = self.ctx.offset + self.seen
         return Chunk(dense_record_batch(rows, None), positions, end, np.asarray(bad, np.int64))
 
-    def _extra(self, series: Series) -> float:
-        """The number a window carries about its series (:class:`WindowLayout`): training,
-        the mean absolute observed value; a test, the seasonal error of the steps before the
+    def _extras(
+        self, pending: list[tuple[Series, np.ndarray]], flat: np.ndarray, bases: np.ndarray
+    ) -> np.ndarray:
+        """The number each series' windows carry (:class:`WindowLayout`): training, the mean
+        absolute observed value; a test, the seasonal error of the steps before the
         held-out ones (GluonTS's ``calculate_seasonal_error``, missing values left out, 0
-        where no pair is known); a forecast, 0."""
-        mode, target = self.rules.reading.mode, series.target
-        if mode == "train":
-            return float(np.nanmean(np.abs(target)))
+        where no pair is known); a forecast, 0. ``flat`` holds the targets from ``bases``
+        on, between NaN pads."""
+        mode = self.rules.reading.mode
         if mode == "forecast":
-            return 0.0
-        past = target[: len(target) - self.layout.prediction]
+            return np.zeros(len(pending))
+        if mode == "train":
+            known = ~np.isnan(flat)
+            sums = np.add.reduceat(np.where(known, np.abs(flat), 0.0), bases)
+            extra: np.ndarray = sums / np.add.reduceat(known, bases)
+            return extra
+        # Each test series' pairs (step, step + lag) of its past, the lag 1 where the season
+        # is not shorter than the past; pairs with a missing value left out.
         season = self.rules.reading.seasonality
-        lag = season if season < len(past) else 1
-        diffs = np.abs(past[:-lag] - past[lag:])
-        diffs = diffs[~np.isnan(diffs)]
-        return float(diffs.mean()) if len(diffs) else 0.0
+        past = np.array([len(item[0].target) for item in pending]) - self.layout.prediction
+        lags = np.where(season < past, season, 1)
+        pairs = past - lags
+        owner = np.repeat(np.arange(len(pending)), pairs)
+        first = np.repeat(bases - (np.cumsum(pairs) - pairs), pairs) + np.arange(pairs.sum())
+        diffs = np.abs(flat[first + np.repeat(lags, pairs)] - flat[first])
+        known = ~np.isnan(diffs)
+        sums = np.bincount(owner, np.where(known, diffs, 0.0), minlength=len(pending))
+        counts = np.bincount(owner, known, minlength=len(pending))
+        out: np.ndarray = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+        return out
 
-    def _build(self, pending: list[tuple[Series, np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    def _build(self, pending: list[tuple[Series, np.ndarray]]) -> np.ndarray:
         layout, freq = self.layout, self.rules.freq
         h, c, p = layout.history, layout.context, layout.prediction
         counts = np.array([len(item[1]) for item in pending])
@@ -326,5 +339,5 @@ class WindowBuilder:
                 (np.repeat(dyn_bases, counts) + s)[:, None] + np.arange(layout.steps)
             ]
         cat = np.repeat(np.stack([item[0].cat for item in pending]), counts, axis=0)
-        extra = np.repeat([item[3] for item in pending], counts)
+        extra = np.repeat(self._extras(pending, flat, bases + h + c), counts)
         return layout.pack(target, observed, time, dynamic, cat, extra)
