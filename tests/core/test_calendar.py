@@ -124,6 +124,12 @@ def test_frequencies() -> None:
     assert [num_time_features(u) for u in UNITS] == [6, 5, 4, 3, 2, 2, 1]
 
 
+def test_a_multiple_beyond_reason() -> None:
+    assert parse_frequency("1000000min").n == 10**6
+    with pytest.raises(ConfigError, match="a multiple above 1,000,000"):
+        parse_frequency("1000001min")
+
+
 @pytest.mark.parametrize("bad", ["", "S", "5s", "h", "0H", "-2H", "2.5H", "H2", "ME", " D", "2Q"])
 def test_unknown_frequency_lists_the_allowed(bad: str) -> None:
     with pytest.raises(ConfigError, match="time_freq") as info:

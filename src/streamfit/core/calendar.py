@@ -41,6 +41,7 @@ __all__ = [
 UNITS = ("min", "H", "D", "W", "M", "Q", "Y")
 _FREQ = re.compile(r"([0-9]*)(min|H|D|W|M|Q|Y)")
 _START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2})?")
+_MAX_MULTIPLE = 1_000_000  # steps of a series times it stay far within int64
 _SECONDS = {"min": 60, "H": 3600, "D": 86400}
 #: The calendar features of each unit, in GluonTS's order (``time_features_from_frequency_str``).
 _FEATURES = {
@@ -86,6 +87,8 @@ def parse_frequency(time_freq: str | Frequency) -> Frequency:
             "multiple ('5min', '2H', '3M')"
         )
     n = int(match.group(1) or 1)
+    if n > _MAX_MULTIPLE:
+        raise ConfigError(f"time_freq {time_freq!r}: a multiple above {_MAX_MULTIPLE:,}")
     if match.group(2) == "Q" and n > 1:  # GluonTS has no lags for them either
         raise ConfigError(f"time_freq {time_freq!r}: for several quarters write {3 * n}M")
     return Frequency(match.group(2), n)
