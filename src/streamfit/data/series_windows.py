@@ -45,6 +45,16 @@ __all__ = [
 _MAX_CATEGORY = 2**24
 
 
+#: Windows are float32: a value beyond it would be infinite there.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _beyond(value: float) -> str:
+    if math.isinf(value):
+        return f"non-finite value ({value})"
+    return f"{value:g} is beyond float32's range (about 3.4e38)"
+
+
 class BadSeries(Exception):
     """A series record that cannot be used: which field, and what is wrong with it."""
 
@@ -132,10 +142,11 @@ class SeriesRules:
         length = len(target)
         if length < self.min_length:
             raise BadSeries("target", self._too_short(length))
-        if not math.isfinite(target.sum()):  # one pass for the common case: all known
-            if np.isinf(target).any():
-                i = int(np.flatnonzero(np.isinf(target))[0])
-                raise BadSeries(f"target[{i}]", f"non-finite value ({target[i]})")
+        if not np.abs(target).max(initial=0.0) <= _FLOAT32_MAX:  # NaN too: one pass if none
+            beyond = np.abs(target) > _FLOAT32_MAX
+            if beyond.any():
+                i = int(np.flatnonzero(beyond)[0])
+                raise BadSeries(f"target[{i}]", _beyond(target[i]))
             n_missing = int(np.isnan(target).sum())
             if 2 * n_missing > length:
                 raise BadSeries(
@@ -190,10 +201,11 @@ class SeriesRules:
                 raise BadSeries(
                     f"dynamic_feat[{j}]", f"{len(row)} values where the target has {length}"
                 )
-            bad = ~np.isfinite(row[:need])
+            bad = ~(np.abs(row[:need]) <= _FLOAT32_MAX)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise BadSeries(f"dynamic_feat[{j}][{i}]", f"missing or non-finite ({row[i]})")
+                why = "missing" if math.isnan(row[i]) else _beyond(row[i])
+                raise BadSeries(f"dynamic_feat[{j}][{i}]", why)
         return np.stack([row[:need] for row in dynamic])
 
 
@@ -314,9 +326,13 @@ class WindowBuilder:
         sizes = np.array([h + c + len(item[0].target) + p for item in pending])
         bases = np.cumsum(sizes) - sizes
         flat = np.concatenate([part for item in pending for part in (left, item[0].target, right)])
-        values = flat[(np.repeat(bases, counts) + s)[:, None] + np.arange(layout.length)]
-        observed = ~np.isnan(values)
-        target = np.where(observed, values, 0.0)
+        # Gathered in float32, the rows' type, so that packing copies once.
+        target = flat.astype(np.float32)[
+            (np.repeat(bases, counts) + s)[:, None] + np.arange(layout.length)
+        ]
+        known = ~np.isnan(target)
+        observed = known.astype(np.float32)
+        np.copyto(target, 0.0, where=~known)
         # Time features: of each series' steps its windows reach, then gathered per window.
         lo = np.array([item[1].min() for item in pending]) - c
         spans = np.array([item[1].max() for item in pending]) + p - lo
@@ -334,7 +350,7 @@ class WindowBuilder:
             parts = [part for item in pending for part in (pad, item[0].dynamic.T)]
             dyn_sizes = np.array([c + item[0].dynamic.shape[1] for item in pending])
             dyn_bases = np.cumsum(dyn_sizes) - dyn_sizes
-            dyn_flat = np.concatenate(parts)
+            dyn_flat = np.concatenate(parts).astype(np.float32)
             dynamic = dyn_flat[
                 (np.repeat(dyn_bases, counts) + s)[:, None] + np.arange(layout.steps)
             ]
