@@ -456,7 +456,9 @@ def test_formats_without_series(tmp_path: Path) -> None:
 
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE t (x REAL)")
-    with pytest.raises(ConfigError, match="series are read from JSON Lines or Parquet files"):
+    with pytest.raises(
+        ConfigError, match="series are read from whole JSON Lines or Parquet files or a pipe"
+    ):
         read(f"sqlite:///{db}#SELECT x FROM t", series=reading())
 
 

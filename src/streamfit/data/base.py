@@ -117,7 +117,10 @@ class Source(ABC):
         """
         self._stop = stop
         if self.options.series is not None and not self.reads_series:
-            raise ConfigError(f"{self.name}: series are read from JSON Lines or Parquet files")
+            raise ConfigError(
+                f"{self.name}: series are read from whole JSON Lines or Parquet files or a "
+                "pipe, not a SQL query or a shard of a file"
+            )
         checker = RowChecker(
             labelled=self.options.labelled,
             on_bad_rows=self.options.on_bad_rows,
