@@ -27,6 +27,8 @@ from streamfit.errors import ConfigError
 __all__ = [
     "UNITS",
     "Frequency",
+    "age_feature",
+    "calendar_features",
     "lags_for_frequency",
     "num_time_features",
     "parse_frequency",
