@@ -59,7 +59,14 @@ class Workload:
 
 
 def _workloads() -> dict[str, Workload]:
-    from streamfit.datagen import cluster_task, fm_task, lda_task, linear_task, low_rank_task
+    from streamfit.datagen import (
+        cluster_task,
+        fm_task,
+        lda_task,
+        linear_task,
+        low_rank_task,
+        series_task,
+    )
 
     return {
         "linear-learner": Workload(
@@ -95,12 +102,28 @@ def _workloads() -> dict[str, Workload]:
             metric_tolerance=0.05,  # as two seeds differ on the CPU
             output_tolerance=None,
         ),
+        # a row is a quarterly series of 16 steps: 6 training windows (stride 2)
+        "deepar": Workload(
+            lambda: series_task(16, 4, seed=11),
+            {
+                "time_freq": "Q",
+                "context_length": 8,
+                "prediction_length": 4,
+                "stride": 2,
+                "cardinality": [5],  # series_task's groups
+                "num_dynamic_feat": "ignore",
+            },
+            "validation:mean_wQuantileLoss",
+            "mean",
+            metric_tolerance=0.05,  # sample paths: the device's generator draws others
+            output_tolerance=None,
+        ),
     }
 
 
 def workloads() -> dict[str, Workload]:
-    """One per registered algorithm: the benchmark-sized ones above, else the one its
-    ``check_parameters`` declare for the memory check (a new algorithm is covered by being
+    """One per registered algorithm: the benchmark-sized ones above, else the files its
+    ``check_parameters`` declare for the checks (a new algorithm is covered by being
     registered, and all its predictions are compared)."""
     from streamfit import algorithm_names, get_algorithm
     from streamfit.checks.data import build_task, parameters_of
@@ -113,8 +136,8 @@ def workloads() -> dict[str, Workload]:
             continue
         p = parameters_of(get_algorithm(name))
         out[name] = Workload(
-            lambda data=p.memory_data: build_task(data),
-            dict(p.memory_hyperparameters),
+            lambda data=p.data: build_task(data),
+            dict(p.hyperparameters),
             f"validation:{p.metric}",
             None,
         )
@@ -141,8 +164,15 @@ def _predictions(model: Any, path: Path, output: str | None) -> np.ndarray:
     values = []
     for answer in predict_records(model, str(path), labelled=labelled):
         keys = [output] if output else sorted(answer)
-        values.append(np.hstack([np.ravel(np.asarray(answer[k], dtype=np.float64)) for k in keys]))
+        values.append(np.hstack([_numbers(answer[k]) for k in keys]))
     return np.abs(np.vstack(values))
+
+
+def _numbers(value: Any) -> np.ndarray:
+    """The numbers of an answer's field, flat (a mapping's values, as a forecast's quantiles)."""
+    if isinstance(value, dict):
+        return np.hstack([_numbers(v) for v in value.values()])
+    return np.ravel(np.asarray(value, dtype=np.float64))
 
 
 def agree(device: str, rows: int, out: Path) -> bool:
@@ -202,6 +232,7 @@ def _synchronize(device: str) -> None:
 
 def _in_memory(name: str, w: Workload, path: Path, device: str) -> float:
     """Rows/s of init_state, prepare and update over batches already on ``device``."""
+    import dataclasses
     import os
 
     import torch
@@ -213,7 +244,10 @@ def _in_memory(name: str, w: Workload, path: Path, device: str) -> float:
 
     algo = get_algorithm(name)(w.hyperparameters)
     width = algo.expected_features()
-    source = open_source(str(path), SourceOptions(labelled=algo.supervised))
+    options = SourceOptions(labelled=algo.supervised)
+    if algo.reads_series():  # a forecaster's rows are the windows of the series
+        options = dataclasses.replace(options, series=algo.series_reading("train"))
+    source = open_source(str(path), options)
     batches = list(Batcher(source, algo.mini_batch_size, device=device, n_features=width))
     rows = sum(b.n_rows for b in batches)
     _synchronize(device)

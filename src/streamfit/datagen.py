@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,11 +23,13 @@ __all__ = [
     "LDATask",
     "LinearTask",
     "LowRankTask",
+    "SeriesTask",
     "cluster_task",
     "fm_task",
     "lda_task",
     "linear_task",
     "low_rank_task",
+    "series_task",
     "sparse_click_task",
     "write_batches",
 ]
@@ -336,3 +339,100 @@ def lda_task(
     rng = np.random.default_rng([seed, 4])
     topics = rng.dirichlet(np.full(n_features, eta), size=num_topics)
     return LDATask(topics, alpha, doc_length, seed)
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    """Series of SageMaker's shape (``start``, ``target``, ``cat``), a row a series: a level
+    drawn per series (log-normal), a season of ``season`` steps, a slight trend and noise;
+    a share ``intermittent`` of them are counts that are mostly zero. ``cat`` is the series'
+    group (``groups`` of them), which sets its season's phase.
+
+    ``packed`` (a :class:`~streamfit.core.windows.SeriesReading` as a dict of ``freq``,
+    ``context``, ``prediction``) gives the training windows of the series instead, as packed
+    rows (what a forecaster trains on), so that rows can be made without a file.
+    """
+
+    length: int = 40
+    season: int = 4
+    groups: int = 5
+    intermittent: float = 0.2
+    freq: str = "Q"
+    seed: int = 0
+    packed: dict[str, Any] | None = None
+
+    def blocks(self, n_rows: int, block: int = 10_000, offset: int = 0) -> Iterator[pa.RecordBatch]:
+        """``n_rows`` series (or their windows, ``packed``) in record batches."""
+        done = 0
+        while done < n_rows:
+            m = min(block, n_rows - done)
+            rng = np.random.default_rng([self.seed, 5, offset + done])
+            targets, cats = self.series(rng, m)
+            if self.packed is None:
+                yield pa.record_batch(
+                    {
+                        "start": pa.array(["2000-01-01 00:00:00"] * m),
+                        "target": pa.array(list(targets), pa.list_(pa.float32())),
+                        "cat": pa.array([[int(c)] for c in cats], pa.list_(pa.int64())),
+                    }
+                )
+            else:
+                yield self._windows(targets, cats)
+            done += m
+
+    def series(self, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(targets (m, length), groups (m,))`` of ``m`` new series."""
+        t = np.arange(self.length)
+        cats = rng.integers(0, self.groups, size=m)
+        level = np.exp(rng.normal(1.5, 1.0, size=(m, 1)))
+        phase = 2 * np.pi * cats[:, None] / self.groups
+        shape = 1 + 0.5 * np.sin(2 * np.pi * t / self.season + phase) + 0.005 * t
+        noise = rng.normal(0, 0.1, size=(m, self.length))
+        y = np.maximum(level * (shape + noise), 0)
+        counts = rng.random(m) < self.intermittent
+        sparse = rng.poisson(0.3 * shape[counts] * (rng.random((counts.sum(), self.length)) < 0.3))
+        y[counts] = sparse
+        return y.astype(np.float32), cats
+
+    def _windows(self, targets: np.ndarray, cats: np.ndarray) -> pa.RecordBatch:
+        from streamfit.core.calendar import lags_for_frequency, num_time_features
+        from streamfit.core.windows import SeriesReading, WindowLayout
+        from streamfit.data.checks import RowChecker
+        from streamfit.data.series_windows import SeriesRules, WindowBuilder
+        from streamfit.data.text import ReadContext
+
+        spec = dict(self.packed or {})
+        layout = WindowLayout(
+            history=max(lags_for_frequency(self.freq)),
+            context=int(spec["context"]),
+            prediction=int(spec["prediction"]),
+            time_features=num_time_features(self.freq),
+        )
+        reading = SeriesReading(self.freq, layout)
+        builder = WindowBuilder(ReadContext(RowChecker(labelled=False), 0, series=reading), "row")
+        rules = SeriesRules(reading)
+        start = rules.start_period("2000-01-01 00:00:00")
+        chunks: list[pa.RecordBatch] = []
+        for y in targets:
+            series = rules.series(start, y.astype(np.float64), None, [])
+            chunks.extend(chunk.batch for chunk in builder.add(series))
+        last = builder.flush()
+        if last is not None:
+            chunks.append(last.batch)
+        return pa.Table.from_batches(chunks).combine_chunks().to_batches()[0]
+
+
+def series_task(
+    length: int = 40,
+    season: int = 4,
+    seed: int = 0,
+    packed: dict[str, Any] | None = None,
+    freq: str = "Q",
+) -> SeriesTask:
+    """Seasonal series (see :class:`SeriesTask`).
+
+    >>> batch = next(series_task(12).blocks(3))
+    >>> batch.num_rows, batch.column("target")[0].values.to_numpy().shape
+    (3, (12,))
+    """
+    return SeriesTask(length=length, season=season, seed=seed, packed=packed, freq=freq)

@@ -12,7 +12,7 @@ from streamfit.core.algorithm import Algorithm
 from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.registry import algorithm_names, get_algorithm
 from streamfit.data.chunk import FEATURES
-from streamfit.datagen import write_batches
+from streamfit.datagen import SeriesTask, write_batches
 
 __all__ = [
     "TRAIN_ROWS",
@@ -42,7 +42,8 @@ class CheckData:
     shard_b: Path
     validation: Path
     test: Path
-    n_features: int
+    #: The rows' width; None for series, whose windows' width the algorithm sets.
+    n_features: int | None
     n_train: int
 
 
@@ -113,8 +114,10 @@ def make_check_data(folder: str | Path, data: GeneratedData | None = None) -> Ch
     )
 
 
-def _width(task: Any) -> int:
-    """The task's ``n_features``, else the width of its dense rows."""
+def _width(task: Any) -> int | None:
+    """The task's ``n_features``, else the width of its dense rows (None: series)."""
+    if isinstance(task, SeriesTask):
+        return None
     width = getattr(task, "n_features", None)
     if width is None:
         column = next(iter(task.blocks(1, block=1))).column(FEATURES)

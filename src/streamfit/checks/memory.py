@@ -35,12 +35,13 @@ def check_state_bytes(algorithm: AlgorithmClass) -> None:
 def check_oversized_state_refused(algorithm: AlgorithmClass) -> None:
     """A state of 10^12 features is refused with a ConfigError that says how much it needs,
     before anything is allocated."""
-    hp = dict(parameters_of(algorithm).hyperparameters)
+    params = parameters_of(algorithm)
+    hp = {**params.hyperparameters, **params.oversized}
     if "feature_dim" in hp:
         hp["feature_dim"] = 10**12
     algo = algorithm(hp)
     try:
-        algo.init_state(10**12)
+        algo.init_state(10**12 if not params.oversized else algo.expected_features() or 1)
     except ConfigError as exc:
         expect(
             re.search(r"needs [\d.]+ [KMGTPE]B but only", str(exc)),

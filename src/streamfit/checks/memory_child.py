@@ -28,6 +28,8 @@ from streamfit.training.trainer import train
 class _Generated(Source):
     """Rows made while training reads them: no file, so that only training holds memory."""
 
+    reads_series = True  # a forecaster's task makes packed windows, what a reader would
+
     def __init__(self, blocks: Callable[[], Iterator[pa.RecordBatch]]) -> None:
         super().__init__("generated", SourceOptions())
         self.blocks = blocks

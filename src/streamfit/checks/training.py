@@ -3,6 +3,7 @@ reads and merges."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,16 @@ def checked_data(algorithm: AlgorithmClass, data: CheckData | None) -> Iterator[
         yield make_check_data(folder, parameters_of(algorithm).data)
 
 
+def held_out_options(algorithm: AlgorithmClass) -> SourceOptions:
+    """How the checks read a held-out file for ``algorithm``: rows, or (a forecaster) each
+    series' last steps held out, as the trainer reads a test channel."""
+    options = SourceOptions(labelled=algorithm.supervised)
+    algo = algorithm(parameters_of(algorithm).hyperparameters)
+    if algo.reads_series():
+        options = dataclasses.replace(options, series=algo.series_reading("test"))
+    return options
+
+
 def _train(
     algorithm: AlgorithmClass,
     train_on: str | FileSource,
@@ -76,7 +87,7 @@ def check_checkpoint_round_trip(
     model does."""
     with checked_data(algorithm, data) as d, tempfile.TemporaryDirectory() as out:
         result = _train(algorithm, str(d.train), device, validation=str(d.validation), output=out)
-        test = open_source(str(d.test), SourceOptions(labelled=algorithm.supervised))
+        test = open_source(str(d.test), held_out_options(algorithm))
         x = next(iter(Batcher(test, 5000, n_features=d.n_features))).dense_features()
         before = result.model.predict(x)
         loaded = algorithm.model_class.load(Path(out) / "model", device)
@@ -189,7 +200,7 @@ def check_merge_within_tolerance(
         expect(rows == d.n_train, f"merged shards of {d.n_train} rows counted {rows}")
 
         def batches() -> Batcher:
-            source = open_source(validation, SourceOptions(labelled=algorithm.supervised))
+            source = open_source(validation, held_out_options(algorithm))
             return Batcher(source, 1000, device=device, n_features=merged.n_features)
 
         algo.calibrate(merged, batches())

@@ -149,12 +149,12 @@ class Algorithm(ABC, Generic[H]):
         """Take over ``state`` (resumed or incremental) under this algorithm's hyperparameters:
         refused if they change what the state fixes (its width, ``fixed_hyperparameters``)."""
         self.check_state(state)
+        self._check_fixed(state)  # first: a fixed setting named is clearer than a width
         width = self.expected_features()
         if width is not None and width != state.n_features:
             raise IncompatibleStateError(
                 f"{self.name}: feature_dim={width} but the state has {state.n_features} features"
             )
-        self._check_fixed(state)
         self._adopt(state)
         state.hyperparameters = self.hp.as_dict()
 

@@ -49,6 +49,10 @@ class CheckParameters:
     #: Hyperparameters and data of the memory check, which trains on 10^4 and 10^6 rows.
     memory_hyperparameters: Mapping[str, Any]
     memory_data: GeneratedData
+    #: Hyperparameters that make the state too large for any memory, where its width is not
+    #: what does (a forecaster's windows): the oversized check sets them instead of 10^12
+    #: features.
+    oversized: Mapping[str, Any] = field(default_factory=dict)
     #: Added to ``hyperparameters`` where several epochs must all run (no early stop).
     multi_epoch: Mapping[str, Any] = field(default_factory=dict)
     #: The data of the other checks: written once as training, two shards, validation and

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from streamfit.algorithms.deepar.quantiles import sample_quantiles
 from streamfit.core.batch import Batch
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ class DeepAREvaluator:
         windows = model.layout.unpack(batch.dense_features().to(model.device).float())
         samples = model.sample(windows, int(model.meta["num_eval_samples"]))
         target, observed = windows.future_target, windows.future_observed
-        qs = torch.tensor(self.quantiles, device=samples.device)
-        values = torch.quantile(samples, qs, dim=1)  # (quantiles, n, P)
+        values = sample_quantiles(samples, self.quantiles)  # (quantiles, n, P)
         for q, loss in quantile_losses(
             target, {q: values[i] for i, q in enumerate(self.quantiles)}, observed
         ).items():
@@ -71,7 +71,7 @@ class DeepAREvaluator:
         self.absolute += float((target.abs() * observed).sum())
         self.squared += float(((target - mean) ** 2 * observed).sum())
         self.points += float(observed.sum())
-        median = torch.quantile(samples, 0.5, dim=1)
+        median = sample_quantiles(samples, [0.5])[0]
         seen = observed.sum(1)
         errors = ((target - median).abs() * observed).sum(1) / seen.clamp_min(1)
         seasonal = windows.extra

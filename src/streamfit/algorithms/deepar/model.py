@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from streamfit.algorithms.deepar.network import DeepARNetwork
+from streamfit.algorithms.deepar.quantiles import sample_quantiles
 from streamfit.core.batch import Features
 from streamfit.core.model import Model
 from streamfit.core.nn import seeded
@@ -120,8 +121,8 @@ class DeepARModel(Model):
                 row["mean"] = mean
         if "quantiles" in types:
             names = list(self.meta["quantiles"])
-            qs = torch.tensor([float(q) for q in names], device=samples.device)
-            values = torch.quantile(samples, qs, dim=1).permute(1, 0, 2).tolist()
+            qs = [float(q) for q in names]
+            values = sample_quantiles(samples, qs).permute(1, 0, 2).tolist()
             for row, per in zip(out, values, strict=True):
                 row["quantiles"] = dict(zip(names, per, strict=True))
         if "samples" in types:
