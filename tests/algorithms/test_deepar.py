@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from streamfit import predict_records, train
 from streamfit.cli.main import cli
 from streamfit.datagen import series_task
-from streamfit.errors import DataError
+from streamfit.errors import ConfigError, DataError
 
 LENGTH, P, SEASON = 40, 4, 4
 HP = {"time_freq": "Q", "context_length": 8, "prediction_length": P, "learning_rate": 0.01}
@@ -151,6 +151,11 @@ def test_auto_takes_the_first_series_covariates(tmp_path: Path) -> None:
     # the same records forecast: their covariates end with the series, not P steps later
     with pytest.raises(DataError, match="dynamic_feat"):
         list(predict_records(result.model, str(path)))
+
+
+def test_workers_are_refused_before_ray_starts(files: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="cut series apart"):
+        train("deepar", str(files["train"]), hyperparameters=HP, workers=2, progress=False)
 
 
 def test_negative_binomial_forecasts_counts(tmp_path: Path) -> None:
