@@ -153,6 +153,23 @@ def test_auto_takes_the_first_series_covariates(tmp_path: Path) -> None:
         list(predict_records(result.model, str(path)))
 
 
+def test_incremental_training_continues_on_new_series(trained: Any, files: dict[str, Any]) -> None:
+    """``init_state``: the state's resolved settings (cardinality from "auto") carry over,
+    the new file is read once, and the steps continue from the state's."""
+    more = train(
+        "deepar",
+        str(files["test"]),
+        init_state=trained.state,
+        hyperparameters={"learning_rate": 0.001},
+        progress=False,
+    )
+    assert more.state.hyperparameters["cardinality"] == [1000]
+    # the state's count goes on: its windows, then this read's (each series 4 longer)
+    assert more.metrics["train:rows"] == 300 * (LENGTH - 2 * P) + 300 * (LENGTH - P)
+    steps = trained.state.meta["net"]["steps"]
+    assert more.state.meta["net"]["steps"] > steps
+
+
 def test_workers_are_refused_before_ray_starts(files: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="cut series apart"):
         train("deepar", str(files["train"]), hyperparameters=HP, workers=2, progress=False)
