@@ -84,13 +84,6 @@ SCALE_HYPERPARAMETERS: dict[str, Any] = {
 # -- streamfit -------------------------------------------------------------------------------
 
 
-def _streamfit() -> Any:
-    import streamfit
-    import streamfit.algorithms.deepar  # registers "deepar" until the package lists it
-
-    return streamfit
-
-
 def streamfit_deepar(
     panel: Panel,
     *,
@@ -101,7 +94,8 @@ def streamfit_deepar(
     **_: Any,
 ) -> Fitted:
     """Train on the panel's files through the public API."""
-    streamfit = _streamfit()
+    import streamfit
+
     meta = panel.meta
     h = meta["prediction_length"]
     hyperparameters = {
@@ -194,7 +188,8 @@ def scale_files(folder: Path, series: int, test: int) -> tuple[Path, Path]:
 
 
 def scale_child(series: int, args: Any) -> None:
-    streamfit = _streamfit()
+    import streamfit
+
     train, test = scale_files(args.scale_data, series, args.scale_test)
     hyperparameters = {**SCALE_HYPERPARAMETERS, **_settings(args.set)}
     started = time.perf_counter()
