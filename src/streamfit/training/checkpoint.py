@@ -23,9 +23,28 @@ __all__ = ["Checkpoints", "check_finite"]
 _NAME = re.compile(r"^checkpoint-(\d{9})$")
 
 
+#: Elements checked at a time: a whole replay reservoir checked at once made a temporary of
+#: its size (a bool per value, and more), which raised a forecaster's peak memory by 110 MB.
+_FINITE_CHUNK = 1 << 20
+
+
+def finite(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is finite, checked a chunk at a time.
+
+    >>> x = torch.zeros(3 * _FINITE_CHUNK)
+    >>> finite(x), finite(x.index_fill(0, torch.tensor([2 * _FINITE_CHUNK + 5]), float("nan")))
+    (True, False)
+    """
+    if not t.is_floating_point():
+        return True
+    flat = t.reshape(-1)
+    parts = torch.split(flat, _FINITE_CHUNK)
+    return all(bool(part.isfinite().all()) for part in parts)
+
+
 def check_finite(name: str, state: State) -> None:
     """Refuse a state with NaN or infinite values (:class:`TrainingDiverged`), naming them."""
-    bad = [k for k, t in state.tensors.items() if t.is_floating_point() and not t.isfinite().all()]
+    bad = [k for k, t in state.tensors.items() if not finite(t)]
     if bad:
         raise TrainingDiverged(
             f"{name}: the state's {', '.join(bad)} became NaN or infinite by row "
