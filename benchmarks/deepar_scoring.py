@@ -27,6 +27,8 @@ quantiles (statsforecast's intervals) gives them directly. Then, over observed p
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -114,3 +116,37 @@ def score(series: Sequence[np.ndarray], forecasts: Forecasts, season: int) -> di
     out["MASE"] = float(np.mean(mase)) if mase else float("nan")
     out["MASE_skipped"] = float(skipped)
     return out
+
+
+def read_answers(lines: Sequence[str]) -> Forecasts:
+    """Forecasts from ``streamfit predict``'s answers, one JSON object a line: their
+    ``samples``, else their ``mean`` and ``quantiles`` (0.1 to 0.9)."""
+    answers = [json.loads(line) for line in lines if line.strip()]
+    if answers and "samples" in answers[0]:
+        return Forecasts.from_samples(np.array([a["samples"] for a in answers]))
+    by_q = {q: np.array([a["quantiles"][str(q)] for a in answers]) for q in QUANTILES}
+    return Forecasts.from_quantiles(by_q, np.array([a["mean"] for a in answers]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Score forecasts (streamfit predict's answers for the series of TEST less "
+        "their last points) against TEST's last points, as benchmarks/deepar.py scores."
+    )
+    parser.add_argument("test", help="the whole series, SageMaker's JSON Lines")
+    parser.add_argument("forecasts", help="one answer a line: samples, or mean and quantiles")
+    parser.add_argument("--season", type=int, default=1, help="MASE's season (steps)")
+    args = parser.parse_args()
+    with open(args.test) as f:
+        series = [
+            np.array([np.nan if v in (None, "NaN") else v for v in json.loads(line)["target"]])
+            for line in f
+            if line.strip()
+        ]
+    with open(args.forecasts) as f:
+        forecasts = read_answers(f.read().splitlines())
+    print(json.dumps(score(series, forecasts, args.season), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -67,8 +67,8 @@ def parameters_of(algorithm: AlgorithmClass) -> CheckParameters:
 def check_parameters() -> dict[str, CheckParameters]:
     """Every registered algorithm's check parameters, by name.
 
-    >>> sorted(check_parameters())[:2]
-    ['factorization-machines', 'kmeans']
+    >>> sorted(check_parameters())[:3]
+    ['deepar', 'factorization-machines', 'kmeans']
     """
     return {name: parameters_of(get_algorithm(name)) for name in algorithm_names()}
 
