@@ -147,7 +147,7 @@ def child(name: str, args: Any) -> None:
         "likelihood": args.likelihood,
         "num_samples": args.num_samples,
         "batches": args.gluonts_batches,
-        "settings": _settings(args.set),
+        "settings": harness.settings(args.set),
     }
     started = time.perf_counter()
     fit = streamfit_deepar if function == "streamfit" else PEERS[function]
@@ -162,24 +162,6 @@ def child(name: str, args: Any) -> None:
     harness.send(out)
 
 
-def _settings(pairs: list[str] | None) -> dict[str, Any]:
-    """``--set name=value`` pairs, values read as JSON where they parse (numbers, lists).
-
-    >>> _settings(["replay=8", "likelihood=gaussian", "cardinality=[8,4]"])
-    {'replay': 8, 'likelihood': 'gaussian', 'cardinality': [8, 4]}
-    """
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 # -- the scale run ---------------------------------------------------------------------------
 
 
@@ -191,7 +173,7 @@ def scale_child(series: int, args: Any) -> None:
     import streamfit
 
     train, test = scale_files(args.scale_data, series, args.scale_test)
-    hyperparameters = {**SCALE_HYPERPARAMETERS, **_settings(args.set)}
+    hyperparameters = {**SCALE_HYPERPARAMETERS, **harness.settings(args.set)}
     started = time.perf_counter()
     result = streamfit.train(
         "deepar", str(train), test=str(test), hyperparameters=hyperparameters,

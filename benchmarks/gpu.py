@@ -232,21 +232,20 @@ def _synchronize(device: str) -> None:
 
 def _in_memory(name: str, w: Workload, path: Path, device: str) -> float:
     """Rows/s of init_state, prepare and update over batches already on ``device``."""
-    import dataclasses
     import os
 
     import torch
 
     from streamfit import Batcher, SourceOptions, get_algorithm, open_source
+    from streamfit.training.series_input import series_options
 
     if device == "cpu":  # the trainer's threads: all cores but one (see compute_threads)
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
     algo = get_algorithm(name)(w.hyperparameters)
     width = algo.expected_features()
-    options = SourceOptions(labelled=algo.supervised)
-    if algo.reads_series():  # a forecaster's rows are the windows of the series
-        options = dataclasses.replace(options, series=algo.series_reading("train"))
+    # a forecaster's rows are the windows of the series
+    options = series_options(algo, SourceOptions(labelled=algo.supervised), "train")
     source = open_source(str(path), options)
     batches = list(Batcher(source, algo.mini_batch_size, device=device, n_features=width))
     rows = sum(b.n_rows for b in batches)

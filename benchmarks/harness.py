@@ -131,6 +131,22 @@ def parser(doc: str | None, rows: int | None, *, child: bool = True) -> argparse
     return p
 
 
+def settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set name=value`` pairs, values read as JSON where they parse (numbers, lists).
+
+    >>> settings(["replay=8", "likelihood=gaussian", "cardinality=[8,4]"])
+    {'replay': 8, 'likelihood': 'gaussian', 'cardinality': [8, 4]}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def write_json(path: Path | None, results: Any) -> None:
     if path is not None:
         path.write_text(json.dumps(results, indent=2) + "\n")

@@ -188,7 +188,7 @@ def child(name: str, args: Any) -> None:
     function, extra = CONTENDERS[name]
     kwargs = {**extra}
     if function == "streamfit":
-        kwargs.update(_settings(args.set))
+        kwargs.update(harness.settings(args.set))
     elif function == "prodlda" and args.prodlda_epochs is not None:
         kwargs["epochs"] = args.prodlda_epochs
     started = time.perf_counter()
@@ -208,24 +208,6 @@ def child(name: str, args: Any) -> None:
     out["scoring_seconds"] = time.perf_counter() - scoring
     out.update(fitted.info, topics_k=args.topics[0], settings=kwargs)
     harness.send(out)
-
-
-def _settings(pairs: list[str] | None) -> dict[str, Any]:
-    """``--set name=value`` pairs, values read as JSON where they parse (numbers, lists).
-
-    >>> _settings(["replay=8", "optimizer=adam", "encoder_layers=[100,100]"])
-    {'replay': 8, 'optimizer': 'adam', 'encoder_layers': [100, 100]}
-    """
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 # -- the scale run ---------------------------------------------------------------------------
@@ -263,7 +245,7 @@ def scale_child(rows: int, args: Any) -> None:
     from streamfit import train as fit
 
     train, test_path = scale_files(args.data, rows, args.test_rows)
-    params = {"feature_dim": 5000, "num_topics": 20, **_settings(args.set)}
+    params = {"feature_dim": 5000, "num_topics": 20, **harness.settings(args.set)}
     result = fit("ntm", str(train), hyperparameters=params, progress=False, threads=1)
     out = harness.trained()
     table = pq.read_table(test_path)

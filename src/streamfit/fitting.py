@@ -7,7 +7,8 @@ fitter for Ray workers, and :func:`train` picks it when asked for ``workers``. (
 the distributed package filled at import would need something to import it first; here the
 choice is one visible ``if``.) Ray itself is imported only when a run starts workers.
 
->>> # streamfit.train("kmeans", "data/", hyperparameters={"k": 10}, workers=4)
+For example, ``streamfit.train("kmeans", "data/", hyperparameters={"k": 10}, workers=4)``
+trains four Ray workers (a local Ray cluster; tests/distributed runs it).
 """
 
 from __future__ import annotations

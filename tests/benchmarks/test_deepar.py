@@ -12,29 +12,21 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import BENCHMARKS, import_benchmark
+
 SCRIPT = BENCHMARKS / "deepar.py"
 SERIES = 30
-
-
-def _import(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """30 generated monthly series of 40 to 60 months, the last 12 held out."""
-    data = _import("deepar_data")
+    data = import_benchmark("deepar_data")
     records = [
         (f"s{i}", json.loads(line))
         for i, line in enumerate(data.generated_series(SERIES, seed=3, lengths=(40, 60)))
@@ -99,7 +91,7 @@ def test_every_contender_is_scored_on_the_same_points(panel: Any, tmp_path: Path
         *("--panel", str(panel.folder), "--gluonts-batches", "4", *FAST),
         *("--json", str(tmp_path / "r.json")),
     )
-    deepar = _import("deepar")
+    deepar = import_benchmark("deepar")
     assert [r["name"] for r in doc["summary"]] == list(deepar.CONTENDERS)
     for r in doc["runs"]:
         assert "error" not in r, r
@@ -139,7 +131,7 @@ def test_the_scorer_is_gluonts_evaluator() -> None:
     from gluonts.evaluation import Evaluator
     from gluonts.model.forecast import SampleForecast
 
-    scoring = _import("deepar_scoring")
+    scoring = import_benchmark("deepar_scoring")
     rng = np.random.default_rng(0)
     series = [rng.gamma(2.0, 10.0, n) for n in (30, 41, 25, 9)]
     series[1][-3] = np.nan  # a missing held-out point counts nowhere
@@ -160,7 +152,7 @@ def test_the_scorer_is_gluonts_evaluator() -> None:
 
 def test_the_real_panels_are_written_as_sagemaker_series(tmp_path: Path) -> None:
     pytest.importorskip("tsdata")
-    data = _import("deepar_data")
+    data = import_benchmark("deepar_data")
     tourism = data.prepare("tourism", tmp_path)
     train, test = tourism.series("train"), tourism.series("test")
     assert len(test) == 304 and {len(s["target"]) for s in test} == {80}
@@ -174,4 +166,4 @@ def test_the_real_panels_are_written_as_sagemaker_series(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("name", ["deepar", "deepar_data", "deepar_peers", "deepar_scoring"])
 def test_the_doctests_pass(name: str) -> None:
-    assert doctest.testmod(_import(name)).failed == 0
+    assert doctest.testmod(import_benchmark(name)).failed == 0

@@ -8,32 +8,23 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
 from streamfit.algorithms.ntm.evaluation import npmi
+from tests.benchmarks import BENCHMARKS, import_benchmark
 from tests.benchmarks.test_ntm_corpus import _lists
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPT = BENCHMARKS / "ntm.py"
-
-
-def _import(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> object:
     """Debian-like lists of 150 packages on three themes, prepared as the benchmark does."""
     folder = tmp_path_factory.mktemp("ntm")
-    ntm_corpus = _import("ntm_corpus")
+    ntm_corpus = import_benchmark("ntm_corpus")
     snapshot = folder / "d.jsonl"
     ntm_corpus.freeze(_lists(folder, n=150), snapshot)
     return ntm_corpus.prepare(snapshot, folder / "prepared", vocabulary=30, min_df=2)
@@ -62,7 +53,7 @@ def test_every_contender_runs_and_is_scored_the_same_way(
     corpus: object, compared: tuple[str, list[Any]]
 ) -> None:
     stdout, results = compared
-    ntm = _import("ntm")
+    ntm = import_benchmark("ntm")
     assert [r["name"] for r in results] == list(ntm.CONTENDERS)
     words = corpus.words()  # type: ignore[attr-defined]
     ids = {w: i for i, w in enumerate(words)}

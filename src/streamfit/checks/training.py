@@ -3,7 +3,6 @@ reads and merges."""
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.source import FileSource, SourceOptions, open_source
 from streamfit.errors import TrainingInterrupted
+from streamfit.training.series_input import series_options
 from streamfit.training.trainer import TrainResult, train
 
 __all__ = [
@@ -45,11 +45,8 @@ def checked_data(algorithm: AlgorithmClass, data: CheckData | None) -> Iterator[
 def held_out_options(algorithm: AlgorithmClass) -> SourceOptions:
     """How the checks read a held-out file for ``algorithm``: rows, or (a forecaster) each
     series' last steps held out, as the trainer reads a test channel."""
-    options = SourceOptions(labelled=algorithm.supervised)
     algo = algorithm(parameters_of(algorithm).hyperparameters)
-    if algo.reads_series():
-        options = dataclasses.replace(options, series=algo.series_reading("test"))
-    return options
+    return series_options(algo, SourceOptions(labelled=algorithm.supervised), "test")
 
 
 def _train(

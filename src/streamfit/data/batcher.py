@@ -191,8 +191,13 @@ class Batcher:
     ``end_position`` is where a resumed read must start to continue after it. The reader
     keeps about one chunk of batches ready (at most ``prefetch_bytes``, at least one batch).
 
+    >>> import tempfile, os
     >>> from streamfit.data.source import open_source
-    >>> # for batch in Batcher(open_source("train.csv"), 1000): state = update(state, batch)
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("1,0.5,2\\n0,1.5,3\\n1,2.5,4\\n")
+    >>> [b.n_rows for b in Batcher(open_source(path), 2)]
+    [2, 1]
     """
 
     def __init__(

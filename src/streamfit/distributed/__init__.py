@@ -2,7 +2,8 @@
 merging states (PCA, K-Means) or through a parameter server (Linear Learner, Factorization
 Machines), with checkpoints that a rerun resumes from.
 
->>> # streamfit.train("linear-learner", "data/train/", workers=8, ray_address="auto", ...)
+For example, ``streamfit.train("linear-learner", "data/train/", workers=8,
+ray_address="auto")`` trains eight workers on the Ray cluster this machine belongs to.
 
 Ray is imported only when a run asks for workers (``pip install 'streamfit[ray]'``).
 See ``docs/scaling.md`` for the design and how it scales.

@@ -1,6 +1,7 @@
-"""What a channel of series says about its shape before it is read: the number of categories
-(``cat``) and of covariates (``dynamic_feat``) of its first series, so that a forecaster's
-"auto" hyperparameters are made concrete before its state (whose layout they fix) exists.
+"""How a forecaster's channels are read (:func:`series_options`), and what a channel of series
+says about its shape before it is read: the number of categories (``cat``) and of covariates
+(``dynamic_feat``) of its first series, so that a forecaster's "auto" hyperparameters are made
+concrete before its state (whose layout they fix) exists.
 
 >>> import json, tempfile, os
 >>> from streamfit.data.source import open_source
@@ -13,15 +14,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import fsspec
 import pyarrow.parquet as pq
 
-from streamfit.data.source import FileSource, Source, detect_format
+from streamfit.core.algorithm import Algorithm
+from streamfit.core.windows import WindowsMode
+from streamfit.data.source import FileSource, Source, SourceOptions, detect_format
 from streamfit.errors import ConfigError, DataError
 
-__all__ = ["series_shape"]
+__all__ = ["series_options", "series_shape"]
+
+
+def series_options(
+    algo: Algorithm[Any], options: SourceOptions, mode: WindowsMode
+) -> SourceOptions:
+    """``options`` for a channel that ``algo`` reads in ``mode``: windows of series for an
+    algorithm that reads series, else ``options`` unchanged (rows)."""
+    if not algo.reads_series():
+        return options
+    return dataclasses.replace(options, series=algo.series_reading(mode))
 
 
 def series_shape(source: Source) -> tuple[int, int]:

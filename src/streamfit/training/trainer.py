@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -45,6 +44,7 @@ from streamfit.core.batch import Batch
 from streamfit.core.model import Model
 from streamfit.core.registry import get_algorithm
 from streamfit.core.state import Position, State
+from streamfit.core.windows import WindowsMode
 from streamfit.data.auxiliary import TEXT_KEY, text_settings
 from streamfit.data.batcher import Batcher
 from streamfit.data.checks import OnBadRows
@@ -57,7 +57,7 @@ from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.provenance import check_same_input, data_identity
 from streamfit.training.schema import record_schema, with_input_schema
-from streamfit.training.series_input import series_shape
+from streamfit.training.series_input import series_options, series_shape
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
 
 __all__ = [
@@ -178,9 +178,15 @@ def train(
     if algo.reads_series() and state is None and algo.expected_features() is None:
         # what the hyperparameters leave to the data ("auto") decides the windows' width
         algo = algo.with_series_shape(*series_shape(open_source(train, options)))
+    # held-out channels of a forecaster: each series' last steps held out (test windows)
+    channels: list[tuple[str, str | Source | None, WindowsMode]] = [
+        ("train", train, "train"),
+        ("validation", validation, "test"),
+        ("test", test, "test"),
+    ]
     sources = {
-        name: (uri, None if uri is None else open_source(uri, _channel(algo, options, name)))
-        for name, uri in (("train", train), ("validation", validation), ("test", test))
+        name: (uri, None if uri is None else open_source(uri, series_options(algo, options, mode)))
+        for name, uri, mode in channels
     }
     if output is not None:  # before any row is read: a bad output fails now, not at the end
         check_output(output, sources, checkpoint_dir)
@@ -224,16 +230,6 @@ def train(
     if out is not None and points:
         write_sweep(points, out)
     return TrainResult(model, state, metrics, out, points)
-
-
-def _channel(algo: AnyAlgorithm, options: SourceOptions, name: str) -> SourceOptions:
-    """How channel ``name`` is read: series as training windows (train) or with their last
-    steps held out (validation, test), for an algorithm that reads series; else as rows."""
-    if not algo.reads_series():
-        return options
-    return dataclasses.replace(
-        options, series=algo.series_reading("train" if name == "train" else "test")
-    )
 
 
 @contextmanager
