@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from streamfit import predict_records, train
 from streamfit.cli.main import cli
 from streamfit.datagen import series_task
-from streamfit.errors import ConfigError, DataError
+from streamfit.errors import ConfigError, DataError, TrainingInterrupted
 
 LENGTH, P, SEASON = 40, 4, 4
 HP = {"time_freq": "Q", "context_length": 8, "prediction_length": P, "learning_rate": 0.01}
@@ -186,3 +187,68 @@ def test_negative_binomial_forecasts_counts(tmp_path: Path) -> None:
     samples = np.array([a["samples"] for a in answers])
     assert (samples >= 0).all() and (samples == np.round(samples)).all()
     assert 1.5 < samples.mean() < 5.0  # around the Poisson(3) the series are drawn from
+
+
+# -- long-format rows ----------------------------------------------------------------------
+
+
+def _write_rows(path: Path, targets: np.ndarray, cats: np.ndarray) -> Path:
+    """The series as long-format rows, ordered by time: items interleaved, as a query
+    ``ORDER BY timestamp`` returns them."""
+    quarters = np.arange("2000-01", "2100-01", 3, dtype="datetime64[M]")
+    with open(path, "w") as f:
+        f.write("item_id,timestamp,target,cat_0\n")
+        for t in range(targets.shape[1]):
+            for i, (y, c) in enumerate(zip(targets[:, t], cats, strict=True)):
+                f.write(f"store-{i},{quarters[t]}-01,{y:.6g},{int(c)}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows(files: dict[str, Any]) -> dict[str, Path]:
+    targets = files["targets"]
+    lines = files["train"].read_text().splitlines()
+    cats = np.array([json.loads(line)["cat"][0] for line in lines])
+    folder = files["folder"]
+    return {
+        "train": _write_rows(folder / "train.csv", targets[:, :-P], cats),
+        "test": _write_rows(folder / "test.csv", targets, cats),
+    }
+
+
+def test_long_format_rows_train_as_well_as_the_records(
+    trained: Any, files: dict[str, Any], rows: dict[str, Path]
+) -> None:
+    """The same series as rows ordered by time: the same windows (each row that completes
+    one gives it), and a forecaster as good on the same held-out steps."""
+    result = train(
+        "deepar", str(rows["train"]), test=str(rows["test"]), hyperparameters=HP, progress=False
+    )
+    assert result.metrics["train:rows"] == trained.metrics["train:rows"]
+    assert result.state.hyperparameters["cardinality"] == [1000]  # auto, from cat_0
+    naive = _seasonal_naive_wql(files["targets"])
+    wql = result.metrics["test:mean_wQuantileLoss"]
+    assert wql < 0.8 * naive
+    assert abs(wql - trained.metrics["test:mean_wQuantileLoss"]) < 0.25 * naive
+    # the test channel of rows scores the records' forecaster as the records do
+    again = train(
+        "deepar", str(files["train"]), test=str(rows["test"]), hyperparameters=HP, progress=False
+    )
+    assert again.metrics["test:mean_wQuantileLoss"] == pytest.approx(
+        trained.metrics["test:mean_wQuantileLoss"], rel=1e-5
+    )
+
+
+def test_long_format_rows_resume_bit_identical(rows: dict[str, Path], tmp_path: Path) -> None:
+    """Stopped after some batches and resumed from its checkpoint: the table of each item's
+    recent steps is rebuilt from the rows before the checkpoint, so the run equals one that
+    was never stopped."""
+    hp = {**HP, "mini_batch_size": 256, "replay": 1}
+    whole = train("deepar", str(rows["train"]), hyperparameters=hp, progress=False)
+    ckpt = tmp_path / "ckpt"
+    common = {"hyperparameters": hp, "progress": False, "checkpoint_dir": ckpt}
+    with pytest.raises(TrainingInterrupted, match="stopped at epoch 1, row"):
+        train("deepar", str(rows["train"]), checkpoint_batches=3, max_batches=7, **common)
+    resumed = train("deepar", str(rows["train"]), **common)
+    for name, tensor in whole.state.tensors.items():
+        assert torch.equal(tensor, resumed.state.tensors[name]), name

@@ -446,19 +446,18 @@ def test_parquet_columns_of_the_wrong_type(tmp_path: Path) -> None:
 
 
 def test_formats_without_series(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "s.libsvm", ["1 2:3"])
+    with pytest.raises(ConfigError, match="long-format rows from CSV, Parquet or SQL, not libsvm"):
+        read(path, series=reading())
     path = write_lines(tmp_path / "s.csv", ["1,2,3"])
-    with pytest.raises(
-        ConfigError, match="DeepAR reads series from JSON Lines or Parquet, not csv"
-    ):
+    with pytest.raises(DataError, match=r"need the columns item_id, timestamp, target.*among 1"):
         read(path, series=reading())
     db = tmp_path / "d.db"
     import sqlite3
 
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE t (x REAL)")
-    with pytest.raises(
-        ConfigError, match="series are read from whole JSON Lines or Parquet files or a pipe"
-    ):
+    with pytest.raises(DataError, match=r"no item_id, timestamp, target.* among x"):
         read(f"sqlite:///{db}#SELECT x FROM t", series=reading())
 
 

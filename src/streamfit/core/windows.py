@@ -179,3 +179,6 @@ class SeriesReading:
     cardinality: tuple[int, ...] = ()
     #: The season's length in steps, for a test window's seasonal error.
     seasonality: int = 1
+    #: Series that arrive in pieces (long-format rows): the bytes of the table of each
+    #: series' recent steps (:mod:`streamfit.data.series_long`).
+    table_bytes: int = 64 << 20

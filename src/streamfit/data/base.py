@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from streamfit.data.checks import OnBadRows, RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
+from streamfit.data.series_long import SeriesTable
 from streamfit.data.text import BLOCK_BYTES, ReadContext
 from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError
@@ -88,6 +89,7 @@ class Source(ABC):
     reads_series: bool = False
     _stop: threading.Event | None = None
     _checker: RowChecker | None = None
+    _series_table: SeriesTable | None = None
 
     def __init__(self, name: str, options: SourceOptions) -> None:
         self.name = name
@@ -118,8 +120,8 @@ class Source(ABC):
         self._stop = stop
         if self.options.series is not None and not self.reads_series:
             raise ConfigError(
-                f"{self.name}: series are read from whole JSON Lines or Parquet files or a "
-                "pipe, not a SQL query or a shard of a file"
+                f"{self.name}: series are read from whole files, a pipe or a SQL query, not "
+                "a shard of a file"
             )
         checker = RowChecker(
             labelled=self.options.labelled,
@@ -132,6 +134,10 @@ class Source(ABC):
             bag_of_words=self.options.bag_of_words,
         )
         self._checker = checker
+        self._series_table = None
+        series = self.options.series
+        if series is not None and series.mode != "forecast":
+            self._series_table = SeriesTable(series)
         return self._read(skip, checker)
 
     @property
@@ -165,4 +171,5 @@ class Source(ABC):
             vocabulary=self.options.vocabulary,
             stop_words=self.options.stop_words,
             series=self.options.series,
+            series_table=self._series_table,
         )

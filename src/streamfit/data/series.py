@@ -39,6 +39,7 @@ import numpy as np
 
 from streamfit.data.chunk import Chunk
 from streamfit.data.series_parquet import read_series_parquet
+from streamfit.data.series_rows import read_long_csv
 from streamfit.data.series_windows import BadSeries, Series, SeriesRules, WindowBuilder
 from streamfit.data.text import ReadContext, line_blocks
 
@@ -135,4 +136,5 @@ def _short(value: Any) -> str:
 SERIES_READERS: dict[str, Callable[[BinaryIO, ReadContext], Generator[Chunk, None, int]]] = {
     "jsonl": read_series_jsonl,
     "parquet": read_series_parquet,
+    "csv": read_long_csv,
 }

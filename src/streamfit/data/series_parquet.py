@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from streamfit.core.calendar import period_indices
 from streamfit.data.chunk import Chunk
 from streamfit.data.native import arrow_file
+from streamfit.data.series_long import is_long
+from streamfit.data.series_rows import read_long_parquet
 from streamfit.data.series_windows import BadSeries, SeriesRules, WindowBuilder
 from streamfit.data.text import ReadContext
 from streamfit.errors import DataError
@@ -38,12 +40,15 @@ def read_series_parquet(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, 
             schema = pf.schema_arrow
         except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise DataError(f"not a readable Parquet file ({exc})", source=file) from exc
-        columns = _columns(schema, builder.rules, file)
         meta = pf.metadata
         first = meta.row_group(0) if meta.num_row_groups else None
         row_bytes = first.total_byte_size // max(first.num_rows, 1) if first is not None else 1
+        batch_size = max(64, ctx.block_bytes // max(row_bytes, 1))
+        if is_long(schema.names):  # rows of series that arrive in pieces
+            return (yield from read_long_parquet(pf, ctx, batch_size, native is not None))
+        columns = _columns(schema, builder.rules, file)
         batches = pf.iter_batches(
-            batch_size=max(64, ctx.block_bytes // max(row_bytes, 1)),
+            batch_size=batch_size,
             columns=columns,
             use_threads=native is not None,
         )

@@ -88,7 +88,10 @@ def _reader(options: SourceOptions, fmt: str, name: str) -> Reader:
     if options.series is None:
         return READERS[fmt]
     if fmt not in SERIES_READERS:
-        raise ConfigError(f"{name}: DeepAR reads series from JSON Lines or Parquet, not {fmt}")
+        raise ConfigError(
+            f"{name}: DeepAR reads series records from JSON Lines or Parquet, and long-format "
+            f"rows from CSV, Parquet or SQL, not {fmt}"
+        )
     return SERIES_READERS[fmt]
 
 
@@ -158,6 +161,8 @@ class FileSource(Source):
                 ctx = self._context(checker, offset, max(0, skip - offset))
                 count = yield from _reader(self.options, fmt, path)(stream, ctx)
             offset += count
+        if self._series_table is not None and self._series_table.rows:
+            yield from self._series_table.finish(checker)  # a test of long-format rows
 
 
 class PipeSource(Source):
@@ -193,6 +198,8 @@ class PipeSource(Source):
                 )
             reader = _reader(self.options, fmt, self.name)
             yield from reader(stream, self._context(checker, skip, 0))
+            if self._series_table is not None and self._series_table.rows:
+                yield from self._series_table.finish(checker)
         finally:
             if self._close:
                 self.stream.close()

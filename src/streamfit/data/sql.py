@@ -38,6 +38,7 @@ from streamfit.data.base import Source, SourceOptions
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
+from streamfit.data.series_rows import read_long_sql
 from streamfit.data.sqlguard import check_query, read_only_statements
 from streamfit.errors import ConfigError, DataError
 
@@ -49,6 +50,8 @@ _BYTES_PER_VALUE = 8
 
 class SQLSource(Source):
     """The rows of ``query`` over the database at ``url`` (see the module docstring)."""
+
+    reads_series = True
 
     def __init__(self, url: str, query: str, options: SourceOptions) -> None:
         try:
@@ -108,6 +111,9 @@ class SQLSource(Source):
             if not result.returns_rows:
                 raise ConfigError(f"{self.name}: the statement returns no rows")
             names = list(result.keys())
+            if self.options.series is not None:
+                yield from self._series(result, names, skip, checker)
+                return
             label = self._label_index(names, checker)
             features = self._features(names, label, checker)
             if not features:
@@ -131,6 +137,33 @@ class SQLSource(Source):
                 checker.fix_width(len(features), start)
                 yield _chunk(part, start, checker, names=names, label=label, features=features)
                 start += len(part)
+
+    def _series(
+        self, result: CursorResult[Any], names: list[str], skip: int, checker: RowChecker
+    ) -> Iterator[Chunk]:
+        """Windows of long-format series rows (:mod:`streamfit.data.series_long`): rows
+        before ``skip`` are fetched again into the table, so the windows after it are those
+        of one uninterrupted read."""
+        if self._series_table is None:
+            raise ConfigError(
+                f"{self.name}: forecasts are made from whole series, one record a line, not "
+                "long-format rows"
+            )
+        rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
+        result = result.yield_per(max(1, min(MAX_ROWS_PER_CHUNK, rows)))
+
+        def partitions() -> Iterator[Sequence[Sequence[Any]]]:
+            parts = result.partitions()
+            while True:
+                try:
+                    part: Sequence[Sequence[Any]] = next(parts, [])
+                except SQLAlchemyError as exc:
+                    raise DataError(f"fetching failed ({_why(exc)})", source=self.name) from exc
+                if not part:
+                    return
+                yield part
+
+        yield from read_long_sql(names, partitions(), self._series_table, checker, skip)
 
     def _features(self, names: list[str], label: int | None, checker: RowChecker) -> list[int]:
         """The feature columns, by name in the order of the channel's first read (or of the

@@ -11,7 +11,7 @@ import select
 import stat
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class ReadContext:
     stop_words: bool = True
     #: Series read into windows (:mod:`streamfit.data.series`): positions are windows.
     series: SeriesReading | None = None
+    #: The read's table of series that arrive in pieces (long-format rows, whose positions
+    #: are rows), shared by its files; None where the read cannot take them (forecasts). A
+    #: :class:`streamfit.data.series_long.SeriesTable`, which imports this module.
+    series_table: Any = None
 
 
 def _is_pipe(stream: BinaryIO) -> bool:

@@ -1,6 +1,7 @@
 """How a forecaster's channels are read (:func:`series_options`), and what a channel of series
 says about its shape before it is read: the number of categories (``cat``) and of covariates
-(``dynamic_feat``) of its first series, so that a forecaster's "auto" hyperparameters are made
+(``dynamic_feat``) of its first series (or the ``cat_<j>`` and ``dynamic_feat_<j>`` columns
+of long-format rows), so that a forecaster's "auto" hyperparameters are made
 concrete before its state (whose layout they fix) exists.
 
 >>> import json, tempfile, os
@@ -14,6 +15,7 @@ concrete before its state (whose layout they fix) exists.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from typing import Any
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.windows import WindowsMode
+from streamfit.data.series_long import is_long
 from streamfit.data.source import FileSource, Source, SourceOptions, detect_format
 from streamfit.errors import ConfigError, DataError
 
@@ -52,8 +55,13 @@ def series_shape(source: Source) -> tuple[int, int]:
         fmt = source.options.format() or detect_format(path, bytes(head[:4096]))
         if fmt == "parquet":
             return _parquet_shape(f, path)
+        if fmt == "csv":  # long-format rows: their header names the columns
+            header = f.readline().decode("utf-8-sig", errors="replace")
+            return _long_shape([c.strip() for c in next(csv.reader([header]), [])])
         if fmt != "jsonl":
-            raise ConfigError(f"{path}: series are read from JSON Lines or Parquet, not {fmt}")
+            raise ConfigError(
+                f"{path}: series are read from JSON Lines, Parquet or CSV rows, not {fmt}"
+            )
         for number, line in enumerate(f, start=1):
             if line.strip():
                 try:
@@ -70,8 +78,22 @@ def _count(value: object) -> int:
     return len(value) if isinstance(value, list) else 0
 
 
+def _long_shape(names: list[str]) -> tuple[int, int]:
+    """``(categories, covariates)`` of long-format rows: ``cat_0 ..`` and
+    ``dynamic_feat_0 ..`` columns, counted up to the first absent."""
+    counts = []
+    for prefix in ("cat_", "dynamic_feat_"):
+        n = 0
+        while f"{prefix}{n}" in names:
+            n += 1
+        counts.append(n)
+    return counts[0], counts[1]
+
+
 def _parquet_shape(f: object, path: str) -> tuple[int, int]:
     table = pq.ParquetFile(f)
+    if is_long(table.schema_arrow.names):
+        return _long_shape(table.schema_arrow.names)
     names = set(table.schema_arrow.names)
     columns = [c for c in ("cat", "dynamic_feat") if c in names]
     if not columns or table.metadata.num_rows == 0:

@@ -176,7 +176,13 @@ class DeepAR(Replaying, Algorithm[DeepARHyperparameters]):
         bounds = tuple(card) if isinstance(card, list) else ()
         stride = self.hp.resolved_stride
         return SeriesReading(
-            self.hp.time_freq, self.layout(), mode, stride, bounds, season_of(self.hp.time_freq)
+            self.hp.time_freq,
+            self.layout(),
+            mode,
+            stride,
+            bounds,
+            season_of(self.hp.time_freq),
+            int(self.hp.series_table_mb * 2**20),
         )
 
     def expected_features(self) -> int | None:

@@ -59,6 +59,9 @@ class DeepARHyperparameters(ReplayHyperparameters):
     #: Training windows start every ``stride`` steps back from a series' end; auto: 1.
     stride: int | Auto = "auto"
     replay: NonNegativeFloat = 8.0
+    #: Long-format rows (series that arrive in pieces): the memory of the table of each
+    #: series' recent steps; the least recently updated series is evicted when it is full.
+    series_table_mb: PositiveFloat = 64.0
     seed: Seed = 0
 
     @field_validator("cardinality")
