@@ -89,6 +89,20 @@ class SQLSource(Source):
                 raise ConfigError(f"{self.name}: no such SQLite database {db!r}")
             self.database_file = db
 
+    def column_names(self) -> list[str]:
+        """The names of the query's columns, from running it without fetching its rows."""
+        try:
+            with self._engine.connect() as conn:
+                for statement in read_only_statements(conn.dialect.name):
+                    conn.exec_driver_sql(statement)
+                result = conn.execution_options(
+                    stream_results=True, no_parameters=True
+                ).exec_driver_sql(self.query)
+                with result:
+                    return list(result.keys())
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"{self.name}: query failed ({_why(exc)})") from exc
+
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         checker.enter(self.name, 0, "row")
         try:

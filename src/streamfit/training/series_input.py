@@ -27,6 +27,7 @@ from streamfit.core.algorithm import Algorithm
 from streamfit.core.windows import WindowsMode
 from streamfit.data.series_long import is_long
 from streamfit.data.source import FileSource, Source, SourceOptions, detect_format
+from streamfit.data.sql import SQLSource
 from streamfit.errors import ConfigError, DataError
 
 __all__ = ["series_options", "series_shape"]
@@ -44,6 +45,8 @@ def series_options(
 
 def series_shape(source: Source) -> tuple[int, int]:
     """``(categories, covariates)`` of the first series of ``source``."""
+    if isinstance(source, SQLSource):  # long-format rows: the query's columns
+        return _long_shape(source.column_names())
     if not isinstance(source, FileSource):
         raise ConfigError(
             f"{source.name}: cannot look ahead in this source to count its series' cat and "
