@@ -68,12 +68,6 @@ def train(
     """
     fitter = None
     if workers is not None:
-        algo = trainer.load_algorithm(algorithm, hyperparameters)
-        if algo.reads_series():  # before Ray starts: a refusal in a worker reads badly
-            raise ConfigError(
-                f"{algo.name}: workers read shards of a file's rows, which would cut series "
-                "apart: train a forecaster without workers"
-            )
         fitter = RayFitter(DistributedOptions.build(workers, ray_address, sync, exchange_every))
     elif ray_address is not None or sync or exchange_every is not None:
         raise ConfigError("ray_address, sync and exchange_every need workers")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from streamfit import predict_records, train
 from streamfit.cli.main import cli
 from streamfit.datagen import series_task
-from streamfit.errors import ConfigError, DataError, TrainingInterrupted
+from streamfit.errors import DataError, TrainingInterrupted
 
 LENGTH, P, SEASON = 40, 4, 4
 HP = {"time_freq": "Q", "context_length": 8, "prediction_length": P, "learning_rate": 0.01}
@@ -169,11 +169,6 @@ def test_incremental_training_continues_on_new_series(trained: Any, files: dict[
     assert more.metrics["train:rows"] == 300 * (LENGTH - 2 * P) + 300 * (LENGTH - P)
     steps = trained.state.meta["net"]["steps"]
     assert more.state.meta["net"]["steps"] > steps
-
-
-def test_workers_are_refused_before_ray_starts(files: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError, match="cut series apart"):
-        train("deepar", str(files["train"]), hyperparameters=HP, workers=2, progress=False)
 
 
 def test_negative_binomial_forecasts_counts(tmp_path: Path) -> None:

@@ -76,6 +76,11 @@ class Distribution:
     ``touched_tensors``: tensors whose rows are features and that ``update`` changes only in
     the rows ``Algorithm.touched_rows`` names (lazy sparse updates), so that a worker looks
     for its changes among those rows rather than comparing whole tables with its last pull.
+    ``averaged``: in ``merge`` mode, the prefixes of tensors (a network's weights and its
+    optimiser's moments) that workers average every ``exchange_every`` batches, each
+    keeping the rest of its state (a replay reservoir, counters) to itself until the final
+    merge: a network's halves trained apart from one start drift into different minima,
+    whose average is worse than either (local SGD's periodic averaging keeps them close).
 
     >>> Distribution("parameter-server", {"steps": "count"}).delta_rules["steps"]
     'count'
@@ -84,6 +89,7 @@ class Distribution:
     mode: Literal["merge", "parameter-server"] = "merge"
     delta_rules: Mapping[str, DeltaRule] = field(default_factory=dict)
     touched_tensors: frozenset[str] = frozenset()
+    averaged: tuple[str, ...] = ()
 
 
 #: A delta whose rows are mostly zero travels as (row indices, rows): a sparse batch's lazy

@@ -69,6 +69,9 @@ class SourceOptions:
     bag_of_words: bool = False
     #: Read series records into windows (a forecaster's), not rows: a position is a window.
     series: SeriesReading | None = None
+    #: ``(k, n)``: of long-format series rows, only the items of worker ``k`` of ``n``
+    #: (:class:`streamfit.data.series_long.SeriesTable`).
+    series_shard: tuple[int, int] | None = None
 
     def format(self) -> str | None:
         if self.content_type is None:
@@ -137,7 +140,7 @@ class Source(ABC):
         self._series_table = None
         series = self.options.series
         if series is not None and series.mode != "forecast":
-            self._series_table = SeriesTable(series)
+            self._series_table = SeriesTable(series, self.options.series_shard)
         return self._read(skip, checker)
 
     @property

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -113,13 +114,16 @@ class SeriesTable:
     rows complete (see the module docstring). One table serves one read of a source, across
     its files."""
 
-    def __init__(self, reading: SeriesReading) -> None:
+    def __init__(self, reading: SeriesReading, shard: tuple[int, int] | None = None) -> None:
         if reading.mode == "forecast":
             raise ConfigError(
                 "forecasts are made from whole series, one record a line (JSON Lines or "
                 "Parquet with start and target), not long-format rows"
             )
         self.reading = reading
+        #: ``(k, n)``: only the items whose CRC-32 of their text is ``k`` modulo ``n`` (one
+        #: of ``n`` workers' share; a row of another's counts as a row, nothing more).
+        self.shard = shard
         self.rules = SeriesRules(reading)
         self.freq = self.rules.freq
         layout = self.layout = reading.layout
@@ -234,6 +238,8 @@ class SeriesTable:
         bad = _BadRows(n)
         file = checker.file
         items = _texts(rows.column(ITEM), bad, file)
+        mine = self._mine(items)
+        bad.ok &= mine  # another worker's items: neither folded nor reported here
         period = self._periods(rows.column(TIMESTAMP), bad, file)
         target = _floats(rows.column(TARGET), TARGET, bad, file, missing_ok=True)
         layout = self.layout
@@ -257,9 +263,11 @@ class SeriesTable:
         windows, rows_at = self._assemble(
             slots, fresh[codes], period, target, cat, dyn, bad, first, skip
         )
-        positions = first + np.flatnonzero(~bad.ok)
+        flagged = np.zeros(n, dtype=bool)
+        flagged[list(bad.why)] = True
+        positions = first + np.flatnonzero(flagged & mine)
         report = positions >= skip
-        for i in np.flatnonzero(~bad.ok)[report].tolist():
+        for i in np.flatnonzero(flagged & mine)[report].tolist():
             field, message = bad.why[i]
             checker.report(
                 DataError(
@@ -274,6 +282,17 @@ class SeriesTable:
             return None
         batch = dense_record_batch(windows, None)
         return Chunk(batch, first + rows_at, first + n, rejected)
+
+    def _mine(self, items: pa.DictionaryArray) -> np.ndarray:
+        """Which rows are of this reader's items: all, or (a shard ``(k, n)`` of a read split
+        among workers) those whose item's CRC-32 is ``k`` modulo ``n``."""
+        codes = items.indices.to_numpy(zero_copy_only=False)
+        if self.shard is None:
+            return np.ones(len(codes), dtype=bool)
+        k, n = self.shard
+        names = items.dictionary.to_pylist()
+        owned = np.array([zlib.crc32(str(x).encode()) % n == k for x in names], dtype=bool)
+        return owned[codes] if len(names) else np.zeros(len(codes), dtype=bool)
 
     def _periods(self, column: pa.ChunkedArray, bad: _BadRows, file: str) -> np.ndarray:
         """The period (of ``time_freq``'s unit) of each row's timestamp."""

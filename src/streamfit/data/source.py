@@ -47,6 +47,7 @@ __all__ = [
     "SourceOptions",
     "detect_format",
     "open_source",
+    "reader_for",
 ]
 
 Reader = Callable[[BinaryIO, ReadContext], Generator[Chunk, None, int]]
@@ -83,7 +84,7 @@ _RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb")
 
 
-def _reader(options: SourceOptions, fmt: str, name: str) -> Reader:
+def reader_for(options: SourceOptions, fmt: str, name: str) -> Reader:
     """The reader of format ``fmt``: of rows, or of series into windows."""
     if options.series is None:
         return READERS[fmt]
@@ -159,7 +160,7 @@ class FileSource(Source):
                     raise ConfigError(f"{path}: Parquet needs a seekable file, not a stream")
                 checker.file = path
                 ctx = self._context(checker, offset, max(0, skip - offset))
-                count = yield from _reader(self.options, fmt, path)(stream, ctx)
+                count = yield from reader_for(self.options, fmt, path)(stream, ctx)
             offset += count
         if self._series_table is not None and self._series_table.rows:
             yield from self._series_table.finish(checker)  # a test of long-format rows
@@ -196,7 +197,7 @@ class PipeSource(Source):
                 raise ConfigError(
                     f"{self.name}: Parquet cannot be read from a pipe (needs seeking)"
                 )
-            reader = _reader(self.options, fmt, self.name)
+            reader = reader_for(self.options, fmt, self.name)
             yield from reader(stream, self._context(checker, skip, 0))
             if self._series_table is not None and self._series_table.rows:
                 yield from self._series_table.finish(checker)

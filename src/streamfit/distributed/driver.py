@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
+import torch
+
 from streamfit.core.delta import fix_counts
 from streamfit.core.state import Layout, Position, State
 from streamfit.data.source import FileSource, Source
@@ -161,6 +163,30 @@ def resume_point(state: State | None, layout: list[str]) -> tuple[int, list[int]
     return state.position.epoch, list(info.positions)
 
 
+def _weighted_mean(
+    parts: list[dict[str, torch.Tensor]], weights: list[float]
+) -> dict[str, torch.Tensor]:
+    """Each tensor's mean over ``parts``, weighted."""
+    total = sum(weights)
+    return {
+        name: sum(
+            (p[name] * (w / total) for p, w in zip(parts, weights, strict=True)),
+            torch.zeros_like(parts[0][name]),
+        )
+        for name in parts[0]
+    }
+
+
+def _average(states: list[State], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The floating tensors under ``prefixes`` of ``states``, averaged equally (after the
+    last round the workers hold the same network: this only makes that explicit)."""
+    parts = [
+        {k: t for k, t in s.tensors.items() if k.startswith(prefixes) and t.is_floating_point()}
+        for s in states
+    ]
+    return _weighted_mean(parts, [1.0] * len(parts))
+
+
 def _restart_state(run: TrainingRun, initial: State | None) -> State | None:
     if run.checkpoints is not None:
         latest = run.checkpoints.load_latest(run.algo.name, run.device)
@@ -261,18 +287,61 @@ class _Session:
             ]
         )
         active = [i for i, a in enumerate(alive) if a]
+        averaged = self.algo.distribution.averaged
+        if averaged and base is not None:  # the workers' networks continue the base's
+            start = {k: t for k, t in base.tensors.items() if k.startswith(averaged)}
+            self.ray.get([self.workers[i].share.remote(start) for i in active])
 
         def merged() -> tuple[State, list[int]]:
             snaps = self.ray.get([w.snapshot.remote() for w in self.workers])
             states = [s for s, _ in snaps if s is not None]
+            workers = len(states)
             if base is not None:
                 states.insert(0, base)
             if not states:
                 raise ConfigError(f"{self.run.train.name}: no rows to train on")
-            return functools.reduce(self.algo.merge, states), [p for _, p in snaps]
+            out = functools.reduce(self.algo.merge, states)
+            if averaged and workers:  # the averaged network, not one weighed against the base
+                mean = _average([s for s in states[len(states) - workers :]], averaged)
+                out.tensors.update(mean)
+            return out, [p for _, p in snaps]
 
-        self._free_run(active, epoch, merged)
+        if averaged and len(active) > 1:
+            self._averaged_run(active, epoch, merged, averaged)
+        else:
+            self._free_run(active, epoch, merged)
         return merged()[0]
+
+    def _averaged_run(
+        self,
+        active: list[int],
+        epoch: int,
+        snapshot: Callable[[], tuple[State, list[int]]],
+        prefixes: tuple[str, ...],
+    ) -> None:
+        """Rounds of ``exchange_every`` batches on every active worker, after each of which
+        the workers' ``prefixes`` tensors are averaged (weighted by the batches each trained)
+        and given back to all; checkpoints from ``snapshot()`` when due."""
+        ray, begun = self.ray, list(active)
+        while active:
+            reports: list[StepReport] = ray.get(
+                [self.workers[i].step.remote(self.exchange_every) for i in active]
+            )
+            self._account(reports, epoch)
+            trained = [r for r in reports if r.batches]
+            if trained:
+                parts = ray.get([self.workers[r.index].shared.remote(prefixes) for r in trained])
+                weights = [float(r.batches) for r in trained]
+                mean = _weighted_mean(parts, weights)
+                ray.get([self.workers[i].share.remote(mean) for i in begun])
+            active = [r.index for r in reports if not r.finished]
+            if self.stop.requested:
+                state, positions = snapshot()
+                self._mark(state, epoch, positions)
+                self.loop.interrupt(state)
+            if active and self.loop.due():
+                state, positions = snapshot()
+                self._save(state, epoch, positions)
 
     def _shared_start(
         self, state: State | None, epoch: int, positions: list[int]

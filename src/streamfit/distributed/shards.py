@@ -20,6 +20,7 @@ every worker read the whole file). Pipes, queries, compressed single files and R
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 from collections.abc import Iterator
@@ -32,7 +33,15 @@ from fsspec.utils import infer_compression
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.parquet import read_parquet
-from streamfit.data.source import READERS, FileSource, Source, SourceOptions, detect_format
+from streamfit.data.series_long import is_long
+from streamfit.data.source import (
+    FileSource,
+    PipeSource,
+    Source,
+    SourceOptions,
+    detect_format,
+    reader_for,
+)
 from streamfit.errors import ConfigError
 
 __all__ = ["ByteRangeSource", "RowRangeSource", "describe", "split_source"]
@@ -46,6 +55,8 @@ def split_source(source: Source, n: int) -> list[Source]:
         raise ConfigError(f"workers must be at least 1, got {n}")
     if n == 1:
         return [source]
+    if source.options.series is not None:
+        return _series_shards(source, n)
     if not isinstance(source, FileSource):
         raise ConfigError(
             f"{source.name}: only files can be split among workers (not a pipe or a query); "
@@ -78,11 +89,44 @@ def describe(shards: list[Source]) -> list[str]:
     """What each shard reads: a resumed run must split its input the same way."""
     out = []
     for s in shards:
-        if isinstance(s, FileSource):
-            out.append("files " + ",".join(s.paths))
-        else:
-            out.append(s.name)
+        what = "files " + ",".join(s.paths) if isinstance(s, FileSource) else s.name
+        shard = s.options.series_shard
+        out.append(what if shard is None else f"{what} [items {shard[0] + 1}/{shard[1]}]")
     return out
+
+
+def _series_shards(source: Source, n: int) -> list[Source]:
+    """Shards of a forecaster's series that cut none apart: whole series records (files, or
+    the lines of one JSON Lines file), or for long-format rows (whose items interleave
+    across files) every row to every worker, each keeping its share of the items."""
+    if isinstance(source, PipeSource):
+        raise ConfigError(f"{source.name}: a pipe cannot be split among workers")
+    if isinstance(source, FileSource) and not _long_rows(source):
+        paths = source.paths
+        if len(paths) >= n:
+            return _by_file(source, n)
+        fmt = source.options.format() or _format(paths[0])
+        if len(paths) == 1 and fmt == "jsonl" and infer_compression(paths[0]) is None:
+            return _byte_ranges(paths[0], fmt, n, source.options)
+        raise ConfigError(
+            f"{source.name}: series records are split among {n} workers by file or by the "
+            f"lines of one uncompressed JSON Lines file; give at least {n} files"
+        )
+    return [
+        source.with_options(dataclasses.replace(source.options, series_shard=(k, n)))
+        for k in range(n)
+    ]
+
+
+def _long_rows(source: FileSource) -> bool:
+    """Whether a file source holds long-format series rows (CSV, or Parquet with an
+    ``item_id`` column) rather than series records."""
+    path = source.paths[0]
+    fmt = source.options.format() or _format(path)
+    if fmt == "parquet":
+        with fsspec.open(path, "rb") as f:
+            return is_long(pq.ParquetFile(f).schema_arrow.names)
+    return fmt == "csv"
 
 
 def _format(path: str) -> str:
@@ -151,6 +195,8 @@ class ByteRangeSource(Source):
     """The lines of one text file that start in bytes ``[start, stop)``; positions count
     lines from the first of them."""
 
+    reads_series = True  # a line is a whole series record
+
     def __init__(self, path: str, fmt: str, start: int, stop: int, options: SourceOptions):
         super().__init__(f"{path} [bytes {start}:{stop}]", options)
         self.path, self.fmt, self.start, self.stop = path, fmt, start, stop
@@ -160,7 +206,8 @@ class ByteRangeSource(Source):
             begin, end = _line_start(raw, self.start), _line_start(raw, self.stop)
             stream = io.BufferedReader(_Window(raw, begin, end))
             checker.file = self.name
-            yield from READERS[self.fmt](stream, self._context(checker, 0, skip))
+            read = reader_for(self.options, self.fmt, self.name)
+            yield from read(stream, self._context(checker, 0, skip))
 
 
 def _byte_ranges(path: str, fmt: str, n: int, options: SourceOptions) -> list[Source]:

@@ -105,6 +105,25 @@ class ShardWorker:
         """This worker's state (None if it has none yet) and its position in the shard."""
         return self.state, self.position
 
+    def shared(self, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The floating tensors of this worker's state under ``prefixes`` (on the CPU), for
+        the driver to average (``Distribution.averaged``)."""
+        if self.state is None:
+            return {}
+        return {
+            name: t.detach().cpu()
+            for name, t in self.state.tensors.items()
+            if name.startswith(prefixes) and t.is_floating_point()
+        }
+
+    def share(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take the driver's average of ``shared`` tensors, in place (a network that holds
+        its state's tensors keeps training them)."""
+        if self.state is None:
+            return
+        for name, value in tensors.items():
+            self.state.tensors[name].copy_(value)
+
     def replace(self, state: State) -> None:
         """Continue from ``state`` (synchronous averaging), where the shard's reading is."""
         self._track(state)
