@@ -140,7 +140,9 @@ class Source(ABC):
         self._series_table = None
         series = self.options.series
         if series is not None and series.mode != "forecast":
-            self._series_table = SeriesTable(series, self.options.series_shard)
+            self._series_table = SeriesTable(
+                series, self.options.series_shard, self.options.block_bytes
+            )
         return self._read(skip, checker)
 
     @property

@@ -114,7 +114,12 @@ class SeriesTable:
     rows complete (see the module docstring). One table serves one read of a source, across
     its files."""
 
-    def __init__(self, reading: SeriesReading, shard: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        reading: SeriesReading,
+        shard: tuple[int, int] | None = None,
+        block_bytes: int = 8 << 20,
+    ) -> None:
         if reading.mode == "forecast":
             raise ConfigError(
                 "forecasts are made from whole series, one record a line (JSON Lines or "
@@ -124,6 +129,7 @@ class SeriesTable:
         #: ``(k, n)``: only the items whose CRC-32 of their text is ``k`` modulo ``n`` (one
         #: of ``n`` workers' share; a row of another's counts as a row, nothing more).
         self.shard = shard
+        self.block_bytes = block_bytes  # about the most a chunk of windows holds
         self.rules = SeriesRules(reading)
         self.freq = self.rules.freq
         layout = self.layout = reading.layout
@@ -139,9 +145,7 @@ class SeriesTable:
         per_item = size * self.keep * (1 + layout.dynamic) + 8 * (layout.cat + 10) + _ENTRY_OVERHEAD
         self.capacity = max(2, reading.table_bytes // per_item)
         self.slots: OrderedDict[str, int] = OrderedDict()
-        self._free: list[int] = []
-        self._size = 0  # rows of the arrays allocated (grown as items arrive)
-        self._alloc(0)
+        self._used = 0  # slots handed out (the table is full at capacity)
         self.evicted = 0
         self.rows = 0  # rows of the read so far (positions run on across files)
         self._bad: list[int] = []  # a test's bad rows, reported with its windows at the end
@@ -149,25 +153,17 @@ class SeriesTable:
 
     # -- the table's arrays -------------------------------------------------------------------
 
-    def _alloc(self, size: int) -> None:
-        old = self._size
-        d, k = self.layout.dynamic, self.layout.cat
-
-        def grown(a: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-            out: np.ndarray = np.zeros((size, *shape), dtype=dtype)
-            if a is not None:
-                out[:old] = a[:old]
-            return out
-
-        self.values = grown(getattr(self, "values", None), (self.keep,), self.dtype)
-        self.dynamic = grown(getattr(self, "dynamic", None), (self.keep, d), self.dtype)
-        self.cat = grown(getattr(self, "cat", None), (k,), np.float64)
-        self.first = grown(getattr(self, "first", None), (), np.int64)
-        self.last = grown(getattr(self, "last", None), (), np.int64)
-        self.last_row = grown(getattr(self, "last_row", None), (), np.int64)
-        self.acc = grown(getattr(self, "acc", None), (6,), np.float64)
-        self._free.extend(range(size - 1, old - 1, -1))
-        self._size = size
+    def _alloc(self) -> None:
+        """The table's arrays at their full size, once, when the first item comes: zeroed
+        pages cost memory only once an item is written to them."""
+        n, d, k = self.capacity, self.layout.dynamic, self.layout.cat
+        self.values: np.ndarray = np.zeros((n, self.keep), self.dtype)
+        self.dynamic: np.ndarray = np.zeros((n, self.keep, d), self.dtype)
+        self.cat = np.zeros((n, k))
+        self.first = np.zeros(n, np.int64)
+        self.last = np.zeros(n, np.int64)
+        self.last_row = np.zeros(n, np.int64)
+        self.acc = np.zeros((n, 6))
 
     def _slot(self, key: str) -> tuple[int, bool]:
         """The slot of item ``key`` (and whether it is new), evicting the least recently
@@ -176,14 +172,13 @@ class SeriesTable:
         if slot is not None:
             self.slots.move_to_end(key)
             return slot, False
-        if not self._free:
-            if self._size < self.capacity:
-                self._alloc(min(self.capacity, max(1024, 2 * self._size)))
-            else:
-                gone, slot = self.slots.popitem(last=False)
-                self._evict(gone)
-                self._free.append(slot)
-        slot = self._free.pop()
+        if self._used < self.capacity:
+            if not self._used:
+                self._alloc()
+            slot, self._used = self._used, self._used + 1
+        else:
+            gone, slot = self.slots.popitem(last=False)
+            self._evict(gone)
         self.slots[key] = slot
         return slot, True
 
@@ -209,7 +204,12 @@ class SeriesTable:
         names them) into the table; training windows they complete from position ``skip``
         on come out as chunks. ``file_row`` is the first row's 0-based index in its file,
         for messages."""
-        piece = max(1, min(self.capacity // 2, _PIECE_POSITIONS // self.keep))
+        piece = min(
+            self.capacity // 2,
+            _PIECE_POSITIONS // self.keep,
+            self.block_bytes // (4 * self.layout.width),
+        )
+        piece = max(1, piece)
         if not rows.num_rows and self._rejected:
             empty = np.zeros((0, self.layout.width), np.float32)
             positions = np.zeros(0, np.int64)
@@ -533,6 +533,13 @@ class SeriesTable:
         """A test's windows, one per item, each at the position of its last row; nothing
         for training (its windows came out as rows completed them)."""
         if self.reading.mode != "test":
+            if self.evicted:
+                log.warning(
+                    "the series table (%d items, series_table_mb) evicted %d items in this read: "
+                    "an item that came back after it was evicted started afresh",
+                    self.capacity,
+                    self.evicted,
+                )
             return
         layout, keep = self.layout, self.keep
         items = list(self.slots.items())
