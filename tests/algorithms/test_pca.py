@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn import decomposition
+from sklearn import datasets, decomposition
 
 import streamfit
 from streamfit import Batch, ConfigError, DataError
@@ -80,11 +80,40 @@ def test_randomized_mode_explains_within_one_percent_of_exact() -> None:
     held_out = [Batch(torch.as_tensor(test))]
     scores = {}
     for mode in ("regular", "randomized"):
-        algo = PCA(num_components=10, algorithm_mode=mode)
+        algo = PCA(num_components=10, algorithm_mode=mode, extra_components=10)
         state = _fit(algo, train, batch=5000)
         scores[mode] = algo.evaluate(algo.finalize(state), held_out)["explained_variance"]
-    assert state.tensors["sketch"].shape == (100, 20)  # l = 10 + max(10, 10)
+    assert state.tensors["sketch"].shape == (100, 20)  # a sketch narrower than the data
     assert scores["randomized"] >= 0.99 * scores["regular"]
+
+
+def _shifted_digits(canvas: int = 12) -> np.ndarray:
+    """scikit-learn's 8x8 digits at every even offset of a larger blank canvas: real
+    handwriting with the slowly decaying spectrum of images, in more features (144) than the
+    default sketch has columns."""
+    images = datasets.load_digits().images
+    out = []
+    for dy in range(0, canvas - 7, 2):
+        for dx in range(0, canvas - 7, 2):
+            frame = np.zeros((len(images), canvas, canvas))
+            frame[:, dy : dy + 8, dx : dx + 8] = images
+            out.append(frame.reshape(len(images), -1))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("data", ["digits", "shifted digits"])
+def test_randomized_defaults_explain_within_half_a_percent_of_exact_on_images(data: str) -> None:
+    x = datasets.load_digits().data if data == "digits" else _shifted_digits()
+    everything = [Batch(torch.as_tensor(x))]
+    exact_algo = PCA(num_components=10)
+    exact = exact_algo.evaluate(exact_algo.finalize(_fit(exact_algo, x, batch=2000)), everything)
+    for seed in range(3):
+        algo = PCA(num_components=10, algorithm_mode="randomized", seed=seed)
+        state = _fit(algo, x, batch=2000)
+        got = algo.evaluate(algo.finalize(state), everything)["explained_variance"]
+        assert got >= 0.995 * exact["explained_variance"], (seed, got / exact["explained_variance"])
+    if data == "shifted digits":
+        assert state.tensors["sketch"].shape == (144, 110)  # l = 10 + max(100, 10) < d
 
 
 @pytest.mark.parametrize("mode", ["regular", "randomized"])

@@ -4,8 +4,10 @@
   products ``S`` (float64). Merging adds them, exactly. ``finalize`` takes the top
   eigenvectors of the scatter matrix ``S - s s^T / n`` (or ``S`` with ``subtract_mean`` false).
   Memory is ``d^2``: the mode for up to a few thousand features.
-- ``randomized``: memory ``O(l d)`` for ``l = num_components + extra_components`` (at most
-  ``d``). The state is a Nyström sketch of the scatter matrix, ``Y = S Ω`` for a Gaussian test
+- ``randomized``: memory ``2 l d`` float64 (the sketch and its test matrix) for
+  ``l = num_components + extra_components`` (at most ``d``; by default
+  ``num_components + max(100, num_components)``, see :attr:`PCAHyperparameters.sketch_width`).
+  The state is a Nyström sketch of the scatter matrix, ``Y = S Ω`` for a Gaussian test
   matrix ``Ω`` (``d x l``) drawn once from the seed, plus ``n``, ``s`` and the sum of squares.
   A batch costs two thin matrix products. Since ``(S - s s^T/n) Ω = Y - s (s^T Ω)/n``, the
   centred sketch is exact, and ``finalize`` takes the eigenvectors of its Nyström
@@ -99,7 +101,7 @@ class PCA(Algorithm[PCAHyperparameters]):
         d = n_features
         if self.hp.algorithm_mode == "regular":
             return 8 * (d * d + d + 1)
-        return 8 * (2 * d * self.hp.sketch_width + d + 2)
+        return 8 * (2 * d * min(self.hp.sketch_width, d) + d + 2)
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp
