@@ -35,8 +35,8 @@ rows ``0 .. p - 1`` again into the table without building windows, so the window
 ...                  "target": ["1", "7", "2", "", "8"]})
 >>> checker = RowChecker(labelled=False, file="rows.csv")
 >>> [chunk] = list(table.add(rows, checker, 0, 0))
->>> chunk.positions.tolist(), chunk.end   # rows 2, 3 and 4 complete a window
-([2, 3, 4], 5)
+>>> chunk.positions.tolist(), chunk.end   # rows 2, 3 (item a) and 4 (b) complete one
+([0, 1, 2], 5)
 >>> layout.unpack(torch.tensor(dense_arrays(chunk.batch))).target.tolist()
 [[0.0, 0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 7.0, 8.0]]
 """
@@ -260,28 +260,32 @@ class SeriesTable:
         for code in present[np.argsort(-last_seen, kind="stable")].tolist():
             slot_of[code], fresh[code] = self._slot(str(names[code]))
         slots = np.where(bad.ok, slot_of[codes], -1)
-        windows, rows_at = self._assemble(
-            slots, fresh[codes], period, target, cat, dyn, bad, first, skip
+        windows = self._assemble(
+            slots, fresh[codes], period, target, cat, dyn, bad, first, first + n > skip
         )
+        # The piece's windows in its items' order (each item's steps together, as records
+        # give them: rows ordered by time would put one step of many items in each batch),
+        # at the piece's positions from its first on; its bad rows at its first position.
+        at = first + np.arange(len(windows), dtype=np.int64)
+        windows, at = windows[at >= skip], at[at >= skip]
         flagged = np.zeros(n, dtype=bool)
         flagged[list(bad.why)] = True
-        positions = first + np.flatnonzero(flagged & mine)
-        report = positions >= skip
-        for i in np.flatnonzero(flagged & mine)[report].tolist():
+        report = first >= skip
+        for i in np.flatnonzero(flagged & mine).tolist() if report else []:
             field, message = bad.why[i]
             checker.report(
                 DataError(
                     message, source=checker.file, row=file_row + i + 1, field=field, row_label="row"
                 )
             )
+        bad_at = np.full(int((flagged & mine).sum()) if report else 0, first, np.int64)
         if self.reading.mode == "test":
-            self._bad.extend(positions[report].tolist())
+            self._bad.extend(bad_at.tolist())
             return None
-        rejected = np.r_[self._take_rejected(), positions[report]].astype(np.int64)
-        if not len(rows_at) and not len(rejected) and first + n <= skip:
+        rejected = np.r_[self._take_rejected(), bad_at].astype(np.int64)
+        if not len(at) and not len(rejected) and first + n <= skip:
             return None
-        batch = dense_record_batch(windows, None)
-        return Chunk(batch, first + rows_at, first + n, rejected)
+        return Chunk(dense_record_batch(windows, None), at, first + n, rejected)
 
     def _mine(self, items: pa.DictionaryArray) -> np.ndarray:
         """Which rows are of this reader's items: all, or (a shard ``(k, n)`` of a read split
@@ -345,12 +349,12 @@ class SeriesTable:
         dyn: np.ndarray,
         bad: _BadRows,
         first: int,
-        skip: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        build: bool,
+    ) -> np.ndarray:
         """Update the table with the good rows; the training windows they complete (rows
-        of the layout) and the index in the block of the row completing each."""
+        of the layout, item by item; none unless ``build``)."""
         layout, step, keep = self.layout, self.freq.n, self.keep
-        empty = np.zeros((0, layout.width), np.float32), np.zeros(0, np.int64)
+        empty = np.zeros((0, layout.width), np.float32)
         # New items start before their first row: an empty past, the first row at step 0.
         ok = np.flatnonzero(bad.ok)
         order = ok[np.argsort(slots[ok], kind="stable")]
@@ -395,7 +399,7 @@ class SeriesTable:
         starts = np.flatnonzero(head)
         sizes = np.diff(np.r_[starts, len(order)])
         spans = np.add.reduceat(gap, starts)  # steps each item moves on
-        rows_out, at_out = [], []
+        rows_out = []
         for groups in _parts(spans, keep):
             if len(groups) == len(starts):
                 take = np.arange(len(order))
@@ -403,16 +407,10 @@ class SeriesTable:
                 take = np.repeat(
                     starts[groups] - np.cumsum(np.r_[0, sizes[groups][:-1]]), sizes[groups]
                 ) + np.arange(sizes[groups].sum())
-            rows, at = self._fold(
-                order[take], s[take], p[take], gap[take], target, cat, dyn, first, skip
+            rows_out.append(
+                self._fold(order[take], s[take], p[take], gap[take], target, cat, dyn, first, build)
             )
-            rows_out.append(rows)
-            at_out.append(at)
-        if len(rows_out) == 1:
-            return rows_out[0], at_out[0]
-        at = np.concatenate(at_out)
-        rank = np.argsort(at, kind="stable")
-        return np.concatenate(rows_out)[rank], at[rank]
+        return rows_out[0] if len(rows_out) == 1 else np.concatenate(rows_out)
 
     def _fold(
         self,
@@ -424,12 +422,12 @@ class SeriesTable:
         cat: np.ndarray,
         dyn: np.ndarray,
         first: int,
-        skip: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        build: bool,
+    ) -> np.ndarray:
         """Fold good rows (``order``: their indices in the block, grouped by item, each
         item's in time order; ``s`` their slots, ``p`` their periods, ``gap`` the steps
         each moves its item on, at most ``keep``) into the table; the training windows they
-        complete and the index in the block of the row completing each.
+        complete (none unless ``build``), item by item.
 
         Each item's steps are laid out in a row of a matrix: its kept steps, then its new
         ones (a gap's steps missing), so that a window and an item's new kept steps are
@@ -481,18 +479,15 @@ class SeriesTable:
         self.last_row[g_slots] = first + order[ends]
         if layout.cat:
             self.cat[g_slots] = cat[order[ends]]
-        empty = np.zeros((0, layout.width), np.float32), np.zeros(0, np.int64)
-        if self.reading.mode != "train":
-            return empty
+        if self.reading.mode != "train" or not build:
+            return np.zeros((0, layout.width), np.float32)
         # Training windows: a row whose step ends a prediction range with a step before it.
         k = (p - self.first[s]) // self.freq.n
         begins = k - layout.prediction + 1
         emit = (begins >= 1) & ((begins - 1) % self.reading.stride == 0)
-        emit &= first + order >= skip
         if not emit.any():
-            return empty
+            return np.zeros((0, layout.width), np.float32)
         sel = np.flatnonzero(emit)
-        sel = sel[np.argsort(order[sel], kind="stable")]
         g, c = group[sel], col[sel]
         values = sliding_window_view(seg, layout.length, axis=1)[g, c - layout.length + 1]
         dynamic = None
@@ -501,7 +496,7 @@ class SeriesTable:
             dynamic = dynamic.transpose(0, 2, 1)
         rows = self._windows(values, dynamic, k[sel], p[sel], cat[order[sel]])
         rows[:, -1] = np.where(scale_n[sel] > 0, scale_sum[sel] / np.maximum(scale_n[sel], 1), 0)
-        return rows, order[sel]
+        return rows
 
     def _windows(
         self,

@@ -13,7 +13,7 @@ number (``row N``) counts the data rows of its file from 1, the header left out.
 >>> ctx = ReadContext(RowChecker(labelled=False), 0, series=reading,
 ...                   series_table=SeriesTable(reading))
 >>> [chunk.positions.tolist() for chunk in read_long_csv(io.BytesIO(text), ctx)]
-[[1, 2]]
+[[0, 1]]
 """
 
 from __future__ import annotations
