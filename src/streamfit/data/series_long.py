@@ -14,14 +14,17 @@ many items as ``table_bytes`` allows, the least recently updated evicted first, 
 is fixed whatever the number of items; an item evicted and seen again starts afresh.
 
 - Training: a row that completes a window (its step is the last of a prediction range that
-  has a step before it, every ``stride`` steps from the item's first) gives that window, at
-  the row's position. A window's ``extra`` is the mean absolute value of its item so far.
+  has a step before it, every ``stride`` steps from the item's first) gives that window. A
+  piece of rows (a reader's block, at most ``block_bytes`` of windows) gives its windows
+  item by item, as records would, at the piece's positions from its first row's on: rows
+  ordered by time would otherwise put one step of many items in each batch. A window's
+  ``extra`` is the mean absolute value of its item so far.
 - A test: at the end of the read, each item's last ``prediction_length`` steps are held out
   and forecast from the rest, as for a record; every item must still be in the table.
 
-A position is a row, counted across the source's files. Resuming at position ``p`` reads
-rows ``0 .. p - 1`` again into the table without building windows, so the windows after
-``p`` are exactly those of an uninterrupted read.
+A position counts rows across the source's files. Resuming at position ``p`` reads the rows
+before it again into the table, in the same pieces, building windows only in the piece that
+holds ``p``, so the windows after ``p`` are exactly those of an uninterrupted read.
 
 >>> import pyarrow as pa, torch
 >>> from streamfit.core.windows import SeriesReading, WindowLayout
