@@ -1,6 +1,7 @@
 """PCA against the peers a user would pick instead, on the same files, in one run.
 
     python benchmarks/pca.py [--rows 1000000] [--match NAME] [--json out.json]
+    python benchmarks/pca.py --real [--json out.json]  # digits and MNIST: see pca_real.py
 
 Data (generated deterministically, cached under benchmarks/data/): 1,000,000 x 200 float32
 rows of a rank-10 signal (scales 20 down to 5) plus unit noise around a mean
@@ -152,6 +153,10 @@ CONTENDERS: dict[str, tuple[Callable[..., Components], dict[str, Any]]] = {
     "floor, Parquet -> batches + sum": (_floor, {}),
     "streamfit regular, one pass": (_streamfit, {}),
     "streamfit randomized, one pass": (_streamfit, {"algorithm_mode": "randomized"}),
+    "streamfit randomized, l = 20 (the default before issue 15)": (
+        _streamfit,
+        {"algorithm_mode": "randomized", "extra_components": 10},
+    ),
     "scikit-learn PCA(covariance_eigh), in memory": (_sklearn_pca, {}),
     "scikit-learn IncrementalPCA, one pass": (_incremental, {}),
 }
@@ -187,7 +192,13 @@ COLUMNS = [
 
 def main() -> None:
     parser = harness.parser(__doc__, rows=1_000_000)
+    parser.add_argument("--real", action="store_true", help="real images instead (pca_real.py)")
     args = parser.parse_args()
+    if args.real:
+        import pca_real
+
+        pca_real.main(args.json)
+        return
     if args.child:
         child(args.child, args.rows)
         return
