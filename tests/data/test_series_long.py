@@ -4,6 +4,8 @@ by the table, and bad rows named by file, row and field."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streamfit.core.calendar import num_time_features
 from streamfit.core.windows import SeriesReading, WindowLayout, WindowsMode
@@ -49,8 +53,6 @@ def panel(n_items: int = 6, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def as_records(series: list[dict[str, Any]]) -> list[str]:
-    import json
-
     return [
         json.dumps(
             {
@@ -307,3 +309,111 @@ def test_a_block_whose_items_span_unequally_is_folded_in_parts(
     assert any(split)
     np.testing.assert_array_equal(sorted_rows(parts.x), sorted_rows(whole.x))
     assert parts.positions.tolist() == whole.positions.tolist()
+
+
+# -- fuzz ------------------------------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("STREAMFIT_FUZZ_EXAMPLES", "40")),
+    deadline=10_000,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@st.composite
+def _panels(draw: st.DrawFn) -> tuple[list[dict[str, Any]], int, int, int]:
+    """Random series (starts, lengths, missing values, steps with no row), a block size,
+    a table size in items and a stride."""
+    n = draw(st.integers(1, 6))
+    series = []
+    for i in range(n):
+        # What a record must be to be read: prediction_length + 1 steps, at most half of
+        # them missing (a None value, or a step with no row).
+        length = draw(st.integers(P + 1, 14))
+        values: list[float | None] = draw(
+            st.lists(st.floats(-1e4, 1e4), min_size=length, max_size=length)
+        )
+        rows = [True] * length
+        for t in draw(st.lists(st.integers(0, length - 1), max_size=length // 2, unique=True)):
+            if draw(st.booleans()) and 0 < t < length - 1:
+                rows[t] = False  # no row: the first and last steps bound the item's span
+            else:
+                values[t] = None
+        series.append(
+            {
+                "item": f"i{i}",
+                "start": draw(st.integers(0, 6)),
+                "values": values,
+                "rows": rows,
+                "cat": i % 5,
+                "dyn": [float(t) for t in range(length)],
+            }
+        )
+    return (
+        series,
+        draw(st.sampled_from([120, 700, 1 << 20])),
+        draw(st.integers(1, 8)),
+        draw(st.integers(1, 3)),
+    )
+
+
+@FUZZ
+@given(_panels())
+def test_fuzz_rows_give_the_records_windows(
+    tmp_path_factory: pytest.TempPathFactory, case: tuple[list[dict[str, Any]], int, int, int]
+) -> None:
+    """Any panel as rows ordered by time: with a table that holds every item, the training
+    windows are the records' (a step without a row is a missing value, as in a record, but
+    ends no window); resumed anywhere, the rest of the read; with a smaller table, never
+    more windows."""
+    series, block, table_items, stride = case
+    folder = tmp_path_factory.mktemp("fuzz")
+    records = []
+    rows = []
+    for s in series:
+        target = [v if has else None for v, has in zip(s["values"], s["rows"], strict=True)]
+        records.append(
+            json.dumps(
+                {
+                    "start": DATES[s["start"]],
+                    "target": target,
+                    "cat": [s["cat"]],
+                    "dynamic_feat": [s["dyn"]],
+                }
+            )
+        )
+        rows += [
+            (s["start"] + t, s["item"], "" if v is None else repr(v), s["cat"], s["dyn"][t])
+            for t, (v, has) in enumerate(zip(s["values"], s["rows"], strict=True))
+            if has
+        ]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    text = [HEADER] + [f"{r[1]},{DATES[r[0]]},{r[2]},{r[3]},{r[4]}" for r in rows]
+    # A step with no row inside an item's span: the record has a missing value there, and
+    # the rows' covariate there is 0 (no row gave one); compare with a record of 0 too.
+    for s, line in zip(series, range(len(records)), strict=True):
+        dyn = [d if has else 0.0 for d, has in zip(s["dyn"], s["rows"], strict=True)]
+        obj = json.loads(records[line])
+        obj["dynamic_feat"] = [dyn]
+        records[line] = json.dumps(obj)
+    path = write_lines(folder / "r.csv", text)
+    expected = read_long(
+        write_lines(folder / "r.jsonl", records), on_bad_rows="skip", stride=stride
+    )
+    got = read_long(path, block_bytes=block, stride=stride)
+    every_step = all(all(s["rows"]) for s in series)
+    if stride > 1:  # rows count strides from an item's first step, records back from its last
+        assert len(got.x) == len(expected.x) or not every_step
+    elif every_step:
+        np.testing.assert_array_equal(sorted_rows(got.x, True), sorted_rows(expected.x, True))
+    else:  # a step without a row completes no window; a record's missing value ends one
+        known = {row.tobytes() for row in expected.x[:, :-1]}
+        assert all(row.tobytes() in known for row in got.x[:, :-1])
+    if len(got.positions):
+        skip = int(got.positions[len(got.positions) // 2])
+        rest = read_long(path, skip=skip, block_bytes=block, stride=stride)
+        np.testing.assert_array_equal(rest.x, got.x[got.positions >= skip])
+    per_item = SeriesTable(reading()).keep * 8 + 8 * 11 + 200
+    small = read_long(path, block_bytes=block, stride=stride, table_bytes=per_item * table_items)
+    assert len(small.x) <= len(got.x)
