@@ -86,6 +86,31 @@ def test_a_quick_run_scores_each_algorithm_against_its_peer_and_ceiling(tmp_path
     assert "click: Linear Learner - ceiling, test AUC:" in proc.stdout
 
 
+def test_hp_sets_a_hyperparameter_of_streamfits_runs_of_that_algorithm(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(SCRIPT), "--only", "digits,pca", "--match", "randomized"),
+            *("--hp", "pca.extra_components=0", "--hp", "kmeans.k=3", "--no-fetch"),
+            *("--data", str(tmp_path / "data"), "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads(out.read_text())["results"]
+    assert row["hyperparameters"] == {
+        "num_components": 10,
+        "algorithm_mode": "randomized",
+        "extra_components": 0,
+    }
+    # a sketch of 10 columns, no oversampling: less than the exact components explain,
+    # and the gap is to 1 (the exact answer) though the exact run was not asked for
+    assert 0.5 < row["value"] < 0.999 and row["gap"] == pytest.approx(row["value"] - 1)
+    assert "streamfit runs with pca.extra_components=0, kmeans.k=3" in proc.stdout
+
+
 def test_the_digits_split_holds_every_row_once_and_is_written_dense(tmp_path: Path) -> None:
     data = sets.prepare("digits", tmp_path, sources=sets.Sources(tmp_path, fetch=False))
     assert data.meta["train_rows"] + data.meta["test_rows"] == 1797
