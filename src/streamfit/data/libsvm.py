@@ -3,10 +3,11 @@
 Indices are used as written (a file with 1-based indices leaves column 0 empty), so
 ``feature_dim`` must exceed the largest index. ``qid:`` tokens and ``#`` comments are ignored.
 
-The fast path turns a block into one ``index:value`` pair per line, with each row's label
-rewritten as the pair ``-1:label``, and lets pyarrow's CSV parser convert every number at C
-speed; row boundaries are where the index is -1. A block it rejects is read again line by line
-to name the bad line and field.
+A block is parsed by a compiled scan of its bytes (:mod:`.libsvm_scan`) where it holds only
+the common form. Else the block is turned into one ``index:value`` pair per line, with each
+row's label rewritten as the pair ``-1:label``, and pyarrow's CSV parser converts every number
+at C speed; row boundaries are where the index is -1. A block that too rejects is read again
+line by line to name the bad line and field.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def read_libsvm(stream: BinaryIO, ctx: ReadContext) -> Generator[Chunk, None, in
 
 
 def _parse_block(block: bytes, start: int, end: int, ctx: ReadContext) -> Chunk:
+    # Imported here: numba's import is paid by the reads of libsvm only.
+    from streamfit.data.libsvm_scan import scan
+
+    scanned = scan(block)
+    if scanned is not None:
+        labels, rows, indptr, indices, values = scanned
+        return ctx.checker.sparse(
+            indptr, indices, values, labels if ctx.checker.labelled else None, start + rows, end
+        )
     if b"#" in block or b"qid:" in block:
         block = _EXTRAS.sub(b"", block)
     records = record_lines(block)
