@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from streamfit.data.parquet import _list_parts, _numbers
 from streamfit.errors import DataError
 from tests.data.conftest import (
     assert_same_rows,
@@ -294,3 +295,49 @@ def test_skip_reads_only_the_row_groups_it_needs(
     assert [int(p) for c in resumed.chunks for p in c.positions] == full.positions[keep].tolist()
     if keep.any():
         np.testing.assert_array_equal(resumed.x, full.x[keep])
+
+
+def test_list_parts_of_a_slice_start_at_its_first_row() -> None:
+    # A slice of a list array keeps the parent's offsets (here from 3): rows and values
+    # are the slice's own, taken from the parent's buffers.
+    parent = pa.array([[1, 2, 3], [4], [5, 6], None, [], [7]], pa.list_(pa.int64()))
+    offsets, flat = _list_parts(pa.chunked_array([parent.slice(1, 4)]))
+    assert offsets.tolist() == [0, 1, 3, 3, 3] and offsets.dtype == np.int64
+    assert flat.to_pylist() == [4, 5, 6]  # the null list is an empty row
+
+
+def test_list_parts_of_many_chunks_and_fixed_size_lists() -> None:
+    chunked = pa.chunked_array(
+        [pa.array([[1], [2, 3]], pa.list_(pa.int64())), pa.array([[4, 5, 6]], pa.list_(pa.int64()))]
+    )
+    offsets, flat = _list_parts(chunked)
+    assert offsets.tolist() == [0, 1, 3, 6] and flat.to_pylist() == [1, 2, 3, 4, 5, 6]
+    fixed = pa.array([[1, 2], [3, 4], [5, 6]], pa.list_(pa.int64(), 2)).slice(1)
+    offsets, flat = _list_parts(pa.chunked_array([fixed]))
+    assert offsets.tolist() == [0, 2, 4] and flat.to_pylist() == [3, 4, 5, 6]
+
+
+def test_numbers_are_a_view_of_arrow_where_the_type_matches() -> None:
+    flat = pa.array(np.arange(5, dtype=np.int64))
+    got = _numbers(flat, pa.int64(), -1)
+    assert np.shares_memory(got, np.frombuffer(flat.buffers()[1], np.int64))
+    assert _numbers(pa.array([1, None, 3], pa.int32()), pa.int64(), -1).tolist() == [1, -1, 3]
+    doubles = _numbers(pa.array([0.1, None]), pa.float32(), np.nan)
+    assert doubles.dtype == np.float32 and doubles[0] == np.float32(0.1) and np.isnan(doubles[1])
+
+
+def test_sparse_lists_of_other_number_types(tmp_path: Path) -> None:
+    # int32 indices and double values, in a sliced table: read as int64 and float32
+    table = pa.table(
+        {
+            "label": floats([1, 0, 1]),
+            "indices": pa.array([[1, 9], [], [2**30]], pa.list_(pa.int32())),
+            "values": pa.array([[0.5, 2.0], [], [0.1]], pa.large_list(pa.float64())),
+        }
+    )
+    path = tmp_path / "d.parquet"
+    pq.write_table(table.slice(1), path)
+    got = read(path)
+    indptr, indices, values = got.csr
+    assert indptr.tolist() == [0, 0, 1] and indices.tolist() == [2**30]
+    assert values.dtype == np.float32 and values.tolist() == [np.float32(0.1)]

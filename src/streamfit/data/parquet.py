@@ -222,20 +222,42 @@ def _dense_list(
 def _sparse(
     table: pa.Table, labels: np.ndarray | None, positions: np.ndarray, end: int, ctx: ReadContext
 ) -> Chunk:
-    idx = table.column(INDICES).combine_chunks()
-    offsets = np.asarray(idx.offsets.to_numpy(), dtype=np.int64)
-    flat_idx = idx.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-    indices = np.asarray(pc.fill_null(flat_idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    offsets = offsets - offsets[0]
+    offsets, flat_idx = _list_parts(table.column(INDICES))
+    indices = _numbers(flat_idx, pa.int64(), -1)  # a null index is a bad one: it names the row
     if VALUES in table.column_names:
-        voffsets, values, _ = list_values(table.column(VALUES))
+        voffsets, flat_val = _list_parts(table.column(VALUES))
         if not np.array_equal(voffsets, offsets):
             rows = np.flatnonzero(np.diff(voffsets) != np.diff(offsets))
             raise ctx.checker.error(
                 int(positions[rows[0]]), VALUES, "indices and values differ in length"
             )
+        values = _numbers(flat_val, pa.float32(), np.nan)
     else:
         values = np.ones(len(indices), dtype=np.float32)
     return ctx.checker.sparse(
         offsets, indices, values, labels, positions, end, label_name=ctx.label_column or LABEL
     )
+
+
+def _list_parts(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """A list column's row offsets (from 0, int64) and the child values they index, taken from
+    Arrow's buffers: no per-row work, and no copy of the values (a slice, a chunk of a larger
+    array, starts its offsets anywhere). A null list is an empty row."""
+    arr = column.combine_chunks()  # one chunk, as a row-group piece has: itself, no copy
+    if pa.types.is_fixed_size_list(arr.type):
+        size = arr.type.list_size
+        offsets = np.arange(len(arr) + 1, dtype=np.int64) * size
+        return offsets, arr.values.slice(arr.offset * size, len(arr) * size)
+    raw = arr.offsets.to_numpy()
+    first = int(raw[0])
+    return raw.astype(np.int64) - first, arr.values.slice(first, int(raw[-1]) - first)
+
+
+def _numbers(flat: pa.Array, kind: pa.DataType, null: float) -> np.ndarray:
+    """``flat`` as numpy of ``kind``: a view of Arrow's buffer where it has that type and no
+    nulls (read-only: the batcher copies each batch's rows once, into its tensors)."""
+    if flat.type != kind:
+        flat = pc.cast(flat, kind)
+    if flat.null_count:
+        flat = pc.fill_null(flat, pa.scalar(null, kind))
+    return np.asarray(flat.to_numpy(zero_copy_only=False))
