@@ -145,6 +145,7 @@ def test_learns_the_interactions_a_linear_model_cannot(
         **HP,
         "feature_dim": 1 << 12,
         "num_factors": 8,
+        "optimizer": "adam",
         "linear_lr": 0.01,
         "factors_lr": 0.01,
         "mini_batch_size": 100,
@@ -168,6 +169,16 @@ def test_learns_the_interactions_a_linear_model_cannot(
     # after three passes over 200,000: the gap to the truth is what the data can teach).
     assert fm_auc > ll_auc + 0.05, (fm_auc, ll_auc)
     assert fm_auc > oracle - 0.06, (fm_auc, oracle)
+    # At its defaults (Adagrad, linear_lr 0.05, factors_lr 0.02, batches of 1,000): measured
+    # 0.727, against Linear Learner's 0.709 (SageMaker's Adam defaults: 0.70).
+    defaults = streamfit.train(
+        "factorization-machines",
+        str(fm_files["parquet"]),
+        test=str(fm_files["test"]),
+        hyperparameters={**HP, "feature_dim": 1 << 12, "num_factors": 8},
+        progress=False,
+    )
+    assert defaults.metrics["test:roc_auc_score"] > ll_auc + 0.01
     assert fm.metrics["test:binary_classification_cross_entropy"] < 0.62
 
 

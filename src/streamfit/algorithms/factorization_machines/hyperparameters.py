@@ -1,18 +1,32 @@
-"""Factorization Machines' hyperparameters: SageMaker's names and defaults.
+"""Factorization Machines' hyperparameters: SageMaker's names and defaults, but the optimiser.
+
+``optimizer`` is Adagrad with ``linear_lr`` 0.05 and ``factors_lr`` 0.02 unless a learning
+rate is given; then SageMaker's Adam with its rates (0.001, 0.0001) for the other: a job
+written for SageMaker trains as there. SageMaker's Adam defaults learned too little in one
+pass on real one-hot data (README, "Factorization Machines").
+
+>>> hp = FactorizationMachinesHyperparameters(feature_dim=8, num_factors=2,
+...                                           predictor_type="binary_classifier")
+>>> hp.optimizer, hp.linear_lr, hp.factors_lr
+('adagrad', 0.05, 0.02)
+>>> hp = FactorizationMachinesHyperparameters(feature_dim=8, num_factors=2, linear_lr=0.01,
+...                                           predictor_type="binary_classifier")
+>>> hp.optimizer, hp.linear_lr, hp.factors_lr
+('adam', 0.01, 0.0001)
 
 Three additions, all off by default: ``hash_features`` folds any feature id (and raw
 categorical strings from tabular files) into ``feature_dim`` instead of refusing ids beyond
-it; ``optimizer`` names the update rule (SageMaker's, Adam, by default; Adagrad is the usual
-choice for one pass over click logs); ``averaging_batches`` makes the model an exponential
-moving average of the parameters over about that many mini-batches rather than the last
-iterate (Polyak-Ruppert averaging, kept lazily: only the rows a batch uses are touched).
+it; ``optimizer`` also offers rmsprop and sgd; ``averaging_batches`` makes the model an
+exponential moving average of the parameters over about that many mini-batches rather than
+the last iterate (Polyak-Ruppert averaging, kept lazily: only the rows a batch uses are
+touched).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import Hyperparameters, Seed
@@ -30,10 +44,14 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     predictor_type: Literal["binary_classifier", "regressor"]
     epochs: int = Field(default=1, ge=1)
     mini_batch_size: int = Field(default=1000, ge=1)
-    optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
+    #: auto (or not given): Adagrad, unless a learning rate is given (then SageMaker's Adam,
+    #: for which a SageMaker user chose it).
+    optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adagrad"
     bias_lr: float = Field(default=0.1, ge=0)
-    linear_lr: float = Field(default=0.001, ge=0)
-    factors_lr: float = Field(default=0.0001, ge=0)
+    #: auto: 0.05 with Adagrad (one pass, measured on real data), else SageMaker's 0.001.
+    linear_lr: float = Field(default=0.05, ge=0)
+    #: auto: 0.02 with Adagrad, else SageMaker's 0.0001.
+    factors_lr: float = Field(default=0.02, ge=0)
     bias_wd: float = Field(default=0.01, ge=0)
     linear_wd: float = Field(default=0.001, ge=0)
     factors_wd: float = Field(default=0.00001, ge=0)
@@ -58,6 +76,27 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     hash_features: bool = False
     averaging_batches: int = Field(default=0, ge=0)
     seed: Seed = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, data: Any) -> Any:
+        """``optimizer``, ``linear_lr`` and ``factors_lr`` "auto" (or not given) made
+        concrete, so that a state records what trained it."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        given = [out.get(k, "auto") != "auto" for k in ("linear_lr", "factors_lr")]
+        if out.get("optimizer", "auto") == "auto":
+            out["optimizer"] = "adam" if any(given) else "adagrad"
+        rates = _AUTO_RATES[out["optimizer"] == "adagrad"]
+        for key, rate in zip(("linear_lr", "factors_lr"), rates, strict=True):
+            if out.get(key, "auto") == "auto":
+                out[key] = rate
+        return out
+
+
+#: (linear_lr, factors_lr) of "auto": with Adagrad (True), and with the others (SageMaker's).
+_AUTO_RATES = {True: (0.05, 0.02), False: (0.001, 0.0001)}
 
 
 #: How the shared checks (:mod:`streamfit.checks`) train and judge the algorithm.
