@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import CursorResult, Engine, create_engine, make_url
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -91,34 +91,45 @@ class SQLSource(Source):
 
     def column_names(self) -> list[str]:
         """The names of the query's columns, from running it without fetching its rows."""
-        try:
-            with self._engine.connect() as conn:
-                for statement in read_only_statements(conn.dialect.name):
-                    conn.exec_driver_sql(statement)
-                result = conn.execution_options(
-                    stream_results=True, no_parameters=True
-                ).exec_driver_sql(self.query)
-                with result:
-                    return list(result.keys())
-        except SQLAlchemyError as exc:
-            raise ConfigError(f"{self.name}: query failed ({_why(exc)})") from exc
+        with self._connect() as conn, self._execute(conn) as result:
+            return list(result.keys())
 
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         checker.enter(self.name, 0, "row")
+        with self._connect() as conn:
+            yield from self._chunks(self._execute(conn), skip, checker)
+
+    def _connect(self) -> Connection:
         try:
-            conn = self._engine.connect()
+            return self._engine.connect()
         except SQLAlchemyError as exc:
             raise ConfigError(f"{self.name}: cannot connect ({_why(exc)})") from exc
-        with conn:
+
+    def _execute(self, conn: Connection) -> CursorResult[Any]:
+        """The query, run in a read-only session with a server-side cursor."""
+        try:
+            for statement in read_only_statements(conn.dialect.name):
+                conn.exec_driver_sql(statement)
+            return conn.execution_options(
+                stream_results=True, yield_per=MAX_ROWS_PER_CHUNK, no_parameters=True
+            ).exec_driver_sql(self.query)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"{self.name}: query failed ({_why(exc)})") from exc
+
+    def _partitions(
+        self, result: CursorResult[Any], names: list[str]
+    ) -> Iterator[Sequence[Sequence[Any]]]:
+        """The result's rows, ``block_bytes`` at a time (at most ``MAX_ROWS_PER_CHUNK``)."""
+        rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
+        parts = result.yield_per(max(1, min(MAX_ROWS_PER_CHUNK, rows))).partitions()
+        while True:
             try:
-                for statement in read_only_statements(conn.dialect.name):
-                    conn.exec_driver_sql(statement)
-                result = conn.execution_options(
-                    stream_results=True, yield_per=MAX_ROWS_PER_CHUNK, no_parameters=True
-                ).exec_driver_sql(self.query)
+                part: Sequence[Sequence[Any]] = next(parts, [])
             except SQLAlchemyError as exc:
-                raise ConfigError(f"{self.name}: query failed ({_why(exc)})") from exc
-            yield from self._chunks(result, skip, checker)
+                raise DataError(f"fetching failed ({_why(exc)})", source=self.name) from exc
+            if not part:
+                return
+            yield part
 
     def _chunks(self, result: CursorResult[Any], skip: int, checker: RowChecker) -> Iterator[Chunk]:
         with result:
@@ -132,17 +143,9 @@ class SQLSource(Source):
             features = self._features(names, label, checker)
             if not features:
                 raise DataError(f"no feature columns among {names}", source=self.name)
-            rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
-            result = result.yield_per(max(1, min(MAX_ROWS_PER_CHUNK, rows)))
             start = 0
-            partitions = result.partitions()
-            while True:
-                try:
-                    part: Sequence[Sequence[Any]] = next(partitions, [])
-                except SQLAlchemyError as exc:
-                    raise DataError(f"fetching failed ({_why(exc)})", source=self.name) from exc
-                if not part:
-                    return
+            for fetched in self._partitions(result, names):
+                part = fetched
                 if start + len(part) <= skip:  # resume: fetched, never converted
                     start += len(part)
                     continue
@@ -163,21 +166,9 @@ class SQLSource(Source):
                 f"{self.name}: forecasts are made from whole series, one record a line, not "
                 "long-format rows"
             )
-        rows = self.options.block_bytes // (_BYTES_PER_VALUE * len(names))
-        result = result.yield_per(max(1, min(MAX_ROWS_PER_CHUNK, rows)))
-
-        def partitions() -> Iterator[Sequence[Sequence[Any]]]:
-            parts = result.partitions()
-            while True:
-                try:
-                    part: Sequence[Sequence[Any]] = next(parts, [])
-                except SQLAlchemyError as exc:
-                    raise DataError(f"fetching failed ({_why(exc)})", source=self.name) from exc
-                if not part:
-                    return
-                yield part
-
-        yield from read_long_sql(names, partitions(), self._series_table, checker, skip)
+        yield from read_long_sql(
+            names, self._partitions(result, names), self._series_table, checker, skip
+        )
 
     def _features(self, names: list[str], label: int | None, checker: RowChecker) -> list[int]:
         """The feature columns, by name in the order of the channel's first read (or of the
