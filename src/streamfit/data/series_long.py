@@ -47,28 +47,25 @@ holds ``p``, so the windows after ``p`` are exactly those of an uninterrupted re
 from __future__ import annotations
 
 import logging
-import math
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
-from streamfit.core.calendar import age_feature, calendar_features, parse_start, period_indices
+from streamfit.core.calendar import age_feature, calendar_features
 from streamfit.core.windows import SeriesReading
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk, dense_record_batch
-from streamfit.data.series_windows import _FLOAT32_MAX, _MAX_CATEGORY, SeriesRules
+from streamfit.data.series_columns import TARGET, TIMESTAMP, CheckedRows, check_rows
+from streamfit.data.series_windows import SeriesRules
 from streamfit.errors import ConfigError, DataError
 
-__all__ = ["ITEM", "TARGET", "TIMESTAMP", "SeriesTable", "is_long", "long_columns"]
+__all__ = ["SeriesTable"]
 
 log = logging.getLogger(__name__)
-
-ITEM, TIMESTAMP, TARGET = "item_id", "timestamp", "target"
 
 #: Rows folded at once: about this many kept steps (so about as many window values) each.
 _PIECE_POSITIONS = 1 << 22
@@ -80,36 +77,6 @@ _ENTRY_OVERHEAD = 200
 #: The accumulators of an item: |target| sum and count; seasonal and lag-1 differences' sums
 #: and counts (a test's seasonal error).
 _ABS, _ABS_N, _SEASON, _SEASON_N, _LAG1, _LAG1_N = range(6)
-
-
-def long_columns(reading: SeriesReading) -> list[str]:
-    """The columns a long-format row of ``reading`` needs, in order.
-
-    >>> from streamfit.core.windows import WindowLayout
-    >>> long_columns(SeriesReading("D", WindowLayout(1, 2, 1, 4, cat=1, dynamic=2)))
-    ['item_id', 'timestamp', 'target', 'cat_0', 'dynamic_feat_0', 'dynamic_feat_1']
-    """
-    layout = reading.layout
-    cats = [f"cat_{j}" for j in range(layout.cat)]
-    return [ITEM, TIMESTAMP, TARGET, *cats, *(f"dynamic_feat_{j}" for j in range(layout.dynamic))]
-
-
-def is_long(names: list[str]) -> bool:
-    """Whether columns ``names`` are long-format rows rather than series records."""
-    return ITEM in names and TIMESTAMP in names and "start" not in names
-
-
-class _BadRows:
-    """Bad rows of a block found while converting its columns: the first reason of each."""
-
-    def __init__(self, n: int) -> None:
-        self.ok = np.ones(n, dtype=bool)
-        self.why: dict[int, tuple[str, str]] = {}
-
-    def mark(self, mask: np.ndarray, field: str, message: str | list[str]) -> None:
-        for k, i in enumerate(np.flatnonzero(mask & self.ok).tolist()):
-            self.why[i] = (field, message if isinstance(message, str) else message[k])
-        self.ok &= ~mask
 
 
 class SeriesTable:
@@ -238,20 +205,10 @@ class SeriesTable:
     def _add(self, rows: pa.Table, checker: RowChecker, skip: int, file_row: int) -> Chunk | None:
         n, first = rows.num_rows, self.rows
         self.rows += n
-        bad = _BadRows(n)
-        file = checker.file
-        items = _texts(rows.column(ITEM), bad, file)
+        checked = check_rows(rows, self.rules, checker.file)
+        bad, items = checked.bad, checked.items
         mine = self._mine(items)
         bad.ok &= mine  # another worker's items: neither folded nor reported here
-        period = self._periods(rows.column(TIMESTAMP), bad, file)
-        target = _floats(rows.column(TARGET), TARGET, bad, file, missing_ok=True)
-        layout = self.layout
-        cat = np.zeros((n, layout.cat))
-        for j in range(layout.cat):
-            cat[:, j] = self._category(rows.column(f"cat_{j}"), j, bad, file)
-        dyn = np.zeros((n, layout.dynamic))
-        for j in range(layout.dynamic):
-            dyn[:, j] = _floats(rows.column(f"dynamic_feat_{j}"), f"dynamic_feat_{j}", bad, file)
         # Slots, taken in order of each item's last row in the block (its recency).
         ok = np.flatnonzero(bad.ok)
         codes = items.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -263,9 +220,7 @@ class SeriesTable:
         for code in present[np.argsort(-last_seen, kind="stable")].tolist():
             slot_of[code], fresh[code] = self._slot(str(names[code]))
         slots = np.where(bad.ok, slot_of[codes], -1)
-        windows = self._assemble(
-            slots, fresh[codes], period, target, cat, dyn, bad, first, first + n > skip
-        )
+        windows = self._assemble(slots, fresh[codes], checked, first, first + n > skip)
         # The piece's windows in its items' order (each item's steps together, as records
         # give them: rows ordered by time would put one step of many items in each batch),
         # at the piece's positions from its first on; its bad rows at its first position.
@@ -301,62 +256,20 @@ class SeriesTable:
         owned = np.array([zlib.crc32(str(x).encode()) % n == k for x in names], dtype=bool)
         return owned[codes] if len(names) else np.zeros(len(codes), dtype=bool)
 
-    def _periods(self, column: pa.ChunkedArray, bad: _BadRows, file: str) -> np.ndarray:
-        """The period (of ``time_freq``'s unit) of each row's timestamp."""
-        out = np.zeros(len(column), dtype=np.int64)
-        kind = column.type
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            missing = column.is_null().to_numpy(zero_copy_only=False)
-            bad.mark(missing, TIMESTAMP, "missing")
-            when = pc.cast(column, pa.timestamp("s")).to_numpy(zero_copy_only=False)
-            out[~missing] = period_indices(self.freq, np.asarray(when)[~missing])
-            return out
-        words = _texts(column, bad, file, TIMESTAMP)
-        known = np.zeros(len(words.dictionary), dtype=np.int64)
-        broken: dict[int, str] = {}
-        for k, text in enumerate(words.dictionary.to_pylist()):
-            try:
-                known[k] = period_indices(self.freq, np.asarray(parse_start(text.strip())))
-            except ValueError as exc:
-                broken[k] = str(exc)
-        codes = words.indices.to_numpy(zero_copy_only=False)
-        if broken:
-            wrong = np.isin(codes, list(broken)) & bad.ok
-            bad.mark(wrong, TIMESTAMP, [broken[c] for c in codes[wrong & bad.ok].tolist()])
-        out[:] = known[np.where(codes < 0, 0, codes)]
-        return out
-
-    def _category(self, column: pa.ChunkedArray, j: int, bad: _BadRows, file: str) -> np.ndarray:
-        field = f"cat_{j}"
-        values = _floats(column, field, bad, file)
-        bound = self.rules.bounds[j] if self.rules.bounds else _MAX_CATEGORY
-        why = f"its cardinality {bound}" if self.rules.bounds else "2**24"
-        for mask, message in (
-            (values != np.floor(values), "not an integer"),
-            (values < 0, "negative"),
-            (values >= bound, f"beyond {why}"),
-        ):
-            shown = [f"{v:g} is {message}" for v in values[mask & bad.ok].tolist()]
-            bad.mark(mask & bad.ok, field, shown)
-        return values
-
     # -- assembling windows --------------------------------------------------------------------
 
     def _assemble(
         self,
         slots: np.ndarray,
         fresh: np.ndarray,
-        period: np.ndarray,
-        target: np.ndarray,
-        cat: np.ndarray,
-        dyn: np.ndarray,
-        bad: _BadRows,
+        rows: CheckedRows,
         first: int,
         build: bool,
     ) -> np.ndarray:
         """Update the table with the good rows; the training windows they complete (rows
         of the layout, item by item; none unless ``build``)."""
         layout, step, keep = self.layout, self.freq.n, self.keep
+        bad, period = rows.bad, rows.period
         empty = np.zeros((0, layout.width), np.float32)
         # New items start before their first row: an empty past, the first row at step 0.
         ok = np.flatnonzero(bad.ok)
@@ -411,7 +324,7 @@ class SeriesTable:
                     starts[groups] - np.cumsum(np.r_[0, sizes[groups][:-1]]), sizes[groups]
                 ) + np.arange(sizes[groups].sum())
             rows_out.append(
-                self._fold(order[take], s[take], p[take], gap[take], target, cat, dyn, first, build)
+                self._fold(order[take], s[take], p[take], gap[take], rows, first, build)
             )
         return rows_out[0] if len(rows_out) == 1 else np.concatenate(rows_out)
 
@@ -421,9 +334,7 @@ class SeriesTable:
         s: np.ndarray,
         p: np.ndarray,
         gap: np.ndarray,
-        target: np.ndarray,
-        cat: np.ndarray,
-        dyn: np.ndarray,
+        rows: CheckedRows,
         first: int,
         build: bool,
     ) -> np.ndarray:
@@ -436,6 +347,7 @@ class SeriesTable:
         ones (a gap's steps missing), so that a window and an item's new kept steps are
         each one contiguous slice of a row."""
         layout, keep, d = self.layout, self.keep, self.layout.dynamic
+        cat = rows.cat
         head = np.r_[True, s[1:] != s[:-1]]
         group = np.cumsum(head) - 1
         starts = np.flatnonzero(head)
@@ -449,14 +361,14 @@ class SeriesTable:
         width = keep + int(spans.max())
         seg: np.ndarray = np.full((n_groups, width), np.nan, self.dtype)
         seg[:, :keep] = self.values[g_slots]
-        y = target[order]
+        y = rows.target[order]
         seg[group, col] = y
         everyone = np.arange(n_groups)
         kept = sliding_window_view(seg, keep, axis=1)
         if d:
             dseg: np.ndarray = np.zeros((n_groups, width, d), self.dtype)
             dseg[:, :keep] = self.dynamic[g_slots]
-            dseg[group, col] = dyn[order]
+            dseg[group, col] = rows.dynamic[order]
         # Accumulators, running within each item: what a row's window carries as its scale.
         known = ~np.isnan(y)
         abs_sum = _running(np.where(known, np.abs(y), 0.0), starts, sizes)
@@ -497,9 +409,9 @@ class SeriesTable:
         if d:
             dynamic = sliding_window_view(dseg, layout.steps, axis=1)[g, c - layout.steps + 1]
             dynamic = dynamic.transpose(0, 2, 1)
-        rows = self._windows(values, dynamic, k[sel], p[sel], cat[order[sel]])
-        rows[:, -1] = np.where(scale_n[sel] > 0, scale_sum[sel] / np.maximum(scale_n[sel], 1), 0)
-        return rows
+        out = self._windows(values, dynamic, k[sel], p[sel], cat[order[sel]])
+        out[:, -1] = np.where(scale_n[sel] > 0, scale_sum[sel] / np.maximum(scale_n[sel], 1), 0)
+        return out
 
     def _windows(
         self,
@@ -614,77 +526,3 @@ def _running(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.nd
     offset = np.repeat(cum[starts] - values[starts], sizes)
     out: np.ndarray = cum - offset
     return out
-
-
-def _texts(
-    column: pa.ChunkedArray, bad: _BadRows, file: str, field: str = ITEM
-) -> pa.DictionaryArray:
-    """``column`` as text, dictionary-encoded (each distinct value parsed once); a null or
-    empty value is a bad row."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
-        try:
-            array = pc.cast(array, pa.string())
-        except pa.ArrowException as exc:
-            raise DataError(
-                f"column {field!r} of type {array.type} cannot be read as text ({exc})",
-                source=file,
-            ) from None
-    missing = pc.or_kleene(array.is_null(), pc.equal(pc.utf8_trim_whitespace(array), ""))
-    missing = missing.fill_null(True)
-    bad.mark(missing.to_numpy(zero_copy_only=False), field, "missing")
-    encoded: pa.DictionaryArray = pc.dictionary_encode(pc.fill_null(array, ""))
-    return encoded
-
-
-def _floats(
-    column: pa.ChunkedArray, field: str, bad: _BadRows, file: str, *, missing_ok: bool = False
-) -> np.ndarray:
-    """``column`` as float64: a number, or (``missing_ok``) empty, null or NaN for missing;
-    anything else, or a number beyond float32, is a bad row."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    n = len(array)
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        text = pc.utf8_trim_whitespace(array)
-        empty = pc.or_kleene(pc.equal(text, ""), pc.equal(pc.utf8_lower(text), "null"))
-        text = pc.if_else(empty.fill_null(True), pa.scalar(None, pa.string()), text)
-        try:
-            array = pc.cast(text, pa.float64())
-        except pa.ArrowInvalid:
-            words = text.to_pylist()
-            out = np.full(n, np.nan)
-            wrong = np.zeros(n, dtype=bool)
-            shown = []
-            for i, word in enumerate(words):
-                if word is None:
-                    continue
-                try:
-                    out[i] = float(word)
-                except ValueError:
-                    wrong[i] = True
-                    if bad.ok[i]:
-                        shown.append(f"{word[:40]!r} is not a number")
-            bad.mark(wrong, field, shown)
-            array = pa.array(np.where(wrong, np.nan, out))
-    elif not (
-        pa.types.is_integer(array.type)
-        or pa.types.is_floating(array.type)
-        or pa.types.is_boolean(array.type)
-        or pa.types.is_decimal(array.type)
-    ):
-        raise DataError(f"column {field!r} holds {array.type}, not numbers", source=file)
-    values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    values = np.where(
-        np.isnan(values) & ~array.is_null().to_numpy(zero_copy_only=False), np.nan, values
-    )
-    missing = np.isnan(values)
-    if not missing_ok:
-        bad.mark(missing, field, "missing")
-    beyond = ~missing & ~(np.abs(values) <= _FLOAT32_MAX)
-    if beyond.any():
-        shown = [
-            f"non-finite value ({v})" if math.isinf(v) else f"{v:g} is beyond float32's range"
-            for v in values[beyond & bad.ok].tolist()
-        ]
-        bad.mark(beyond, field, shown)
-    return values

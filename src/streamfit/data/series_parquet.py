@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from streamfit.core.calendar import period_indices
 from streamfit.data.chunk import Chunk
 from streamfit.data.native import arrow_file
-from streamfit.data.series_long import is_long
+from streamfit.data.series_columns import is_long
 from streamfit.data.series_rows import read_long_parquet
 from streamfit.data.series_windows import BadSeries, SeriesRules, WindowBuilder
 from streamfit.data.text import ReadContext

@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
-from streamfit.data.series_long import SeriesTable, long_columns
+from streamfit.data.series_columns import long_columns
+from streamfit.data.series_long import SeriesTable
 from streamfit.data.text import ReadContext, line_blocks
 from streamfit.errors import ConfigError, DataError
 

@@ -33,23 +33,27 @@ from streamfit.data.text import ReadContext
 from streamfit.errors import ConfigError, DataError
 
 __all__ = [
+    "FLOAT32_MAX",
+    "MAX_CATEGORY",
     "BadSeries",
     "Series",
     "SeriesRules",
     "WindowBuilder",
+    "beyond_float32",
     "window_count",
     "window_starts",
 ]
 
 #: The largest category a packed (float32) window holds exactly, where no cardinality bounds it.
-_MAX_CATEGORY = 2**24
+MAX_CATEGORY = 2**24
 
 
 #: Windows are float32: a value beyond it would be infinite there.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _beyond(value: float) -> str:
+def beyond_float32(value: float) -> str:
+    """Why ``value`` cannot be a float32 window value."""
     if math.isinf(value):
         return f"non-finite value ({value})"
     return f"{value:g} is beyond float32's range (about 3.4e38)"
@@ -142,11 +146,11 @@ class SeriesRules:
         length = len(target)
         if length < self.min_length:
             raise BadSeries("target", self._too_short(length))
-        if not np.abs(target).max(initial=0.0) <= _FLOAT32_MAX:  # NaN too: one pass if none
-            beyond = np.abs(target) > _FLOAT32_MAX
+        if not np.abs(target).max(initial=0.0) <= FLOAT32_MAX:  # NaN too: one pass if none
+            beyond = np.abs(target) > FLOAT32_MAX
             if beyond.any():
                 i = int(np.flatnonzero(beyond)[0])
-                raise BadSeries(f"target[{i}]", _beyond(target[i]))
+                raise BadSeries(f"target[{i}]", beyond_float32(target[i]))
             n_missing = int(np.isnan(target).sum())
             if 2 * n_missing > length:
                 raise BadSeries(
@@ -170,7 +174,7 @@ class SeriesRules:
         if len(cat) != k:
             raise BadSeries("cat", f"{len(cat)} values where the model has {k}")
         for i, value in enumerate(cat.tolist()):
-            bound = self.bounds[i] if self.bounds else _MAX_CATEGORY
+            bound = self.bounds[i] if self.bounds else MAX_CATEGORY
             if math.isnan(value):
                 raise BadSeries(f"cat[{i}]", "missing")
             if not float(value).is_integer():
@@ -201,10 +205,10 @@ class SeriesRules:
                 raise BadSeries(
                     f"dynamic_feat[{j}]", f"{len(row)} values where the target has {length}"
                 )
-            bad = ~(np.abs(row[:need]) <= _FLOAT32_MAX)
+            bad = ~(np.abs(row[:need]) <= FLOAT32_MAX)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                why = "missing" if math.isnan(row[i]) else _beyond(row[i])
+                why = "missing" if math.isnan(row[i]) else beyond_float32(row[i])
                 raise BadSeries(f"dynamic_feat[{j}][{i}]", why)
         return np.stack([row[:need] for row in dynamic])
 

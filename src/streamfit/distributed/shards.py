@@ -33,7 +33,7 @@ from fsspec.utils import infer_compression
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.parquet import read_parquet
-from streamfit.data.series_long import is_long
+from streamfit.data.series_columns import is_long
 from streamfit.data.source import (
     FileSource,
     PipeSource,

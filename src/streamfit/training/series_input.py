@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from streamfit.core.algorithm import Algorithm
 from streamfit.core.windows import WindowsMode
-from streamfit.data.series_long import is_long
+from streamfit.data.series_columns import is_long
 from streamfit.data.source import FileSource, Source, SourceOptions, detect_format
 from streamfit.data.sql import SQLSource
 from streamfit.errors import ConfigError, DataError
