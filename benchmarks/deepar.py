@@ -272,22 +272,15 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ...  for r in rows]
     [(2, 0.15, 0.0707, 3.0)]
     """
-    out = []
-    for name in dict.fromkeys(r["name"] for r in runs):
-        mine = [r for r in runs if r["name"] == name]
-        good = [r for r in mine if "error" not in r]
+    out = harness.mean_by(runs, "name", count="seeds")
+    for row in out:
+        good = [r for r in runs if r["name"] == row["name"] and "error" not in r]
         if not good:
-            out.append(mine[0])
             continue
-        row: dict[str, Any] = {"name": name, "seeds": len(good), "failed": len(mine) - len(good)}
-        for key, value in good[0].items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and key != "seed":
-                values = [r[key] for r in good if isinstance(r.get(key), int | float)]
-                row[key] = statistics.fmean(values)
+        row["failed"] = sum(r["name"] == row["name"] for r in runs) - len(good)
         wql = [r["mean_wQuantileLoss"] for r in good]
         row["wql_min"], row["wql_max"] = min(wql), max(wql)
         row["wql_sd"] = statistics.stdev(wql) if len(wql) > 1 else None
-        out.append(row)
     return out
 
 

@@ -41,7 +41,6 @@ import json
 import logging
 import math
 import os
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -478,7 +477,7 @@ def run_quality(args: Any, common: list[str]) -> dict[str, Any]:
         for fmt in QUALITY_FORMATS:
             for doc in _run(args, f"quality {fmt}", [*extra, "--seed", str(seed)]):
                 runs.append({**doc, "format": fmt, "seed": seed})
-    summary = summarise(runs, "format")
+    summary = harness.mean_by(runs, "format")
     print()
     harness.report(runs, QUALITY_COLUMNS, baseline="records", group="seed", label="format",
                    label_header="format", labels=[("seed", "seed")])  # fmt: skip
@@ -500,28 +499,6 @@ QUALITY_COLUMNS = [
     harness.Column("peak RSS MB", "peak_rss_mb", ",.0f"),
     harness.Column("RSS vs records", "peak_rss_mb", ".2f", vs="ratio"),
 ]
-
-
-def summarise(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """One row per value of ``key``: the mean of each number over its runs (errors left out).
-
-    >>> summarise([{"format": "a", "wall": 2.0}, {"format": "a", "wall": 4.0},
-    ...            {"format": "b", "error": "x"}], "format")
-    [{'format': 'a', 'runs': 2, 'wall': 3.0}, {'format': 'b', 'error': 'x'}]
-    """
-    out = []
-    for value in dict.fromkeys(r[key] for r in runs):
-        mine = [r for r in runs if r[key] == value]
-        good = [r for r in mine if "error" not in r]
-        if not good:
-            out.append(mine[0])
-            continue
-        row: dict[str, Any] = {key: value, "runs": len(good)}
-        for name, first in good[0].items():
-            if isinstance(first, int | float) and not isinstance(first, bool) and name != "seed":
-                row[name] = statistics.fmean(r[name] for r in good)
-        out.append(row)
-    return out
 
 
 def run_read(args: Any, common: list[str]) -> list[dict[str, Any]]:

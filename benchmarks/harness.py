@@ -16,6 +16,7 @@ import io
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,32 @@ def settings(pairs: list[str] | None) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+    return out
+
+
+def mean_by(runs: list[Result], key: str, count: str = "runs") -> list[Result]:
+    """One row per value of ``key``, in order of first appearance: the mean of each number
+    over its runs without an error (their number in ``count``), or its first run where
+    every one failed.
+
+    >>> mean_by([{"format": "a", "wall": 2.0, "seed": 0}, {"format": "a", "wall": 4.0,
+    ...          "seed": 1}, {"format": "b", "error": "x"}], "format")
+    [{'format': 'a', 'runs': 2, 'wall': 3.0}, {'format': 'b', 'error': 'x'}]
+    """
+    out = []
+    for value in dict.fromkeys(r[key] for r in runs):
+        mine = [r for r in runs if r[key] == value]
+        good = [r for r in mine if "error" not in r]
+        if not good:
+            out.append(mine[0])
+            continue
+        row: Result = {key: value, count: len(good)}
+        for name, first in good[0].items():
+            if isinstance(first, int | float) and not isinstance(first, bool) and name != "seed":
+                row[name] = statistics.fmean(
+                    r[name] for r in good if isinstance(r.get(name), int | float)
+                )
+        out.append(row)
     return out
 
 
