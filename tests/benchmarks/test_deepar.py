@@ -7,17 +7,14 @@ extra, not ``dev``)."""
 from __future__ import annotations
 
 import doctest
-import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.benchmarks import BENCHMARKS, import_benchmark
+from tests.benchmarks import BENCHMARKS, generated_panel, import_benchmark, run_benchmark
 
 SCRIPT = BENCHMARKS / "deepar.py"
 SERIES = 30
@@ -26,22 +23,11 @@ SERIES = 30
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """30 generated monthly series of 40 to 60 months, the last 12 held out."""
-    data = import_benchmark("deepar_data")
-    records = [
-        (f"s{i}", json.loads(line))
-        for i, line in enumerate(data.generated_series(SERIES, seed=3, lengths=(40, 60)))
-    ]
-    folder = tmp_path_factory.mktemp("deepar") / "tiny"
-    return data.write_panel(folder, data.GENERATED, records, [data.GROUPS], "generated")
+    return generated_panel(tmp_path_factory.mktemp("deepar") / "tiny", SERIES, 3, (40, 60))
 
 
 def _run(*args: str) -> tuple[str, Any]:
-    out = Path(str(args[args.index("--json") + 1]))
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout, json.loads(out.read_text())
+    return run_benchmark("deepar.py", *args)
 
 
 FAST = ("--set", "mini_batch_size=32", "--set", "replay=1", "--set", "replay_capacity_mb=1")

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import csv
 import doctest
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.benchmarks import BENCHMARKS, import_benchmark
+from tests.benchmarks import BENCHMARKS, generated_panel, import_benchmark, run_benchmark
 
 SCRIPT = BENCHMARKS / "deepar_rows.py"
 SERIES = 20
@@ -29,32 +26,20 @@ MEMORY = ("--items", "300", "600", "--cohort", "5", "--table-mb", "0.15")
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """20 generated monthly series of 30 to 40 months, the last 12 held out."""
-    data = import_benchmark("deepar_data")
-    records = [
-        (f"s{i:02d}", json.loads(line))
-        for i, line in enumerate(data.generated_series(SERIES, seed=5, lengths=(30, 40)))
-    ]
     folder = tmp_path_factory.mktemp("deepar_rows") / "tiny"
-    return data.write_panel(folder, data.GENERATED, records, [data.GROUPS], "generated")
+    return generated_panel(folder, SERIES, seed=5, lengths=(30, 40))
 
 
 @pytest.fixture(scope="module")
 def run(panel: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     """One run of every part, at the smallest."""
     work = tmp_path_factory.mktemp("work")
-    out = work / "r.json"
-    proc = subprocess.run(
-        [
-            *(sys.executable, str(SCRIPT), "--panel", str(panel.folder), "--seeds", "1", *FAST),
-            *("--read-items", "40", "--read-steps", "30", "--repeats", "1", *MEMORY),
-            *("--work", str(work), "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    return run_benchmark(
+        "deepar_rows.py",
+        *("--panel", str(panel.folder), "--seeds", "1", *FAST),
+        *("--read-items", "40", "--read-steps", "30", "--repeats", "1", *MEMORY),
+        *("--work", str(work), "--json", str(work / "r.json")),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout, json.loads(out.read_text())
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

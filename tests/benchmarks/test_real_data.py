@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import doctest
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.benchmarks import BENCHMARKS, import_benchmark
+from tests.benchmarks import BENCHMARKS, import_benchmark, run_benchmark
 
 SCRIPT = BENCHMARKS / "real_data.py"
 sets = import_benchmark("real_data_sets")
@@ -26,18 +25,11 @@ real_data = import_benchmark("real_data")
 
 @pytest.mark.slow
 def test_a_quick_run_scores_each_algorithm_against_its_peer_and_ceiling(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    proc = subprocess.run(
-        [
-            *(sys.executable, str(SCRIPT), "--quick", "--only", "digits,click", "--no-fetch"),
-            *("--data", str(tmp_path / "data"), "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stdout, doc = run_benchmark(
+        "real_data.py",
+        *("--quick", "--only", "digits,click", "--no-fetch"),
+        *("--data", str(tmp_path / "data"), "--json", str(tmp_path / "r.json")),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
     rows = {(r["set"], r["name"]): r for r in doc["results"]}
     has_vw = importlib.util.find_spec("vowpalwabbit") is not None
     expected = {("digits", n) for n in real_data.CONTENDERS if "Vowpal" not in n}
@@ -69,7 +61,7 @@ def test_a_quick_run_scores_each_algorithm_against_its_peer_and_ceiling(tmp_path
     click = rows["click", "streamfit linear-learner, one pass"]
     assert click["metric"] == "test AUC" and 0.55 < click["value"] < 1
     assert click["hyperparameters"]["feature_dim"] == 1 << 20
-    header = next(line for line in proc.stdout.splitlines() if line.startswith("| set"))
+    header = next(line for line in stdout.splitlines() if line.startswith("| set"))
     assert [h.strip() for h in header.strip("|").split("|")] == [
         "set",
         "algorithm",
@@ -82,24 +74,18 @@ def test_a_quick_run_scores_each_algorithm_against_its_peer_and_ceiling(tmp_path
         "x peer",
         "peak RSS MB",
     ]
-    assert "digits: PCA randomized - exact, variance:" in proc.stdout
-    assert "click: Linear Learner - ceiling, test AUC:" in proc.stdout
+    assert "digits: PCA randomized - exact, variance:" in stdout
+    assert "click: Linear Learner - ceiling, test AUC:" in stdout
 
 
 def test_hp_sets_a_hyperparameter_of_streamfits_runs_of_that_algorithm(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    proc = subprocess.run(
-        [
-            *(sys.executable, str(SCRIPT), "--only", "digits,pca", "--match", "randomized"),
-            *("--hp", "pca.extra_components=0", "--hp", "kmeans.k=3", "--no-fetch"),
-            *("--data", str(tmp_path / "data"), "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stdout, doc = run_benchmark(
+        "real_data.py",
+        *("--only", "digits,pca", "--match", "randomized"),
+        *("--hp", "pca.extra_components=0", "--hp", "kmeans.k=3", "--no-fetch"),
+        *("--data", str(tmp_path / "data"), "--json", str(tmp_path / "r.json")),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = json.loads(out.read_text())["results"]
+    [row] = doc["results"]
     assert row["hyperparameters"] == {
         "num_components": 10,
         "algorithm_mode": "randomized",
@@ -108,7 +94,7 @@ def test_hp_sets_a_hyperparameter_of_streamfits_runs_of_that_algorithm(tmp_path:
     # a sketch of 10 columns, no oversampling: less than the exact components explain,
     # and the gap is to 1 (the exact answer) though the exact run was not asked for
     assert 0.5 < row["value"] < 0.999 and row["gap"] == pytest.approx(row["value"] - 1)
-    assert "streamfit runs with pca.extra_components=0, kmeans.k=3" in proc.stdout
+    assert "streamfit runs with pca.extra_components=0, kmeans.k=3" in stdout
 
 
 def test_the_digits_split_holds_every_row_once_and_is_written_dense(tmp_path: Path) -> None:
