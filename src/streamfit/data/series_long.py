@@ -63,9 +63,15 @@ from streamfit.data.series_columns import TARGET, TIMESTAMP, CheckedRows, check_
 from streamfit.data.series_windows import SeriesRules
 from streamfit.errors import ConfigError, DataError
 
-__all__ = ["SeriesTable"]
+__all__ = ["NOT_FOR_FORECASTS", "SeriesTable"]
 
 log = logging.getLogger(__name__)
+
+#: Why long-format rows cannot be forecast from (a forecast answer names no item).
+NOT_FOR_FORECASTS = (
+    "forecasts are made from whole series, one record a line (JSON Lines or Parquet with "
+    "start and target), not long-format rows"
+)
 
 #: Rows folded at once: about this many kept steps (so about as many window values) each.
 _PIECE_POSITIONS = 1 << 22
@@ -91,10 +97,7 @@ class SeriesTable:
         block_bytes: int = 8 << 20,
     ) -> None:
         if reading.mode == "forecast":
-            raise ConfigError(
-                "forecasts are made from whole series, one record a line (JSON Lines or "
-                "Parquet with start and target), not long-format rows"
-            )
+            raise ConfigError(NOT_FOR_FORECASTS)
         self.reading = reading
         #: ``(k, n)``: only the items whose CRC-32 of their text is ``k`` modulo ``n`` (one
         #: of ``n`` workers' share; a row of another's counts as a row, nothing more).

@@ -6,7 +6,7 @@ number (``row N``) counts the data rows of its file from 1, the header left out.
 >>> import io, json
 >>> from streamfit.core.windows import SeriesReading, WindowLayout
 >>> from streamfit.data.checks import RowChecker
->>> from streamfit.data.series_long import SeriesTable
+>>> from streamfit.data.series_long import NOT_FOR_FORECASTS, SeriesTable
 >>> from streamfit.data.text import ReadContext
 >>> reading = SeriesReading("D", WindowLayout(history=1, context=2, prediction=1, time_features=4))
 >>> text = b"item_id,timestamp,target\\nA,2024-01-01,1\\nA,2024-01-02,2\\nA,2024-01-03,3\\n"
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.series_columns import long_columns
-from streamfit.data.series_long import SeriesTable
+from streamfit.data.series_long import NOT_FOR_FORECASTS, SeriesTable
 from streamfit.data.text import ReadContext, line_blocks
 from streamfit.errors import ConfigError, DataError
 
@@ -40,10 +40,7 @@ def long_table(ctx: ReadContext) -> SeriesTable:
     """The read's table, its row count set to this file's first position."""
     table = ctx.series_table
     if not isinstance(table, SeriesTable):
-        raise ConfigError(
-            f"{ctx.checker.file}: forecasts are made from whole series, one record a line "
-            "(JSON Lines or Parquet with start and target), not long-format rows"
-        )
+        raise ConfigError(f"{ctx.checker.file}: {NOT_FOR_FORECASTS}")
     if ctx.stop is not None:
         raise ConfigError(f"{ctx.checker.file}: series cannot be read as a range of rows")
     table.rows = ctx.offset

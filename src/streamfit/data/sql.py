@@ -38,6 +38,7 @@ from streamfit.data.base import Source, SourceOptions
 from streamfit.data.checks import RowChecker
 from streamfit.data.chunk import Chunk
 from streamfit.data.schema import Schema
+from streamfit.data.series_long import NOT_FOR_FORECASTS
 from streamfit.data.series_rows import read_long_sql
 from streamfit.data.sqlguard import check_query, read_only_statements
 from streamfit.errors import ConfigError, DataError
@@ -162,10 +163,7 @@ class SQLSource(Source):
         before ``skip`` are fetched again into the table, so the windows after it are those
         of one uninterrupted read."""
         if self._series_table is None:
-            raise ConfigError(
-                f"{self.name}: forecasts are made from whole series, one record a line, not "
-                "long-format rows"
-            )
+            raise ConfigError(f"{self.name}: {NOT_FOR_FORECASTS}")
         yield from read_long_sql(
             names, self._partitions(result, names), self._series_table, checker, skip
         )
