@@ -27,6 +27,7 @@ _COMMANDS = {
     "demo": "streamfit.cli.demo:demo_command",
     "jobs": "streamfit.cli.jobs:jobs_group",
     "scheduler": "streamfit.cli.scheduler:scheduler_group",
+    "serve": "streamfit.cli.serve:serve_command",
 }
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,7 +24,14 @@ from streamfit.errors import ConfigError
 from streamfit.training.schema import with_input_schema
 from streamfit.training.sweep import parse_sweep, run_sweep, write_sweep
 
-__all__ = ["finalize", "finalize_sweep", "predict", "predict_records"]
+__all__ = [
+    "finalize",
+    "finalize_sweep",
+    "model_source",
+    "predict",
+    "predict_records",
+    "write_records",
+]
 
 
 def _model(model: Model | str | os.PathLike[str], device: str) -> Model:
@@ -54,11 +61,11 @@ def predict_records(
     the ``DEEPAR_INFERENCE_CONFIG`` variable's, as SageMaker's batch transform reads it).
     """
     m = _configured(_model(model, device), inference_config)
-    source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
+    source = model_source(m, input, content_type, labelled, on_bad_rows, auxiliary)
     return _records(m, source, batch_size)
 
 
-def _input(
+def model_source(
     m: Model,
     input: str | Source,
     content_type: str | None,
@@ -66,6 +73,8 @@ def _input(
     on_bad_rows: OnBadRows,
     auxiliary: str | os.PathLike[str] | None = None,
 ) -> Source:
+    """``input`` read as ``m`` reads rows to predict: its width, hashing, vocabulary, series
+    and named columns (the model server parses request bodies with it)."""
     width = m.meta.get("n_features")
     # Raw text is counted as the model's training counted it.
     vocabulary, stop_words = text_settings(auxiliary, None, m.meta.get(TEXT_KEY), width)
@@ -139,20 +148,22 @@ def predict(
     if fmt not in ("jsonl", "csv"):
         raise ConfigError(f"accept must be jsonl or csv, got {accept!r}")
     m = _configured(_model(model, device), inference_config)
-    source = _input(m, input, content_type, labelled, on_bad_rows, auxiliary)
+    source = model_source(m, input, content_type, labelled, on_bad_rows, auxiliary)
     if isinstance(output, str | os.PathLike):
         model_files = [] if isinstance(model, Model) else _files(Path(model))
         refuse_inputs(os.fspath(output), [source], model_files)
         with open_output(os.fspath(output), compression=None) as out:
-            return _write(_records(m, source, batch_size), out, fmt)
-    return _write(_records(m, source, batch_size), output, fmt)
+            return write_records(_records(m, source, batch_size), out, fmt)
+    return write_records(_records(m, source, batch_size), output, fmt)
 
 
 def _files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else [folder]
 
 
-def _write(records: Iterator[dict[str, Any]], out: BinaryIO, fmt: str) -> int:
+def write_records(records: Iterable[dict[str, Any]], out: BinaryIO, fmt: str) -> int:
+    """Write ``records`` to ``out`` as ``jsonl`` or ``csv`` (a header, then a row each, list
+    values spread over ``name_0, name_1, ...``); returns how many were written."""
     rows = 0
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(text) if fmt == "csv" else None

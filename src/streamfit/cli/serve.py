@@ -1,0 +1,59 @@
+"""``streamfit serve``: model endpoints in SageMaker's container contract."""
+
+from __future__ import annotations
+
+import click
+
+from streamfit.cli.options import handle_errors
+
+__all__ = ["serve_command"]
+
+
+@click.command("serve")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL [MODEL ...]")
+@click.option("--host", default="127.0.0.1", help="Address to listen on (loopback by default).")
+@click.option("--port", type=int, default=8080, help="Port to listen on (SageMaker's).")
+@click.option(
+    "--batch-window-ms",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    help="How long a request waits for others to be predicted with it; 0: no batching.",
+)
+@click.option(
+    "--max-batch-rows",
+    type=click.IntRange(min=1),
+    default=4096,
+    help="A batch is predicted at once when it holds this many rows.",
+)
+@click.option(
+    "--max-request-rows", type=click.IntRange(min=1), default=100_000, help="Rows per request."
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=6 << 20,
+    help="The largest request body (SageMaker's limit: 6 MiB).",
+)
+@click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@handle_errors
+def serve_command(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    batch_window_ms: float,
+    max_batch_rows: int,
+    max_request_rows: int,
+    max_body_bytes: int,
+    device: str,
+) -> None:
+    """Serve the models in MODEL folders (PATH, or NAME=PATH): GET /ping, POST /invocations
+    (one model) or /models/NAME/invocations, GET /metrics."""
+    import uvicorn
+
+    from streamfit.serving import ServeSettings, create_app, load_served
+
+    served = load_served(models, device)
+    settings = ServeSettings(batch_window_ms, max_batch_rows, max_request_rows, max_body_bytes)
+    for m in served:
+        click.echo(f"serving {m.name} ({m.model.algorithm}) from {m.path}", err=True)
+    uvicorn.run(create_app(served, settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,201 @@
+"""The model server: SageMaker's container contract over the models given, in one ASGI app.
+
+=====================================  ==========================================================
+``GET /ping``                          200 once the models are loaded (they load before the
+                                       server listens)
+``POST /invocations``                  the answers of the one model served
+``POST /models/{name}/invocations``    the answers of model ``name``
+``GET /models``                        the models served, with their algorithms
+``GET /metrics``                       Prometheus: requests, latency, rows per model call
+=====================================  ==========================================================
+
+A request that cannot be answered as sent is a 4xx with a JSON body
+``{"error": message, "row": ..., "field": ...}`` (row and field where the error has them);
+the server never stops on a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+
+from streamfit.errors import DataError, StreamfitError
+from streamfit.serving.batching import MicroBatcher, predict_rows
+from streamfit.serving.codecs import (
+    BODY_NAME,
+    Rows,
+    decode_rows,
+    encode_answer,
+    negotiate,
+    request_format,
+)
+from streamfit.serving.errors import PayloadTooLarge, RequestError, UnknownModel
+from streamfit.serving.metrics import UNKNOWN_MODEL, ServingMetrics
+from streamfit.serving.models import ServedModel
+
+__all__ = ["ServeSettings", "create_app", "error_answer"]
+
+log = logging.getLogger(__name__)
+
+#: Bodies larger than this are parsed in a worker thread, so that the event loop goes on
+#: taking requests meanwhile; smaller ones cost less than the hand-over.
+_PARSE_INLINE_BYTES = 64 << 10
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the server batches and what it accepts."""
+
+    #: How long the first request of a batch waits for others; 0 turns batching off.
+    batch_window_ms: float = 2.0
+    #: A batch is answered at once when its requests hold this many rows.
+    max_batch_rows: int = 4096
+    #: The most rows one request may hold.
+    max_request_rows: int = 100_000
+    #: The largest request body (SageMaker's real-time invocation limit).
+    max_body_bytes: int = 6 << 20
+
+
+def error_answer(exc: StreamfitError) -> JSONResponse:
+    """The 4xx answer to a request refused with ``exc``: its message, and for a bad row the
+    row and field (as the reader counts them: lines of CSV and JSON Lines, records of RecordIO,
+    instances of JSON, from 1)."""
+    body: dict[str, Any] = {"error": str(exc)}
+    if isinstance(exc, DataError):
+        body.update(row=exc.row, field=exc.field)
+    return JSONResponse(body, status_code=exc.status if isinstance(exc, RequestError) else 400)
+
+
+def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = None) -> FastAPI:
+    """The app answering for ``models``; run it under uvicorn (``streamfit serve``)."""
+    settings = settings or ServeSettings()
+    by_name = {m.name: m for m in models}
+    metrics = ServingMetrics()
+    batchers: dict[str, MicroBatcher] = {}
+    if settings.batch_window_ms > 0:
+        for m in models:
+            batchers[m.name] = MicroBatcher(
+                m.model,
+                settings.batch_window_ms / 1000,
+                settings.max_batch_rows,
+                metrics.batch_rows.labels(model=m.name).observe,
+            )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for b in batchers.values():
+            b.start()
+        try:
+            yield
+        finally:
+            for b in batchers.values():
+                await b.stop()
+
+    app = FastAPI(title="streamfit model server", lifespan=lifespan)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    async def answer(served: ServedModel, request: Request) -> Response:
+        answer_type = negotiate(request.headers.get("accept"))
+        content_type = request.headers.get("content-type")
+        request_format(content_type)  # refused before the body is read
+        body = await _read_body(request, settings.max_body_bytes)
+        rows = await _decode(served, body, content_type, settings.max_request_rows)
+        batcher = batchers.get(served.name)
+        if batcher is not None:
+            records = await batcher.predict(rows)
+        else:
+            records = (await run_in_threadpool(predict_rows, served.model, [rows]))[0]
+            metrics.batch_rows.labels(model=served.name).observe(rows.n_rows)
+        return Response(encode_answer(records, answer_type), media_type=answer_type)
+
+    async def invoke(served: ServedModel | None, request: Request, name: str) -> Response:
+        start = time.perf_counter()
+        label = served.name if served is not None else UNKNOWN_MODEL
+        try:
+            if served is None:
+                raise UnknownModel(f"no model named {name!r} (served: {', '.join(by_name)})")
+            response = await answer(served, request)
+        except StreamfitError as exc:
+            response = error_answer(exc)
+        except Exception:
+            log.exception("%s: prediction failed", label)
+            response = JSONResponse({"error": "internal error: see the server's log"}, 500)
+        metrics.requests.labels(model=label, status=str(response.status_code)).inc()
+        metrics.latency.labels(model=label).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/ping")
+    async def ping() -> dict[str, Any]:
+        return {"status": "ok", "models": list(by_name)}
+
+    @app.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return {
+            "models": [
+                {"name": m.name, "algorithm": m.model.algorithm, "path": str(m.path)}
+                for m in models
+            ]
+        }
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        if len(models) != 1:
+            names = ", ".join(by_name)
+            exc = RequestError(
+                f"{len(models)} models are served: POST /models/NAME/invocations ({names})"
+            )
+            return error_answer(exc)
+        return await invoke(models[0], request, models[0].name)
+
+    @app.post("/models/{name}/invocations")
+    async def model_invocations(name: str, request: Request) -> Response:
+        return await invoke(by_name.get(name), request, name)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = f"{BODY_NAME}: larger than the server's limit of {limit:,} bytes"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(too_large)
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body has no length to check first
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _decode(
+    served: ServedModel, body: bytes, content_type: str | None, max_rows: int
+) -> Rows:
+    try:
+        if len(body) <= _PARSE_INLINE_BYTES:
+            return decode_rows(served.model, body, content_type, max_rows)
+        return await run_in_threadpool(decode_rows, served.model, body, content_type, max_rows)
+    except StreamfitError:
+        raise
+    except Exception as exc:
+        # The body is all a parse reads: whatever it raises, the body caused it. Logged, as
+        # the readers should have named the row themselves.
+        log.warning("%s: a body the readers did not expect", served.name, exc_info=True)
+        raise RequestError(f"{BODY_NAME}: could not be read ({type(exc).__name__}: {exc})") from exc

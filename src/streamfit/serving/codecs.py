@@ -1,0 +1,188 @@
+"""Request bodies in, answers out: SageMaker's content types and ``Accept`` negotiation.
+
+Rows are read by the library's own readers, as ``streamfit predict`` reads them
+(:func:`streamfit.training.inference.model_source`); ``application/json`` bodies in SageMaker's
+``{"instances": [...]}`` form are handed to the JSON Lines reader one instance a line. Answers
+are the model's ``records()``, as ``predict`` writes them (:func:`write_records`), and under
+``{"predictions": [...]}`` for ``application/json``, as SageMaker's built-ins answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamfit.core.batch import Batch, Features
+from streamfit.core.model import Model
+from streamfit.data.batcher import Batcher
+from streamfit.data.source import PipeSource, SourceOptions
+from streamfit.errors import DataError
+from streamfit.serving.errors import (
+    NotAcceptable,
+    PayloadTooLarge,
+    RequestError,
+    UnsupportedMediaType,
+)
+from streamfit.training.inference import model_source, write_records
+
+__all__ = [
+    "ANSWER_TYPES",
+    "BODY_NAME",
+    "REQUEST_TYPES",
+    "Rows",
+    "decode_rows",
+    "encode_answer",
+    "negotiate",
+    "request_format",
+]
+
+#: The request content types read, and the reader's format for each.
+REQUEST_TYPES = {
+    "text/csv": "csv",
+    "application/json": "json",
+    "application/jsonlines": "jsonl",
+    "application/x-recordio-protobuf": "recordio",
+}
+#: The answer types, in order of preference when ``Accept`` allows several equally.
+ANSWER_TYPES = ("application/json", "application/jsonlines", "text/csv")
+#: How error messages name the body.
+BODY_NAME = "request body"
+
+
+def _media_type(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def request_format(content_type: str | None) -> str:
+    """The format of a body sent as ``content_type``.
+
+    >>> request_format("text/csv; charset=utf-8"), request_format("application/JSON")
+    ('csv', 'json')
+    """
+    known = ", ".join(REQUEST_TYPES)
+    if not content_type:
+        raise UnsupportedMediaType(f"a Content-Type header is required: one of {known}")
+    fmt = REQUEST_TYPES.get(_media_type(content_type))
+    if fmt is None:
+        raise UnsupportedMediaType(f"content type {content_type!r} is not read (read: {known})")
+    return fmt
+
+
+def negotiate(accept: str | None) -> str:
+    """The answer type ``accept`` prefers, by its q-values; JSON when it allows anything.
+
+    >>> negotiate(None), negotiate("text/csv"), negotiate("text/*;q=0.5, application/jsonlines")
+    ('application/json', 'text/csv', 'application/jsonlines')
+    """
+    if not accept or not accept.strip():
+        return ANSWER_TYPES[0]
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        for rank, answer in enumerate(ANSWER_TYPES):
+            kind = answer.split("/")[0]
+            if media in (answer, "*/*", f"{kind}/*"):
+                choice = (-q, rank, answer)
+                best = choice if best is None or choice < best else best
+    if best is None:
+        raise NotAcceptable(
+            f"no answer type fits Accept {accept!r} (answers: {', '.join(ANSWER_TYPES)})"
+        )
+    return best[2]
+
+
+def encode_answer(records: Sequence[dict[str, Any]], answer_type: str) -> bytes:
+    """``records`` as ``answer_type``.
+
+    >>> encode_answer([{"score": 0.5, "predicted_label": 1}], "text/csv")
+    b'score,predicted_label\\r\\n0.5,1\\r\\n'
+    >>> encode_answer([{"score": 0.5}], "application/json")
+    b'{"predictions": [{"score": 0.5}]}'
+    """
+    if answer_type == "application/json":
+        return json.dumps({"predictions": list(records)}).encode()
+    out = io.BytesIO()
+    write_records(records, out, "csv" if answer_type == "text/csv" else "jsonl")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A request's rows: the features and how many rows they hold."""
+
+    features: Features
+    n_rows: int
+
+
+def decode_rows(model: Model, body: bytes, content_type: str | None, max_rows: int) -> Rows:
+    """The rows of ``body`` as ``model`` reads them, checked as ``predict`` checks them; a
+    bad row is a :class:`DataError` naming it (for JSON, by its place in ``instances``)."""
+    fmt = request_format(content_type)
+    if fmt == "json":
+        body = _instances_as_lines(body)
+        fmt = "jsonl"
+    stream = PipeSource(BODY_NAME, io.BytesIO(body), SourceOptions())
+    source = model_source(model, stream, fmt, labelled=False, on_bad_rows="error")
+    batches: list[Batch] = []
+    try:
+        # One batch more than the limit allows is enough to know the body is over it.
+        for batch in Batcher(source, max_rows, n_features=model.meta.get("n_features")):
+            if batches:
+                raise PayloadTooLarge(f"{BODY_NAME}: more than {max_rows:,} rows")
+            batches.append(batch)
+    except DataError as exc:
+        if _media_type(content_type or "") == "application/json" and exc.row is not None:
+            raise DataError(
+                exc.message, source=BODY_NAME, row=exc.row, field=exc.field, row_label="instance"
+            ) from exc
+        raise
+    if not batches or batches[0].n_rows == 0:
+        raise RequestError(f"{BODY_NAME}: no rows to predict")
+    return Rows(batches[0].features, batches[0].n_rows)
+
+
+def _instances_as_lines(body: bytes) -> bytes:
+    """A JSON body as JSON Lines, one instance a line: ``{"instances": [...]}``, a list of
+    instances, or one instance. An instance is ``{"features": [...]}`` (or sparse
+    ``{"indices", "values"}``), a plain list of numbers, or SageMaker's verbose
+    ``{"data": {"features": {"values": [...]}}}`` (with ``keys`` when sparse).
+
+    >>> _instances_as_lines(b'{"instances": [[1, 2], {"data": {"features": {"values": [3, 4]}}}]}')
+    b'{"features": [1, 2]}\\n{"features": [3, 4]}\\n'
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        raise RequestError(f"{BODY_NAME}: not valid JSON ({exc})") from None
+    if isinstance(doc, dict) and "instances" in doc:
+        doc = doc["instances"]
+        if not isinstance(doc, list):
+            raise RequestError(f"{BODY_NAME}: 'instances' must be a list")
+    instances: Iterable[Any] = doc if isinstance(doc, list) else [doc]
+    return b"".join(json.dumps(_instance(item)).encode() + b"\n" for item in instances)
+
+
+def _instance(item: Any) -> Any:
+    if isinstance(item, list):
+        return {"features": item}
+    if isinstance(item, dict) and isinstance(item.get("data"), dict):
+        features = item["data"].get("features")
+        if isinstance(features, dict) and "values" in features:
+            if "keys" in features:
+                return {"indices": features["keys"], "values": features["values"]}
+            return {"features": features["values"]}
+    return item  # anything else is the reader's to accept or name as a bad row
