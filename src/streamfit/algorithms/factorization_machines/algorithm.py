@@ -1,20 +1,28 @@
-"""SageMaker's Factorization Machines as a streaming algorithm.
+"""SageMaker's Factorization Machines as a streaming algorithm, with model packing.
 
 ``y = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j`` with a squared loss
-(``regressor``) or a log loss (``binary_classifier``), trained by mini-batch Adam (or RMSProp,
-SGD) with separate learning rates and weight decays for the bias, linear and factor terms.
+(``regressor``) or a log loss (``binary_classifier``), trained by mini-batch Adagrad (or Adam,
+RMSProp, SGD) with separate learning rates and weight decays for the bias, linear and factor
+terms.
 
 Made for sparse, very wide data: a CSR batch is never densified. The forward pass uses the
 O(nnz k) form of the pairwise term, and an update reads and writes only the rows of ``w``,
 ``v`` and their optimiser moments that the batch uses (a lazy update, as ``torch``'s
-SparseAdam). Memory is fixed by ``feature_dim x num_factors``.
+SparseAdam). Memory is fixed by ``feature_dim x num_factors x num_models``.
 
-The state is ``w0`` and a ``table`` that packs, for each feature, ``[v_i | w_i]`` with its
-optimiser moments (one gather and one scatter per batch), and how many batches touched each
-feature. With ``averaging_batches`` the table holds one more slot, each row's exponential
-moving average of ``[v_i | w_i]``, brought up to date only when the row is used (a row left
-alone for ``g`` steps held one value, so its average moves toward it by ``beta ** g``) and
-once for all rows by ``finalize``; ``at`` holds the step each row was last brought up to.
+``num_models`` candidates (:mod:`.grid`: learning rates, factor decay and initial scale around
+the hyperparameters given) train together. The state is ``w0`` (one per candidate) and a
+``table`` that packs, for each feature, every candidate's ``[v_i | w_i]`` side by side with
+their optimiser moments (one gather and one scatter per batch whatever ``num_models``), how
+many batches touched each feature, and a reservoir of held-out scores of every candidate
+(:mod:`.choice`): the latest training rows scored before they were trained on, or the
+validation channel's rows. ``finalize`` keeps the best candidate for the selection criterion,
+and ``finalize(candidate=i)`` any other, without reading data.
+
+With ``averaging_batches`` the table holds one more slot, each row's exponential moving
+average of its parameters, brought up to date only when the row is used (a row left alone
+for ``g`` steps held one value, so its average moves toward it by ``beta ** g``) and once
+for all rows by ``finalize``; ``at`` holds the step each row was last brought up to.
 ``merge`` averages each feature's parameters weighted by the touch counts, so that a feature
 one worker never saw keeps the other's value instead of being halved.
 
@@ -24,42 +32,63 @@ one worker never saw keeps the other's value instead of being halved.
 >>> x = (torch.rand(4000, 6, generator=g) < 0.3).float()
 >>> y = ((x[:, 0] * x[:, 1] + x[:, 2] * x[:, 3]) > 0).float()  # labels from interactions
 >>> algo = FactorizationMachines(feature_dim=6, num_factors=4, predictor_type="binary_classifier",
-...                              linear_lr=0.05, factors_lr=0.05, mini_batch_size=100)
+...                              linear_lr=0.05, factors_lr=0.05, mini_batch_size=100,
+...                              num_models=4)
 >>> state = algo.init_state(6)
 >>> for _ in range(5):
 ...     for i in range(0, 4000, 100):
 ...         _ = algo.update(state, Batch(x[i:i + 100], y[i:i + 100]))
 >>> model = algo.finalize(state)
 >>> accuracy = float((model.predict(x)["predicted_label"] == y).float().mean())
->>> accuracy > 0.97
-True
+>>> accuracy > 0.97, model.meta["candidate"] in range(4)
+(True, True)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from streamfit.algorithms.factorization_machines.choice import (
+    RESERVOIR_ROWS,
+    choose,
+    held_out,
+    new_reservoir,
+    start_epoch,
+    summary,
+)
 from streamfit.algorithms.factorization_machines.evaluation import FactorizationMachinesEvaluator
+from streamfit.algorithms.factorization_machines.grid import candidate_grid
 from streamfit.algorithms.factorization_machines.hyperparameters import (
     CHECK_PARAMETERS,
     FactorizationMachinesHyperparameters,
 )
 from streamfit.algorithms.factorization_machines.model import FactorizationMachinesModel
-from streamfit.algorithms.linear_learner.optim import (
-    OptimConfig,
-    gather_rows,
-    moment_names,
-    packed_step,
-    scatter_rows,
-    step,
+from streamfit.algorithms.factorization_machines.packed import (
+    dense_grad,
+    dense_scores,
+    loss_and_grad,
+    sparse_grad,
+    sparse_scores,
 )
-from streamfit.core.algorithm import Algorithm
-from streamfit.core.batch import CSR, Batch
+from streamfit.algorithms.factorization_machines.steps import bias_step, table_step
+from streamfit.algorithms.factorization_machines.table import (
+    SETTINGS,
+    final_rows,
+    initial_tensors,
+    merge_states,
+    slots,
+    upgrade,
+)
+from streamfit.algorithms.linear_learner.optim import gather_rows
+from streamfit.algorithms.linear_learner.selection import remember_scores, reservoir_slots
+from streamfit.core.algorithm import Algorithm, BatchStream
+from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.delta import Distribution
+from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.model import Model
 from streamfit.core.registry import register
 from streamfit.core.state import State
@@ -70,11 +99,21 @@ __all__ = ["FactorizationMachines"]
 
 @register
 class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
-    """Second-order factorization machines for regression and binary classification."""
+    """Second-order factorization machines for regression and binary classification,
+    ``num_models`` at a time."""
 
     name = "factorization-machines"
     hyperparameters_class = FactorizationMachinesHyperparameters
     model_class = FactorizationMachinesModel
+    post_training = frozenset(
+        {
+            "binary_classifier_model_selection_criteria",
+            "f_beta",
+            "target_precision",
+            "target_recall",
+            "candidate",
+        }
+    )
     #: Averaging two shards' SGD runs (weighted per feature by how often each shard used it)
     #: lands within 2.4% of one pass's log loss on the shared checks' data; allowed 5%.
     merge_tolerance = 0.05
@@ -84,26 +123,35 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         {
             "feature_dim",
             "num_factors",
+            "num_models",
             "predictor_type",
             "optimizer",
             "hash_features",
             "averaging_batches",
         }
     )
-    size_hyperparameters = ("feature_dim", "num_factors", "optimizer", "averaging_batches")
+    size_hyperparameters = (
+        "feature_dim",
+        "num_factors",
+        "num_models",
+        "optimizer",
+        "averaging_batches",
+    )
     check_parameters = CHECK_PARAMETERS
     #: For a parameter server: sums that add up across workers (the rest are averaged); the
-    #: lazy update writes only the batch's columns' rows of the table and its bookkeeping.
+    #: lazy update writes only the batch's columns' rows of the table and its bookkeeping;
+    #: the held-out reservoir is the latest rows a worker scored, with its cursor.
     distribution = Distribution(
         mode="parameter-server",
-        delta_rules=dict.fromkeys(("touches", "step", "loss_sum", "loss_rows"), "count"),
+        delta_rules={
+            **dict.fromkeys(("touches", "step", "loss_sum", "loss_rows", "calib_seen"), "count"),
+            **dict.fromkeys(
+                ("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"
+            ),
+            **dict.fromkeys(SETTINGS, "fixed"),
+        },
         touched_tensors=frozenset({"table", "touches", "at"}),
     )
-
-    @property
-    def optim(self) -> OptimConfig:
-        hp = self.hp
-        return OptimConfig(hp.optimizer, hp.beta_1, hp.beta_2, hp.momentum, hp.eps)
 
     def expected_features(self) -> int | None:
         return self.hp.feature_dim
@@ -118,52 +166,17 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
 
     def state_bytes(self, n_features: int) -> int:
         hp = self.hp
-        slots = 1 + len(moment_names(hp.optimizer)) + (1 if hp.averaging_batches else 0)
-        per_row = 4 * slots * (hp.num_factors + 1) + 8 + (8 if hp.averaging_batches else 0)
-        return n_features * per_row
+        m, width = hp.num_models, hp.num_models * (hp.num_factors + 1)
+        per_row = 4 * slots(hp) * width + 8 + (8 if hp.averaging_batches else 0)
+        return n_features * per_row + 4 * (m + 1) * RESERVOIR_ROWS
 
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
-        hp = self.hp
         state = self.new_state(n_features)
-        g = state.generator
-        d, k = n_features, hp.num_factors
-        w0 = _init(
-            (1,),
-            hp.bias_init_method,
-            hp.bias_init_sigma,
-            hp.bias_init_scale,
-            hp.bias_init_value,
-            g,
+        t = initial_tensors(self.hp, n_features, state.generator) | new_reservoir(
+            state, self.hp.num_models
         )
-        w = _init(
-            (d,),
-            hp.linear_init_method,
-            hp.linear_init_sigma,
-            hp.linear_init_scale,
-            hp.linear_init_value,
-            g,
-        )
-        v = _init(
-            (d, k),
-            hp.factors_init_method,
-            hp.factors_init_sigma,
-            hp.factors_init_scale,
-            hp.factors_init_value,
-            g,
-        )
-        slots = 1 + len(moment_names(hp.optimizer)) + (1 if hp.averaging_batches else 0)
-        table = torch.zeros(d, slots, k + 1)
-        table[:, 0, :k] = v
-        table[:, 0, k] = w
-        t = {"w0": w0, "table": table, "touches": torch.zeros(d, dtype=torch.float64)}
-        for m in moment_names(hp.optimizer):
-            t[f"w0.{m}"] = torch.zeros(1)
-        if hp.averaging_batches:
-            table[:, -1] = table[:, 0]
-            t["w0.avg"] = w0.clone()
-            t["at"] = torch.zeros(d, dtype=torch.int64)
         state.tensors = {name: value.to(device) for name, value in t.items()}
-        state.meta.update(step=0, loss_sum=0.0, loss_rows=0)
+        state.meta.update(step=0, loss_rows=0)
         return state
 
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
@@ -177,57 +190,73 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         return (x != 0).any(0).nonzero().squeeze(1)
 
     def _update(self, state: State, batch: Batch) -> float:
-        """One optimiser step on ``batch``; returns its summed loss before the step."""
+        """One optimiser step of every candidate on ``batch``; returns the batch's summed
+        loss (before the step) of the best candidate that has not diverged."""
         hp = self.hp
+        k = hp.num_factors
+        upgrade(state)
         y = self._labels(batch)
+        holding = self._holding_out(state)
+        if holding:
+            batch, y = self._hold_out(state, batch, y)
+            if not batch.n_rows:
+                return 0.0
         t = state.tensors
         x, n = batch.features, batch.n_rows
         if isinstance(x, CSR):
             uniq, inverse, order, starts = x.columns()
-            vals, offsets = x.values, x.indptr[:-1]
-            rows_u = gather_rows(t["table"], uniq)  # (u, slots, k + 1)
-            v_u, w_u = rows_u[:, 0, :-1], rows_u[:, 0, -1]
-            # Per row: s = sum_i v_i x_i, q = sum_i |v_i|^2 x_i^2 and the linear term.
-            s = F.embedding_bag(inverse, v_u, offsets, mode="sum", per_sample_weights=vals)
-            q = _bag(inverse, (v_u * v_u).sum(1), offsets, vals * vals)
-            lin = _bag(inverse, w_u, offsets, vals)
+            rows_u = gather_rows(t["table"], uniq)  # (u, slots, M (k + 1))
+            params = rows_u[:, 0]
+            raw, s = sparse_scores(inverse, x.indptr[:-1], x.values, params, t["w0"], k)
         else:
-            rows_u = None
-            v_u, w_u = t["table"][:, 0, :-1], t["table"][:, 0, -1]
-            s, lin = x @ v_u, x @ w_u
-            q = ((x * x) @ (v_u * v_u)).sum(1)
-        raw = t["w0"] + lin + 0.5 * ((s * s).sum(1) - q)
-        loss, g = _loss_and_grad(hp.predictor_type, raw, y)
+            rows_u, params = None, t["table"][:, 0]
+            raw, s = dense_scores(x, params, t["w0"], k)
+        if not holding:  # progressive validation: scored before trained on
+            remember_scores(state, raw, y, regressor=False)
+        loss, g = loss_and_grad(hp.predictor_type, raw, y.unsqueeze(1))
         g = g * (hp.rescale_grad / n)
         state.meta["step"] += 1
         if isinstance(x, CSR):
-            # Per column i (the transposed products, as bags over the rows using it):
-            # dw_i = sum_r g_r x_ri and dv_i = sum_r g_r x_ri s_r - v_i sum_r g_r x_ri^2.
             rows = x.row_ids().index_select(0, order)
-            by_col = vals.index_select(0, order)
-            gs = torch.cat([g.unsqueeze(1) * s, g.unsqueeze(1)], 1)
-            grad = F.embedding_bag(rows, gs, starts, mode="sum", per_sample_weights=by_col)
-            grad[:, :-1] -= v_u * _bag(rows, g, starts, by_col * by_col).unsqueeze(1)
+            grad = sparse_grad(rows, starts, x.values.index_select(0, order), params, g, s, k)
             ones = torch.ones(uniq.numel(), dtype=torch.float64, device=uniq.device)
             t["touches"].index_add_(0, uniq, ones)
-            self._table_step(state, grad, uniq, rows_u)
+            table_step(hp, state, grad, uniq, rows_u)
         else:
-            grad = torch.cat([x.t() @ (g.unsqueeze(1) * s), (x.t() @ g).unsqueeze(1)], 1)
-            grad[:, :-1] -= v_u * ((x * x).t() @ g).unsqueeze(1)
+            grad = dense_grad(x, params, g, s, k)
             used = (x != 0).any(0)
             t["touches"].add_(used.double())
             if bool(used.all()):
-                self._table_step(state, grad, None, None)
+                table_step(hp, state, grad, None, None)
             else:  # lazy as in the sparse case: a column of zeros is not a feature seen
                 cols = used.nonzero().squeeze(1)
-                self._table_step(state, grad.index_select(0, cols), cols, None)
-        self._step(state, "w0", g.sum().view(1), None)
-        if hp.averaging_batches:
-            t["w0.avg"].lerp_(t["w0"], 1.0 / hp.averaging_batches)
-        total = float(loss.double().sum())
-        state.meta["loss_sum"] += total
+                table_step(hp, state, grad.index_select(0, cols), cols, None)
+        bias_step(hp, state, g.sum(0))
+        per_model = loss.double().sum(0)
+        t["loss_sum"] += per_model
         state.meta["loss_rows"] += n
-        return total
+        finite = per_model[torch.isfinite(per_model)]
+        # A candidate whose rate made it diverge is dropped from the choice, not fatal.
+        return float(finite.min() if finite.numel() else per_model.max())
+
+    def _holding_out(self, state: State) -> bool:
+        return (
+            self.hp.epochs > 1
+            and state.meta.get("hold_out", True)
+            and state.meta["calib_source"] == "train"
+        )
+
+    def _hold_out(self, state: State, batch: Batch, y: torch.Tensor) -> tuple[Batch, torch.Tensor]:
+        """The batch without its held-out rows, whose scores join this epoch's reservoir."""
+        start_epoch(state, state.position.epoch)
+        held = held_out(batch)
+        if not bool(held.any()):
+            return batch, y
+        rows = held.nonzero().squeeze(1)
+        scores = self._scores(state, batch.select(rows).features)
+        remember_scores(state, scores, y[rows], regressor=False)
+        keep = (~held).nonzero().squeeze(1)
+        return batch.select(keep), y[keep]
 
     def _labels(self, batch: Batch) -> torch.Tensor:
         if batch.labels is None:
@@ -245,111 +274,69 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
                 )
         return y.to(torch.float32)
 
-    def _clip(self, grad: torch.Tensor) -> torch.Tensor:
-        c = self.hp.clip_gradient
-        return grad if c is None else grad.clamp_(-c, c)
-
-    def _step(self, state: State, name: str, grad: torch.Tensor, rows: torch.Tensor | None) -> None:
-        """The bias's step (``w0`` and its moments are tensors of their own)."""
-        hp = self.hp
-        t = state.tensors
-        buffers = {m: t[f"{name}.{m}"] for m in moment_names(hp.optimizer)}
-        step(
-            self.optim,
-            t[name],
-            self._clip(grad),
-            buffers,
-            torch.tensor(hp.bias_lr, device=grad.device),
-            state.meta["step"],
-            rows=rows,
-            wd=torch.tensor(hp.bias_wd, device=grad.device) if hp.bias_wd > 0 else None,
-        )
-
-    def _table_step(
-        self,
-        state: State,
-        grad: torch.Tensor,
-        rows: torch.Tensor | None,
-        gathered: torch.Tensor | None,
-    ) -> None:
-        """The step of ``[v | w]`` for ``rows`` (all when None), learning rate and decay per
-        column: ``factors_*`` for ``v``, ``linear_*`` for ``w``."""
-        hp = self.hp
-        k = hp.num_factors
-        device = grad.device
-        lr = torch.full((k + 1,), hp.factors_lr, device=device)
-        lr[k] = hp.linear_lr
-        wd: torch.Tensor | None = None
-        if hp.factors_wd > 0 or hp.linear_wd > 0:
-            wd = torch.full((k + 1,), hp.factors_wd, device=device)
-            wd[k] = hp.linear_wd
-        table = state.tensors["table"]
-        t = state.meta["step"]
-        if not hp.averaging_batches:
-            packed_step(self.optim, table, self._clip(grad), lr, t, rows, wd, gathered)
-            return
-        if rows is None:
-            sel = table
-        else:
-            sel = gathered if gathered is not None else gather_rows(table, rows)
-        at = state.tensors["at"]
-        beta = 1.0 - 1.0 / hp.averaging_batches
-        # Catch up: since its last step the row held its parameters unchanged.
-        idle = (t - 1 - (at if rows is None else at.index_select(0, rows))).to(sel.dtype)
-        sel[:, -1].lerp_(sel[:, 0], (1 - beta**idle).unsqueeze(1))
-        packed_step(self.optim, sel[:, :-1], self._clip(grad), lr, t, None, wd)
-        sel[:, -1].lerp_(sel[:, 0], 1.0 - beta)
-        if rows is None:
-            at.fill_(t)
-        else:
-            at.index_fill_(0, rows, t)
-            scatter_rows(table, rows, sel)
-
     def _merge(self, a: State, b: State) -> State:
-        """Each feature's parameters and moments averaged, weighted by how many batches of
-        each shard used it (rows neither used keep ``a``'s); the bias by rows seen."""
-        out = a.clone()
-        ta, tb = a.tensors, {k: v.to(a.device) for k, v in b.tensors.items()}
-        ca, cb = ta["touches"], tb["touches"]
-        total = ca + cb
-        share = torch.where(total > 0, cb / total.clamp_min(1e-300), 0.0).float()
-        na, nb = float(a.meta["loss_rows"]), float(b.meta["loss_rows"])
-        bias_share = nb / (na + nb) if na + nb > 0 else 0.5
-        out.tensors["table"] = ta["table"] + share.view(-1, 1, 1) * (tb["table"] - ta["table"])
-        bias_keys = ["w0", *(f"w0.{m}" for m in moment_names(self.hp.optimizer))]
-        for key in bias_keys + (["w0.avg"] if "w0.avg" in ta else []):
-            out.tensors[key] = torch.lerp(ta[key], tb[key], bias_share)
-        out.tensors["touches"] = total
-        if "at" in ta:  # averages are brought up from the later of the two
-            out.tensors["at"] = torch.maximum(ta["at"], tb["at"])
-        out.meta["step"] = max(int(a.meta["step"]), int(b.meta["step"]))
-        for key in ("loss_sum", "loss_rows"):
-            out.meta[key] = a.meta[key] + b.meta[key]
-        return out
+        for state in (a, b):
+            upgrade(state)
+        return merge_states(a, b, self.hp)
+
+    def _adopt(self, state: State) -> None:
+        """Continue ``state`` with the candidates' rates and decays that the hyperparameters
+        given now make (the same as before unless they changed)."""
+        upgrade(state)
+        grid = candidate_grid(self.hp, int(state.tensors["w0"].numel()))
+        for name, values in vars(grid).items():
+            state.tensors[name].copy_(torch.tensor(values))
 
     def _finalize(self, state: State, **post_training: Any) -> FactorizationMachinesModel:
+        upgrade(state)
+        post = {name: v for name, v in post_training.items() if name != "candidate"}
+        hp = parse_hyperparameters(
+            FactorizationMachinesHyperparameters, {**self.hp.as_dict(), **post}, algorithm=self.name
+        )
         t = state.tensors
+        m, k = int(t["w0"].numel()), hp.num_factors
+        filled = int(state.meta["calib_filled"])
+        raw, labels = t["calib_scores"][:filled].cpu(), t["calib_labels"][:filled].cpu()
+        criteria = (
+            hp.binary_classifier_model_selection_criteria,
+            hp.f_beta,
+            hp.target_precision,
+            hp.target_recall,
+        )
+        choice = choose(raw, labels, hp.predictor_type, *criteria)
+        c, threshold = choice.model, choice.threshold
+        if "candidate" in post_training:
+            c = int(post_training["candidate"])
+            if not 0 <= c < m:
+                raise ConfigError(f"{self.name}: candidate must be in 0..{m - 1}, got {c}")
+            threshold = choose(raw[:, c : c + 1], labels, hp.predictor_type, *criteria).threshold
+        block = slice(c * (k + 1), (c + 1) * (k + 1))
+        params, w0 = t["table"][:, 0, block], t["w0"][c]
+        if hp.averaging_batches:  # as final_rows, for this candidate's columns only
+            beta = 1.0 - 1.0 / hp.averaging_batches
+            idle = (int(state.meta["step"]) - t["at"]).to(params.dtype)
+            params = torch.lerp(params, t["table"][:, -1, block], (beta**idle).unsqueeze(1))
+            w0 = t["w0.avg"][c]
         rows = int(state.meta["loss_rows"])
+        settings = {name: t[name].cpu().tolist() for name in SETTINGS}
         meta = {
-            "predictor_type": self.hp.predictor_type,
+            "predictor_type": hp.predictor_type,
             "n_features": state.n_features,
-            "num_factors": self.hp.num_factors,
-            "hash_features": self.hp.hash_features,
+            "num_factors": k,
+            "hash_features": hp.hash_features,
             "rows": rows,
             "train_metrics": {
-                "progressive_loss": state.meta["loss_sum"] / rows if rows else math.nan
+                "progressive_loss": t["loss_sum"][c].item() / rows if rows else math.nan
             },
+            "threshold": threshold,
+            "candidate": c,
+            **{name: values[c] for name, values in settings.items()},
+            "selection": summary(choice, settings, state),
         }
-        params, w0 = t["table"][:, 0], t["w0"]
-        if self.hp.averaging_batches:
-            # Every row's average brought up to the last step, as if it were used there.
-            beta = 1.0 - 1.0 / self.hp.averaging_batches
-            idle = (int(state.meta["step"]) - t["at"]).to(params.dtype)
-            params = torch.lerp(params, t["table"][:, -1], (beta**idle).unsqueeze(1))
-            w0 = t["w0.avg"]
-            meta["averaging_batches"] = self.hp.averaging_batches
+        if hp.averaging_batches:
+            meta["averaging_batches"] = hp.averaging_batches
         tensors = {
-            "w0": w0[0].clone(),
+            "w0": w0.clone(),
             "w": params[:, -1].contiguous(),
             "v": params[:, :-1].contiguous(),
         }
@@ -357,42 +344,43 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
 
     # -- hooks -------------------------------------------------------------------------------
 
+    def end_epoch(self, state: State, validation: BatchStream | None) -> bool:
+        """With a validation channel to choose on, later epochs train on every row."""
+        if validation is not None:
+            state.meta["hold_out"] = False
+        return False
+
+    def calibrate(self, state: State, batches: Iterable[Batch]) -> None:
+        """Reservoir-sample held-out rows' scores of every candidate, as ``finalize`` would
+        make them (averages brought up to date): they replace the training rows'."""
+        upgrade(state)
+        t = state.tensors
+        r = t["calib_scores"].shape[0]
+        seen = 0
+        state.meta["calib_source"] = "validation"
+        for batch in batches:
+            if batch.n_rows == 0 or batch.labels is None:
+                continue
+            s = self._scores(state, batch.features)
+            slot = reservoir_slots(seen, batch.n_rows, r, state.generator)
+            keep = slot < r
+            slot = slot[keep].to(s.device)
+            t["calib_scores"].index_copy_(0, slot, s[keep.to(s.device)])
+            t["calib_labels"].index_copy_(0, slot, batch.labels[keep.to(s.device)].float())
+            seen += batch.n_rows
+        state.meta.update(calib_filled=min(seen, r), calib_seen=seen, calib_next=0)
+
+    def _scores(self, state: State, x: Features) -> torch.Tensor:
+        """Every candidate's raw score of the rows ``x`` ``(n, M)``, as their models give it."""
+        t = state.tensors
+        k = self.hp.num_factors
+        w0 = t["w0.avg"] if self.hp.averaging_batches else t["w0"]
+        if isinstance(x, CSR):
+            uniq, inverse = x.unique_indices()
+            params = final_rows(state, self.hp, uniq)
+            return sparse_scores(inverse, x.indptr[:-1], x.values, params, w0, k)[0]
+        return dense_scores(x, final_rows(state, self.hp, None), w0, k)[0]
+
     def evaluator(self, model: Model) -> FactorizationMachinesEvaluator:
         assert isinstance(model, FactorizationMachinesModel)
         return FactorizationMachinesEvaluator(model)
-
-
-def _bag(
-    indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    """Weighted sums of a vector's entries per bag."""
-    return F.embedding_bag(
-        indices, table.unsqueeze(1), offsets, mode="sum", per_sample_weights=weights
-    ).squeeze(1)
-
-
-def _init(
-    shape: tuple[int, ...],
-    method: str,
-    sigma: float,
-    scale: float | None,
-    value: float,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    if method == "constant":
-        return torch.full(shape, value)
-    if method == "uniform":
-        bound = scale if scale is not None else sigma * math.sqrt(3.0)  # sigma's variance
-        return (torch.rand(shape, generator=generator) * 2 - 1) * bound
-    return torch.randn(shape, generator=generator) * sigma
-
-
-def _loss_and_grad(
-    kind: str, raw: torch.Tensor, y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row loss and its derivative in the raw score: log loss on logits, or half the
-    squared error."""
-    if kind == "binary_classifier":
-        return F.softplus(raw) - y * raw, torch.sigmoid(raw) - y
-    err = raw - y
-    return 0.5 * err * err, err

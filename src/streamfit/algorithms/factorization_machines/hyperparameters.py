@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from streamfit.algorithms.linear_learner.hyperparameters import Criterion
+from streamfit.algorithms.linear_learner.optim import moment_names
 from streamfit.core.check_parameters import CheckParameters, GeneratedData
 from streamfit.core.hyperparameters import Hyperparameters, Seed
 
@@ -75,6 +77,16 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
     momentum: float = Field(default=0.0, ge=0, lt=1)
     hash_features: bool = False
     averaging_batches: int = Field(default=0, ge=0)
+    #: Candidates trained at once (:mod:`.grid`). auto (or not given): 8 when no learning
+    #: rate is given, fewer where their table would pass 2 GiB; 1 when one is (the model
+    #: asked for, as SageMaker trains it).
+    num_models: int = Field(default=8, ge=1, le=64)
+    #: Post-training: how ``finalize`` chooses the candidate (and, but for
+    #: ``loss_function``, the binary classifier's threshold), on held-out rows.
+    binary_classifier_model_selection_criteria: Criterion = "loss_function"
+    f_beta: float = Field(default=1.0, gt=0)
+    target_precision: float = Field(default=0.8, gt=0, le=1)
+    target_recall: float = Field(default=0.8, gt=0, le=1)
     seed: Seed = 0
 
     @model_validator(mode="before")
@@ -92,7 +104,28 @@ class FactorizationMachinesHyperparameters(Hyperparameters):
         for key, rate in zip(("linear_lr", "factors_lr"), rates, strict=True):
             if out.get(key, "auto") == "auto":
                 out[key] = rate
+        if out.get("num_models", "auto") == "auto":
+            out["num_models"] = 1 if any(given) else _auto_models(out)
         return out
+
+
+#: The most memory "auto" gives the candidates' table (parameters and optimiser moments).
+AUTO_TABLE_BYTES = 2 << 30
+
+
+def _auto_models(raw: dict[str, Any]) -> int:
+    """8, or as many candidates as keep the table within :data:`AUTO_TABLE_BYTES` (at
+    least 1). Values the fields refuse fall back to 8: the field's check names them.
+
+    >>> _auto_models({"feature_dim": "1000000", "num_factors": 64, "optimizer": "adagrad"})
+    4
+    """
+    try:
+        d, k = int(raw["feature_dim"]), int(raw["num_factors"])
+        slots = 1 + len(moment_names(raw["optimizer"])) + (int(raw.get("averaging_batches", 0)) > 0)
+    except (KeyError, TypeError, ValueError):
+        return 8
+    return max(1, min(8, AUTO_TABLE_BYTES // max(1, 4 * d * (k + 1) * slots)))
 
 
 #: (linear_lr, factors_lr) of "auto": with Adagrad (True), and with the others (SageMaker's).
@@ -108,6 +141,7 @@ CHECK_PARAMETERS = CheckParameters(
         "linear_lr": 0.05,
         "factors_lr": 0.05,
         "mini_batch_size": 500,
+        "num_models": 3,
     },
     metric="binary_classification_cross_entropy",
     memory_hyperparameters={

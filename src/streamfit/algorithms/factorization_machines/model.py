@@ -45,7 +45,8 @@ def fm_scores(
 
 class FactorizationMachinesModel(Model):
     """Answers ``score`` (and ``predicted_label`` for binary classifiers: 1 when the score is
-    at least 0.5) as SageMaker's Factorization Machines. Tensors: ``w0``, ``w``, ``v``.
+    at least ``meta["threshold"]``, 0.5 unless a selection criterion chose another) as
+    SageMaker's Factorization Machines. Tensors: ``w0``, ``w``, ``v``.
 
     >>> model = FactorizationMachinesModel(
     ...     {"w0": torch.tensor(0.0), "w": torch.tensor([2.0, -2.0]), "v": torch.zeros(2, 2)},
@@ -71,7 +72,8 @@ class FactorizationMachinesModel(Model):
         if self.predictor_type == "regressor":
             return {"score": raw}
         score = torch.sigmoid(raw)
-        return {"score": score, "predicted_label": (score >= 0.5).long()}
+        threshold = float(self.meta.get("threshold", 0.5))
+        return {"score": score, "predicted_label": (score >= threshold).long()}
 
     def records(self, predictions: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         score = predictions["score"].detach().cpu().double().tolist()
