@@ -99,3 +99,20 @@ def multi(models: Models) -> Iterator[TestClient]:
     served = load_served([str(models.ll), f"clusters={models.kmeans}", str(models.pca)])
     with TestClient(create_app(served)) as c:
         yield c
+
+
+def assert_close(got: object, want: object) -> None:
+    """The same answers, floats within float32's last bits: rows predicted together may sum
+    in another order than alone."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys()
+        for key in want:
+            assert_close(got[key], want[key])
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert_close(g, w)
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+    else:
+        assert got == want

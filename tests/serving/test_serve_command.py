@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from streamfit.cli.main import cli
 from streamfit.cli.options import EXIT_CODES
-from tests.serving.conftest import Models, csv_body, expected, rows
+from tests.serving.conftest import Models, assert_close, csv_body, expected, rows
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -86,7 +86,7 @@ def test_serve_answers_over_http_and_batches_concurrent_requests(
     answers = asyncio.run(sixteen())
     assert [a.status_code for a in answers] == [200] * 16
     for s, a in enumerate(answers):
-        assert a.json() == {"predictions": expected(models.ll, rows(1, s), tmp_path)}
+        assert_close(a.json(), {"predictions": expected(models.ll, rows(1, s), tmp_path)})
     metrics = httpx.get(f"{server}/metrics").text
     assert 'streamfit_serving_batch_rows_sum{model="ll"} 16.0' in metrics
     calls = next(
