@@ -279,3 +279,17 @@ def test_metrics_count_requests_latency_and_batch_rows(client: TestClient) -> No
     assert 'streamfit_serving_requests_total{model="-",status="404"} 1.0' in text
     assert 'streamfit_serving_request_seconds_count{model="ll"} 3.0' in text
     assert 'streamfit_serving_batch_rows_sum{model="ll"} 3.0' in text
+
+
+@pytest.mark.parametrize("window", [2.0, 0.0])
+def test_a_model_that_fails_is_a_500_and_the_server_goes_on(models: Models, window: float) -> None:
+    served = load_served([str(models.ll)])
+    tensors = dict(served[0].model.tensors)
+    with TestClient(create_app(served, ServeSettings(batch_window_ms=window))) as c:
+        served[0].model.tensors.clear()  # a model that cannot predict: a bug, no request's fault
+        failed = c.post("/invocations", content=b"1,2,3,4\n", headers={"Content-Type": CSV})
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "internal error: see the server's log"}
+        served[0].model.tensors.update(tensors)
+        again = c.post("/invocations", content=b"1,2,3,4\n", headers={"Content-Type": CSV})
+        assert again.status_code == 200

@@ -235,6 +235,20 @@ class Batcher:
         finally:
             reader.stop()
 
+    def inline(self) -> Iterator[Batch]:
+        """The same batches, read in the caller's thread, without reading ahead: for an input
+        read whole at once (the model server's request bodies), where starting the thread
+        costs more than the read.
+
+        >>> import io
+        >>> from streamfit.data.source import PipeSource, SourceOptions
+        >>> body = io.BytesIO(b"0.5,2\\n1.5,3\\n")
+        >>> source = PipeSource("body", body, SourceOptions(labelled=False))
+        >>> [b.features.tolist() for b in Batcher(source, 10).inline()]
+        [[[0.5, 2.0], [1.5, 3.0]]]
+        """
+        return self._batches(_Pipe(self.prefetch_bytes), threading.Event())
+
     # -- producer thread -------------------------------------------------------------------
 
     def _produce(self, q: _Pipe, stop: threading.Event) -> None:

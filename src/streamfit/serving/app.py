@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,14 +29,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
+from streamfit.core.model import Model
 from streamfit.errors import DataError, StreamfitError
 from streamfit.serving.batching import MicroBatcher, predict_rows
 from streamfit.serving.codecs import (
     BODY_NAME,
-    Rows,
     decode_rows,
     encode_answer,
     negotiate,
+    read_body,
     request_format,
 )
 from streamfit.serving.errors import PayloadTooLarge, RequestError, UnknownModel
@@ -46,6 +47,7 @@ from streamfit.serving.models import ServedModel
 __all__ = ["ServeSettings", "create_app", "error_answer"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Bodies larger than this are parsed in a worker thread, so that the event loop goes on
 #: taking requests meanwhile; smaller ones cost less than the hand-over.
@@ -88,6 +90,7 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
                 m.model,
                 settings.batch_window_ms / 1000,
                 settings.max_batch_rows,
+                settings.max_request_rows,
                 metrics.batch_rows.labels(model=m.name).observe,
             )
 
@@ -111,14 +114,16 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
         answer_type = negotiate(request.headers.get("accept"))
         content_type = request.headers.get("content-type")
         request_format(content_type)  # refused before the body is read
-        body = await _read_body(request, settings.max_body_bytes)
-        rows = await _decode(served, body, content_type, settings.max_request_rows)
+        data = await _read_body(request, settings.max_body_bytes)
         batcher = batchers.get(served.name)
         if batcher is not None:
-            records = await batcher.predict(rows)
+            body = await _off_loop(data, read_body, data, content_type)
+            records = await batcher.predict(body)
         else:
-            records = (await run_in_threadpool(predict_rows, served.model, [rows]))[0]
-            metrics.batch_rows.labels(model=served.name).observe(rows.n_rows)
+            records = await run_in_threadpool(
+                _answer_alone, served.model, data, content_type, settings.max_request_rows
+            )
+            metrics.batch_rows.labels(model=served.name).observe(len(records))
         return Response(encode_answer(records, answer_type), media_type=answer_type)
 
     async def invoke(served: ServedModel | None, request: Request, name: str) -> Response:
@@ -185,17 +190,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _decode(
-    served: ServedModel, body: bytes, content_type: str | None, max_rows: int
-) -> Rows:
-    try:
-        if len(body) <= _PARSE_INLINE_BYTES:
-            return decode_rows(served.model, body, content_type, max_rows)
-        return await run_in_threadpool(decode_rows, served.model, body, content_type, max_rows)
-    except StreamfitError:
-        raise
-    except Exception as exc:
-        # The body is all a parse reads: whatever it raises, the body caused it. Logged, as
-        # the readers should have named the row themselves.
-        log.warning("%s: a body the readers did not expect", served.name, exc_info=True)
-        raise RequestError(f"{BODY_NAME}: could not be read ({type(exc).__name__}: {exc})") from exc
+async def _off_loop(data: bytes, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, in a worker thread when ``data`` is large enough to hold the loop up."""
+    if len(data) <= _PARSE_INLINE_BYTES:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
+
+
+def _answer_alone(
+    model: Model, data: bytes, content_type: str | None, max_rows: int
+) -> list[dict[str, Any]]:
+    rows = decode_rows(model, read_body(data, content_type), max_rows)
+    return predict_rows(model, [rows])[0]

@@ -1,8 +1,9 @@
 """Server-side batching: requests that arrive within a few milliseconds of each other are
-answered by one ``predict`` over their rows together, and the answers split back.
+read together and answered by one ``predict`` over their rows, and the answers split back.
 
-One predict over 32 rows costs little more than over one, so under concurrent clients this
-turns many small model calls into a few larger ones. The model runs in one worker thread per
+One read and one predict of 32 rows cost little more than of one row (a parse's fixed cost
+is most of a one-row request's), so under concurrent clients this turns many small calls into
+a few larger ones. The model runs in one worker thread per
 model, so the event loop keeps reading requests while it computes.
 """
 
@@ -19,9 +20,10 @@ import torch
 
 from streamfit.core.batch import CSR, Features
 from streamfit.core.model import Model
-from streamfit.serving.codecs import Rows
+from streamfit.errors import StreamfitError
+from streamfit.serving.codecs import Body, Rows, decode_rows, join_bodies
 
-__all__ = ["MicroBatcher", "concat_features", "predict_rows"]
+__all__ = ["MicroBatcher", "answer_bodies", "concat_features", "predict_rows"]
 
 Records = list[dict[str, Any]]
 
@@ -76,16 +78,70 @@ def predict_rows(model: Model, requests: Sequence[Rows]) -> list[Records]:
     return answers
 
 
+def answer_bodies(model: Model, bodies: Sequence[Body], max_rows: int) -> list[Records | Exception]:
+    """The answers to each of ``bodies``, or the error that refuses it.
+
+    Bodies of one line format are parsed together, in one read: a parse costs about the
+    same for one row as for a few hundred. If that read fails, or its rows do not add up to
+    the bodies' lines, each body is read alone, so that each is answered or refused on its
+    own rows, as it would have been alone. ``max_rows`` is the most rows one body may hold.
+    """
+    results: list[Records | Exception] = [[] for _ in bodies]
+    # Each entry: rows, and the bodies they answer with how many rows of them each has.
+    reads: list[tuple[Rows, list[tuple[int, int]]]] = []
+    groups: dict[str, list[int]] = {}
+    for i, body in enumerate(bodies):
+        groups.setdefault(body.fmt, []).append(i)
+    for members in groups.values():
+        counts = [bodies[i].lines for i in members]
+        if len(members) > 1 and all(n is not None and 0 < n <= max_rows for n in counts):
+            total = sum(n for n in counts if n is not None)
+            try:
+                rows = decode_rows(model, join_bodies([bodies[i] for i in members]), total)
+            except StreamfitError:
+                pass  # a bad body among them: each is read alone below
+            else:
+                if rows.n_rows == total:
+                    reads.append((rows, list(zip(members, counts, strict=True))))  # type: ignore[arg-type]
+                    continue
+        for i in members:
+            try:
+                rows = decode_rows(model, bodies[i], max_rows)
+            except StreamfitError as exc:
+                results[i] = exc
+            else:
+                reads.append((rows, [(i, rows.n_rows)]))
+    if reads:
+        try:
+            answers = predict_rows(model, [rows for rows, _ in reads])
+        except Exception as exc:  # every request of this call is told
+            for _, owners in reads:
+                for i, _n in owners:
+                    results[i] = exc
+            return results
+        for answer, (_, owners) in zip(answers, reads, strict=True):
+            start = 0
+            for i, n in owners:
+                results[i] = answer[start : start + n]
+                start += n
+    return results
+
+
 @dataclass
 class _Pending:
-    rows: Rows
+    body: Body
     answer: asyncio.Future[Records]
+
+    @property
+    def weight(self) -> int:
+        return self.body.lines or 1
 
 
 @dataclass
 class MicroBatcher:
-    """Gathers the rows of requests for up to ``window`` seconds (or ``max_rows`` rows) after
-    the first, then answers them with one :func:`predict_rows` in its worker thread.
+    """Gathers the bodies of requests for up to ``window`` seconds (or ``max_rows`` rows)
+    after the first, then reads and answers them together with :func:`answer_bodies` in its
+    worker thread; ``max_request_rows`` is the most rows one body may hold.
 
     ``observe`` is told the row count of each model call (the batch-size histogram).
     :meth:`start` and :meth:`stop` run in the server's event loop (its lifespan).
@@ -94,6 +150,7 @@ class MicroBatcher:
     model: Model
     window: float
     max_rows: int
+    max_request_rows: int
     observe: Callable[[int], None] = lambda rows: None
     _queue: asyncio.Queue[_Pending] = field(default_factory=asyncio.Queue, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -111,11 +168,11 @@ class MicroBatcher:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    async def predict(self, rows: Rows) -> Records:
-        """The answers to ``rows``, predicted together with those of requests beside it."""
+    async def predict(self, body: Body) -> Records:
+        """The answers to the rows of ``body``, read and predicted with those beside it."""
         if self._task is None or self._task.done():
             raise RuntimeError("the batcher is not running (start it in the server's lifespan)")
-        pending = _Pending(rows, asyncio.get_running_loop().create_future())
+        pending = _Pending(body, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.answer
 
@@ -123,7 +180,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            n_rows = batch[0].rows.n_rows
+            n_rows = batch[0].weight
             deadline = loop.time() + self.window
             while n_rows < self.max_rows:
                 try:
@@ -137,23 +194,24 @@ class MicroBatcher:
                     except TimeoutError:
                         break
                 batch.append(item)
-                n_rows += item.rows.n_rows
-            await self._answer(loop, batch, n_rows)
+                n_rows += item.weight
+            await self._answer(loop, batch)
 
-    async def _answer(
-        self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], n_rows: int
-    ) -> None:
+    async def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.answer.done()]  # a client gone is not waited for
         try:
-            answers = await loop.run_in_executor(
-                self._pool, predict_rows, self.model, [p.rows for p in live]
+            results = await loop.run_in_executor(
+                self._pool, answer_bodies, self.model, [p.body for p in live], self.max_request_rows
             )
         except Exception as exc:  # each request's handler reports it; the loop goes on
-            for p in live:
-                if not p.answer.done():
-                    p.answer.set_exception(exc)
-            return
-        self.observe(n_rows)
-        for p, answer in zip(live, answers, strict=True):
-            if not p.answer.done():
-                p.answer.set_result(answer)
+            results = [exc] * len(live)
+        predicted = sum(len(r) for r in results if not isinstance(r, Exception))
+        if predicted:
+            self.observe(predicted)
+        for p, result in zip(live, results, strict=True):
+            if p.answer.done():
+                continue
+            if isinstance(result, Exception):
+                p.answer.set_exception(result)
+            else:
+                p.answer.set_result(result)

@@ -9,8 +9,10 @@ are the model's ``records()``, as ``predict`` writes them (:func:`write_records`
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from streamfit.core.batch import Batch, Features
 from streamfit.core.model import Model
 from streamfit.data.batcher import Batcher
 from streamfit.data.source import PipeSource, SourceOptions
-from streamfit.errors import DataError
+from streamfit.errors import DataError, StreamfitError
 from streamfit.serving.errors import (
     NotAcceptable,
     PayloadTooLarge,
@@ -32,12 +34,17 @@ __all__ = [
     "ANSWER_TYPES",
     "BODY_NAME",
     "REQUEST_TYPES",
+    "Body",
     "Rows",
     "decode_rows",
     "encode_answer",
+    "join_bodies",
     "negotiate",
+    "read_body",
     "request_format",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The request content types read, and the reader's format for each.
 REQUEST_TYPES = {
@@ -128,28 +135,75 @@ class Rows:
     n_rows: int
 
 
-def decode_rows(model: Model, body: bytes, content_type: str | None, max_rows: int) -> Rows:
+@dataclass(frozen=True)
+class Body:
+    """A request body in a format the readers take: ``csv``, ``jsonl`` or ``recordio``.
+    ``from_json``: JSON Lines made of an ``application/json`` body's instances."""
+
+    fmt: str
+    data: bytes
+    from_json: bool = False
+
+    @functools.cached_property
+    def lines(self) -> int | None:
+        """Its rows, if each non-blank line is one (CSV, JSON Lines); None for RecordIO."""
+        if self.fmt == "recordio":
+            return None
+        return sum(1 for line in self.data.split(b"\n") if line.strip())
+
+
+def read_body(data: bytes, content_type: str | None) -> Body:
+    """``data`` sent as ``content_type``, in the readers' terms; a JSON body is parsed here
+    (refused when it is no JSON), its rows later.
+
+    >>> read_body(b'{"instances": [[1, 2], [3, 4]]}', "application/json").lines
+    2
+    """
+    fmt = request_format(content_type)
+    body = Body("jsonl", _instances_as_lines(data), True) if fmt == "json" else Body(fmt, data)
+    _ = body.lines  # counted now: the server calls this off its event loop for large bodies
+    return body
+
+
+def join_bodies(bodies: Sequence[Body]) -> Body:
+    """One body of the rows of ``bodies`` (CSV or JSON Lines, one format), in order.
+
+    >>> join_bodies([Body("csv", b"1,2"), Body("csv", b"3,4\\n")]).data
+    b'1,2\\n3,4\\n'
+    """
+    parts = [b.data if b.data.endswith(b"\n") else b.data + b"\n" for b in bodies]
+    return Body(bodies[0].fmt, b"".join(parts))
+
+
+def decode_rows(model: Model, body: Body, max_rows: int) -> Rows:
     """The rows of ``body`` as ``model`` reads them, checked as ``predict`` checks them; a
     bad row is a :class:`DataError` naming it (for JSON, by its place in ``instances``)."""
-    fmt = request_format(content_type)
-    if fmt == "json":
-        body = _instances_as_lines(body)
-        fmt = "jsonl"
-    stream = PipeSource(BODY_NAME, io.BytesIO(body), SourceOptions())
-    source = model_source(model, stream, fmt, labelled=False, on_bad_rows="error")
-    batches: list[Batch] = []
     try:
-        # One batch more than the limit allows is enough to know the body is over it.
-        for batch in Batcher(source, max_rows, n_features=model.meta.get("n_features")):
-            if batches:
-                raise PayloadTooLarge(f"{BODY_NAME}: more than {max_rows:,} rows")
-            batches.append(batch)
+        return _decode(model, body, max_rows)
     except DataError as exc:
-        if _media_type(content_type or "") == "application/json" and exc.row is not None:
+        if body.from_json and exc.row is not None:
             raise DataError(
                 exc.message, source=BODY_NAME, row=exc.row, field=exc.field, row_label="instance"
             ) from exc
         raise
+    except StreamfitError:
+        raise
+    except Exception as exc:
+        # The body is all a parse reads: whatever it raises, the body caused it. Logged, as
+        # the readers should have named the row themselves.
+        log.warning("a request body the readers did not expect", exc_info=True)
+        raise RequestError(f"{BODY_NAME}: could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode(model: Model, body: Body, max_rows: int) -> Rows:
+    stream = PipeSource(BODY_NAME, io.BytesIO(body.data), SourceOptions())
+    source = model_source(model, stream, body.fmt, labelled=False, on_bad_rows="error")
+    batches: list[Batch] = []
+    # One batch more than the limit allows is enough to know the body is over it.
+    for batch in Batcher(source, max_rows, n_features=model.meta.get("n_features")).inline():
+        if batches:
+            raise PayloadTooLarge(f"{BODY_NAME}: more than {max_rows:,} rows")
+        batches.append(batch)
     if not batches or batches[0].n_rows == 0:
         raise RequestError(f"{BODY_NAME}: no rows to predict")
     return Rows(batches[0].features, batches[0].n_rows)
