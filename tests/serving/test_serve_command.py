@@ -100,6 +100,8 @@ def test_serve_answers_over_http_and_batches_concurrent_requests(
     assert bad.status_code == 400
     assert bad.json()["row"] == 1
     assert httpx.get(f"{server}/ping").status_code == 200
+    # On loopback, by default: a name rebound to 127.0.0.1 by a web page is not answered.
+    assert httpx.get(f"{server}/ping", headers={"Host": "evil.example"}).status_code == 421
 
 
 def test_serve_refuses_models_it_cannot_load(models: Models, tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from streamfit.cli.options import handle_errors
+from streamfit.errors import ConfigError
 
 __all__ = ["serve_command"]
 
@@ -35,6 +38,19 @@ __all__ = ["serve_command"]
     help="The largest request body (SageMaker's limit: 6 MiB).",
 )
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A file holding the token every request but /ping must send as 'Authorization: "
+    "Bearer TOKEN' (default: STREAMFIT_API_TOKEN); required to bind other than loopback.",
+)
+@click.option(
+    "--allow-host",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name to answer to besides loopback's (a proxy's); repeat for several.",
+)
 @handle_errors
 def serve_command(
     models: tuple[str, ...],
@@ -45,15 +61,36 @@ def serve_command(
     max_request_rows: int,
     max_body_bytes: int,
     device: str,
+    token_file: Path | None,
+    allow_host: tuple[str, ...],
 ) -> None:
     """Serve the models in MODEL folders (PATH, or NAME=PATH): GET /ping, POST /invocations
     (one model) or /models/NAME/invocations, GET /metrics."""
     import uvicorn
 
     from streamfit.serving import ServeSettings, create_app, load_served
+    from streamfit.serving.security import LOOPBACK_NAMES, is_loopback, read_token
 
+    token = read_token(token_file)
+    loopback = is_loopback(host)
+    if not loopback and token is None:
+        raise ConfigError(
+            f"--host {host} serves the network: set STREAMFIT_API_TOKEN or --token-file"
+        )
+    names = {h.lower() for h in allow_host}
     served = load_served(models, device)
-    settings = ServeSettings(batch_window_ms, max_batch_rows, max_request_rows, max_body_bytes)
+    settings = ServeSettings(
+        batch_window_ms,
+        max_batch_rows,
+        max_request_rows,
+        max_body_bytes,
+        token=token,
+        # A server on loopback answers only to loopback's names (DNS rebinding); one on the
+        # network, to the names given, else to any (its token guards it).
+        allowed_hosts=frozenset(LOOPBACK_NAMES | names) if loopback else frozenset(names) or None,
+    )
     for m in served:
         click.echo(f"serving {m.name} ({m.model.algorithm}) from {m.path}", err=True)
+    guarded = " (bearer token required)" if token is not None else ""
+    click.echo(f"listening on {host} port {port}{guarded}", err=True)
     uvicorn.run(create_app(served, settings), host=host, port=port, log_level="warning")

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -43,6 +43,7 @@ from streamfit.serving.codecs import (
 from streamfit.serving.errors import PayloadTooLarge, RequestError, UnknownModel
 from streamfit.serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from streamfit.serving.models import ServedModel
+from streamfit.serving.security import Guard
 
 __all__ = ["ServeSettings", "create_app", "error_answer"]
 
@@ -66,6 +67,10 @@ class ServeSettings:
     max_request_rows: int = 100_000
     #: The largest request body (SageMaker's real-time invocation limit).
     max_body_bytes: int = 6 << 20
+    #: When set, every route but ``/ping`` needs ``Authorization: Bearer <token>``.
+    token: str | None = field(default=None, repr=False)
+    #: The Host names answered (:mod:`streamfit.serving.security`); None: any.
+    allowed_hosts: frozenset[str] | None = None
 
 
 def error_answer(exc: StreamfitError) -> JSONResponse:
@@ -105,6 +110,7 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
                 await b.stop()
 
     app = FastAPI(title="streamfit model server", lifespan=lifespan)
+    app.add_middleware(Guard, token=settings.token, allowed_hosts=settings.allowed_hosts)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
