@@ -41,6 +41,7 @@ from streamfit.serving.codecs import (
     request_format,
 )
 from streamfit.serving.errors import PayloadTooLarge, RequestError, UnknownModel
+from streamfit.serving.forecasts import forecast, read_series
 from streamfit.serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from streamfit.serving.models import ServedModel
 from streamfit.serving.security import Guard
@@ -90,7 +91,8 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
     metrics = ServingMetrics()
     batchers: dict[str, MicroBatcher] = {}
     if settings.batch_window_ms > 0:
-        for m in models:
+        # A forecaster's requests each carry their own configuration: not batched together.
+        for m in (m for m in models if m.model.input_series() is None):
             batchers[m.name] = MicroBatcher(
                 m.model,
                 settings.batch_window_ms / 1000,
@@ -122,7 +124,13 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
         request_format(content_type)  # refused before the body is read
         data = await _read_body(request, settings.max_body_bytes)
         batcher = batchers.get(served.name)
-        if batcher is not None:
+        if served.model.input_series() is not None:
+            series = await _off_loop(data, read_series, data, content_type)
+            records = await run_in_threadpool(
+                forecast, served.model, series, settings.max_request_rows
+            )
+            metrics.batch_rows.labels(model=served.name).observe(len(records))
+        elif batcher is not None:
             body = await _off_loop(data, read_body, data, content_type)
             records = await batcher.predict(body)
         else:

@@ -9,11 +9,12 @@ are the model's ``records()``, as ``predict`` writes them (:func:`write_records`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +37,11 @@ __all__ = [
     "REQUEST_TYPES",
     "Body",
     "Rows",
+    "body_errors",
     "decode_rows",
     "encode_answer",
     "join_bodies",
+    "json_instances",
     "negotiate",
     "read_body",
     "request_format",
@@ -178,8 +181,16 @@ def join_bodies(bodies: Sequence[Body]) -> Body:
 def decode_rows(model: Model, body: Body, max_rows: int) -> Rows:
     """The rows of ``body`` as ``model`` reads them, checked as ``predict`` checks them; a
     bad row is a :class:`DataError` naming it (for JSON, by its place in ``instances``)."""
-    try:
+    with body_errors(body):
         return _decode(model, body, max_rows)
+
+
+@contextlib.contextmanager
+def body_errors(body: Body) -> Iterator[None]:
+    """Errors of reading ``body`` as the requester knows it: a JSON body's bad row by its
+    instance, and anything the readers raise that is not streamfit's as a bad request."""
+    try:
+        yield
     except DataError as exc:
         if body.from_json and exc.row is not None:
             raise DataError(
@@ -218,16 +229,24 @@ def _instances_as_lines(body: bytes) -> bytes:
     >>> _instances_as_lines(b'{"instances": [[1, 2], {"data": {"features": {"values": [3, 4]}}}]}')
     b'{"features": [1, 2]}\\n{"features": [3, 4]}\\n'
     """
+    instances, _ = json_instances(body)
+    return b"".join(json.dumps(_instance(item)).encode() + b"\n" for item in instances)
+
+
+def json_instances(body: bytes) -> tuple[list[Any], Any]:
+    """The instances of a JSON body (``{"instances": [...]}``, a list, or one instance) and
+    its ``configuration`` (a forecaster's; None when absent)."""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
         raise RequestError(f"{BODY_NAME}: not valid JSON ({exc})") from None
+    configuration = None
     if isinstance(doc, dict) and "instances" in doc:
+        configuration = doc.get("configuration")
         doc = doc["instances"]
         if not isinstance(doc, list):
             raise RequestError(f"{BODY_NAME}: 'instances' must be a list")
-    instances: Iterable[Any] = doc if isinstance(doc, list) else [doc]
-    return b"".join(json.dumps(_instance(item)).encode() + b"\n" for item in instances)
+    return (doc if isinstance(doc, list) else [doc]), configuration
 
 
 def _instance(item: Any) -> Any:

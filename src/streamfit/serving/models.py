@@ -65,10 +65,5 @@ def load_served(args: Sequence[str], device: str = "cpu") -> list[ServedModel]:
         if not path.is_dir():
             raise ConfigError(f"{path}: no such model folder")
         folder = model_folder(path)
-        model = load_model(folder, device)
-        if model.input_series() is not None:
-            # Forecasts take an inference configuration per request and no batching across
-            # requests: not built yet.
-            raise ConfigError(f"{folder}: forecasters ({model.algorithm}) are not served yet")
-        served.append(ServedModel(name, folder, model))
+        served.append(ServedModel(name, folder, load_model(folder, device)))
     return served
