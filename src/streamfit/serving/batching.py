@@ -68,7 +68,8 @@ def predict_rows(model: Model, requests: Sequence[Rows]) -> list[Records]:
         groups.setdefault(key, []).append(i)
     with torch.inference_mode():
         for members in groups.values():
-            joined = concat_features([requests[i].features for i in members])
+            # Bodies are read on the CPU; a model on a GPU (--device cuda) takes its rows there.
+            joined = concat_features([requests[i].features for i in members]).to(model.device)
             records = model.records(model.predict(joined))
             start = 0
             for i in members:
