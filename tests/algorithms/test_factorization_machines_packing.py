@@ -187,12 +187,14 @@ def test_more_epochs_hold_rows_out_and_score_them_in_the_latest_epoch() -> None:
     assert torch.equal(moved, ~held)
     assert state.meta["calib_filled"] == int(held.sum())  # scored again, not piled up
     assert torch.equal(state.tensors["calib_labels"][: int(held.sum())], batch.labels[held])
-    # One epoch: progressive validation, every row trained on and remembered.
-    one = FactorizationMachines({**hp, "epochs": 1})
-    state = one.init_state(n)
-    one.update(state, batch)
-    assert bool((state.tensors["table"] != before).flatten(1).any(1).all())
-    assert state.meta["calib_filled"] == n
+    # One epoch: progressive validation, every row trained on and remembered; one model
+    # has nothing to choose, so trains on every row too.
+    for other in ({**hp, "epochs": 1}, {**hp, "num_models": 1}):
+        one = FactorizationMachines(other)
+        state = one.init_state(n)
+        one.update(state, batch)
+        assert bool((state.tensors["table"][:, :, :5] != before[:, :, :5]).flatten(1).any(1).all())
+        assert state.meta["calib_filled"] == n
 
 
 def test_a_validation_channel_chooses_and_lets_later_epochs_train_on_every_row(

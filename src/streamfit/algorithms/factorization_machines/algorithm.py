@@ -240,8 +240,10 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         return float(finite.min() if finite.numel() else per_model.max())
 
     def _holding_out(self, state: State) -> bool:
+        """Whether rows are held out (one model has nothing to choose: it trains on all)."""
         return (
             self.hp.epochs > 1
+            and state.tensors["w0"].numel() > 1
             and state.meta.get("hold_out", True)
             and state.meta["calib_source"] == "train"
         )

@@ -4,9 +4,9 @@ the choice among them for a selection criterion.
 
 Held-out rows are, in order of preference: the validation channel's (``calibrate``); with one
 epoch, the latest training rows, each scored before it is trained on (progressive
-validation); with more, a fixed 1 in :data:`HOLD_OUT` of the training rows (by position, the
-same every epoch) that are never trained on, scored in the latest epoch: a row seen in an
-earlier epoch would favour the candidates that overfit.
+validation); with more (and more than one candidate), a fixed 1 in :data:`HOLD_OUT` of the
+training rows (by position, the same every epoch) that are never trained on, scored in the
+latest epoch: a row seen in an earlier epoch would favour the candidates that overfit.
 
 A candidate whose held-out scores are not all finite (its learning rate made it diverge) is
 never chosen; if none is finite, candidate 0 is.
