@@ -169,8 +169,10 @@ def test_learns_the_interactions_a_linear_model_cannot(
     # after three passes over 200,000: the gap to the truth is what the data can teach).
     assert fm_auc > ll_auc + 0.05, (fm_auc, ll_auc)
     assert fm_auc > oracle - 0.06, (fm_auc, oracle)
-    # At its defaults (Adagrad, linear_lr 0.05, factors_lr 0.02, batches of 1,000): measured
-    # 0.727, against Linear Learner's 0.709 (SageMaker's Adam defaults: 0.70).
+    # At its defaults (8 candidates around Adagrad at linear_lr 0.05, factors_lr 0.02,
+    # batches of 1,000): measured 0.777, the candidate at twice and four times those rates
+    # chosen; one model at them (num_models=1) 0.727; Linear Learner 0.709 (SageMaker's Adam
+    # defaults: 0.70). 60,000 rows are few: larger steps win, which one setting cannot know.
     defaults = streamfit.train(
         "factorization-machines",
         str(fm_files["parquet"]),
@@ -178,7 +180,7 @@ def test_learns_the_interactions_a_linear_model_cannot(
         hyperparameters={**HP, "feature_dim": 1 << 12, "num_factors": 8},
         progress=False,
     )
-    assert defaults.metrics["test:roc_auc_score"] > ll_auc + 0.01
+    assert defaults.metrics["test:roc_auc_score"] > ll_auc + 0.05
     assert fm.metrics["test:binary_classification_cross_entropy"] < 0.62
 
 

@@ -1,25 +1,33 @@
-"""Factorization Machines' hyperparameters: SageMaker's names and defaults, but the optimiser.
+"""Factorization Machines' hyperparameters: SageMaker's names and defaults, but the optimiser
+and model packing.
 
 ``optimizer`` is Adagrad with ``linear_lr`` 0.05 and ``factors_lr`` 0.02 unless a learning
 rate is given; then SageMaker's Adam with its rates (0.001, 0.0001) for the other: a job
 written for SageMaker trains as there. SageMaker's Adam defaults learned too little in one
 pass on real one-hot data (README, "Factorization Machines").
 
+``num_models`` candidates train at once around those settings (:mod:`.grid`) and the model
+is the one with the best held-out score (:mod:`.choice`): 8 unless a learning rate is given
+(then 1, SageMaker's single model) or 8 tables would pass 2 GiB (then as many as fit).
+
 >>> hp = FactorizationMachinesHyperparameters(feature_dim=8, num_factors=2,
 ...                                           predictor_type="binary_classifier")
->>> hp.optimizer, hp.linear_lr, hp.factors_lr
-('adagrad', 0.05, 0.02)
+>>> hp.optimizer, hp.linear_lr, hp.factors_lr, hp.num_models
+('adagrad', 0.05, 0.02, 8)
 >>> hp = FactorizationMachinesHyperparameters(feature_dim=8, num_factors=2, linear_lr=0.01,
 ...                                           predictor_type="binary_classifier")
->>> hp.optimizer, hp.linear_lr, hp.factors_lr
-('adam', 0.01, 0.0001)
+>>> hp.optimizer, hp.linear_lr, hp.factors_lr, hp.num_models
+('adam', 0.01, 0.0001, 1)
 
-Three additions, all off by default: ``hash_features`` folds any feature id (and raw
+Further additions, all off by default: ``hash_features`` folds any feature id (and raw
 categorical strings from tabular files) into ``feature_dim`` instead of refusing ids beyond
 it; ``optimizer`` also offers rmsprop and sgd; ``averaging_batches`` makes the model an
 exponential moving average of the parameters over about that many mini-batches rather than
 the last iterate (Polyak-Ruppert averaging, kept lazily: only the rows a batch uses are
-touched).
+touched). Post-training, as Linear Learner's: ``binary_classifier_model_selection_criteria``
+(default ``loss_function``: the log loss or squared error the candidates train on, and the
+0.5 threshold; the others also choose the threshold), ``f_beta``, ``target_precision``,
+``target_recall``, and ``candidate`` (any candidate by its index, whatever the criterion).
 """
 
 from __future__ import annotations
