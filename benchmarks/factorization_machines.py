@@ -15,15 +15,16 @@ Each contender runs in its own process: wall time runs from the parent starting 
 model being trained (interpreter start-up, imports and reading included, scoring not); peak
 RSS is the process's own (VmHWM). Every model scores the same 100,000 test rows.
 
-Contenders: streamfit Factorization Machines (one pass, num_factors 16; Adam with the
-parameters averaged over the last ~300 batches, and Adagrad), streamfit Linear
-Learner (one pass: what interactions add), Vowpal Wabbit with all quadratic interactions
-(``-q ff``) and with its low-rank quadratic model (``--lrq ff16``, a factorization machine),
-and xLearn's FM (``epoch=1``, on disk) when it is installed (``pip install xlearn``; it needs
-``USER`` set); and, as a ceiling rather than a peer, myFM's Bayesian FM (Gibbs sampling, in
-memory, 30 sweeps; ``pip install "setuptools<81"`` then ``pip install --no-build-isolation
-myfm``). fastFM and tffm install here too but train in memory only, for many iterations (see
-the note in the issue); torchfm is a model without a trainer.
+Contenders: streamfit Factorization Machines (one pass, num_factors 16; at its defaults, 8
+packed candidates, and the same with ``num_models=1``, whose wall times' ratio is what packing
+costs; Adam with the parameters averaged over the last ~300 batches, and Adagrad), streamfit
+Linear Learner (one pass: what interactions add), Vowpal Wabbit with all quadratic
+interactions (``-q ff``) and with its low-rank quadratic model (``--lrq ff16``, a
+factorization machine), and xLearn's FM (``epoch=1``, on disk) when it is installed (``pip
+install xlearn``; it needs ``USER`` set); and, as a ceiling rather than a peer, myFM's
+Bayesian FM (Gibbs sampling, in memory, 30 sweeps; ``pip install "setuptools<81"`` then ``pip
+install --no-build-isolation myfm``). fastFM and tffm install here too but train in memory
+only, for many iterations (see the note in the issue); torchfm is a model without a trainer.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ FM_HP = {
 }
 FM_ADAGRAD = {**FM_HP, "optimizer": "adagrad", "linear_lr": 0.03, "factors_lr": 0.03}
 del FM_ADAGRAD["averaging_batches"]
+#: The defaults: 8 packed candidates (num_models auto) around Adagrad 0.05 / 0.02.
+FM_DEFAULTS = {"feature_dim": 1 << BITS, "num_factors": 16, "predictor_type": "binary_classifier"}
+PACKED = "streamfit FM defaults (8 candidates), one pass, k=16"
+SINGLE = "streamfit FM defaults, num_models=1, one pass, k=16"
 
 
 def paths(rows: int) -> dict[str, Path]:
@@ -214,6 +219,8 @@ CONTENDERS: dict[str, Callable[[dict[str, Path]], Callable[[], Any]]] = {
     "streamfit FM Adagrad, one pass, k=16": lambda f: _streamfit(
         f, "factorization-machines", FM_ADAGRAD
     ),
+    PACKED: lambda f: _streamfit(f, "factorization-machines", FM_DEFAULTS),
+    SINGLE: lambda f: _streamfit(f, "factorization-machines", {**FM_DEFAULTS, "num_models": 1}),
     "streamfit Linear Learner, one pass": lambda f: _streamfit(f, "linear-learner", LL_HP),
     "Vowpal Wabbit -q ff, one pass": lambda f: _vw(f, "-q ff"),
     "Vowpal Wabbit --lrq ff16, one pass": lambda f: _vw(f, "--lrq ff16 --lrqdropout"),
@@ -324,7 +331,27 @@ def main() -> None:
         f"\ngenerating model: test AUC {ceiling['auc']:.4f}, log loss {ceiling['log_loss']:.4f}\n"
     )
     harness.report(results, COLUMNS, baseline="streamfit FM")
+    packing = packing_cost(results)
+    if packing:
+        print(f"\n{packing}")
     harness.write_json(args.json, {"ceiling": ceiling, "results": results})
+
+
+def packing_cost(results: list[dict[str, Any]]) -> str | None:
+    """What the 8 packed candidates of the defaults cost against one model, same run.
+
+    >>> packing_cost([{"name": PACKED, "wall": 30.0, "rows_per_second": 1e5},
+    ...               {"name": SINGLE, "wall": 10.0, "rows_per_second": 3e5}])
+    'defaults, 8 candidates against num_models=1: 3.00x the wall time, 0.33x the rows/s'
+    """
+    by_name = {r["name"]: r for r in results if "wall" in r}
+    if PACKED not in by_name or SINGLE not in by_name:
+        return None
+    packed, single = by_name[PACKED], by_name[SINGLE]
+    return (
+        f"defaults, 8 candidates against num_models=1: {packed['wall'] / single['wall']:.2f}x "
+        f"the wall time, {packed['rows_per_second'] / single['rows_per_second']:.2f}x the rows/s"
+    )
 
 
 if __name__ == "__main__":
