@@ -116,7 +116,7 @@ class Guard:
 
 
 async def _refuse(send: Send, status: int, message: str, bearer: bool = False) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()  # as JSONResponse
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if bearer:
         headers.append((b"www-authenticate", b"Bearer"))
