@@ -147,8 +147,9 @@ def test_each_model_answers_under_its_name(
 def test_one_model_is_also_served_under_its_name(client: TestClient) -> None:
     headers = {"Content-Type": CSV}
     by_name = client.post("/models/ll/invocations", content=b"1,2,3,4\n", headers=headers)
+    multi_model = client.post("/models/ll/invoke", content=b"1,2,3,4\n", headers=headers)
     plain = client.post("/invocations", content=b"1,2,3,4\n", headers=headers)
-    assert by_name.json() == plain.json()
+    assert by_name.json() == plain.json() == multi_model.json()
 
 
 def test_several_models_need_a_name(multi: TestClient) -> None:

@@ -4,7 +4,8 @@
 ``GET /ping``                          200 once the models are loaded (they load before the
                                        server listens)
 ``POST /invocations``                  the answers of the one model served
-``POST /models/{name}/invocations``    the answers of model ``name``
+``POST /models/{name}/invocations``    the answers of model ``name`` (also ``.../invoke``,
+                                       as SageMaker's multi-model containers are asked)
 ``GET /models``                        the models served, with their algorithms
 ``GET /metrics``                       Prometheus: requests, latency, rows per model call
 =====================================  ==========================================================
@@ -180,6 +181,7 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
         return await invoke(models[0], request, models[0].name)
 
     @app.post("/models/{name}/invocations")
+    @app.post("/models/{name}/invoke")  # the route of SageMaker's multi-model containers
     async def model_invocations(name: str, request: Request) -> Response:
         return await invoke(by_name.get(name), request, name)
 
