@@ -9,7 +9,9 @@ parses the CSV row with numpy and calls ``predict`` per request (no batching, no
 floor a hand-written server gives). ``--clients`` connections (HTTP/1.1 keep-alive, a minimal
 asyncio client so that the client is not what is measured) each send one CSV row, wait for
 the answer and send the next, for ``--seconds`` after a warm-up. Reported: requests/s (= rows/s),
-p50 and p99 latency as the client sees it, and rows per model call (from ``/metrics``).
+p50 and p99 latency as the client sees it, rows per model call (from ``/metrics``) and the
+server process's CPU time per row (from /proc: a figure that does not depend on what else
+the machine runs, as the client and other work share its cores).
 """
 
 from __future__ import annotations
@@ -121,24 +123,42 @@ async def _client(
     writer.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time process ``pid`` has used, all its threads (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _load(
-    port: int, rows: np.ndarray, clients: int, seconds: float, warmup: float, path: str
+    port: int, pid: int, rows: np.ndarray, clients: int, seconds: float, warmup: float
 ) -> dict[str, Any]:
     record_from = time.perf_counter() + warmup
     stop_at = record_from + seconds
     latencies: list[float] = []
     bodies = [(",".join(f"{v:.6g}" for v in row) + "\n").encode() for row in rows]
+    cpu: list[float] = []
+
+    async def server_cpu() -> None:
+        await asyncio.sleep(warmup)
+        cpu.append(_cpu_seconds(pid))
+        await asyncio.sleep(seconds)
+        cpu.append(_cpu_seconds(pid))
+
     await asyncio.gather(
+        server_cpu(),
         *(
-            _client(port, bodies[i % len(bodies)], stop_at, record_from, latencies, path)
+            _client(port, bodies[i % len(bodies)], stop_at, record_from, latencies, "/invocations")
             for i in range(clients)
-        )
+        ),
     )
     lat = np.array(latencies)
     return {
         "requests_per_second": len(lat) / seconds,
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        # What the server spent per row, whatever else ran: its capacity on an idle core is
+        # about 1000 / this rows/s (its event loop is one thread; predict runs beside it).
+        "server_cpu_ms_per_row": (cpu[1] - cpu[0]) / max(len(lat), 1) * 1e3,
     }
 
 
@@ -183,9 +203,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         port = _free_port()
         proc = _start([*command, "--port", str(port)], port)
         try:
-            result = _run_loop(
-                _load(port, rows, args.clients, args.seconds, args.warmup, "/invocations")
-            )
+            result = _run_loop(_load(port, proc.pid, rows, args.clients, args.seconds, args.warmup))
             result = {"server": name, **result, "rows_per_call": _rows_per_call(port)}
         finally:
             proc.send_signal(signal.SIGINT)
@@ -197,7 +215,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(
             f"{name:34s} {result['requests_per_second']:8,.0f} rows/s  "
             f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
-            f"rows/call {result['rows_per_call'] or float('nan'):.1f}",
+            f"rows/call {result['rows_per_call'] or float('nan'):5.1f}  "
+            f"server CPU {result['server_cpu_ms_per_row']:.3f} ms/row",
             flush=True,
         )
     return results

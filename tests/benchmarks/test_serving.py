@@ -24,6 +24,7 @@ def test_every_server_is_measured(tmp_path: Path) -> None:
     for name, r in results.items():
         assert r["requests_per_second"] > 0
         assert 0 < r["p50_ms"] <= r["p99_ms"]
+        assert r["server_cpu_ms_per_row"] > 0
         assert name in printed
     assert results["streamfit serve, no batching"]["rows_per_call"] == 1.0
     assert results["streamfit serve, batching 2 ms"]["rows_per_call"] >= 1.0
