@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,6 +51,12 @@ from streamfit.algorithms.linear_learner.selection import (
     remember_scores,
     reservoir_slots,
     select,
+)
+from streamfit.algorithms.linear_learner.sparse_kernel import (
+    BAD_LABEL,
+    SparseStep,
+    pack,
+    sparse_scores,
 )
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
@@ -190,8 +197,11 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
             "epoch_loss": torch.zeros(m, dtype=torch.float64),
         }
         for p in _PARAMS:
-            for b in moment_names(self.optim.kind):
-                t[f"{p}.{b}"] = torch.zeros_like(t[p])
+            if torch.device(device).type == "cpu":  # as the sparse kernel keeps them
+                pack(t, p, moment_names(self.optim.kind))
+            else:
+                for b in moment_names(self.optim.kind):
+                    t[f"{p}.{b}"] = torch.zeros_like(t[p])
         state.tensors = {name: v.to(device) for name, v in t.items()}
         state.meta.update(
             prepared=False,
@@ -225,11 +235,20 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         return batch.features.indices if isinstance(batch.features, CSR) else None
 
     def _update(self, state: State, batch: Batch) -> float:
-        hp = self.hp
         if batch.labels is None:
             raise ConfigError("linear-learner needs labelled rows")
         if not state.meta["prepared"]:
             self.prepare(state, [batch])
+        if isinstance(batch.features, CSR) and state.device.type == "cpu":
+            loss = self._update_fused(state, batch.features, batch.labels)
+            if loss is not None:
+                return loss
+        return self._update_reference(state, batch)
+
+    def _update_reference(self, state: State, batch: Batch) -> float:
+        """The step in PyTorch: any device, dense or sparse (the fused kernel's reference)."""
+        hp = self.hp
+        assert batch.labels is not None
         self._check_labels(batch.labels)
         t = state.tensors
         x = scale_features(batch.features, t["x_shift"], t["x_scale"])
@@ -243,17 +262,50 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         loss, grad = loss_and_grad(hp.resolved_loss, shaped, y, self.loss_params)
         per_model = loss.detach().double().sum(0)
         t["epoch_loss"] += per_model
-        state.meta["epoch_rows"] += n
-        state.meta["rows"] = state.meta.get("rows", 0) + n  # absent in states from before it
+        self._count(state, n)
         if hp.predictor_type != "regressor":
             row_weight = t["class_weight"][y.long()]
             grad = grad * (row_weight / n).view(-1, *([1] * (grad.dim() - 1)))
         else:
             grad = grad / n
         grad = grad.reshape(n, m * c)
-        state.meta["step"] += 1
         self._step(state, x, grad)
         return float(per_model.min())
+
+    @functools.cached_property
+    def _sparse_step(self) -> SparseStep:
+        hp = self.hp
+        return SparseStep(
+            self.optim,
+            hp.resolved_loss,
+            self.loss_params,
+            hp.n_outputs,
+            hp.predictor_type == "regressor",
+            hp.use_bias,
+            1.0 if hp.bias_lr_mult == "auto" else hp.bias_lr_mult,
+            0.0 if hp.bias_wd_mult == "auto" else hp.bias_wd_mult,
+        )
+
+    def _update_fused(self, state: State, x: CSR, labels: torch.Tensor) -> float | None:
+        """The step as one compiled kernel (CPU, sparse rows: :mod:`.sparse_kernel`); None
+        where it refused the batch untouched (a column beyond the table: the reference step
+        raises its own error)."""
+        step = state.meta["step"] + 1
+        decay, floor = self._schedule(step)
+        status, scores, per_model = self._sparse_step(state.tensors, x, labels, step, decay, floor)
+        if status == BAD_LABEL:
+            self._check_labels(labels)
+        if status:
+            return None
+        remember_scores(state, scores, labels, regressor=self.hp.predictor_type == "regressor")
+        self._count(state, x.n_rows)
+        return float(per_model.min())
+
+    @staticmethod
+    def _count(state: State, n: int) -> None:
+        state.meta["epoch_rows"] += n
+        state.meta["rows"] = state.meta.get("rows", 0) + n  # absent in states from before it
+        state.meta["step"] += 1
 
     def _check_labels(self, labels: torch.Tensor) -> None:
         hp = self.hp
@@ -268,24 +320,36 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
                 source="linear-learner",
             )
 
-    def _lr(self, state: State) -> torch.Tensor:
+    def _schedule(self, step: int) -> tuple[float, float]:
+        """The scheduler at ``step``: each learning rate ``lr`` is ``max(lr * decay,
+        min(lr, floor))`` (no decay without it)."""
         hp = self.hp
-        lr = state.tensors["lr"]
         if not hp.use_lr_scheduler:
-            return lr
+            return 1.0, 0.0
         every = 100 if hp.lr_scheduler_step == "auto" else hp.lr_scheduler_step
         factor = 0.99 if hp.lr_scheduler_factor == "auto" else hp.lr_scheduler_factor
         floor = 1e-5 if hp.lr_scheduler_minimum_lr == "auto" else hp.lr_scheduler_minimum_lr
-        decayed = lr * factor ** (state.meta["step"] // every)
-        return torch.maximum(decayed, torch.clamp(lr, max=floor))
+        return factor ** (step // every), floor
 
-    def _step(self, state: State, x: torch.Tensor | CSR, grad: torch.Tensor) -> None:
+    def _settings(self, state: State, step: int) -> tuple[torch.Tensor, ...]:
+        """Step ``step``'s learning rate, L2 and L1 per weight column, then the bias's
+        learning rate and L2 (a candidate's settings repeated over its classes' columns)."""
         hp = self.hp
         t = state.tensors
-        c = hp.n_outputs
-        lr, wd, l1 = self._lr(state), t["wd"], t["l1"]
-        if c > 1:  # one setting per candidate, repeated over its classes' columns
-            lr, wd, l1 = (v.repeat_interleave(c) for v in (lr, wd, l1))
+        lr = t["lr"]
+        if hp.use_lr_scheduler:
+            decay, floor = self._schedule(step)
+            lr = torch.maximum(lr * decay, torch.clamp(lr, max=floor))
+        wd, l1 = t["wd"], t["l1"]
+        if hp.n_outputs > 1:
+            lr, wd, l1 = (v.repeat_interleave(hp.n_outputs) for v in (lr, wd, l1))
+        bias_lr = lr * (1.0 if hp.bias_lr_mult == "auto" else hp.bias_lr_mult)
+        bias_wd = wd * (0.0 if hp.bias_wd_mult == "auto" else hp.bias_wd_mult)
+        return lr, wd, l1, bias_lr, bias_wd
+
+    def _step(self, state: State, x: torch.Tensor | CSR, grad: torch.Tensor) -> None:
+        t = state.tensors
+        lr, wd, l1, bias_lr, bias_wd = self._settings(state, state.meta["step"])
         cfg = self.optim
         names = moment_names(cfg.kind)
         weight = t["weight"]
@@ -300,9 +364,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         else:
             g_w = torch.mm(x.t(), grad)
             step(cfg, weight, g_w, bufs, lr, state.meta["step"], l1=l1, wd=wd)
-        if hp.use_bias:
-            bias_lr = lr * (1.0 if hp.bias_lr_mult == "auto" else hp.bias_lr_mult)
-            bias_wd = wd * (0.0 if hp.bias_wd_mult == "auto" else hp.bias_wd_mult)
+        if self.hp.use_bias:
             g_b = grad.sum(0) + t["bias"] * bias_wd
             bufs = {b: t[f"bias.{b}"] for b in names}
             step(cfg, t["bias"], g_b, bufs, bias_lr, state.meta["step"])
@@ -371,10 +433,11 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
 
     # -- trainer hooks --------------------------------------------------------------------------
 
-    @staticmethod
-    def _scores(state: State, batch: Batch) -> torch.Tensor:
+    def _scores(self, state: State, batch: Batch) -> torch.Tensor:
         """Every candidate's raw score of every row (normalised label space)."""
         t = state.tensors
+        if isinstance(batch.features, CSR) and state.device.type == "cpu":
+            return sparse_scores(t, batch.features, moment_names(self.optim.kind))
         x = scale_features(batch.features, t["x_shift"], t["x_scale"])
         return linear_scores(x, t["weight"], t["bias"])
 
