@@ -146,7 +146,8 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         delta_rules={
             **dict.fromkeys(("touches", "step", "loss_sum", "loss_rows", "calib_seen"), "count"),
             **dict.fromkeys(
-                ("calib_scores", "calib_labels", "calib_filled", "calib_next"), "latest"
+                ("calib_scores", "calib_labels", "calib_filled", "calib_next", "calib_epoch"),
+                "latest",
             ),
             **dict.fromkeys(SETTINGS, "fixed"),
         },

@@ -8,6 +8,8 @@ its neighbours in learning rate, weight decay and initial scale.
 >>> grid = candidate_grid(hp, 3)
 >>> grid.linear_lr[0], grid.factors_lr[0], grid.factors_init_sigma[0]
 (0.05, 0.02, 0.001)
+>>> len(set(zip(*vars(candidate_grid(hp, 12)).values())))  # beyond 8, still all different
+12
 """
 
 from __future__ import annotations
