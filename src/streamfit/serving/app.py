@@ -29,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from streamfit.core.model import Model
 from streamfit.errors import DataError, StreamfitError
@@ -112,7 +113,8 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
             for b in batchers.values():
                 await b.stop()
 
-    app = FastAPI(title="streamfit model server", lifespan=lifespan)
+    # No /docs or /redoc: their pages load Swagger's and ReDoc's scripts from a CDN.
+    app = FastAPI(title="streamfit model server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(Guard, token=settings.token, allowed_hosts=settings.allowed_hosts)
 
     @app.exception_handler(HTTPException)
@@ -170,7 +172,8 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
             ]
         }
 
-    @app.post("/invocations")
+    # Plain Starlette routes: the body is read raw, so FastAPI's parameter solving would only
+    # add to every request's cost (a fifth of the server's CPU for a one-row request).
     async def invocations(request: Request) -> Response:
         if len(models) != 1:
             names = ", ".join(by_name)
@@ -180,10 +183,17 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
             return error_answer(exc)
         return await invoke(models[0], request, models[0].name)
 
-    @app.post("/models/{name}/invocations")
-    @app.post("/models/{name}/invoke")  # the route of SageMaker's multi-model containers
-    async def model_invocations(name: str, request: Request) -> Response:
+    async def model_invocations(request: Request) -> Response:
+        name = request.path_params["name"]
         return await invoke(by_name.get(name), request, name)
+
+    # First among the routes: every request is matched against those before its own.
+    app.router.routes[:0] = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/models/{name}/invocations", model_invocations, methods=["POST"]),
+        # The route SageMaker's multi-model containers are asked on.
+        Route("/models/{name}/invoke", model_invocations, methods=["POST"]),
+    ]
 
     @app.get("/metrics")
     async def prometheus() -> Response:
