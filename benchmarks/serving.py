@@ -10,8 +10,8 @@ floor a hand-written server gives). ``--clients`` connections (HTTP/1.1 keep-ali
 asyncio client so that the client is not what is measured) each send one CSV row, wait for
 the answer and send the next, for ``--seconds`` after a warm-up. Reported: requests/s (= rows/s),
 p50 and p99 latency as the client sees it, rows per model call (from ``/metrics``) and the
-server process's CPU time per row (from /proc: a figure that does not depend on what else
-the machine runs, as the client and other work share its cores).
+server process's CPU time per row (from /proc: a figure that depends less than rows/s on what
+else the machine runs, as the client and other work share its cores).
 """
 
 from __future__ import annotations
