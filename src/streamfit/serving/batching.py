@@ -3,8 +3,8 @@ read together and answered by one ``predict`` over their rows, and the answers s
 
 One read and one predict of 32 rows cost little more than of one row (a parse's fixed cost
 is most of a one-row request's), so under concurrent clients this turns many small calls into
-a few larger ones. The model runs in one worker thread per
-model, so the event loop keeps reading requests while it computes.
+a few larger ones. Reads and predicts run in one worker thread per model, so the event loop
+goes on taking requests meanwhile.
 """
 
 from __future__ import annotations
