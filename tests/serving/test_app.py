@@ -294,3 +294,42 @@ def test_a_model_that_fails_is_a_500_and_the_server_goes_on(models: Models, wind
         served[0].model.tensors.update(tensors)
         again = c.post("/invocations", content=b"1,2,3,4\n", headers={"Content-Type": CSV})
         assert again.status_code == 200
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """The payloads of a RecordIO stream."""
+    import struct
+
+    out, at = [], 0
+    while at < len(data):
+        magic, length = struct.unpack_from("<II", data, at)
+        assert magic == 0xCED7230A
+        out.append(data[at + 8 : at + 8 + length])
+        at += 8 + length + (-length & 3)
+    return out
+
+
+def test_recordio_answers_are_what_the_sagemaker_sdk_reads(multi: TestClient) -> None:
+    import numpy as np
+
+    from tests.data.test_recordio import record_class
+
+    Record = record_class()
+    x = rows(3, seed=6)
+    for name in ("ll", "clusters", "pca"):
+        path = f"/models/{name}/invocations"
+        headers = {"Content-Type": RECORDIO}
+        as_json = multi.post(path, content=recordio_body(x), headers=headers).json()
+        answer = multi.post(path, content=recordio_body(x), headers=headers | {"Accept": RECORDIO})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == RECORDIO
+        frames = _frames(answer.content)
+        assert len(frames) == 3
+        for frame, want in zip(frames, as_json["predictions"], strict=True):
+            record = Record.FromString(frame)
+            assert not record.features
+            assert sorted(record.label) == sorted(want)
+            for key, value in want.items():
+                got = list(record.label[key].float32_tensor.values)
+                expected_values = np.asarray(value, dtype=np.float32).ravel()
+                assert got == pytest.approx(expected_values.tolist())

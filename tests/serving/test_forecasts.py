@@ -104,3 +104,13 @@ def test_a_bad_forecast_request_is_a_4xx(
     assert answer.status_code == status, answer.text
     assert message in answer.json()["error"]
     assert client.get("/ping").status_code == 200
+
+
+def test_forecasts_have_no_recordio_answer(client: TestClient) -> None:
+    answer = client.post(
+        "/invocations",
+        json={"instances": SERIES},
+        headers={"Accept": "application/x-recordio-protobuf"},
+    )
+    assert answer.status_code == 406
+    assert "application/x-recordio-protobuf" not in answer.json()["error"].split("answers:")[1]

@@ -3,7 +3,7 @@ in protobuf's order (the format is described in :mod:`streamfit.data.recordio`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -13,7 +13,7 @@ from streamfit.data.chunk import dense_arrays, is_sparse, labels_array, sparse_a
 from streamfit.data.recordio import _FLOAT32, _HEADER, _KEY, _PAD, _SIZE_MASK, MAGIC, Array
 from streamfit.errors import ConfigError
 
-__all__ = ["write_recordio"]
+__all__ = ["encode_label_records", "write_recordio"]
 
 _SMALL = [bytes((i,)) for i in range(128)]
 
@@ -108,3 +108,21 @@ def write_recordio(
         stream.write(b"".join(_frame(r) for r in records))
         rows += n
     return rows
+
+
+def encode_label_records(records: Iterable[Mapping[str, float | Sequence[float]]]) -> bytes:
+    """Records that hold only a label map, a Float32Tensor per name: how SageMaker's built-ins
+    answer in RecordIO-protobuf (``label["score"].float32_tensor.values``), one record per row.
+
+    >>> encode_label_records([{"score": 0.5}]).hex(" ")
+    '0a 23 d7 ce 13 00 00 00 12 11 0a 05 73 63 6f 72 65 12 08 12 06 0a 04 00 00 00 3f 00'
+    """
+    out = []
+    for record in records:
+        entries = b""
+        for name, value in record.items():
+            values = np.asarray(value, dtype="<f4").ravel().tobytes()
+            tensor = _ld(_FLOAT32, _ld(0x0A, values) if values else b"")
+            entries += _ld(0x12, _ld(0x0A, name.encode()) + _ld(0x12, tensor))
+        out.append(_frame(entries))
+    return b"".join(out)

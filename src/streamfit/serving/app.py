@@ -35,7 +35,9 @@ from streamfit.core.model import Model
 from streamfit.errors import DataError, StreamfitError
 from streamfit.serving.batching import MicroBatcher, predict_rows
 from streamfit.serving.codecs import (
+    ANSWER_TYPES,
     BODY_NAME,
+    SERIES_ANSWER_TYPES,
     decode_rows,
     encode_answer,
     negotiate,
@@ -122,12 +124,14 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     async def answer(served: ServedModel, request: Request) -> Response:
-        answer_type = negotiate(request.headers.get("accept"))
+        forecaster = served.model.input_series() is not None
+        answers = SERIES_ANSWER_TYPES if forecaster else ANSWER_TYPES
+        answer_type = negotiate(request.headers.get("accept"), answers)
         content_type = request.headers.get("content-type")
         request_format(content_type)  # refused before the body is read
         data = await _read_body(request, settings.max_body_bytes)
         batcher = batchers.get(served.name)
-        if served.model.input_series() is not None:
+        if forecaster:
             series = await _off_loop(data, read_series, data, content_type)
             records = await run_in_threadpool(
                 forecast, served.model, series, settings.max_request_rows

@@ -21,6 +21,7 @@ from typing import Any
 from streamfit.core.batch import Batch, Features
 from streamfit.core.model import Model
 from streamfit.data.batcher import Batcher
+from streamfit.data.recordio_writer import encode_label_records
 from streamfit.data.source import PipeSource, SourceOptions
 from streamfit.errors import DataError, StreamfitError
 from streamfit.serving.errors import (
@@ -35,6 +36,7 @@ __all__ = [
     "ANSWER_TYPES",
     "BODY_NAME",
     "REQUEST_TYPES",
+    "SERIES_ANSWER_TYPES",
     "Body",
     "Rows",
     "body_errors",
@@ -57,7 +59,15 @@ REQUEST_TYPES = {
     "application/x-recordio-protobuf": "recordio",
 }
 #: The answer types, in order of preference when ``Accept`` allows several equally.
-ANSWER_TYPES = ("application/json", "application/jsonlines", "text/csv")
+ANSWER_TYPES = (
+    "application/json",
+    "application/jsonlines",
+    "text/csv",
+    # What the SageMaker SDK's predictors of the built-ins ask for (RecordDeserializer).
+    "application/x-recordio-protobuf",
+)
+#: A forecaster's answers (quantiles by name) have no RecordIO form.
+SERIES_ANSWER_TYPES = ANSWER_TYPES[:3]
 #: How error messages name the body.
 BODY_NAME = "request body"
 
@@ -81,14 +91,15 @@ def request_format(content_type: str | None) -> str:
     return fmt
 
 
-def negotiate(accept: str | None) -> str:
-    """The answer type ``accept`` prefers, by its q-values; JSON when it allows anything.
+def negotiate(accept: str | None, answers: Sequence[str] = ANSWER_TYPES) -> str:
+    """The type among ``answers`` that ``accept`` prefers, by its q-values; the first when it
+    allows anything.
 
     >>> negotiate(None), negotiate("text/csv"), negotiate("text/*;q=0.5, application/jsonlines")
     ('application/json', 'text/csv', 'application/jsonlines')
     """
     if not accept or not accept.strip():
-        return ANSWER_TYPES[0]
+        return answers[0]
     best: tuple[float, int, str] | None = None
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
@@ -103,14 +114,14 @@ def negotiate(accept: str | None) -> str:
                     q = 0.0
         if q <= 0:
             continue
-        for rank, answer in enumerate(ANSWER_TYPES):
+        for rank, answer in enumerate(answers):
             kind = answer.split("/")[0]
             if media in (answer, "*/*", f"{kind}/*"):
                 choice = (-q, rank, answer)
                 best = choice if best is None or choice < best else best
     if best is None:
         raise NotAcceptable(
-            f"no answer type fits Accept {accept!r} (answers: {', '.join(ANSWER_TYPES)})"
+            f"no answer type fits Accept {accept!r} (answers: {', '.join(answers)})"
         )
     return best[2]
 
@@ -125,6 +136,8 @@ def encode_answer(records: Sequence[dict[str, Any]], answer_type: str) -> bytes:
     """
     if answer_type == "application/json":
         return json.dumps({"predictions": list(records)}).encode()
+    if answer_type == "application/x-recordio-protobuf":
+        return encode_label_records(records)
     out = io.BytesIO()
     write_records(records, out, "csv" if answer_type == "text/csv" else "jsonl")
     return out.getvalue()
