@@ -4,6 +4,7 @@ loopback port, asked over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -29,14 +30,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(models: Models) -> Iterator[str]:
+@contextlib.contextmanager
+def _serving(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``streamfit serve ARGS`` on a free loopback port, once it answers /ping: its URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "streamfit", "serve", str(models.ll)),
-            *(f"clusters={models.kmeans}", "--port", str(port), "--batch-window-ms", "200"),
-        ],
+        [sys.executable, "-m", "streamfit", "serve", *args, "--port", str(port)],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -53,7 +52,7 @@ def server(models: Models) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "the server never answered /ping"
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -61,6 +60,15 @@ def server(models: Models) -> Iterator[str]:
         finally:
             proc.kill()
             proc.communicate()
+
+
+@pytest.fixture
+def server(models: Models) -> Iterator[str]:
+    with _serving(str(models.ll), f"clusters={models.kmeans}", "--batch-window-ms", "200") as (
+        url,
+        _,
+    ):
+        yield url
 
 
 def test_serve_answers_over_http_and_batches_concurrent_requests(
@@ -111,3 +119,42 @@ def test_serve_refuses_models_it_cannot_load(models: Models, tmp_path: Path) -> 
     twice = CliRunner().invoke(cli, ["serve", str(models.ll), f"ll={models.kmeans}"])
     assert twice.exit_code == EXIT_CODES["config"]
     assert "two models are named 'll'" in twice.output
+
+
+def _sixteen(url: str, path: str) -> list[httpx.Response]:
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            requests = (
+                client.post(path, content=csv_body(rows(1, s)), headers=CSV) for s in range(16)
+            )
+            return list(await asyncio.gather(*requests))
+
+    return asyncio.run(send())
+
+
+def _workers(pid: int, want: int) -> int:
+    """How many worker processes ``pid`` has, once ``want`` (else after 60 s): uvicorn starts
+    them one after another, and the first answers /ping before the last has started."""
+    deadline = time.monotonic() + 60
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        found = 0
+        for child in children:
+            with contextlib.suppress(OSError):
+                found += b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+        if found == want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_worker_processes_answer_and_count_together(models: Models, tmp_path: Path) -> None:
+    with _serving(str(models.pca), "--workers", "2") as (url, proc):
+        assert _workers(proc.pid, 2) == 2  # two worker processes, each with the model
+        for _ in range(2):
+            answers = _sixteen(url, "/invocations")
+            for s, a in enumerate(answers):
+                assert_close(a.json(), {"predictions": expected(models.pca, rows(1, s), tmp_path)})
+        metrics = httpx.get(f"{url}/metrics").text
+    # Whichever worker answered /metrics, it counts every worker's requests.
+    assert 'streamfit_serving_requests_total{model="pca",status="200"} 32.0' in metrics
+    assert 'streamfit_serving_batch_rows_sum{model="pca"} 32.0' in metrics

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streamfit.cli.options import handle_errors
 from streamfit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamfit.serving import ServeSettings
 
 __all__ = ["serve_command"]
 
@@ -39,6 +46,13 @@ __all__ = ["serve_command"]
 )
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Server processes, each with the models loaded and batching its own requests: one "
+    "process's event loop uses one core.",
+)
+@click.option(
     "--token-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -63,6 +77,7 @@ def serve_command(
     device: str,
     token_file: Path | None,
     allow_host: tuple[str, ...],
+    workers: int,
 ) -> None:
     """Serve the models in MODEL folders (PATH, or NAME=PATH): GET /ping, POST /invocations
     (one model) or /models/NAME/invocations, GET /metrics."""
@@ -92,5 +107,43 @@ def serve_command(
     for m in served:
         click.echo(f"serving {m.name} ({m.model.algorithm}) from {m.path}", err=True)
     guarded = " (bearer token required)" if token is not None else ""
-    click.echo(f"listening on {host} port {port}{guarded}", err=True)
-    uvicorn.run(create_app(served, settings), host=host, port=port, log_level="warning")
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    click.echo(f"listening on {host} port {port}{processes}{guarded}", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(served, settings), host=host, port=port, log_level="warning")
+        return
+    del served  # each worker loads its own
+    _run_workers(models, device, settings, token_file, workers, host, port)
+
+
+def _run_workers(
+    models: tuple[str, ...],
+    device: str,
+    settings: ServeSettings,
+    token_file: Path | None,
+    workers: int,
+    host: str,
+    port: int,
+) -> None:
+    import uvicorn
+
+    from streamfit.serving.metrics import MULTIPROCESS_VARIABLE
+    from streamfit.serving.worker import CONFIG_VARIABLE, worker_environment
+
+    # The workers inherit both: their app's description, and where their metrics meet.
+    os.environ[CONFIG_VARIABLE] = worker_environment(models, device, settings, token_file)
+    own_folder = MULTIPROCESS_VARIABLE not in os.environ
+    if own_folder:
+        os.environ[MULTIPROCESS_VARIABLE] = tempfile.mkdtemp(prefix="streamfit-serve-metrics-")
+    try:
+        uvicorn.run(
+            "streamfit.serving.worker:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ[MULTIPROCESS_VARIABLE], ignore_errors=True)

@@ -1,16 +1,23 @@
 """Prometheus metrics of the model server: requests, their latency and the batch sizes.
 
 Each app keeps its own registry, so two apps in one process (tests, or a server beside a
-library user's own metrics) never count into each other.
+library user's own metrics) never count into each other; several worker processes
+(``--workers``) count into one folder instead, read together.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["UNKNOWN_MODEL", "ServingMetrics"]
+__all__ = ["MULTIPROCESS_VARIABLE", "UNKNOWN_MODEL", "ServingMetrics"]
+
+#: Where worker processes keep their counts, read together by ``GET /metrics``; it must be
+#: set before prometheus_client is imported (the workers inherit it).
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 #: The model label of requests to no served model: a label per name sent would let clients
 #: grow the metrics without bound.
@@ -55,5 +62,10 @@ class ServingMetrics:
         )
 
     def render(self) -> bytes:
-        """The text exposition format, for ``GET /metrics``."""
-        return generate_latest(self.registry)
+        """The text exposition format, for ``GET /metrics``: of every worker process when
+        ``PROMETHEUS_MULTIPROC_DIR`` is set (``streamfit serve --workers``), else this one's."""
+        if MULTIPROCESS_VARIABLE not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
