@@ -138,6 +138,24 @@ def test_kernel_without_bias_and_with_a_fixed_learning_rate() -> None:
     assert float(kernel.tensors["bias"].abs().sum()) == 0.0
 
 
+def test_kernel_follows_per_feature_scales_and_changes_to_them() -> None:
+    """Sparse scaling has one factor for every feature, which the kernel divides by; scales
+    changed in place to one per feature, or replaced, are read as they are now."""
+    hp = {"predictor_type": "binary_classifier", "num_models": 4}
+    batches = _batches("binary_classifier")
+    algo, kernel, reference = _pair(hp, batches)
+    scales = torch.rand(D, generator=torch.Generator().manual_seed(5)) + 0.5
+    for i, batch in enumerate(batches):
+        for state in (kernel, reference):
+            if i == 2:
+                state.tensors["x_scale"].copy_(scales)  # in place: the tensor the kernel saw
+            if i == 4:
+                state.tensors["x_scale"] = torch.full((D,), 3.0)
+        algo._update(kernel, batch)
+        algo._update_reference(reference, batch)
+    _assert_same(kernel, reference)
+
+
 @pytest.mark.parametrize("kind", ["sgd", "adam", "rmsprop", "adagrad"])
 def test_row_update_is_the_optimisers_step(kind: str) -> None:
     """Every optimiser :func:`optim.step` knows, adagrad included (Factorization Machines'

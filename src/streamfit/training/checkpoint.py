@@ -34,11 +34,19 @@ def finite(t: torch.Tensor) -> bool:
     >>> x = torch.zeros(3 * _FINITE_CHUNK)
     >>> finite(x), finite(x.index_fill(0, torch.tensor([2 * _FINITE_CHUNK + 5]), float("nan")))
     (True, False)
+    >>> view = torch.zeros(_FINITE_CHUNK, 3, 2)[:, 1]  # checked as it is, never copied whole
+    >>> clean = finite(view)
+    >>> view[-1, 0] = float("inf")
+    >>> clean, finite(view)
+    (True, False)
     """
     if not t.is_floating_point():
         return True
-    flat = t.reshape(-1)
-    parts = torch.split(flat, _FINITE_CHUNK)
+    if t.dim() > 1 and not t.is_contiguous():
+        # A view (Linear Learner's weights in its packed table): reshape would copy it all.
+        parts = torch.split(t, max(1, _FINITE_CHUNK // max(1, t[0].numel())))
+    else:
+        parts = torch.split(t.reshape(-1), _FINITE_CHUNK)
     return all(bool(part.isfinite().all()) for part in parts)
 
 

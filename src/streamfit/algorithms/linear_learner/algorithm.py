@@ -292,14 +292,14 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         raises its own error)."""
         step = state.meta["step"] + 1
         decay, floor = self._schedule(step)
-        status, scores, per_model = self._sparse_step(state.tensors, x, labels, step, decay, floor)
+        status, scores, loss = self._sparse_step(state.tensors, x, labels, step, decay, floor)
         if status == BAD_LABEL:
             self._check_labels(labels)
         if status:
             return None
         remember_scores(state, scores, labels, regressor=self.hp.predictor_type == "regressor")
         self._count(state, x.n_rows)
-        return float(per_model.min())
+        return loss
 
     @staticmethod
     def _count(state: State, n: int) -> None:
