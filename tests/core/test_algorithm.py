@@ -25,7 +25,7 @@ NAMES = algorithm_names()
 #: Other values of fixed hyperparameters (as overrides: some need a companion to change).
 OTHER_VALUES: dict[str, list[dict[str, Any]]] = {
     "predictor_type": [{"predictor_type": "regressor"}],
-    "num_models": [{"num_models": 3}],
+    "num_models": [{"num_models": 3}, {"num_models": 2}],
     "num_classes": [{"predictor_type": "multiclass_classifier", "num_classes": 3}],
     "optimizer": [{"optimizer": "sgd"}],
     "feature_dim": [{"feature_dim": 9}],
