@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from streamfit.algorithms.linear_learner.losses import LossParams
-from streamfit.algorithms.linear_learner.selection import select
+from streamfit.algorithms.linear_learner.selection import HOLD_OUT, merge_held_out_scores, select
+from streamfit.algorithms.linear_learner.selection import held_out as held_out_rows
 from streamfit.core.batch import Batch
 from streamfit.core.state import State
 
@@ -36,7 +37,7 @@ __all__ = [
     "Choice",
     "choose",
     "held_out",
-    "merge_reservoirs",
+    "merge_held_out_scores",
     "new_reservoir",
     "start_epoch",
     "summary",
@@ -45,9 +46,6 @@ __all__ = [
 #: Held-out rows whose scores every candidate keeps: 20,000 measure a log loss or an AUC to
 #: about 0.003, enough to tell the candidates apart.
 RESERVOIR_ROWS = 20_000
-#: With more than one epoch (and no validation channel), 1 training row in this many is held
-#: out.
-HOLD_OUT = 16
 
 
 @dataclass(frozen=True)
@@ -72,9 +70,9 @@ def new_reservoir(state: State, m: int) -> dict[str, torch.Tensor]:
 
 
 def held_out(batch: Batch) -> torch.Tensor:
-    """Which of ``batch``'s rows are held out (1 in :data:`HOLD_OUT`): the top bits of a
-    multiplicative hash of each row's position, so the same rows every epoch, and no stride
-    in the data can line up with them.
+    """Which of ``batch``'s rows are held out (1 in ``HOLD_OUT``), by their positions in the
+    epoch (:func:`~streamfit.algorithms.linear_learner.selection.held_out`): the same rows
+    every epoch.
 
     >>> rows = held_out(Batch(torch.zeros(160_000, 1), end_position=160_000))
     >>> int(rows.sum())  # of 160,000
@@ -83,9 +81,7 @@ def held_out(batch: Batch) -> torch.Tensor:
     >>> torch.equal(later, rows[5000:6000])
     True
     """
-    n = batch.n_rows
-    position = torch.arange(batch.end_position - n, batch.end_position, device=batch.device)
-    return ((position * 0x9E3779B1) & 0xFFFFFFFF) < (1 << 32) // HOLD_OUT
+    return held_out_rows(batch.end_position - batch.n_rows, batch.n_rows, batch.device)
 
 
 def start_epoch(state: State, epoch: int) -> None:
@@ -125,23 +121,6 @@ def choose(
     for i, v in zip(finite.tolist(), picked.values, strict=True):
         values[i] = v if math.isfinite(v) else None
     return Choice(int(finite[picked.model]), picked.threshold, picked.criterion, values)
-
-
-def merge_reservoirs(out: State, a: State, b: State) -> None:
-    """``out``'s reservoir: half each of ``a``'s and ``b``'s (all of one if the other is
-    empty), as Linear Learner merges its own; ``calibrate`` again to rely on it."""
-    tb, to = b.tensors, out.tensors
-    r = to["calib_scores"].shape[0]
-    fa, fb = int(a.meta["calib_filled"]), int(b.meta["calib_filled"])
-    take_b = min(fb, r // 2) if fa else min(fb, r)
-    take_a = min(fa, r - take_b)
-    for key in ("calib_scores", "calib_labels"):  # ``out`` starts as a copy of ``a``
-        to[key][take_a : take_a + take_b] = tb[key][:take_b].to(to[key].device)
-    out.meta.update(
-        calib_filled=take_a + take_b,
-        calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
-        calib_next=(take_a + take_b) % r,
-    )
 
 
 def summary(choice: Choice, settings: dict[str, list[float]], state: State) -> dict[str, Any]:

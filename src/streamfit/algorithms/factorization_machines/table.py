@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from streamfit.algorithms.factorization_machines.choice import merge_reservoirs, new_reservoir
+from streamfit.algorithms.factorization_machines.choice import merge_held_out_scores, new_reservoir
 from streamfit.algorithms.factorization_machines.grid import candidate_grid
 from streamfit.algorithms.factorization_machines.hyperparameters import (
     FactorizationMachinesHyperparameters,
@@ -119,7 +119,7 @@ def merge_states(a: State, b: State, hp: FactorizationMachinesHyperparameters) -
         out.tensors["at"] = torch.maximum(ta["at"], tb["at"])
     out.meta["step"] = max(int(a.meta["step"]), int(b.meta["step"]))
     out.meta["loss_rows"] = a.meta["loss_rows"] + b.meta["loss_rows"]
-    merge_reservoirs(out, a, b)
+    merge_held_out_scores(out, a, b)
     return out
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from streamfit.algorithms.linear_learner.hyperparameters import LinearLearnerHyperparameters
+from streamfit.algorithms.linear_learner.selection import merge_held_out_scores
 from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.state import State
 
@@ -151,20 +152,10 @@ def merge_states(a: State, b: State, moments: Sequence[str]) -> State:
             to[key] = wa * ta[key] + wb * tb[key]
     to["class_weight"] = pa * ta["class_weight"] + pb * tb["class_weight"]
     to["epoch_loss"] = ta["epoch_loss"] + tb["epoch_loss"]
-    r = to["calib_scores"].shape[0]
-    fa, fb = int(a.meta["calib_filled"]), int(b.meta["calib_filled"])
-    take_b = min(fb, r // 2) if fa else min(fb, r)
-    take_a = min(fa, r - take_b)
-    to["calib_scores"][:take_a] = ta["calib_scores"][:take_a]
-    to["calib_labels"][:take_a] = ta["calib_labels"][:take_a]
-    to["calib_scores"][take_a : take_a + take_b] = tb["calib_scores"][:take_b]
-    to["calib_labels"][take_a : take_a + take_b] = tb["calib_labels"][:take_b]
+    merge_held_out_scores(out, a, b)
     out.meta.update(
         prepared=bool(a.meta["prepared"] or b.meta["prepared"]),
         step=max(int(a.meta["step"]), int(b.meta["step"])),
-        calib_filled=take_a + take_b,
-        calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
-        calib_next=(take_a + take_b) % r,
         epoch_rows=int(a.meta["epoch_rows"]) + int(b.meta["epoch_rows"]),
         rows=int(a.meta.get("rows", 0)) + int(b.meta.get("rows", 0)),
         scaler_rows=int(ra + rb),

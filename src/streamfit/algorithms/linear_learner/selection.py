@@ -15,7 +15,19 @@ from streamfit.algorithms.linear_learner.losses import LossParams, loss_and_grad
 from streamfit.core.state import State
 from streamfit.errors import ConfigError
 
-__all__ = ["Selection", "remember_scores", "reservoir_slots", "select"]
+__all__ = [
+    "HOLD_OUT",
+    "Selection",
+    "held_out",
+    "merge_held_out_scores",
+    "remember_scores",
+    "reservoir_slots",
+    "select",
+]
+
+#: Where training rows are held out to choose a candidate (rows never trained on), 1 in this
+#: many is.
+HOLD_OUT = 16
 
 BINARY_CRITERIA = (
     "accuracy",
@@ -58,6 +70,38 @@ def remember_scores(
     state.meta["calib_next"] = (pos + n) % r
     state.meta["calib_filled"] = min(r, state.meta["calib_filled"] + n)
     state.meta["calib_seen"] += n
+
+
+def held_out(first: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Which of the rows ``first .. first + n - 1`` are held out (1 in :data:`HOLD_OUT`): the
+    top bits of a multiplicative hash of each row's number, so that no stride in the data
+    lines up with them, and the same rows whoever counts them.
+
+    >>> held_out(0, 32).nonzero().squeeze(1).tolist()
+    [0, 13]
+    >>> torch.equal(held_out(1000, 500), held_out(0, 1500)[1000:])
+    True
+    """
+    number = torch.arange(first, first + n, dtype=torch.int64, device=device)
+    return ((number * 0x9E3779B1) & 0xFFFFFFFF) < (1 << 32) // HOLD_OUT
+
+
+def merge_held_out_scores(out: State, a: State, b: State) -> None:
+    """``out``'s held-out scores (``out`` a copy of ``a``): half each of ``a``'s and ``b``'s
+    (all of one if the other has none); ``calibrate`` again to rely on them."""
+    tb, to = b.tensors, out.tensors
+    r = to["calib_scores"].shape[0]
+    fa, fb = int(a.meta["calib_filled"]), int(b.meta["calib_filled"])
+    take_b = min(fb, r // 2) if fa else min(fb, r)
+    take_a = min(fa, r - take_b)
+    for key in ("calib_scores", "calib_labels"):
+        to[key][:take_a] = a.tensors[key][:take_a].to(to[key].device)
+        to[key][take_a : take_a + take_b] = tb[key][:take_b].to(to[key].device)
+    out.meta.update(
+        calib_filled=take_a + take_b,
+        calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
+        calib_next=(take_a + take_b) % r,
+    )
 
 
 def reservoir_slots(seen: int, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
