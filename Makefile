@@ -27,8 +27,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The slowest tests are listed at the end: the suite should stay under ~15 minutes.
 unit: $(STAMP) postgres
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The job store's tests start a throwaway PostgreSQL server of their own: install Debian's
 # when there is none (a no-op when there is one, or with STREAMFIT_TEST_POSTGRES=0).

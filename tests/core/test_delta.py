@@ -25,6 +25,7 @@ def test_one_workers_deltas_rebuild_its_state() -> None:
     algo = get_algorithm("linear-learner")(predictor_type="binary_classifier", num_models=4)
     server = algo.init_state(6)
     algo.prepare(server, _batches(1))
+    algo.for_worker(server)  # as a distributed run's first worker prepares it
     worker = server.clone()
     for i, batch in enumerate(_batches(12)):
         algo.update(worker, batch)

@@ -25,6 +25,9 @@ def _case(name: str) -> Any:
 LL = {
     **_case("linear-learner").hyperparameters,
     "binary_classifier_model_selection_criteria": "loss_function",
+    # One pass in both: a process alone would train epochs over the kept rows of this small
+    # read, which workers do not (test_workers_keep_no_rows_and_train_every_row_once).
+    "replay_epochs": 0,
 }
 
 
@@ -150,6 +153,17 @@ def test_interrupted_runs_resume_from_their_checkpoint(
     if name == "linear-learner":
         assert metrics["train:server_pushes"] > 0
     assert State.load(tmp_path / "out" / "state").trainer.distributed is None
+
+
+def test_workers_keep_no_rows_and_train_every_row_once(
+    ray_cluster: ModuleType, binary_files: BinaryFiles
+) -> None:
+    hp = {**LL, "replay_epochs": "auto"}
+    two = train("linear-learner", str(binary_files.train), hyperparameters=hp, workers=2)
+    assert two.state.trainer.rows == binary_files.n_train
+    assert two.state.meta["rows"] == binary_files.n_train  # no row held out and left
+    assert "replay" not in two.state.meta and "reservoir_epochs" not in two.state.meta
+    assert two.model.meta["selection"]["source"] == "train"
 
 
 def test_sync_is_for_parameter_server_algorithms(

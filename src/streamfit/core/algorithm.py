@@ -259,6 +259,10 @@ class Algorithm(ABC, Generic[H]):
     def prepare(self, state: State, batches: Sequence[Batch]) -> None:
         """Look at the first rows before any ``update`` (scalers, initial centres)."""
 
+    def for_worker(self, state: State) -> None:
+        """Fit ``state`` for a worker of a distributed run, before it trains its shard:
+        drop what only a run in one process can use (rows kept for the end of the read)."""
+
     def end_epoch(self, state: State, validation: BatchStream | None) -> bool:
         """Called after each epoch; returns True to stop early."""
         return False

@@ -93,6 +93,7 @@ class ShardWorker:
         batches = itertools.chain([first], batches)
         if state is None:
             state, batches = warm_up(self.algo, None, batches, self.device, self.source.name)
+        self.algo.for_worker(state)
         self.state, self.batches = state, batches
         self._track(state)
         return True
