@@ -37,17 +37,20 @@ def finite(t: torch.Tensor) -> bool:
     >>> view = torch.zeros(_FINITE_CHUNK, 3, 2)[:, 1]  # checked as it is, never copied whole
     >>> clean = finite(view)
     >>> view[-1, 0] = float("inf")
-    >>> clean, finite(view)
-    (True, False)
+    >>> infinite = finite(view)
+    >>> view[-1, 0] = float("nan")
+    >>> clean, infinite, finite(view), finite(torch.zeros(0, 3))
+    (True, False, False, True)
     """
-    if not t.is_floating_point():
+    if not t.is_floating_point() or not t.numel():
         return True
     if t.dim() > 1 and not t.is_contiguous():
         # A view (Linear Learner's weights in its packed table): reshape would copy it all.
         parts = torch.split(t, max(1, _FINITE_CHUNK // max(1, t[0].numel())))
     else:
         parts = torch.split(t.reshape(-1), _FINITE_CHUNK)
-    return all(bool(part.isfinite().all()) for part in parts)
+    # min and max carry any NaN or infinity: a tenth of isfinite().all()'s time, no temporary.
+    return all(bool(torch.isfinite(torch.stack(torch.aminmax(part))).all()) for part in parts)
 
 
 def check_finite(name: str, state: State) -> None:
