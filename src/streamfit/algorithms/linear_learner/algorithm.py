@@ -66,12 +66,7 @@ from streamfit.algorithms.linear_learner.selection import (
     reservoir_slots,
     select,
 )
-from streamfit.algorithms.linear_learner.sparse_kernel import (
-    BAD_LABEL,
-    SparseStep,
-    pack,
-    sparse_scores,
-)
+from streamfit.algorithms.linear_learner.sparse_step import SparseStep, pack, sparse_scores
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.delta import Distribution
@@ -403,10 +398,10 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         raises its own error)."""
         step = state.meta["step"] + 1
         decay, floor = self._schedule(step)
-        status, scores, loss = self._sparse_step(state.tensors, x, labels, step, decay, floor)
-        if status == BAD_LABEL:
+        refused, scores, loss = self._sparse_step(state.tensors, x, labels, step, decay, floor)
+        if refused == "label":
             self._check_labels(labels)
-        if status:
+        if refused:
             return None
         remember_scores(state, scores, labels, regressor=self.hp.predictor_type == "regressor")
         self._count(state, x.n_rows)
