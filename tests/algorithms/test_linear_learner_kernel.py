@@ -299,6 +299,23 @@ def test_dense_batches_train_a_packed_state_as_an_unpacked_one() -> None:
         torch.testing.assert_close(packed.tensors[name], value, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_trains_sparse_rows_as_the_cpu_kernel() -> None:
+    """CUDA keeps the PyTorch step: the same model as the CPU kernel, within rounding."""
+    algo = LinearLearner(predictor_type="binary_classifier", num_models=4)
+    batches = _batches("binary_classifier")
+    cpu = algo.init_state(D)
+    gpu = algo.init_state(D, "cuda")
+    algo.prepare(cpu, batches[:2])
+    algo.prepare(gpu, [Batch(b.features.to("cuda"), b.labels.cuda()) for b in batches[:2]])
+    for batch in batches:
+        algo._update(cpu, batch)
+        algo._update(gpu, Batch(batch.features.to("cuda"), batch.labels.cuda()))
+    assert gpu.tensors["weight"]._base is None  # not packed: the reference step's layout
+    for name in ("weight", "weight.m", "weight.v", "bias", "calib_scores"):
+        torch.testing.assert_close(gpu.tensors[name].cpu(), cpu.tensors[name], rtol=1e-4, atol=1e-4)
+
+
 def test_dense_training_does_not_import_numba() -> None:
     """numba's import (0.3 s, 70 MB) is paid by the first sparse step only."""
     code = (
