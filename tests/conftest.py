@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from streamfit.datagen import linear_task, write_batches
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, for tests that call ``update`` directly, outside the trainer's
+    thread setting: two threads on a shared two-core machine made their steps 10 to 50x
+    slower. ``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

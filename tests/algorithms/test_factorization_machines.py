@@ -3,7 +3,6 @@ interactions a linear model cannot, hashing, bad input, and every input format."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,7 @@ from streamfit.datagen import FMTask, fm_task, write_batches
 HP = {"feature_dim": 64, "num_factors": 4, "predictor_type": "binary_classifier"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_csr(n: int, d: int, per_row: int, seed: int) -> CSR:

@@ -4,7 +4,6 @@ a diverging candidate is dropped, and states of one model from before packing co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +24,7 @@ from streamfit.datagen import fm_task, write_batches
 HP = {"feature_dim": 64, "num_factors": 4, "predictor_type": "binary_classifier"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(n_batches: int, d: int = 64, rows: int = 50, seed: int = 0) -> list[Batch]:

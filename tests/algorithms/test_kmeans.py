@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,7 @@ from streamfit.core.batch import CSR
 from streamfit.data.chunk import dense_arrays
 from streamfit.datagen import ClusterTask, cluster_task, write_batches
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These tests call ``update`` directly, outside the trainer's thread setting; on a
-    shared two-core machine, two intra-op threads made them up to 10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(task: ClusterTask, n: int, offset: int = 0) -> torch.Tensor:

@@ -3,7 +3,6 @@ bit, randomness from the state alone, and merges weighted by steps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,7 @@ from streamfit.core.state import State
 from streamfit.errors import ConfigError, IncompatibleStateError
 from tests.core.tiny_nn import TinyNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two threads on the two shared cores of the test machine make each step ~50x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(n: int = 640, size: int = 64, seed: int = 0) -> list[Batch]:

@@ -3,7 +3,6 @@ replay resumes exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,7 @@ from streamfit.core.replaying import replay_after, replays_due
 from streamfit.core.state import State
 from tests.core.tiny_nn import TinyNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(n: int = 640, size: int = 32) -> list[Batch]:
