@@ -84,7 +84,11 @@ from streamfit.algorithms.factorization_machines.table import (
     upgrade,
 )
 from streamfit.algorithms.linear_learner.optim import gather_rows
-from streamfit.algorithms.linear_learner.selection import remember_scores, reservoir_slots
+from streamfit.algorithms.linear_learner.selection import (
+    SELECTION_SETTINGS,
+    remember_scores,
+    reservoir_slots,
+)
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch, Features
 from streamfit.core.delta import Distribution
@@ -105,15 +109,7 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
     name = "factorization-machines"
     hyperparameters_class = FactorizationMachinesHyperparameters
     model_class = FactorizationMachinesModel
-    post_training = frozenset(
-        {
-            "binary_classifier_model_selection_criteria",
-            "f_beta",
-            "target_precision",
-            "target_recall",
-            "candidate",
-        }
-    )
+    post_training = SELECTION_SETTINGS
     #: Averaging two shards' SGD runs (weighted per feature by how often each shard used it)
     #: lands within 2.4% of one pass's log loss on the shared checks' data; allowed 5%.
     merge_tolerance = 0.05

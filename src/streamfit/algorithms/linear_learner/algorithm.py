@@ -61,6 +61,7 @@ from streamfit.algorithms.linear_learner.scaling import (
     to_raw_space,
 )
 from streamfit.algorithms.linear_learner.selection import (
+    SELECTION_SETTINGS,
     held_out,
     remember_scores,
     reservoir_slots,
@@ -88,15 +89,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
     name = "linear-learner"
     hyperparameters_class = LinearLearnerHyperparameters
     model_class = LinearLearnerModel
-    post_training = frozenset(
-        {
-            "binary_classifier_model_selection_criteria",
-            "f_beta",
-            "target_precision",
-            "target_recall",
-            "candidate",
-        }
-    )
+    post_training = SELECTION_SETTINGS
     merge_tolerance = 0.05
     #: The candidates' columns and the optimiser's moments are the state's shape.
     fixed_hyperparameters = frozenset({"predictor_type", "num_models", "num_classes", "optimizer"})

@@ -17,6 +17,7 @@ from streamfit.errors import ConfigError
 
 __all__ = [
     "HOLD_OUT",
+    "SELECTION_SETTINGS",
     "Selection",
     "held_out",
     "merge_held_out_scores",
@@ -25,6 +26,16 @@ __all__ = [
     "select",
 ]
 
+#: The post-training hyperparameters of a choice among candidates (and its threshold).
+SELECTION_SETTINGS = frozenset(
+    {
+        "binary_classifier_model_selection_criteria",
+        "f_beta",
+        "target_precision",
+        "target_recall",
+        "candidate",
+    }
+)
 #: Where training rows are held out to choose a candidate (rows never trained on), 1 in this
 #: many is.
 HOLD_OUT = 16
