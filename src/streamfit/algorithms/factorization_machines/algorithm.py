@@ -87,7 +87,7 @@ from streamfit.algorithms.linear_learner.optim import gather_rows
 from streamfit.algorithms.linear_learner.selection import (
     SELECTION_SETTINGS,
     remember_scores,
-    reservoir_slots,
+    sample_held_out_scores,
 )
 from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch, Features
@@ -353,21 +353,14 @@ class FactorizationMachines(Algorithm[FactorizationMachinesHyperparameters]):
         """Reservoir-sample held-out rows' scores of every candidate, as ``finalize`` would
         make them (averages brought up to date): they replace the training rows'."""
         upgrade(state)
-        t = state.tensors
-        r = t["calib_scores"].shape[0]
-        seen = 0
-        state.meta["calib_source"] = "validation"
-        for batch in batches:
-            if batch.n_rows == 0 or batch.labels is None:
-                continue
-            s = self._scores(state, batch.features)
-            slot = reservoir_slots(seen, batch.n_rows, r, state.generator)
-            keep = slot < r
-            slot = slot[keep].to(s.device)
-            t["calib_scores"].index_copy_(0, slot, s[keep.to(s.device)])
-            t["calib_labels"].index_copy_(0, slot, batch.labels[keep.to(s.device)].float())
-            seen += batch.n_rows
-        state.meta.update(calib_filled=min(seen, r), calib_seen=seen, calib_next=0)
+        sample_held_out_scores(
+            state,
+            (
+                (self._scores(state, batch.features), batch.labels)
+                for batch in batches
+                if batch.n_rows and batch.labels is not None
+            ),
+        )
 
     def _scores(self, state: State, x: Features) -> torch.Tensor:
         """Every candidate's raw score of the rows ``x`` ``(n, M)``, as their models give it."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -64,7 +64,7 @@ from streamfit.algorithms.linear_learner.selection import (
     SELECTION_SETTINGS,
     held_out,
     remember_scores,
-    reservoir_slots,
+    sample_held_out_scores,
     select,
 )
 from streamfit.algorithms.linear_learner.sparse_step import SparseStep, pack, sparse_scores
@@ -324,8 +324,8 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         )
         state.meta["reservoir_epochs"] = history
         if open_reservoir(state, HOLDOUT).held().numel():
-            self.calibrate(state, stored_batches(state, HOLDOUT, rows))
-            state.meta["calib_source"] = "held-out"
+            held = stored_batches(state, HOLDOUT, rows)
+            sample_held_out_scores(state, self._held_out_scores(state, held), "held-out")
 
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """A sparse batch's columns; None for a dense one (its step decays every row)."""
@@ -584,26 +584,21 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
 
     def calibrate(self, state: State, batches: Iterable[Batch]) -> None:
         """Reservoir-sample held-out rows' scores of every candidate (replaces training rows)."""
+        sample_held_out_scores(state, self._held_out_scores(state, batches))
+
+    def _held_out_scores(
+        self, state: State, batches: Iterable[Batch]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every candidate's scores of ``batches``' rows (a regressor's in the labels' units),
+        with their labels."""
         t = state.tensors
-        r = t["calib_scores"].shape[0]
-        seen = 0
-        state.meta["calib_source"] = "validation"
         for batch in batches:
             if batch.n_rows == 0 or batch.labels is None:
                 continue
             s = self._scores(state, batch)
             if self.hp.predictor_type == "regressor":
                 s = s * t["y_scale"] + t["y_shift"]
-            n = batch.n_rows
-            slot = reservoir_slots(seen, n, r, state.generator)
-            keep = slot < r
-            slot = slot[keep].to(s.device)
-            t["calib_scores"].index_copy_(0, slot, s[keep.to(s.device)])
-            t["calib_labels"].index_copy_(0, slot, batch.labels[keep.to(s.device)])
-            seen += n
-        state.meta["calib_filled"] = min(seen, r)
-        state.meta["calib_seen"] = seen
-        state.meta["calib_next"] = 0
+            yield s, batch.labels
 
     def evaluator(self, model: Any) -> LinearLearnerEvaluator:
         assert isinstance(model, LinearLearnerModel)

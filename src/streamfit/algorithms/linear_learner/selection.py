@@ -7,6 +7,7 @@ its best threshold follow without a Python loop over models or thresholds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ __all__ = [
     "merge_held_out_scores",
     "remember_scores",
     "reservoir_slots",
+    "sample_held_out_scores",
     "select",
 ]
 
@@ -113,6 +115,29 @@ def merge_held_out_scores(out: State, a: State, b: State) -> None:
         calib_seen=int(a.meta["calib_seen"]) + int(b.meta["calib_seen"]),
         calib_next=(take_a + take_b) % r,
     )
+
+
+def sample_held_out_scores(
+    state: State,
+    scored: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    source: str = "validation",
+) -> None:
+    """Replace the held-out scores with a uniform sample of ``scored``'s rows (every
+    candidate's scores and the label, a batch at a time), taken as they come: a channel of
+    any length in the ring's fixed memory."""
+    t = state.tensors
+    r = t["calib_scores"].shape[0]
+    seen = 0
+    state.meta["calib_source"] = source
+    for scores, labels in scored:
+        n = labels.shape[0]
+        slot = reservoir_slots(seen, n, r, state.generator)
+        keep = slot < r
+        slot = slot[keep].to(scores.device)
+        t["calib_scores"].index_copy_(0, slot, scores[keep.to(scores.device)])
+        t["calib_labels"].index_copy_(0, slot, labels[keep.to(scores.device)].float())
+        seen += n
+    state.meta.update(calib_filled=min(seen, r), calib_seen=seen, calib_next=0)
 
 
 def reservoir_slots(seen: int, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
