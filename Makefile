@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit postgres bench clean
+.PHONY: demo test lint typecheck unit postgres chromium redis bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The slowest tests are listed at the end: the suite should stay under ~15 minutes.
-unit: $(STAMP) postgres
+unit: $(STAMP) postgres chromium redis
 	$(PY) -m pytest -q --durations=25
 
 # The job store's tests start a throwaway PostgreSQL server of their own: install Debian's
@@ -39,6 +39,22 @@ postgres:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y \
 	    --no-install-recommends postgresql; \
+	fi
+
+# The dashboard's browser tests drive Debian's Chromium (Playwright cannot download one here).
+chromium:
+	@if [ "$${STREAMFIT_TEST_BROWSER:-1}" != 0 ] && ! command -v chromium >/dev/null; then \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends chromium; \
+	fi
+
+# The Redis Streams source's tests start a redis-server of their own on loopback.
+redis:
+	@if [ "$${STREAMFIT_TEST_REDIS:-1}" != 0 ] && ! command -v redis-server >/dev/null; then \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends redis-server; \
 	fi
 
 test: lint typecheck unit
