@@ -1,0 +1,2 @@
+"""``streamfit server``: the JSON API (and the dashboard) over the job store; see
+:mod:`streamfit.server.app`."""
