@@ -78,6 +78,7 @@ class Job:
     id: int
     name: str
     owner: str
+    share: str  # whose fair share it runs on
     submission: str
     spec: dict[str, Any]
     status: Status
@@ -105,6 +106,8 @@ class Job:
     metrics: dict[str, Any] | None
     tags: dict[str, str]
     version: int
+    #: Its run is charged to its share up to this time (:mod:`~streamfit.jobs.shares`).
+    charged_at: float | None
 
     @property
     def is_terminal(self) -> bool:

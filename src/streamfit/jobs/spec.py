@@ -200,7 +200,21 @@ class JobSpec(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     tags: dict[Key, Line] = Field(default_factory=dict, max_length=50)
+    #: Higher launches first, whatever the shares' usage.
     priority: int = 0
+    #: Whose fair share of the capacity the job runs on (the settings' ``shares``); its
+    #: owner's when not given.
+    share: Address = ""
+    #: The job checkpoints, so it may be stopped and queued again, without spending an
+    #: attempt, when a job of higher priority waits for its room.
+    preemptible: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_share(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("share") and isinstance(data.get("owner"), str):
+            return {**data, "share": data["owner"]}
+        return data
 
     @field_validator("owner")
     @classmethod

@@ -74,6 +74,7 @@ class Store(JobQueries, NotificationQueries):
             {
                 "name": s.name,
                 "owner": s.owner,
+                "share": s.share,
                 "submission": sub_id,
                 "spec": s.model_dump(mode="json"),
                 "status": Status.NEW.value,

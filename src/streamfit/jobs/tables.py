@@ -18,7 +18,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["events", "jobs", "metadata", "notifications", "store_identity", "submissions"]
+__all__ = [
+    "events",
+    "jobs",
+    "metadata",
+    "notifications",
+    "share_usage",
+    "store_identity",
+    "submissions",
+]
 
 metadata = MetaData()
 
@@ -50,6 +58,7 @@ jobs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("owner", String(320), nullable=False),
+    Column("share", String(320), nullable=False),  # whose fair share it runs on
     Column("submission", String(32), ForeignKey("submissions.id"), nullable=False),
     Column("spec", JSON, nullable=False),
     Column("status", String(16), nullable=False),
@@ -73,9 +82,22 @@ jobs = Table(
     Column("metrics", JSON),
     Column("tags", JSON, nullable=False),
     Column("version", Integer, nullable=False),
+    #: Its run is charged to its share up to this time; null when it holds no capacity.
+    Column("charged_at", Float),
     Index("ix_jobs_due", "status", "next_attempt_at"),
     Index("ix_jobs_submission", "submission"),
     Index("ix_jobs_owner", "owner"),
+    Index("ix_jobs_share_queue", "status", "share", "priority", "created_at"),
+    Index("ix_jobs_charged", "charged_at"),
+)
+
+#: Each share's usage (resource-seconds, decayed with the half-life) as of ``at``.
+share_usage = Table(
+    "share_usage",
+    metadata,
+    Column("share", String(320), primary_key=True),
+    Column("usage", Float, nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 events = Table(
