@@ -22,6 +22,7 @@ from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError
 
 if TYPE_CHECKING:
+    from streamfit.core.state import State
     from streamfit.core.windows import SeriesReading
 
 __all__ = ["CONTENT_TYPES", "FORMATS", "Source", "SourceOptions"]
@@ -161,6 +162,18 @@ class Source(ABC):
         if not isinstance(schema, Schema):
             schema = Schema.from_json(schema)
         return self.with_options(dataclasses.replace(self.options, columns=schema))
+
+    # A message stream's position is also where it stands in the stream, and what it has
+    # delivered is acknowledged once durable; files and queries need none of the three.
+    def restored(self, state: State | None) -> Source:
+        """This source, continuing after what ``state`` holds (a stream's stamp)."""
+        return self
+
+    def stamp(self, state: State) -> None:  # noqa: B027 (files and queries: nothing to do)
+        """Record in ``state`` where this source stands at ``state.position`` (after a fold)."""
+
+    def commit(self, state: State) -> None:  # noqa: B027 (nothing to acknowledge)
+        """``state`` (stamped) is durable now: a checkpoint or the output holds it."""
 
     @abstractmethod
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:

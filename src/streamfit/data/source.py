@@ -7,6 +7,8 @@ URI                                         source
 ``data/train/``, ``data/part-*.csv.gz``     every file of a folder (recursively) or a glob
 ``-``, a FIFO                               a pipe: read once, as it arrives
 ``sqlite:///d.db#SELECT * FROM t``          rows of a query over a SQLAlchemy URL
+``redis://h:6379/0?stream=s&group=g``       a Redis stream (:mod:`.redis_stream`)
+``kinesis://name?region=us-east-1``         an Amazon Kinesis stream (:mod:`.kinesis`)
 ==========================================  ==============================================
 
 The format comes from ``content_type``, else the file extension, else the first bytes.
@@ -287,6 +289,15 @@ def open_source(uri: str | Source, options: SourceOptions | None = None) -> Sour
         return uri if uri.options == options else uri.with_options(options)
     if uri == "-":
         return PipeSource("<stdin>", sys.stdin.buffer, options)
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("redis", "rediss"):
+        from streamfit.data.redis_stream import RedisStreamSource  # redis-py only when used
+
+        return RedisStreamSource(uri, options)
+    if scheme == "kinesis":
+        from streamfit.data.kinesis import KinesisSource  # boto3 only when used
+
+        return KinesisSource(uri, options)
     if _is_sql(uri):
         from streamfit.data.sql import SQLSource  # SQLAlchemy is imported only when used
 

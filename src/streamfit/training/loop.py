@@ -44,6 +44,7 @@ from streamfit.core.algorithm import Algorithm, BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.replaying import replay_after
 from streamfit.core.state import Position, State
+from streamfit.data.base import Source
 from streamfit.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
 from streamfit.training.progress import TrainingProgress
@@ -138,6 +139,9 @@ class Loop:
         self.max_batches = max_batches
         self.progress = progress
         self.stop = stop if stop is not None else StopFlag()
+        #: The source being folded: told where each fold leaves it, and when a checkpoint
+        #: holding that is written (a message stream records and acknowledges).
+        self.source: Source | None = None
         #: Rows and batches trained by this run (the state's record counts every run's).
         self.rows = self.batches = 0
         self._saved_batches = 0
@@ -147,6 +151,8 @@ class Loop:
         """Fold ``batch``, count it, then stop (after a checkpoint) if asked to, else
         checkpoint if one is due; returns the batch's training loss."""
         loss = fold(self.algo, state, batch)
+        if self.source is not None:
+            self.source.stamp(state)
         per_row = loss / batch.n_rows if batch.n_rows else math.nan
         self.account(1, batch.n_rows, per_row, state.position.epoch)
         if self.stop.requested:
@@ -178,6 +184,8 @@ class Loop:
         if self.checkpoints is not None:
             self.checkpoints.save(state)
             self._last_save, self._saved_batches = time.monotonic(), self.batches
+            if self.source is not None:
+                self.source.commit(state)
 
     def interrupt(self, state: State) -> NoReturn:
         """Checkpoint ``state`` and stop (:class:`TrainingInterrupted`)."""

@@ -227,6 +227,8 @@ def train(
             points = run_sweep(algo, state, name, values, stream() if stream else None, channel)
     state.inputs["train"] = identity
     out = write_output(output, model, state, metrics) if output is not None else None
+    if out is not None:
+        train_source.commit(state)  # the output's state holds the stream's last messages
     if out is not None and points:
         write_sweep(points, out)
     return TrainResult(model, state, metrics, out, points)
@@ -322,6 +324,8 @@ class TrainingRun:
                 width = state.n_features if state is not None else algo.expected_features()
                 # Named columns are matched to those the state was trained on, if any.
                 train = self.train.expecting(state.inputs.get("schema") if state else None)
+                train = train.restored(state)  # a stream: after the messages it holds
+                loop.source = train
                 batches: Iterator[Batch] = iter(
                     Batcher(
                         train,
@@ -424,4 +428,5 @@ def _initial_state(
     state.trainer.stopped_early = False
     state.trainer.distributed = None
     state.inputs.pop("train", None)
+    state.inputs.pop("stream", None)  # a stream's cursor: the group's own position rules
     return state, False

@@ -1,0 +1,224 @@
+"""Redis Streams: the messages of a stream, read through a consumer group.
+
+``redis://host:6379/0?stream=clicks&group=trainer`` (``rediss://`` for TLS; a password as
+``redis://:secret@host``), with these parameters:
+
+==================  ============================================================================
+``stream``          the stream's key (required)
+``group``           the consumer group (required); created at ``start`` if it does not exist
+``consumer``        this reader's name in the group (default: the host's name), stable across
+                    restarts so that a restarted trainer finds its own pending messages
+``format``          ``json`` (default), ``csv`` or ``recordio``: the rows in each body
+``field``           the message field that holds the body (default ``body``)
+``idle_timeout``    end the read when no message has arrived for this long (``5s``); default:
+                    never
+``claim_idle``      at start, claim other consumers' pending messages idle this long
+                    (``XAUTOCLAIM``; default ``30s``)
+``count``           messages fetched at a time (default 1000)
+``start``           where a new group starts: ``0`` (default, the whole stream) or ``$``
+==================  ============================================================================
+
+Exactly once: the id of the last message folded into the state is in every checkpoint
+(:mod:`streamfit.data.messages`), and a message is acknowledged (``XACK``) only after a
+checkpoint that holds it is written. A trainer that dies leaves its unacknowledged messages
+pending; the next one reads its own pending messages and claims those of others, acknowledges
+and skips those its checkpoint already holds, and folds the rest, in id order, before new ones.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from streamfit.data.base import SourceOptions
+from streamfit.data.messages import Message, MessageSource, parse_seconds
+from streamfit.errors import ConfigError, DataError
+
+__all__ = ["RedisStreamSource", "is_redis"]
+
+_PARAMS = {"stream", "group", "consumer", "format", "field", "idle_timeout", "claim_idle"}
+_PARAMS |= {"count", "start"}
+_BLOCK_SECONDS = 0.1  # the longest a fetch waits, so that a stop or the idle timeout is seen
+
+
+def is_redis(uri: str) -> bool:
+    return uri.split("://", 1)[0].lower() in ("redis", "rediss") and "://" in uri
+
+
+def _id_key(mid: str) -> tuple[int, int]:
+    """A stream id as numbers, to compare in stream order.
+
+    >>> _id_key("1700000000000-2") < _id_key("1700000000000-10")
+    True
+    """
+    ms, _, seq = mid.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RedisStreamSource(MessageSource):
+    """A Redis stream read through a consumer group (see the module docstring)."""
+
+    def __init__(self, uri: str, options: SourceOptions) -> None:
+        parts = urlsplit(uri)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = sorted(set(params) - _PARAMS)
+        safe = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))
+        if unknown:
+            raise ConfigError(
+                f"{safe}: unknown parameter {unknown[0]!r} (known: {sorted(_PARAMS)})"
+            )
+        for required in ("stream", "group"):
+            if not params.get(required):
+                raise ConfigError(
+                    f"{safe}: give ?{required}=... (e.g. ?stream=clicks&group=trainer)"
+                )
+        self.stream, self.group = params["stream"], params["group"]
+        # The consumer is not part of the name: a resumed run may read under another one.
+        super().__init__(
+            f"{safe}?stream={self.stream}&group={self.group}", options, params.get("format")
+        )
+        self.url = urlunsplit(parts._replace(query=""))
+        self.consumer = params.get("consumer") or socket.gethostname()
+        self.field = params.get("field", "body").encode()
+        idle = params.get("idle_timeout")
+        self.idle_timeout = None if not idle else parse_seconds(idle, "idle_timeout")
+        self.claim_idle = parse_seconds(params.get("claim_idle", "30s"), "claim_idle")
+        try:
+            self.count = int(params.get("count", "1000"))
+        except ValueError as exc:
+            raise ConfigError(f"{safe}: count={params['count']!r} is not a number") from exc
+        self.group_start = params.get("start", "0")
+        self._client: Any = None
+        # Ids delivered to this reader and not acknowledged yet, in stream order.
+        self._delivered: collections.deque[str] = collections.deque()
+
+    @staticmethod
+    def _after(mid: str, last: str) -> bool:
+        return _id_key(mid) > _id_key(last)
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            import redis  # imported when a stream is read
+
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=10)
+        return self._client
+
+    def _call(self, what: str, *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return getattr(self._redis(), what)(*args, **kwargs)
+        except redis.ConnectionError as exc:
+            raise ConfigError(f"{self.name}: cannot reach Redis ({exc})") from exc
+        except redis.ResponseError as exc:
+            raise ConfigError(f"{self.name}: Redis refused {what.upper()} ({exc})") from exc
+
+    def _ensure_group(self) -> None:
+        import redis
+
+        try:
+            self._redis().xgroup_create(self.stream, self.group, id=self.group_start, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise ConfigError(f"{self.name}: cannot create the group ({exc})") from exc
+        except redis.ConnectionError as exc:
+            raise ConfigError(f"{self.name}: cannot reach Redis ({exc})") from exc
+
+    def _message(self, raw_id: bytes, fields: dict[bytes, bytes] | None) -> Message | None:
+        mid = raw_id.decode()
+        if fields is None:  # deleted (trimmed) while pending: nothing to fold
+            return None
+        if self.field not in fields:
+            names = sorted(f.decode(errors="replace") for f in fields)
+            raise DataError(
+                f"no field {self.field.decode()!r} (fields: {names})",
+                source=f"{self.name}, message {mid}",
+            )
+        return Message("", mid, fields[self.field])
+
+    def _pending(self) -> list[Message]:
+        """Messages delivered before and never acknowledged: this consumer's, and other
+        consumers' idle for ``claim_idle`` (claimed), in stream order."""
+        found: dict[str, Message | None] = {}
+        last = "0"
+        while True:  # this consumer's own pending messages
+            reply = self._call(
+                "xreadgroup", self.group, self.consumer, {self.stream: last}, count=self.count
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            for raw_id, fields in entries:
+                found[raw_id.decode()] = self._message(raw_id, fields)
+            last = entries[-1][0].decode()
+        cursor = "0-0"
+        while True:  # and those of consumers that died
+            reply = self._call(
+                "xautoclaim",
+                self.stream,
+                self.group,
+                self.consumer,
+                int(self.claim_idle * 1000),
+                start_id=cursor,
+                count=self.count,
+            )
+            for raw_id, fields in reply[1]:
+                found[raw_id.decode()] = self._message(raw_id, fields)
+            for raw_id in reply[2] if len(reply) > 2 else []:
+                found[raw_id.decode()] = None
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            if cursor == "0-0":
+                break
+        gone = [mid for mid, m in found.items() if m is None]
+        last_folded = self.start.get("")
+        if last_folded is not None:  # folded into the restored state: acknowledged, skipped
+            gone += [mid for mid in found if not self._after(mid, last_folded)]
+        if gone:
+            self._call("xack", self.stream, self.group, *gone)
+        keep = [m for mid, m in found.items() if m is not None and mid not in set(gone)]
+        return sorted(keep, key=lambda m: _id_key(m.id))
+
+    def _fetch(self) -> Iterator[list[Message]]:
+        self._ensure_group()
+        pending = self._pending()
+        for at in range(0, len(pending), self.count):
+            batch = pending[at : at + self.count]
+            self._delivered.extend(m.id for m in batch)
+            yield batch
+        heard = time.monotonic()
+        while not self._stopped():
+            wait = _BLOCK_SECONDS
+            if self.idle_timeout is not None:
+                left = self.idle_timeout - (time.monotonic() - heard)
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            reply = self._call(
+                "xreadgroup",
+                self.group,
+                self.consumer,
+                {self.stream: ">"},
+                count=self.count,
+                block=max(1, int(wait * 1000)),
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                continue
+            batch = [m for raw_id, f in entries if (m := self._message(raw_id, f)) is not None]
+            self._delivered.extend(m.id for m in batch)
+            yield batch
+            heard = time.monotonic()  # quiet time counts from here: folding it is no waiting
+
+    def _acknowledge(self, cursor: dict[str, str]) -> None:
+        last = cursor.get("")
+        if last is None:
+            return
+        done: list[str] = []
+        while self._delivered and not self._after(self._delivered[0], last):
+            done.append(self._delivered.popleft())
+        for at in range(0, len(done), 10_000):
+            self._call("xack", self.stream, self.group, *done[at : at + 10_000])
