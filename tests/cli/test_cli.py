@@ -46,7 +46,12 @@ def trained(binary_files: BinaryFiles, tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_train_writes_the_job_folder(trained: Path) -> None:
-    assert sorted(p.name for p in trained.iterdir()) == ["metrics.json", "model", "state"]
+    assert sorted(p.name for p in trained.iterdir()) == [
+        "curves.jsonl",
+        "metrics.json",
+        "model",
+        "state",
+    ]
 
 
 @pytest.mark.parametrize("accept", ["jsonl", "csv"])

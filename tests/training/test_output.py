@@ -51,7 +51,12 @@ def test_training_again_into_its_own_output_replaces_it(
 ) -> None:
     for _ in range(2):
         train("linear-learner", str(binary_files.train), hyperparameters=HP, output=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "model", "state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "curves.jsonl",
+        "metrics.json",
+        "model",
+        "state",
+    ]
 
 
 def test_an_output_inside_the_folder_it_reads_is_refused(

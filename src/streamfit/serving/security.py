@@ -9,19 +9,25 @@ every route but ``/ping`` (the health check a load balancer makes) needs the tok
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import secrets
-from collections.abc import Collection, Mapping
-from pathlib import Path
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from streamfit.errors import ConfigError
+# Shared with the job server (streamfit.server), which must not import this package (PyTorch).
+from streamfit.access import (
+    LOOPBACK_NAMES,
+    MIN_TOKEN_LENGTH,
+    TOKEN_VARIABLE,
+    host_name,
+    is_loopback,
+    read_token,
+)
 
 __all__ = [
     "LOOPBACK_NAMES",
+    "MIN_TOKEN_LENGTH",
     "TOKEN_VARIABLE",
     "Guard",
     "host_name",
@@ -29,61 +35,8 @@ __all__ = [
     "read_token",
 ]
 
-#: Where the token is read from when no ``--token-file`` is given.
-TOKEN_VARIABLE = "STREAMFIT_API_TOKEN"
-#: The Host names a server bound to loopback answers to.
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-#: Shorter tokens are refused: they can be guessed.
-MIN_TOKEN_LENGTH = 16
 #: Routes open without the token.
 _OPEN_PATHS = frozenset({"/ping"})
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` serves this machine only.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
-
-
-def read_token(token_file: Path | None, environ: Mapping[str, str] = os.environ) -> str | None:
-    """The token from ``token_file``, else from ``STREAMFIT_API_TOKEN``; None if neither."""
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{token_file}: cannot read the token ({exc})") from exc
-        where = str(token_file)
-    elif environ.get(TOKEN_VARIABLE):
-        token, where = environ[TOKEN_VARIABLE].strip(), TOKEN_VARIABLE
-    else:
-        return None
-    if len(token) < MIN_TOKEN_LENGTH:
-        # The token itself is never shown: only its length.
-        raise ConfigError(
-            f"{where}: the token has {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
-            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-        )
-    return token
-
-
-def host_name(header: str) -> str:
-    """The name of a Host header, without its port.
-
-    >>> host_name("127.0.0.1:8080"), host_name("[::1]:8080"), host_name("Localhost")
-    ('127.0.0.1', '::1', 'localhost')
-    """
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 class Guard:

@@ -47,6 +47,7 @@ from streamfit.core.state import Position, State
 from streamfit.data.base import Source
 from streamfit.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
+from streamfit.training.curves import CurveRecorder
 from streamfit.training.progress import TrainingProgress
 
 __all__ = ["Loop", "StopFlag", "fold", "train_step", "warm_up"]
@@ -131,6 +132,7 @@ class Loop:
         max_batches: int | None = None,
         progress: TrainingProgress | None = None,
         stop: StopFlag | None = None,
+        curve: CurveRecorder | None = None,
     ) -> None:
         self.algo = algo
         self.checkpoints = checkpoints
@@ -139,6 +141,7 @@ class Loop:
         self.max_batches = max_batches
         self.progress = progress
         self.stop = stop if stop is not None else StopFlag()
+        self.curve = curve
         #: The source being folded: told where each fold leaves it, and when a checkpoint
         #: holding that is written (a message stream records and acknowledges).
         self.source: Source | None = None
@@ -167,6 +170,8 @@ class Loop:
         self.rows += rows
         if self.progress is not None:
             self.progress.advance(rows, loss_per_row, epoch)
+        if self.curve is not None:
+            self.curve.record(rows, loss_per_row * rows, epoch)
         if self.max_batches is not None and self.batches >= self.max_batches:
             self.stop.requested = True
 

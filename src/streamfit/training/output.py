@@ -25,7 +25,7 @@ from streamfit.errors import ConfigError
 __all__ = ["check_output", "write_output"]
 
 #: What training writes in its output folder.
-_WRITES = ("model", "state", "metrics.json", "sweep", "sweep.json")
+_WRITES = ("model", "state", "metrics.json", "sweep", "sweep.json", "curves.jsonl")
 
 
 def _inside(path: Path, folder: Path) -> bool:

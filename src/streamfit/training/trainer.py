@@ -32,7 +32,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +52,7 @@ from streamfit.data.source import Source, SourceOptions, open_source
 from streamfit.data.vocabulary import Vocabulary
 from streamfit.errors import ConfigError, IncompatibleStateError
 from streamfit.training.checkpoint import Checkpoints, check_finite
+from streamfit.training.curves import CURVES_FILE, CurveRecorder
 from streamfit.training.loop import Loop, StopFlag, warm_up
 from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
@@ -197,6 +198,12 @@ def train(
         check_same_input(str(ckpts.latest() if ckpts else ""), state.inputs.get("train"), identity)
     if ckpts is not None:
         ckpts.inputs = {"train": identity}
+    # The progressive loss as it trains, for a dashboard to draw while the run goes on; a
+    # resumed run continues its curve.
+    curve = None
+    if output is not None:
+        start = state.trainer.rows if state is not None else 0
+        curve = CurveRecorder(Path(output) / CURVES_FILE, start_rows=start, append=resumed)
     width = algo.expected_features()
     if width is not None:  # a feature_dim too large is refused before the data is read
         algo.check_memory(width)
@@ -212,10 +219,11 @@ def train(
         checkpoint_batches=checkpoint_batches,
         max_batches=max_batches,
         fitter=fitter,
+        curve=curve,
     )
     # Measuring and sweeping read data while computing, as training does: same thread rule.
     with compute_threads(dev, threads):
-        with TrainingProgress(algo.name, progress) as bar:
+        with TrainingProgress(algo.name, progress) as bar, curve or nullcontext():
             state, seconds, rows = run.fit(state, bar)
         check_finite(algo.name, state)
         model, metrics = run.finish(state, seconds, rows)
@@ -279,6 +287,8 @@ class TrainingRun:
     fitter: Fitter | None = None
     #: Metrics the fitting adds (a distributed run's workers and restarts).
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    #: Where the loop records the training curve (None: nowhere).
+    curve: CurveRecorder | None = None
 
     def stream(self, source: Source | None, state: State) -> BatchStream | None:
         """A way to read ``source`` again, as batches of the state's width."""
@@ -309,6 +319,7 @@ class TrainingRun:
             max_batches=self.max_batches,
             progress=progress,
             stop=stop,
+            curve=self.curve,
         )
 
     def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
