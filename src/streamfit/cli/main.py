@@ -28,6 +28,7 @@ _COMMANDS = {
     "jobs": "streamfit.cli.jobs:jobs_group",
     "scheduler": "streamfit.cli.scheduler:scheduler_group",
     "serve": "streamfit.cli.serve:serve_command",
+    "server": "streamfit.cli.server:server_command",
 }
 
 

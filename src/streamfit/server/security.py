@@ -54,7 +54,9 @@ __all__ = [
     "csrf_token",
     "load_security",
     "make_session",
+    "read_session",
     "safe_next",
+    "session_cookie",
 ]
 
 #: Where the read-only token is read from when no ``--read-token-file`` is given.
@@ -72,8 +74,9 @@ CSP = (
 )
 #: A browser session lasts this long before its token must be given again.
 SESSION_SECONDS = 12 * 3600
-#: Paths open to anyone (the Host and cross-site checks still apply).
-_OPEN = ("/login", "/logout", "/static/")
+#: Paths open to anyone (the Host and cross-site checks still apply), and folders of them.
+_OPEN = frozenset({"/login", "/logout"})
+_OPEN_FOLDERS = ("/static/",)
 #: Form bodies read for their CSRF field are refused past this size.
 _MAX_FORM_BYTES = 1 << 20
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -262,7 +265,12 @@ class Guard:
         session = self._session(headers)
         scope["streamfit.session"] = session
         # The API's clients need no cookie; a page sets one for its forms' CSRF tokens.
-        send = _with_headers(send, session, new_cookie=not scope["path"].startswith("/api/"))
+        send = _with_headers(
+            send,
+            session,
+            new_cookie=not scope["path"].startswith("/api/"),
+            secure=scope.get("scheme") == "https",
+        )
         method = scope["method"].upper()
         path = scope["path"]
         changing = method not in _SAFE_METHODS
@@ -297,7 +305,7 @@ class Guard:
                 )
                 return
 
-        if not path.startswith(_OPEN) and path != "/login":
+        if path not in _OPEN and not path.startswith(_OPEN_FOLDERS):
             needed = Access.READ if not changing else Access.WRITE
             if access < needed:
                 if access is Access.NONE:
@@ -335,7 +343,7 @@ def session_cookie(value: str, *, secure: bool, max_age: int = SESSION_SECONDS) 
     return "; ".join(parts)
 
 
-def _with_headers(send: Send, session: _Session, *, new_cookie: bool) -> Send:
+def _with_headers(send: Send, session: _Session, *, new_cookie: bool, secure: bool) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
@@ -348,7 +356,7 @@ def _with_headers(send: Send, session: _Session, *, new_cookie: bool) -> Send:
             }
             headers += [(k, v) for k, v in extra.items() if k not in names]
             if new_cookie and session.cookie is not None and not _sets_session(headers):
-                cookie = session_cookie(session.cookie, secure=False)
+                cookie = session_cookie(session.cookie, secure=secure)
                 headers.append((b"set-cookie", cookie.encode()))
             message = {**message, "headers": headers}
         await send(message)
