@@ -39,8 +39,8 @@ from streamfit.server.state import manager_of, store_of
 __all__ = [
     "FOLLOW_POLL_SECONDS",
     "Attempt",
-    "GroupStatsModel",
     "Curve",
+    "GroupStatsModel",
     "HistoryEvent",
     "JobDetail",
     "JobList",
@@ -266,12 +266,14 @@ def get_logs(
 def new_text(before: str, now: str) -> str:
     """What a log's tail ``now`` holds past the tail read ``before`` (both its last bytes).
 
-    >>> new_text("a\\nb\\n", "a\\nb\\nc\\n"), new_text("0123456789", "6789abc")
+    >>> new_text("a\\nb\\n", "a\\nb\\nc\\n"), new_text("0123456789", "456789abc")
     ('c\\n', 'abc')
     """
     if now.startswith(before):
         return now[len(before) :]
-    anchor = before[-4096:]
+    # The tail moved on: what follows the end of the text seen before (a log that repeats
+    # itself over the whole anchor may lose a line here, never show one twice).
+    anchor = before[-min(4096, max(1, len(before) // 2)) :]
     found = now.rfind(anchor) if anchor else -1
     return now[found + len(anchor) :] if found >= 0 else now
 

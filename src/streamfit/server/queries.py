@@ -45,6 +45,7 @@ __all__ = [
     "encode_cursor",
     "job_page",
     "page_jobs",
+    "page_query",
     "parse_time",
 ]
 
@@ -230,16 +231,10 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     return value, job_id
 
 
-def page_jobs(
-    store: Store,
-    filter: JobFilter,
-    *,
-    sort: str = "-created",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> JobPage:
-    """One page of the jobs ``filter`` selects, in ``sort`` order (``created``, ``name``,
-    ``status``, ``owner`` or ``id``; ``-`` first for descending), after ``cursor``."""
+def page_query(
+    filter: JobFilter, *, sort: str = "-created", limit: int = 50, cursor: str | None = None
+) -> sa.Select[Any]:
+    """The SQL of a page (``limit + 1`` rows: one more says whether a next page exists)."""
     key, descending = _sort_key(sort)
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(f"limit: {limit} is not between 1 and {MAX_LIMIT}")
@@ -254,7 +249,21 @@ def page_jobs(
             bound = sa.tuple_(sa.literal(value, column.type), sa.literal(last_id))
             query = query.where(after < bound if descending else after > bound)
     order = [column.desc(), jobs.c.id.desc()] if descending else [column, jobs.c.id]
-    query = query.order_by(*(order[:1] if key == "id" else order)).limit(limit + 1)
+    return query.order_by(*(order[:1] if key == "id" else order)).limit(limit + 1)
+
+
+def page_jobs(
+    store: Store,
+    filter: JobFilter,
+    *,
+    sort: str = "-created",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """One page of the jobs ``filter`` selects, in ``sort`` order (``created``, ``name``,
+    ``status``, ``owner`` or ``id``; ``-`` first for descending), after ``cursor``."""
+    query = page_query(filter, sort=sort, limit=limit, cursor=cursor)
+    key, _ = _sort_key(sort)
     counts_query = (
         sa.select(jobs.c.status, sa.func.count())
         .where(*filter.where(with_status=False))
@@ -268,10 +277,14 @@ def page_jobs(
     if len(found) > limit:
         found = found[:limit]
         last = found[-1]
-        value = {"created": last.created_at, "name": last.name, "owner": last.owner}.get(
-            key, last.status.value if key == "status" else last.id
-        )
-        next_cursor = encode_cursor(sort, value, last.id)
+        values = {
+            "created": last.created_at,
+            "name": last.name,
+            "owner": last.owner,
+            "status": last.status.value,
+            "id": last.id,
+        }
+        next_cursor = encode_cursor(sort, values[key], last.id)
     return JobPage(found, next_cursor, counts)
 
 
