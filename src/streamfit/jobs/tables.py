@@ -87,6 +87,12 @@ jobs = Table(
     Index("ix_jobs_due", "status", "next_attempt_at"),
     Index("ix_jobs_submission", "submission"),
     Index("ix_jobs_owner", "owner"),
+    # The server's job table: each sort order with its tie-breaking id, and a status tab
+    # sorted by creation (migration 0004).
+    Index("ix_jobs_created", "created_at", "id"),
+    Index("ix_jobs_name", "name", "id"),
+    Index("ix_jobs_status_id", "status", "id"),
+    Index("ix_jobs_status_created", "status", "created_at", "id"),
     Index("ix_jobs_share_queue", "status", "share", "priority", "created_at"),
     Index("ix_jobs_charged", "charged_at"),
 )
