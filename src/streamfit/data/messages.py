@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import io
+import queue
 import re
 import struct
 import threading
@@ -50,6 +51,7 @@ STREAM_KEY = "stream"
 _FORMATS = {"json": "jsonl", "jsonl": "jsonl", "csv": "csv", "recordio": "recordio"}
 _READERS = {"jsonl": read_jsonl, "csv": read_csv, "recordio": read_recordio}
 _HEADER = struct.Struct("<II")
+_END = object()
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h)?\s*$")
 
 
@@ -131,6 +133,7 @@ class MessageSource(Source):
         self._open: collections.deque[tuple[int, int, str, str]] = collections.deque()
         self._done: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._halt: threading.Event | None = None
 
     def with_options(self, options: SourceOptions) -> Source:
         other = super().with_options(options)
@@ -189,14 +192,53 @@ class MessageSource(Source):
         return int(mid) > int(last)
 
     def _stopped(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
+        halted = self._halt is not None and self._halt.is_set()
+        return halted or (self._stop is not None and self._stop.is_set())
+
+    def _prefetched(self) -> Iterator[list[Message]]:
+        """``_fetch`` run one fetch ahead in a thread of its own: the next fetch waits on the
+        network (without the GIL) while this one is parsed, where the two took turns."""
+        ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._halt = halt = threading.Event()
+
+        def put(item: object) -> bool:
+            while not halt.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def run() -> None:
+            try:
+                for item in self._fetch():
+                    if not put(item):
+                        return
+                put(_END)
+            except BaseException as exc:  # raised by the reader, in the read's thread
+                put(exc)
+
+        thread = threading.Thread(target=run, name="streamfit-fetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = ahead.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            halt.set()
+            thread.join(5.0)  # a fetch waits at most a fraction of a second
 
     # -- reading ---------------------------------------------------------------------------------
 
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         position = skip
         reader = _READERS[self.fmt]
-        for messages in self._fetch():
+        for messages in self._prefetched():
             fresh = [
                 m
                 for m in messages

@@ -44,6 +44,30 @@ _PARAMS = {"stream", "group", "consumer", "format", "field", "idle_timeout", "cl
 _PARAMS |= {"count", "start"}
 _BLOCK_SECONDS = 0.1  # the longest a fetch waits, so that a stop or the idle timeout is seen
 
+# A backlog is fetched by a script that returns three strings (the ids, the body sizes, the
+# bodies back to back) rather than a reply of several items a message: redis-py's pure-Python
+# parser of those items took three quarters of a read's time. A script cannot block, so a
+# caught-up reader waits with a plain XREADGROUP. A body size of -1: no such field.
+_FETCH = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], '>')
+if not reply then return false end
+local ids, sizes, bodies = {}, {}, {}
+for i, entry in ipairs(reply[1][2]) do
+  ids[i] = entry[1]
+  sizes[i] = -1
+  local fields = entry[2]
+  for j = 1, #fields, 2 do
+    if fields[j] == ARGV[4] then
+      sizes[i] = #fields[j + 1]
+      bodies[#bodies + 1] = fields[j + 1]
+      break
+    end
+  end
+end
+return {table.concat(ids, ' '), table.concat(sizes, ' '), table.concat(bodies)}
+"""
+
 
 def is_redis(uri: str) -> bool:
     return uri.split("://", 1)[0].lower() in ("redis", "rediss") and "://" in uri
@@ -190,7 +214,14 @@ class RedisStreamSource(MessageSource):
             self._delivered.extend(m.id for m in batch)
             yield batch
         heard = time.monotonic()
+        fetch = self._redis().register_script(_FETCH)
         while not self._stopped():
+            backlog = self._backlog(fetch)
+            if backlog:
+                self._delivered.extend(m.id for m in backlog)
+                yield backlog
+                heard = time.monotonic()
+                continue
             wait = _BLOCK_SECONDS
             if self.idle_timeout is not None:
                 left = self.idle_timeout - (time.monotonic() - heard)
@@ -212,6 +243,30 @@ class RedisStreamSource(MessageSource):
             self._delivered.extend(m.id for m in batch)
             yield batch
             heard = time.monotonic()  # quiet time counts from here: folding it is no waiting
+
+    def _backlog(self, fetch: Any) -> list[Message]:
+        """Up to ``count`` new messages, without waiting (the script above)."""
+        import redis
+
+        try:
+            reply = fetch(
+                keys=[self.stream], args=[self.group, self.consumer, self.count, self.field]
+            )
+        except redis.ConnectionError as exc:
+            raise ConfigError(f"{self.name}: cannot reach Redis ({exc})") from exc
+        except redis.ResponseError as exc:
+            raise ConfigError(f"{self.name}: Redis refused XREADGROUP ({exc})") from exc
+        if not reply:
+            return []
+        ids, sizes, blob = reply[0].decode().split(), reply[1].split(), reply[2]
+        out, at = [], 0
+        for mid, size in zip(ids, map(int, sizes), strict=True):
+            if size < 0:
+                found = self._call("xrange", self.stream, mid, mid)
+                self._message(mid.encode(), found[0][1] if found else {})  # raises, naming it
+            out.append(Message("", mid, blob[at : at + size]))
+            at += size
+        return out
 
     def _acknowledge(self, cursor: dict[str, str]) -> None:
         last = cursor.get("")
