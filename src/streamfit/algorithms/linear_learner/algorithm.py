@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -45,13 +44,7 @@ from streamfit.algorithms.linear_learner.replay import (
     HOLDOUT,
     RESERVOIR,
     STORE_TENSORS,
-    create_stores,
-    drop_stores,
-    holding,
     merge_stores,
-    reservoir_epochs,
-    room,
-    stored_batches,
 )
 from streamfit.algorithms.linear_learner.scaling import (
     class_weights,
@@ -62,18 +55,17 @@ from streamfit.algorithms.linear_learner.scaling import (
 )
 from streamfit.algorithms.linear_learner.selection import (
     SELECTION_SETTINGS,
-    held_out,
     remember_scores,
     sample_held_out_scores,
     select,
 )
+from streamfit.algorithms.linear_learner.small_reads import KeepsSmallReads
 from streamfit.algorithms.linear_learner.sparse_step import SparseStep, pack, sparse_scores
-from streamfit.core.algorithm import Algorithm, BatchStream
+from streamfit.core.algorithm import BatchStream
 from streamfit.core.batch import CSR, Batch
 from streamfit.core.delta import Distribution
 from streamfit.core.hyperparameters import parse_hyperparameters
 from streamfit.core.registry import register
-from streamfit.core.replay import open_reservoir
 from streamfit.core.state import State
 from streamfit.errors import ConfigError, DataError
 
@@ -83,7 +75,7 @@ _PARAMS = ("weight", "bias")
 
 
 @register
-class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
+class LinearLearner(KeepsSmallReads):
     """Linear models for binary, multiclass and regression, ``num_models`` at a time."""
 
     name = "linear-learner"
@@ -175,19 +167,6 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         calibration = self._calibration_rows() * (k + 1)
         return 4 * (params + 2 * n_features + calibration)
 
-    def check_memory(self, n_features: int, extra_bytes: int = 0) -> None:
-        # The kept rows are allocated by ``prepare``, in the first rows' layout.
-        super().check_memory(n_features, extra_bytes + self._store_bytes())
-
-    def _store_bytes(self) -> int:
-        hp = self.hp
-        return int(hp.replay_capacity_mb * 2**20) if self._keeps_rows() else 0
-
-    def _keeps_rows(self) -> bool:
-        """Whether a read that fits is kept, for epochs over it at its end (:mod:`.replay`)."""
-        hp = self.hp
-        return hp.epochs == 1 and hp.resolved_replay_epochs > 0
-
     def init_state(self, n_features: int, device: torch.device | str = "cpu") -> State:
         hp = self.hp
         state = self.new_state(n_features)
@@ -255,77 +234,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
         state.tensors["class_weight"] = class_weights(hp, labels).to(state.device)
         state.meta["prepared"] = True
         state.meta["sparse_input"] = batches[0].is_sparse
-        if self._keeps_rows():
-            create_stores(state, batches[0], self._store_bytes())
-
-    def update(self, state: State, batch: Batch) -> float:
-        if batch.replayed:
-            return self._update_trained(state, batch)
-        self.check_state(state)
-        if batch.labels is None or batch.n_features != state.n_features or not batch.n_rows:
-            return super().update(state, batch)  # which refuses the first two
-        if not state.meta["prepared"]:
-            self.prepare(state, [batch])
-        if not holding(state):
-            return super().update(state, batch)
-        self._check_labels(batch.labels)  # held-out rows too, though not trained on now
-        # A read that fits so far: 1 row in HOLD_OUT held out, the others trained, all kept.
-        first = int(state.meta["fresh_rows"])
-        held = held_out(first, batch.n_rows, batch.device)
-        out = batch.select(held.nonzero().squeeze(1))
-        trained = batch.select((~held).nonzero().squeeze(1))
-        if not (room(state, HOLDOUT, out) and room(state, RESERVOIR, trained)):
-            # A stream: its held-out rows are trained on after all, then it goes on as one
-            # pass (their scores, taken before training, are as held out as any).
-            loss = 0.0
-            for rows in stored_batches(state, HOLDOUT, self.hp.mini_batch_size):
-                loss += super().update(state, dataclasses.replace(rows, replayed=False))
-            drop_stores(state)
-            return loss + super().update(state, batch)
-        state.meta["fresh_rows"] = first + batch.n_rows
-        open_reservoir(state, HOLDOUT).offer_batch(out)
-        open_reservoir(state, RESERVOIR).offer_batch(trained)
-        return super().update(state, trained) if trained.n_rows else 0.0
-
-    def for_worker(self, state: State) -> None:
-        """A worker trains its shard in one pass: the server's state, which its pushes move,
-        cannot keep each worker's rows (:mod:`.replay`)."""
-        drop_stores(state)
-
-    def _update_trained(self, state: State, batch: Batch) -> float:
-        """Rows trained on before (kept rows replayed): their scores are not held out, so
-        they do not enter those that choose the candidate. (A later epoch's rows still do, as
-        before: the latest epoch's scores, though of rows trained on, chose better than the
-        first epoch's on the real sets, measured: insteval 0.6997 against 0.6966 at 8 epochs.)"""
-        source = state.meta["calib_source"]
-        state.meta["calib_source"] = "trained"
-        try:
-            return super().update(state, batch)
-        finally:
-            state.meta["calib_source"] = source
-
-    def _reservoir_epochs(self, state: State) -> None:
-        """At the end of a read that fitted: epochs over its rows, then the candidates'
-        scores of the held-out rows for ``finalize`` (:mod:`.replay`)."""
-        hp = self.hp
-        rows = hp.mini_batch_size
-
-        def held_out_loss() -> float:
-            return float(self.candidate_losses(state, stored_batches(state, HOLDOUT, rows)).min())
-
-        history = reservoir_epochs(
-            state,
-            rows,
-            hp.resolved_replay_epochs,
-            lambda batch: self._update_trained(state, batch),
-            held_out_loss,
-            hp.early_stopping_tolerance,
-            hp.early_stopping_patience,
-        )
-        state.meta["reservoir_epochs"] = history
-        if open_reservoir(state, HOLDOUT).held().numel():
-            held = stored_batches(state, HOLDOUT, rows)
-            sample_held_out_scores(state, self._held_out_scores(state, held), "held-out")
+        self._start_stores(state, batches[0])
 
     def touched_rows(self, batch: Batch) -> torch.Tensor | None:
         """A sparse batch's columns; None for a dense one (its step decays every row)."""
@@ -563,9 +472,7 @@ class LinearLearner(Algorithm[LinearLearnerHyperparameters]):
 
     def end_epoch(self, state: State, validation: BatchStream | None) -> bool:
         hp = self.hp
-        if holding(state):  # the read fitted: more epochs over it, then the stores go
-            self._reservoir_epochs(state)
-            drop_stores(state)
+        self._end_read(state)
         if validation is not None:
             losses = self.candidate_losses(state, validation())
         else:
