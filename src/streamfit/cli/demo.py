@@ -8,6 +8,7 @@ minutes.
    good), one that needs every CPU (it waits for capacity, then runs), and one that is killed
    mid-run (it resumes from its checkpoint). The scheduler runs until every job has ended;
    then the job table, the statistics, the best model and the notification digest.
+3. How to open the dashboard over the sweep's store (``streamfit server``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.stats import job_stats
 
-__all__ = ["demo_command", "run_demo"]
+__all__ = ["dashboard_hint", "demo_command", "run_demo"]
 
 OWNER = "demo@example.com"
 BUG = "rows = 1_000; batches = 0\nprint('mean rows per batch:', rows / batches)\n"
@@ -289,6 +290,22 @@ def run_demo(workdir: Path, rows: int = 1_000_000, sweep_rows: int = 200_000) ->
     if not settings.smtp_host:
         console.print("(set STREAMFIT_SMTP_HOST, and STREAMFIT_SMTP_PORT, to have it emailed)")
     manager.close()
+    console.rule("[bold]3. the dashboard")
+    console.print(dashboard_hint(home, submission.id))
+
+
+def dashboard_hint(home: Path, submission: str) -> str:
+    """How to look at the demo's jobs in the browser (``streamfit server`` over its home).
+
+    >>> print(dashboard_hint(Path("demo-output/home"), "abc"))
+    streamfit server --home demo-output/home   then open http://127.0.0.1:8000/
+    (the job table, each job's curves and log; the sweep at http://127.0.0.1:8000/submissions/abc)
+    """
+    url = "http://127.0.0.1:8000/"
+    return (
+        f"streamfit server --home {home}   then open {url}\n"
+        f"(the job table, each job's curves and log; the sweep at {url}submissions/{submission})"
+    )
 
 
 @click.command("demo")

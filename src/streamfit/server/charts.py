@@ -283,7 +283,7 @@ def hyperparameter_charts(
 ) -> list[Chart]:
     """One scatter of the objective against each hyperparameter that varies across a sweep.
     ``points``: each job's hyperparameters and its objective (None: no value yet). Numbers
-    spanning two decades or more get a log axis; other values are categories.
+    spanning a decade or more get a log axis; other values are categories.
 
     >>> pts = [({"lr": 0.001, "loss": "hinge"}, 0.7), ({"lr": 0.1, "loss": "logistic"}, 0.8),
     ...        ({"lr": 0.01, "loss": "hinge"}, None)]
@@ -310,7 +310,7 @@ def hyperparameter_charts(
             pairs.sort(key=lambda p: float(p[0]))  # type: ignore[arg-type]  # numbers
             xs: list[float] = [float(x) for x, _ in pairs]  # type: ignore[arg-type]
             positive = [x for x in xs if x > 0]
-            extra["x_log"] = len(positive) == len(xs) > 1 and max(xs) / min(xs) >= 100
+            extra["x_log"] = len(positive) == len(xs) > 1 and max(xs) / min(xs) >= 10
         else:
             categories = sorted({str(x) for x, _ in pairs})
             pairs.sort(key=lambda p: categories.index(str(p[0])))

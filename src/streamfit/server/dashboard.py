@@ -46,6 +46,7 @@ NOTICES = {
     "stop": "Stop requested: the job ends Stopped once its run has exited.",
     "retry": "Retry asked for: the job is queued as its next attempt.",
 }
+_IN_FLIGHT = (Status.NEW, Status.LAUNCHED, Status.IN_PROGRESS)
 _SORTS = [
     ("-created", "newest first"),
     ("created", "oldest first"),
@@ -113,6 +114,7 @@ def job_table(request: Request) -> Response:
         ),
         first_href="/?" + _query([*kept, ("status", status)]) if cursor else None,
         filtered=bool(kept and any(k != "sort" for k, _ in kept)) or bool(status),
+        live=cursor is None and any(page.counts.get(s.value) for s in _IN_FLIGHT),
         error=error,
     )
     code = 400 if error else 200

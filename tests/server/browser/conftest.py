@@ -56,6 +56,18 @@ class Site:
     ticker: int  # runs until the test stops it
     shots: list[Path] = field(default_factory=list)  # where screenshots go
 
+    def settled(self, ids: list[int] | None = None, timeout: float = 120) -> None:
+        """Wait until the jobs ``ids`` (default: all but the ticker) have ended: the scheduler
+        runs in the background from the start, so the first tests run while the training
+        jobs train."""
+        store = self.manager.store
+        deadline = time.monotonic() + timeout
+        while not all(
+            j.final for j in store.find() if j.id in (ids or [j.id]) and j.id != self.ticker
+        ):
+            assert time.monotonic() < deadline, store.counts()
+            time.sleep(0.1)
+
     def screenshot(self, page: Any, name: str) -> None:
         for folder in self.shots:
             page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
@@ -130,11 +142,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ).job_ids
     [ticker] = manager.submit([_command("ticker", TICKER)]).job_ids
     scheduler = manager.scheduler()
-    done = scheduler.run_until(
-        lambda: all(j.final for j in manager.store.find() if j.id != ticker), 120
-    )
-    assert done, manager.store.counts()
-    # The scheduler goes on in the background: it follows the ticker and stops it.
     stop = threading.Event()
     background = threading.Thread(target=scheduler.run, args=(stop,), daemon=True)
     background.start()

@@ -15,52 +15,6 @@ def _drawn(page: Any, selector: str) -> int:
     return int(page.locator(f"{selector} [data-drawn] canvas").count())
 
 
-def test_job_table_lists_filters_and_tabs(page: Any, site: Site) -> None:
-    page.goto("/")
-    rows = page.locator("#jobs tbody tr")
-    expect(rows).to_have_count(5)
-    expect(page.locator(".tabs a[data-status=All] .n")).to_have_text("5")
-    expect(page.locator(".tabs a[data-status=Completed] .n")).to_have_text("3")
-    site.screenshot(page, "jobs")
-    # Typing filters on the server as you type (htmx swaps the table, the URL follows).
-    page.fill("input[name=name]", "lr0.3")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("ll-lr0.3")
-    expect(page).to_have_url(re.compile(r"name=lr0\.3"))
-    expect(page.locator(".tabs a[data-status=All] .n")).to_have_text("1")
-    # A status tab keeps the other filters; clearing the name shows the tab's jobs.
-    page.fill("input[name=name]", "")
-    expect(rows).to_have_count(5)
-    page.click(".tabs a[data-status=Failed]")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("broken-etl")
-    expect(page).to_have_url(re.compile(r"status=Failed"))
-    page.fill("input[name=owner]", "ann@example.com")
-    expect(page.locator(".empty")).to_contain_text("No job matches")
-    site.screenshot(page, "jobs-filtered")
-
-
-def test_job_page_shows_timeline_metrics_and_training_curve(page: Any, site: Site) -> None:
-    page.goto("/")
-    page.click("text=ll-lr0.01")
-    expect(page).to_have_url(f"{site.url}/jobs/{site.trained[0]}")
-    expect(page.locator("#job-status")).to_have_text("Completed")
-    expect(page.locator("#timeline li")).to_have_count(4)  # New, Launched, InProgress, done
-    expect(page.locator("#metrics")).to_contain_text("validation:roc_auc_score")
-    expect(page.locator("#curves [data-drawn] canvas").first).to_be_visible()
-    assert _drawn(page, "#curves") >= 1
-    expect(page.locator("#stop")).to_have_count(0)  # a completed job has no Stop
-    site.screenshot(page, "job")
-
-
-def test_failed_job_shows_attempts_and_retry(page: Any, site: Site) -> None:
-    page.goto(f"/jobs/{site.failing}")
-    expect(page.locator("#job-status")).to_have_text("Failed")
-    expect(page.locator("#attempts tbody tr")).to_have_count(2)
-    expect(page.locator("#log")).to_contain_text("no column user_id")
-    expect(page.locator("#retry")).to_be_visible()
-
-
 def test_log_of_a_running_job_follows_and_stop_stops_it(page: Any, site: Site) -> None:
     page.goto(f"/jobs/{site.ticker}")
     expect(page.locator("#job-status")).to_have_text(re.compile("Launched|InProgress"))
@@ -80,17 +34,71 @@ def test_log_of_a_running_job_follows_and_stop_stops_it(page: Any, site: Site) -
     site.screenshot(page, "job-stopped")
 
 
+def test_failed_job_shows_attempts_and_retry(page: Any, site: Site) -> None:
+    site.settled([site.failing])
+    page.goto(f"/jobs/{site.failing}")
+    expect(page.locator("#job-status")).to_have_text("Failed")
+    expect(page.locator("#attempts tbody tr")).to_have_count(2)
+    expect(page.locator("#log")).to_contain_text("no column user_id")
+    expect(page.locator("#retry")).to_be_visible()
+
+
+def test_job_table_lists_filters_and_tabs(page: Any, site: Site) -> None:
+    site.settled()
+    page.goto("/")
+    rows = page.locator("#jobs tbody tr")
+    expect(rows).to_have_count(5)
+    expect(page.locator(".tabs a[data-status=All] .n")).to_have_text("5")
+    expect(page.locator(".tabs a[data-status=Completed] .n")).to_have_text("3")
+    site.screenshot(page, "jobs")
+    # Typing filters on the server as you type (htmx swaps the table, the URL follows).
+    page.fill("input[name=name]", "lr0.3")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("ll-lr0.3")
+    expect(page).to_have_url(re.compile(r"name=lr0\.3"))
+    expect(page.locator(".tabs a[data-status=All] .n")).to_have_text("1")
+    # A status tab keeps the other filters; clearing the name shows the tab's jobs.
+    page.fill("input[name=name]", "")
+    expect(rows).to_have_count(5)
+    page.click(".tabs a[data-status=Failed]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("broken-etl")
+    expect(page).to_have_url(re.compile(r"status=Failed"))
+    site.screenshot(page, "jobs-failed")
+    page.fill("input[name=owner]", "ann@example.com")
+    expect(page.locator(".empty")).to_contain_text("No job matches")
+
+
+def test_job_page_shows_timeline_metrics_and_training_curve(page: Any, site: Site) -> None:
+    site.settled()
+    page.goto("/")
+    page.click("text=ll-lr0.01")
+    expect(page).to_have_url(f"{site.url}/jobs/{site.trained[0]}")
+    expect(page.locator("#job-status")).to_have_text("Completed")
+    expect(page.locator("#timeline li")).to_have_count(4)  # New, Launched, InProgress, done
+    expect(page.locator("#metrics")).to_contain_text("validation:roc_auc_score")
+    expect(page.locator("#curves [data-drawn] canvas").first).to_be_visible()
+    assert _drawn(page, "#curves") >= 1
+    expect(page.locator("#stop")).to_have_count(0)  # a completed job has no Stop
+    site.screenshot(page, "job")
+
+
 def test_trends_draws_every_chart(page: Any, site: Site) -> None:
+    site.settled()
     page.goto("/")
     page.click("nav >> text=Trends")
     expect(page.locator(".card").first).to_contain_text("Jobs")
     # jobs per day, success rate, retries by kind, wait and run-time percentiles
     expect(page.locator("[data-chart]")).to_have_count(5)
     expect(page.locator("[data-drawn] canvas")).to_have_count(5)
+    page.click("text=7 days")
+    expect(page).to_have_url(f"{site.url}/trends?days=7")
+    expect(page.locator("[data-drawn] canvas")).to_have_count(5)
     site.screenshot(page, "trends")
 
 
 def test_sweep_compares_its_jobs(page: Any, site: Site) -> None:
+    site.settled()
     page.goto(f"/jobs/{site.trained[0]}")
     page.click("text=submission")
     expect(page).to_have_url(f"{site.url}/submissions/{site.sweep}")

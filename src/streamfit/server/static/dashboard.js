@@ -92,6 +92,8 @@
           label: spec.y_label,
           size: 60,
           values: function (u, splits) { return splits.map(yf); },
+          // counts step by whole numbers
+          incrs: spec.y_unit === "count" ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6] : undefined,
         },
       ],
       series: [

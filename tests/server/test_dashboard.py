@@ -1,0 +1,200 @@
+"""The dashboard's pages over the real application and a real SQLite store (the browser tests
+in ``browser/`` drive the same pages in Chromium): keyset pages, htmx parts, errors as pages,
+the buttons' CSRF, and the sweep's objective."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from streamfit.jobs.manager import JobManager
+from streamfit.jobs.spec import JobSpec
+from streamfit.jobs.status import Status
+from streamfit.server.security import Security
+from tests.server.conftest import client_of, python_job
+
+
+def _rows(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr data-job="(\d+)"', html)]
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page's forms"
+    return match.group(1)
+
+
+def test_the_table_pages_with_next_links_and_counts_every_status(
+    sqlite_manager: JobManager,
+) -> None:
+    sqlite_manager.submit([python_job(f"job-{i:02d}") for i in range(60)])
+    with client_of(sqlite_manager) as client:
+        first = client.get("/")
+        assert first.status_code == 200
+        assert _rows(first.text) == list(range(60, 10, -1))  # newest first, 50 a page
+        assert re.search(r'data-status="New">\s*New <span class="n">60</span>', first.text)
+        next_href = re.search(r'id="next-page" href="([^"]+)"', first.text)
+        assert next_href, "no next page link"
+        second = client.get(next_href.group(1).replace("&amp;", "&"))
+        assert _rows(second.text) == list(range(10, 0, -1))
+        assert 'id="next-page"' not in second.text and "First page" in second.text
+        # Jobs in flight: the first page refreshes itself, a later one stays put.
+        assert 'hx-trigger="every 5s"' in first.text and "every 5s" not in second.text
+        by_name = client.get("/", params={"name": "job-0", "sort": "name"})
+        assert _rows(by_name.text) == list(range(1, 11))
+
+
+def test_htmx_gets_the_table_alone_and_a_history_restore_the_whole_page(
+    sqlite_manager: JobManager,
+) -> None:
+    sqlite_manager.submit([python_job("a"), python_job("b", owner="bob@example.com")])
+    with client_of(sqlite_manager) as client:
+        part = client.get("/", params={"owner": "bob@example.com"}, headers={"HX-Request": "true"})
+        assert part.text.lstrip().startswith('<div id="job-list"')
+        assert _rows(part.text) == [2] and "<html" not in part.text
+        restore = client.get(
+            "/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+        )
+        assert "<html" in restore.text
+    sqlite_manager.stop(1)
+    sqlite_manager.stop(2)
+    with client_of(sqlite_manager) as client:
+        assert "every 5s" not in client.get("/").text  # nothing in flight: no refresh
+
+
+def test_a_filter_that_cannot_be_used_is_a_400_page_saying_why(
+    sqlite_manager: JobManager,
+) -> None:
+    with client_of(sqlite_manager) as client:
+        answer = client.get("/", params={"created_after": "last tuesday"})
+        assert answer.status_code == 400
+        assert "text/html" in answer.headers["content-type"]
+        assert "created_after: &#39;last tuesday&#39; is neither" in answer.text
+
+
+def test_missing_jobs_and_submissions_are_404_pages(sqlite_manager: JobManager) -> None:
+    with client_of(sqlite_manager) as client:
+        for path in ("/jobs/999", "/jobs/999/live", "/submissions/nothing"):
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert "Not found" in answer.text
+
+
+def test_stop_and_retry_buttons_need_the_csrf_token_and_act_as_the_cli(
+    sqlite_manager: JobManager,
+) -> None:
+    [job_id] = sqlite_manager.submit([python_job("waits")]).job_ids  # New: never launched
+    with client_of(sqlite_manager) as client:
+        page = client.get(f"/jobs/{job_id}")
+        assert 'id="stop"' in page.text and 'id="retry"' not in page.text
+        assert 'hx-trigger="every 1s"' in page.text  # a job that has not ended is followed
+        refused = client.post(f"/jobs/{job_id}/stop", data={"csrf_token": "forged"})
+        assert refused.status_code == 403
+        assert sqlite_manager.store.get(job_id).status == Status.NEW
+        stopped = client.post(
+            f"/jobs/{job_id}/stop", data={"csrf_token": _csrf(page.text)}, follow_redirects=False
+        )
+        assert stopped.status_code == 303
+        assert stopped.headers["location"] == f"/jobs/{job_id}?done=stop"
+        assert sqlite_manager.store.get(job_id).status == Status.STOPPED
+        page = client.get(stopped.headers["location"])
+        assert "Stop requested" in page.text
+        assert 'id="retry"' in page.text and 'hx-trigger="every 1s"' not in page.text
+        again = client.post(f"/jobs/{job_id}/stop", data={"csrf_token": _csrf(page.text)})
+        assert again.status_code == 409 and "already Stopped" in again.text
+        retried = client.post(
+            f"/jobs/{job_id}/retry", data={"csrf_token": _csrf(page.text)}, follow_redirects=False
+        )
+        assert retried.status_code == 303
+    job = sqlite_manager.store.get(job_id)
+    assert (job.status, job.attempt) == (Status.NEW, 2)
+
+
+def test_a_read_only_token_sees_no_buttons(sqlite_manager: JobManager) -> None:
+    [job_id] = sqlite_manager.submit([python_job("waits")]).job_ids
+    security = Security(write_token="w" * 32, read_token="r" * 32)
+    with client_of(sqlite_manager, security) as client:
+        page = client.get(f"/jobs/{job_id}", headers={"Authorization": "Bearer " + "r" * 32})
+        assert page.status_code == 200 and "waits" in page.text
+        assert 'id="stop"' not in page.text
+        writer = client.get(f"/jobs/{job_id}", headers={"Authorization": "Bearer " + "w" * 32})
+        assert 'id="stop"' in writer.text
+
+
+def _sweep(manager: JobManager, results: list[tuple[float, str, float]]) -> str:
+    """A submission of training jobs, ended Completed with ``(learning_rate, loss, rmse)``."""
+    specs = [
+        JobSpec.model_validate(
+            {
+                "name": f"lr-{lr}-{loss}",
+                "owner": "ann@example.com",
+                "algorithm": "linear-learner",
+                "hyperparameters": {
+                    "predictor_type": "regressor",
+                    "learning_rate": lr,
+                    "loss": loss,
+                },
+                "inputs": {"train": "train.csv"},
+            }
+        )
+        for lr, loss, _ in results
+    ]
+    submission = manager.submit(specs)
+    now = time.time()
+    for job_id, (_, _, rmse) in zip(submission.job_ids, results, strict=True):
+        job = manager.store.transition(manager.store.get(job_id), Status.LAUNCHED, now)
+        metrics = {"validation:rmse": rmse, "validation:mse": rmse**2, "train:rows": 100}
+        manager.store.transition(
+            job, Status.COMPLETED, now, started_at=now, ended_at=now + 1, metrics=metrics
+        )
+    return submission.id
+
+
+def test_the_sweep_page_ranks_jobs_by_the_objective_and_charts_each_hyperparameter(
+    sqlite_manager: JobManager,
+) -> None:
+    results = [
+        (0.001, "squared_loss", 0.9),
+        (0.01, "absolute_loss", 0.4),
+        (0.1, "squared_loss", 0.7),
+    ]
+    submission = _sweep(sqlite_manager, results)
+    with client_of(sqlite_manager) as client:
+        page = client.get(f"/submissions/{submission}")
+        assert page.status_code == 200
+        # rmse: lower is better, so job 2 is best and first; then 3, then 1
+        assert re.findall(r'<a href="/jobs/(\d+)">', page.text) == ["2", "3", "1"]
+        assert re.search(r'<tr class="best">\s*<td class="id num">2<', page.text)
+        assert "lower</strong>" not in page.text and "lower is better" in page.text
+        charts = re.findall(r"data-chart='([^']+)'", page.text)
+        titles = [re.search(r'"title":"([^"]+)"', c).group(1) for c in charts]  # type: ignore[union-attr]
+        assert titles == [
+            "validation:rmse against learning_rate",
+            "validation:rmse against loss",
+        ]
+        assert (
+            '"x_log":true' in charts[0]
+            and '"x_categories":["absolute_loss","squared_loss"]' in charts[1]
+        )
+        other = client.get(
+            f"/submissions/{submission}",
+            params={"objective": "train:rows"},
+            headers={"HX-Request": "true"},
+        )
+        assert other.text.lstrip().startswith('<div id="sweep-results">')
+        assert "train:rows</strong>, higher is better" in other.text
+
+
+def test_trends_count_the_period_and_carry_every_chart(sqlite_manager: JobManager) -> None:
+    _sweep(sqlite_manager, [(0.1, "squared_loss", 0.5), (0.2, "squared_loss", 0.6)])
+    sqlite_manager.submit([python_job("waiting")])
+    with client_of(sqlite_manager) as client:
+        page = client.get("/trends", params={"days": "7"})
+        assert page.status_code == 200
+        cards = dict(
+            re.findall(r'<div class="k">([^<]+)</div><div class="v[^"]*">([^<]+)<', page.text)
+        )
+        assert cards["Jobs"] == "3" and cards["Completed"] == "2" and cards["In flight"] == "1"
+        assert cards["Success rate"] == "100.0%"
+        assert page.text.count("data-chart=") == 5
+        assert len(re.findall(r'"group"|"xs":\[[0-9.,]+\]', page.text)) >= 1
