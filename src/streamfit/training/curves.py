@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -46,14 +47,16 @@ class CurveRecorder:
         budget: int = 1000,
         start_rows: int = 0,
         append: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.path = path
         self.interval = interval
         self.budget = budget
         self.rows = start_rows
         self.append = append
+        self._clock = clock
         self._file: IO[str] | None = None
-        self._start = self._last = time.perf_counter()
+        self._start = self._last = clock()
         self._written = 0
         self._pending_rows = 0
         self._pending_loss = 0.0
@@ -63,7 +66,7 @@ class CurveRecorder:
     def __enter__(self) -> CurveRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a" if self.append else "w", encoding="utf-8")
-        self._start = self._last = time.perf_counter()
+        self._start = self._last = self._clock()
         return self
 
     def record(self, rows: int, loss_sum: float, epoch: int) -> None:
@@ -75,7 +78,7 @@ class CurveRecorder:
             self._pending_loss += loss_sum
             self._loss_rows += rows
         self._epoch = epoch
-        now = time.perf_counter()
+        now = self._clock()
         if now - self._last >= self.interval:
             self._write(now)
 
@@ -107,6 +110,6 @@ class CurveRecorder:
         tb: TracebackType | None,
     ) -> None:
         if self._file is not None:
-            self._write(time.perf_counter())  # the last rows, even when stopped or failed
+            self._write(self._clock())  # the last rows, even when stopped or failed
             self._file.close()
             self._file = None
