@@ -6,8 +6,9 @@ README order, in one folder holding the data files its examples name.
   README's own set-up (CI runs ``make test`` and ``make demo`` itself) and ``python
   benchmarks/...`` lines are run with ``--help`` only (a benchmark takes minutes): both are
   checked to name a real target or script.
-- ``yaml`` blocks are job specs: each loads and validates, and one whose first line is a
-  comment naming a file (``# sweep.yaml``) is written there for the blocks after it.
+- ``yaml`` blocks are job specs (tuning specs if they have ``search``): each loads and
+  validates, and one whose first line is a comment naming a file (``# sweep.yaml``) is
+  written there for the blocks after it.
 - ``python`` blocks run in a fresh interpreter.
 - Blocks without a language (diagrams, sample output) are not code.
 """
@@ -31,6 +32,7 @@ import pytest
 
 from streamfit.datagen import cluster_task, linear_task, write_batches
 from streamfit.jobs.spec import load_specs
+from streamfit.jobs.tuning.spec import load_tuning_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -163,7 +165,10 @@ def test_readme_block_runs(block: Block, sandbox: Sandbox) -> None:
         name = first.lstrip("# ").split()[0] if first.startswith("#") else "spec.yaml"
         path = sandbox.root / name
         path.write_text(block.text)
-        assert load_specs([path]), where
+        if re.search(r"^search:", block.text, re.MULTILINE):  # a tuning spec
+            assert load_tuning_spec(path), where
+        else:
+            assert load_specs([path]), where
         return
     if block.lang == "python":
         command = [sys.executable, "-c", block.text]

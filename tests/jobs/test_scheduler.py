@@ -33,7 +33,13 @@ def _delete(path: Path) -> None:
 
 def test_a_tick_stops_on_a_deleted_store(tmp_path: Path) -> None:
     scheduler = _scheduler(tmp_path)
-    assert scheduler.tick() == {"monitor": 0, "retry": 0, "launch": 0, "notify": 0}
+    assert scheduler.tick() == {
+        "monitor": 0,
+        "retry": 0,
+        "tuning": 0,
+        "launch": 0,
+        "notify": 0,
+    }
     _delete(tmp_path / "streamfit.db")
     with pytest.raises(StoreReplaced, match="was deleted while in use"):
         scheduler.tick()

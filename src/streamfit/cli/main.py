@@ -29,6 +29,7 @@ _COMMANDS = {
     "scheduler": "streamfit.cli.scheduler:scheduler_group",
     "serve": "streamfit.cli.serve:serve_command",
     "server": "streamfit.cli.server:server_command",
+    "tune": "streamfit.cli.tune:tune_group",
 }
 
 

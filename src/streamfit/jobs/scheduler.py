@@ -1,5 +1,5 @@
-"""The scheduler: the launch, monitor, retry and notify steps, on intervals and whenever a
-step had work. ``tick`` is one pass of each (for cron); ``run`` loops until stopped.
+"""The scheduler: the launch, monitor, retry, tuning and notify steps, on intervals and
+whenever a step had work. ``tick`` is one pass of each (for cron); ``run`` loops until stopped.
 
 Every step is an idempotent pass over the store, so any number of ticks, crashes and
 concurrent schedulers add up to the same history.
@@ -23,6 +23,7 @@ from streamfit.jobs.errors import StoreError
 from streamfit.jobs.launch import launch_step
 from streamfit.jobs.monitor import monitor_step
 from streamfit.jobs.retry import retry_step
+from streamfit.jobs.tuning.controller import tuning_step
 
 __all__ = ["Scheduler", "Step"]
 
@@ -49,6 +50,7 @@ class Scheduler:
     launch_interval: float = 1.0
     monitor_interval: float = 1.0
     retry_interval: float = 2.0
+    tuning_interval: float = 2.0
     notify_interval: float = 2.0
     verify_interval: float = 2.0
     steps: list[Step] = field(init=False)
@@ -58,6 +60,9 @@ class Scheduler:
         self.steps = [
             Step("monitor", lambda: monitor_step(ctx), self.monitor_interval),
             Step("retry", lambda: retry_step(ctx), self.retry_interval),
+            # after monitor (it tells the trials that just ended), before launch (it launches
+            # the trials just asked for)
+            Step("tuning", lambda: tuning_step(ctx), self.tuning_interval),
             Step("launch", lambda: launch_step(ctx), self.launch_interval),
         ]
         self._notify_step = (

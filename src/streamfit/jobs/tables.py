@@ -26,6 +26,8 @@ __all__ = [
     "share_usage",
     "store_identity",
     "submissions",
+    "tuning_jobs",
+    "tuning_trials",
 ]
 
 metadata = MetaData()
@@ -143,4 +145,41 @@ notifications = Table(
     Column("sent_at", Float),
     UniqueConstraint("key", "channel", "recipient", name="uq_notification_once"),
     Index("ix_notifications_due", "status", "next_try_at"),
+)
+
+#: A tuning job: its spec, its progress, and the best trial so far. Its trials are jobs,
+#: linked in ``tuning_trials``; Optuna keeps its study (``study``) in its own tables of the
+#: same database. ``lease_until``: a scheduler's tuning step holds the row until then, so
+#: that two schedulers never ask for trials of one tuning job at once.
+tuning_jobs = Table(
+    "tuning_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("owner", String(320), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # Running | Completed | Failed | Stopped
+    Column("study", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("trials", Integer, nullable=False),  # submitted so far
+    Column("completed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("best_trial", Integer),
+    Column("best_job_id", Integer, ForeignKey("jobs.id")),
+    Column("best_value", Float),
+    Column("best_params", JSON),
+    Column("stop_requested", Boolean, nullable=False),
+    Column("lease_until", Float),
+    Column("version", Integer, nullable=False),
+    Index("ix_tuning_jobs_status", "status"),
+)
+
+#: Which job runs which trial (Optuna's trial number) of a tuning job.
+tuning_trials = Table(
+    "tuning_trials",
+    metadata,
+    Column("tuning_id", Integer, ForeignKey("tuning_jobs.id"), primary_key=True),
+    Column("trial", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
 )

@@ -201,6 +201,12 @@ def _compose(store: Store, note: Notification) -> Content:
     kind, _, ref = note.key.partition(":")
     if kind == "digest":
         return digest_content(ref, store.submission_jobs(ref))
+    if kind == "tuning":  # a tuning job's digest, recorded by the tuning step when it ended
+        from streamfit.jobs.tuning import Tunings, digest
+
+        tunings = Tunings(store)
+        tuning = tunings.get(int(ref))
+        return Content(*digest(tuning, tunings.trials(tuning.id)))
     if note.job_id is None:
         raise ValueError(f"notification {note.id} ({note.key}) names no job")
     job = store.get(note.job_id)

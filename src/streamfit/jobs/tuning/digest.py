@@ -1,0 +1,126 @@
+"""What a tuning job's digest says, and its trials table: shared by the notification sent
+when it ends and by ``streamfit tune show``.
+
+>>> params_text({"learning_rate": 0.0131234, "loss": "logistic", "mini_batch_size": 64})
+'learning_rate=0.01312, loss=logistic, mini_batch_size=64'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamfit.jobs.records import Job
+from streamfit.jobs.tuning.controller import objective_value
+from streamfit.jobs.tuning.records import TuningJob
+from streamfit.text import printable
+
+__all__ = ["Budget", "TrialRow", "budget", "digest", "params_text", "trial_rows"]
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{printable(k)}={printable(_number(v))}" for k, v in sorted(params.items()))
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial, as ``tune show`` lists it."""
+
+    trial: int
+    job_id: int
+    status: str
+    value: float | None
+    params: dict[str, Any]
+    rows: float | None
+    seconds: float | None
+
+
+def trial_rows(tuning: TuningJob, trials: Mapping[int, Job]) -> list[TrialRow]:
+    """The trials, best objective first (those without one last, by number)."""
+    spec = tuning.spec_model()
+    names = list(spec.search)
+    out = []
+    for number, job in trials.items():
+        value = objective_value(job, spec.objective)
+        rows = (job.metrics or {}).get("train:rows")
+        seconds = None
+        if job.started_at is not None and job.ended_at is not None:
+            seconds = job.ended_at - job.started_at
+        params = {k: job.spec.get("hyperparameters", {}).get(k) for k in names}
+        out.append(
+            TrialRow(
+                number,
+                job.id,
+                job.status.value,
+                value,
+                params,
+                float(rows) if isinstance(rows, int | float) else None,
+                seconds,
+            )
+        )
+    sign = -1.0 if spec.objective.direction == "maximize" else 1.0
+    return sorted(out, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.trial))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the trials spent: rows read (the trainers' ``train:rows``) and run time."""
+
+    rows: float
+    seconds: float
+
+
+def budget(rows: list[TrialRow]) -> Budget:
+    return Budget(
+        sum(r.rows or 0.0 for r in rows),
+        sum(r.seconds or 0.0 for r in rows if r.seconds is not None and math.isfinite(r.seconds)),
+    )
+
+
+def digest(tuning: TuningJob, trials: Mapping[int, Job]) -> tuple[str, str, dict[str, Any]]:
+    """The digest's subject, text and webhook payload."""
+    spec = tuning.spec_model()
+    rows = trial_rows(tuning, trials)
+    failed = sum(1 for r in rows if r.value is None)
+    metric = printable(spec.objective.metric)
+    head = f"tuning job {tuning.id} '{printable(tuning.name)}' {tuning.status.value}"
+    counts = f"{len(rows)} trials, {failed} failed"
+    best = ""
+    if tuning.best_value is not None and tuning.best_params is not None:
+        best = (
+            f", best {metric} {_number(tuning.best_value)} with {params_text(tuning.best_params)}"
+        )
+    subject = printable(f"{head}: {counts}{best}")[:200]
+    spent = budget(rows)
+    lines = [
+        f"{head}: {counts}{best}",
+        "",
+        f"owner:     {printable(tuning.owner)}",
+        f"strategy:  {spec.strategy}, {spec.objective.direction} {metric}",
+        f"budget:    {spent.rows:,.0f} rows read, {spent.seconds:,.0f} s of run time",
+    ]
+    if tuning.best_job_id is not None:
+        lines.append(f"best job:  {tuning.best_job_id} (trial {tuning.best_trial})")
+    lines += ["", f"streamfit tune show {tuning.id}"]
+    payload = {
+        "kind": "tuning",
+        "tuning_id": tuning.id,
+        "name": tuning.name,
+        "owner": tuning.owner,
+        "status": tuning.status.value,
+        "trials": len(rows),
+        "failed": failed,
+        "objective": spec.objective.metric,
+        "best_value": tuning.best_value,
+        "best_params": tuning.best_params,
+        "best_job_id": tuning.best_job_id,
+        "rows_read": spent.rows,
+        "run_seconds": spent.seconds,
+    }
+    return subject, "\n".join(lines) + "\n", payload

@@ -1,0 +1,241 @@
+"""Tuning specs: a job spec's fixed part, the hyperparameters to search, and how.
+
+A tuning spec is a job spec (name, owner, algorithm or command, inputs, resources, tags ...)
+with the tuning keys beside it. ``search`` names each hyperparameter's range as SageMaker's
+``ParameterRanges`` do: ``categorical`` values, or an ``integer`` / ``continuous`` interval
+with ``linear`` or ``log`` scaling. Errors name the file, the tuning job and the field, as a
+job spec's do.
+
+>>> spec = TuningSpec.from_raw({
+...     "name": "lr", "owner": "a@example.com", "command": ["train.sh"],
+...     "search": {"lr": {"continuous": [1e-4, 1e-1], "scaling": "log", "steps": 3},
+...                "depth": {"integer": [2, 4]}, "loss": {"categorical": ["l1", "l2"]}},
+...     "objective": {"metric": "validation:rmse", "direction": "minimize"},
+...     "strategy": "grid", "max_jobs": 100}, "sweep.yaml")
+>>> spec.search["lr"].kind, spec.grid_size(), spec.trial_budget()
+('continuous', 18, 18)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamfit.errors import ConfigError
+from streamfit.jobs.errors import SpecError
+from streamfit.jobs.fields import Key, message
+from streamfit.jobs.spec import JobSpec, _check_algorithm, _documents, _in_folder
+from streamfit.text import clip, printable
+
+__all__ = [
+    "TUNING_KEYS",
+    "Objective",
+    "Range",
+    "Strategy",
+    "TuningSpec",
+    "load_tuning_spec",
+]
+
+Strategy = Literal["random", "grid", "bayesian", "hyperband"]
+Value = str | int | float | bool
+#: The points a grid takes of a continuous range that names no ``steps``.
+_MAX_GRID = 100_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Model):
+    """One hyperparameter's range: exactly one of ``categorical``, ``integer``,
+    ``continuous``. ``steps``: the points a grid takes of a continuous range (spaced by its
+    ``scaling``); an integer range's grid is every integer in it."""
+
+    categorical: list[Value] | None = Field(default=None, min_length=1, max_length=1000)
+    integer: tuple[int, int] | None = None
+    continuous: tuple[float, float] | None = None
+    scaling: Literal["linear", "log"] = "linear"
+    steps: int | None = Field(default=None, ge=2, le=1000)
+
+    @model_validator(mode="after")
+    def _one(self) -> Range:
+        given = [k for k in ("categorical", "integer", "continuous") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of categorical, integer or continuous")
+        bounds = self.integer or self.continuous
+        if bounds is not None:
+            low, high = bounds
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"[{low}, {high}] is not a range: min <= max, both finite")
+            if self.scaling == "log" and low <= 0:
+                raise ValueError(f"log scaling needs a range above 0, not [{low}, {high}]")
+        elif self.scaling != "linear" or self.steps is not None:
+            raise ValueError("scaling and steps are for integer and continuous ranges")
+        if self.categorical is not None and len(set(map(repr, self.categorical))) < len(
+            self.categorical
+        ):
+            raise ValueError("categorical values repeat")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("categorical", "integer", "continuous") if getattr(self, k))
+
+    def grid(self) -> list[Value] | None:
+        """The points of a grid search; None for a continuous range without ``steps``.
+
+        >>> Range(continuous=(0.001, 0.1), scaling="log", steps=3).grid()
+        [0.001, 0.01, 0.1]
+        >>> Range(integer=(1, 3)).grid(), Range(categorical=["a", 1]).grid()
+        ([1, 2, 3], ['a', 1])
+        """
+        if self.categorical is not None:
+            return list(self.categorical)
+        if self.integer is not None:
+            first, last = self.integer
+            return list(range(first, last + 1)) if last - first < _MAX_GRID else None
+        assert self.continuous is not None
+        if self.steps is None:
+            return None
+        low, high = self.continuous
+        if self.scaling == "log":
+            low, high = math.log(low), math.log(high)
+        points = [low + (high - low) * i / (self.steps - 1) for i in range(self.steps)]
+        out = [math.exp(p) for p in points] if self.scaling == "log" else points
+        return [float(f"{p:.12g}") for p in out]
+
+
+class Objective(_Model):
+    """The final metric a trial is judged by, as its job records it (``jobs show``'s metrics:
+    ``validation:roc_auc_score``, ``train:objective_loss``, or a command's own)."""
+
+    metric: Key = Field(min_length=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class TuningSpec(_Model):
+    """A tuning job: ``job`` is the fixed part every trial shares; its ``notify`` settings
+    send one digest when the tuning job ends (the trials send none of their own)."""
+
+    job: JobSpec
+    search: dict[Key, Range] = Field(min_length=1, max_length=100)
+    objective: Objective
+    strategy: Strategy = "bayesian"
+    max_jobs: int = Field(ge=1, le=10_000)
+    max_parallel_jobs: int = Field(default=1, ge=1, le=1_000)
+    early_stopping: Literal["off", "auto"] = "off"
+    #: Earlier tuning jobs whose completed trials seed this one's study.
+    warm_start: list[int] = Field(default_factory=list, max_length=20)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TuningSpec:
+        if both := sorted(self.search.keys() & self.job.hyperparameters.keys()):
+            raise ValueError(f"both fixed and searched: {', '.join(both)}")
+        missing = [n for n, r in self.search.items() if r.grid() is None]
+        if self.strategy == "grid" and missing:
+            raise ValueError(
+                f"a grid needs points: give steps to the continuous ranges {', '.join(missing)}"
+            )
+        if self.strategy == "hyperband" or self.early_stopping == "auto":
+            # Promotion needs a trial to pause at a row budget and resume from its state as
+            # a later job; the trainer bounds epochs but a paused trial cannot yet be resumed
+            # as a new job from another job's checkpoint.
+            raise ValueError(
+                "multi-fidelity tuning (strategy hyperband, early_stopping auto) is not "
+                "available yet: use random, grid or bayesian"
+            )
+        return self
+
+    def grid_size(self) -> int | None:
+        """The number of points of a grid search (None for other strategies)."""
+        if self.strategy != "grid":
+            return None
+        return math.prod(len(r.grid() or ()) for r in self.search.values())
+
+    def trial_budget(self) -> int:
+        """The trials this tuning job runs at most: ``max_jobs``, or a smaller grid."""
+        size = self.grid_size()
+        return self.max_jobs if size is None else min(self.max_jobs, size)
+
+    @classmethod
+    def from_raw(cls, raw: Any, source: str) -> TuningSpec:
+        """Validate one raw spec; errors name ``source``, the tuning job and the field."""
+        where = _where(source, raw)
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where}: a tuning spec is a mapping, not {type(raw).__name__}")
+        tuning = {k: v for k, v in raw.items() if k in TUNING_KEYS}
+        job = {k: v for k, v in raw.items() if k not in TUNING_KEYS}
+        try:
+            spec = cls.model_validate({**tuning, "job": job})
+            _check_algorithm(spec.trial_job(spec.example_params(), "example", {}))
+        except ValidationError as exc:
+            problems = "; ".join(_problem(err) for err in exc.errors()[:5])
+            raise SpecError(f"{where}: {problems}") from None
+        except ConfigError as exc:  # an unknown algorithm or a hyperparameter it refuses
+            raise SpecError(f"{where}: {clip(str(exc), 300)}") from None
+        return spec
+
+    def example_params(self) -> dict[str, Value]:
+        """A point of the search space (each range's low end): to check the algorithm
+        accepts every searched name before anything is stored."""
+        out: dict[str, Value] = {}
+        for name, r in self.search.items():
+            if r.categorical is not None:
+                out[name] = r.categorical[0]
+            else:
+                bounds = r.integer or r.continuous
+                assert bounds is not None
+                out[name] = bounds[0]
+        return out
+
+    def trial_job(self, params: dict[str, Any], name: str, tags: dict[str, str]) -> JobSpec:
+        """The job of one trial: the fixed part with ``params``. A command gets them as
+        ``STREAMFIT_HP_<NAME>`` variables too (and must write its metrics itself)."""
+        job = self.job
+        update: dict[str, Any] = {
+            "name": name,
+            "hyperparameters": {**job.hyperparameters, **params},
+            "tags": {**job.tags, **tags},
+            "notify": {"on": []},  # the tuning job's digest tells the owner
+        }
+        if job.command is not None:
+            env = {f"STREAMFIT_HP_{_env_name(k)}": str(v) for k, v in params.items()}
+            update["env"] = {**job.env, **env}
+        return JobSpec.model_validate({**job.model_dump(mode="json"), **update})
+
+
+#: The keys of a tuning spec that are not a job spec's.
+TUNING_KEYS = frozenset(TuningSpec.model_fields) - {"job"}
+
+
+def _env_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def _where(source: str, raw: Any) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    shown = f" ({clip(name)!r})" if isinstance(name, str) and name else ""
+    return f"{printable(source)}, tuning job{shown}"
+
+
+def _problem(err: Any) -> str:
+    loc = list(err["loc"])
+    if loc[:1] == ["job"]:  # the fixed part's fields are the spec's own top-level keys
+        loc = loc[1:]
+    field = ".".join(clip(printable(str(p)), 40) for p in loc) or "spec"
+    return f"{field}: {message(err)}"
+
+
+def load_tuning_spec(path: str | Path) -> TuningSpec:
+    """The one tuning spec in a YAML or JSON file; its trials run in the file's folder unless
+    its ``workdir`` says otherwise."""
+    path = Path(path)
+    docs = list(_documents(path))
+    if len(docs) != 1:
+        raise SpecError(f"{printable(str(path))}: {len(docs)} specs: a tuning spec file holds one")
+    spec = TuningSpec.from_raw(docs[0], str(path))
+    return spec.model_copy(update={"job": _in_folder(spec.job, path.parent)})

@@ -1,0 +1,186 @@
+"""The tuning jobs of a store: their rows, the links from trials to jobs, and the guarded
+writes of the tuning step.
+
+A tuning step works on a tuning job only while it holds its lease (``lease_until``, taken by
+a guarded update): two schedulers never ask for trials of one tuning job at once, and the
+lease of one that died runs out. Every later write of that pass is guarded by the row's
+version, so a pass that outlived its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from streamfit.jobs.errors import NoSuchJob
+from streamfit.jobs.records import Job
+from streamfit.jobs.store import Store
+from streamfit.jobs.store_claims import _insert_ignore
+from streamfit.jobs.tables import jobs, tuning_jobs, tuning_trials
+from streamfit.jobs.tuning.records import TuningJob, TuningStatus
+from streamfit.jobs.tuning.spec import TuningSpec
+
+__all__ = ["Tunings"]
+
+
+class Tunings:
+    """The tuning jobs of ``store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, spec: TuningSpec, now: float) -> TuningJob:
+        """Store a new Running tuning job; the tuning step asks for its trials."""
+
+        def work(conn: sa.Connection) -> int:
+            row = {
+                "name": spec.job.name,
+                "owner": spec.job.owner,
+                "spec": spec.model_dump(mode="json"),
+                "status": TuningStatus.RUNNING.value,
+                "study": "",
+                "created_at": now,
+                "trials": 0,
+                "completed": 0,
+                "failed": 0,
+                "stop_requested": False,
+                "version": 1,
+            }
+            new_id = int(
+                conn.execute(tuning_jobs.insert().returning(tuning_jobs.c.id), row).one()[0]
+            )
+            # The store's id keeps the studies of a store made again in the same database apart.
+            study = f"streamfit-{self.store.id[:8]}-tuning-{new_id}"
+            conn.execute(tuning_jobs.update().where(tuning_jobs.c.id == new_id).values(study=study))
+            return new_id
+
+        return self.get(self.store._transaction(work))
+
+    def get(self, tuning_id: int) -> TuningJob:
+        with self.store._read() as conn:
+            row = conn.execute(tuning_jobs.select().where(tuning_jobs.c.id == tuning_id)).mappings()
+            found = row.first()
+        if found is None:
+            raise NoSuchJob(f"no tuning job {tuning_id}")
+        return TuningJob.from_row(found)
+
+    def find(
+        self,
+        *,
+        owner: str | None = None,
+        status: Sequence[TuningStatus] | None = None,
+        limit: int | None = None,
+    ) -> list[TuningJob]:
+        query = tuning_jobs.select().order_by(tuning_jobs.c.id.desc())
+        if owner is not None:
+            query = query.where(tuning_jobs.c.owner == owner)
+        if status is not None:
+            query = query.where(tuning_jobs.c.status.in_([s.value for s in status]))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.store._read() as conn:
+            return [TuningJob.from_row(r) for r in conn.execute(query).mappings()]
+
+    def due(self, now: float, limit: int = 100) -> list[TuningJob]:
+        """Running tuning jobs that no scheduler holds."""
+        query = (
+            tuning_jobs.select()
+            .where(
+                tuning_jobs.c.status == TuningStatus.RUNNING.value,
+                sa.or_(tuning_jobs.c.lease_until.is_(None), tuning_jobs.c.lease_until <= now),
+            )
+            .order_by(tuning_jobs.c.id)
+            .limit(limit)
+        )
+        with self.store._read() as conn:
+            return [TuningJob.from_row(r) for r in conn.execute(query).mappings()]
+
+    def lease(self, tuning: TuningJob, now: float, seconds: float) -> TuningJob | None:
+        """Hold ``tuning`` until ``now + seconds``; None if another scheduler holds it or it
+        changed since it was read."""
+        return self.update(tuning, lease_until=now + seconds, _free_at=now)
+
+    def update(
+        self, tuning: TuningJob, *, _free_at: float | None = None, **values: Any
+    ) -> TuningJob | None:
+        """A guarded change of ``tuning``'s columns; None if its version moved on."""
+
+        def work(conn: sa.Connection) -> bool:
+            return _guarded(conn, tuning, values, _free_at)
+
+        if not self.store._transaction(work):
+            return None
+        return TuningJob.from_row({**_as_row(tuning), **values, "version": tuning.version + 1})
+
+    def finish(
+        self, tuning: TuningJob, values: dict[str, Any], notifications: Sequence[dict[str, Any]]
+    ) -> TuningJob | None:
+        """End ``tuning`` and record its digest's notification rows, in one transaction."""
+
+        def work(conn: sa.Connection) -> bool:
+            if not _guarded(conn, tuning, values, None):
+                return False
+            if notifications:
+                conn.execute(_insert_ignore(conn), list(notifications))
+            return True
+
+        if not self.store._transaction(work):
+            return None
+        return TuningJob.from_row({**_as_row(tuning), **values, "version": tuning.version + 1})
+
+    def request_stop(self, tuning_id: int) -> TuningJob:
+        self.store._transaction(
+            lambda conn: conn.execute(
+                tuning_jobs.update()
+                .where(
+                    tuning_jobs.c.id == tuning_id,
+                    tuning_jobs.c.status == TuningStatus.RUNNING.value,
+                )
+                .values(stop_requested=True, version=tuning_jobs.c.version + 1)
+            )
+        )
+        return self.get(tuning_id)
+
+    def link(self, tuning_id: int, trial: int, job_id: int) -> None:
+        """Record that ``job_id`` runs ``trial`` (once: a link already there is kept)."""
+        row = {"tuning_id": tuning_id, "trial": trial, "job_id": job_id}
+
+        def work(conn: sa.Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            conn.execute(insert(tuning_trials).on_conflict_do_nothing(), row)
+
+        self.store._transaction(work)
+
+    def trials(self, tuning_id: int) -> dict[int, Job]:
+        """The jobs of a tuning job's trials, by trial number."""
+        query = (
+            sa.select(tuning_trials.c.trial, jobs)
+            .join(jobs, jobs.c.id == tuning_trials.c.job_id)
+            .where(tuning_trials.c.tuning_id == tuning_id)
+            .order_by(tuning_trials.c.trial)
+        )
+        with self.store._read() as conn:
+            return {r["trial"]: Job.from_row(r) for r in conn.execute(query).mappings()}
+
+
+def _guarded(
+    conn: sa.Connection, tuning: TuningJob, values: dict[str, Any], free_at: float | None
+) -> bool:
+    query = tuning_jobs.update().where(
+        tuning_jobs.c.id == tuning.id, tuning_jobs.c.version == tuning.version
+    )
+    if free_at is not None:
+        lease = tuning_jobs.c.lease_until
+        query = query.where(sa.or_(lease.is_(None), lease <= free_at))
+    values = {k: v.value if isinstance(v, TuningStatus) else v for k, v in values.items()}
+    result = conn.execute(query.values(**values, version=tuning.version + 1))
+    return result.rowcount == 1
+
+
+def _as_row(tuning: TuningJob) -> dict[str, Any]:
+    return {k: getattr(tuning, k) for k in TuningJob.__dataclass_fields__}

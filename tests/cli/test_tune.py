@@ -1,0 +1,137 @@
+"""``streamfit tune``: a real tuning job over Linear Learner on a small generated set, its
+trials trained by real processes of the local backend, followed from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from streamfit.cli.main import cli
+from streamfit.datagen import linear_task, write_batches
+from streamfit.jobs.manager import JobManager
+from streamfit.jobs.settings import Settings
+from streamfit.jobs.tuning import Tunings
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str | None]]:
+    home = tmp_path / "home"
+    yield {
+        "STREAMFIT_HOME": str(home),
+        "STREAMFIT_DATABASE_URL": None,
+        "STREAMFIT_CAPACITY_CPUS": "2",
+        "STREAMFIT_CAPACITY_MEMORY_MB": "16000",
+    }
+    for child in (home / "runs").glob("*/child.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
+
+
+def _cli(env: dict[str, str | None], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _json(env: dict[str, str | None], *args: str) -> Any:
+    result = _cli(env, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _spec(tmp_path: Path, **kw: Any) -> Path:
+    train = tmp_path / "train.parquet"
+    if not train.exists():
+        write_batches(train, linear_task(5, seed=4).blocks(4_000, block=2000))
+    doc = {
+        "name": "ll-sweep",
+        "owner": "a@example.com",
+        "algorithm": "linear-learner",
+        "hyperparameters": {"predictor_type": "binary_classifier", "num_models": 1, "epochs": 1},
+        "inputs": {"train": "train.parquet", "validation": "train.parquet"},
+        "resources": {"cpus": 1, "memory_mb": 2000},
+        "search": {
+            "learning_rate": {"continuous": [1e-4, 0.5], "scaling": "log"},
+            "mini_batch_size": {"categorical": [100, 500]},
+        },
+        "objective": {"metric": "validation:roc_auc_score", "direction": "maximize"},
+        "strategy": "random",
+        "max_jobs": 2,
+        "max_parallel_jobs": 2,
+        "seed": 3,
+        **kw,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_tuning_job_over_linear_learner_end_to_end(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    submitted = _json(env, "tune", "submit", str(_spec(tmp_path)))
+    assert submitted["status"] == "Running" and submitted["max_trials"] == 2
+    tuning_id = submitted["id"]
+    settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
+    manager = JobManager.open(settings, notifiers={})
+    try:
+        tunings = Tunings(manager.store)
+        ended = manager.scheduler().run_until(lambda: tunings.get(tuning_id).final, 240)
+    finally:
+        manager.close()
+    assert ended
+    shown = _json(env, "tune", "show", str(tuning_id))
+    assert shown["status"] == "Completed", shown
+    assert len(shown["trials"]) == 2 and shown["failed"] == 0
+    aucs = [t["objective"] for t in shown["trials"]]
+    assert aucs == sorted(aucs, reverse=True) and aucs[0] == shown["best_value"] > 0.6
+    assert shown["best_params"] == shown["trials"][0]["hyperparameters"]
+    assert shown["budget"]["rows"] == 2 * 4_000  # one epoch of 4,000 rows a trial
+    assert shown["budget"]["seconds"] > 0
+    for trial in shown["trials"]:  # each trial is a job, with the trial's hyperparameters
+        job = _json(env, "jobs", "show", str(trial["job_id"]))
+        assert job["tags"] == {"tuning": str(tuning_id), "trial": str(trial["trial"])}
+        assert (
+            job["spec"]["hyperparameters"]["learning_rate"]
+            == trial["hyperparameters"]["learning_rate"]
+        )
+    text = _cli(env, "tune", "show", str(tuning_id)).output
+    assert "best: trial" in text and "learning_rate=" in text and "8,000 rows read" in text
+    listed = _json(env, "tune", "list")
+    assert [t["id"] for t in listed] == [tuning_id] and listed[0]["trials"] == 2
+    assert "Completed" in _cli(env, "tune", "list").output
+
+
+def test_submit_refuses_a_bad_spec_with_its_file_and_field(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    result = _cli(env, "tune", "submit", str(_spec(tmp_path, max_parallel_jobs=0)))
+    assert result.exit_code != 0
+    assert "sweep.yaml, tuning job ('ll-sweep'): max_parallel_jobs:" in result.stderr
+    unknown = _spec(tmp_path, search={"no_such_hp": {"integer": [1, 2]}})
+    result = _cli(env, "tune", "submit", str(unknown))
+    assert result.exit_code != 0 and "no_such_hp" in result.stderr
+    result = _cli(env, "tune", "submit", str(_spec(tmp_path, warm_start=[7])))
+    assert result.exit_code != 0 and "no tuning job 7" in result.stderr
+
+
+def test_stop_and_show_of_an_unknown_tuning_job(env: dict[str, str | None], tmp_path: Path) -> None:
+    assert "no tuning job 5" in _cli(env, "tune", "show", "5").stderr
+    tuning_id = _json(env, "tune", "submit", str(_spec(tmp_path)))["id"]
+    assert "stopping" in _cli(env, "tune", "stop", str(tuning_id)).output
+    assert _json(env, "tune", "show", str(tuning_id))["status"] == "Running"  # until a tick
+    settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
+    manager = JobManager.open(settings, notifiers={})
+    try:
+        manager.scheduler().tick()
+        assert Tunings(manager.store).get(tuning_id).status.value == "Stopped"
+    finally:
+        manager.close()
+    assert "already Stopped" in _cli(env, "tune", "stop", str(tuning_id)).output
