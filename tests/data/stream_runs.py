@@ -59,7 +59,7 @@ def exactly_once_after_kills(
     *,
     n_rows: int,
     seed: int,
-    kills: int = 2,
+    kills: int = 1,
 ) -> None:
     """``uri(group)`` names the stream read by a group (a fresh reader each call)."""
     rng = random.Random(seed)

@@ -159,6 +159,6 @@ def test_a_trainer_killed_at_random_moments_folds_every_record_once(
         put(kinesis_endpoint, stream, rows)
 
     def stream_uri(group: str) -> str:  # Kinesis has no groups: every reader reads it all
-        return uri(kinesis_endpoint, stream, idle_timeout="3s")
+        return uri(kinesis_endpoint, stream, idle_timeout="1.5s")
 
     exactly_once_after_kills(tmp_path, stream_uri, producer, n_rows=len(rows), seed=2)

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,6 +225,7 @@ def test_a_trainer_killed_at_random_moments_folds_every_message_once(
     def producer() -> None:
         for at in range(0, len(rows), 500):
             produce(redis_url, stream, rows[at : at + 500])
+            time.sleep(0.3)  # still writing when the trainer is killed
 
     restarts = itertools.count()
 
@@ -235,7 +237,7 @@ def test_a_trainer_killed_at_random_moments_folds_every_message_once(
             group,
             consumer=f"c{next(restarts)}",
             claim_idle="0s",
-            idle_timeout="3s",
+            idle_timeout="1.5s",
         )
 
     exactly_once_after_kills(tmp_path, uri, producer, n_rows=len(rows), seed=1)
