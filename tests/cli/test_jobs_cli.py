@@ -236,7 +236,7 @@ def test_errors_are_one_line_with_an_exit_code(env: dict[str, str | None], tmp_p
     by_week = _cli(env, "jobs", "stats", "--by", "week")
     assert (by_week.exit_code, by_week.stderr) == (
         2,
-        "error: cannot group by 'week': use day, owner or tag:NAME\n",
+        "error: cannot group by 'week': use day, owner, share or tag:NAME\n",
     )
     assert _cli(env, "jobs", "stats", "--since", "yesterday").exit_code == 2
     broken = tmp_path / "broken"
@@ -622,3 +622,24 @@ def test_an_empty_listing_is_a_sentence_not_an_empty_table(
     listed = _cli(env, "jobs", "list", "--status", "Failed")
     assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", "no jobs match\n")
     assert "1 job" in _cli(env, "jobs", "list").stdout
+
+
+def test_stats_by_share_show_each_shares_weight_usage_and_jobs(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    home = Path(str(env["STREAMFIT_HOME"]))
+    home.mkdir(parents=True)
+    (home / "settings.yaml").write_text(
+        "fair_share:\n  shares:\n    vision: {weight: 3, max_gpus: 2}\n"
+    )
+    specs = [_job("ann", "pass", share="vision"), _job("bob", "import time; time.sleep(0.3)")]
+    assert _cli(env, "jobs", "submit", str(_write(tmp_path / "j.yaml", specs))).exit_code == 0
+    _tick_until(env, lambda jobs: all(j["final"] for j in jobs.values()), timeout=60)
+    doc = _json(env, "jobs", "stats", "--by", "share")
+    assert [g["group"] for g in doc["groups"]] == ["bob@example.com", "vision"]
+    shares = {s["share"]: s for s in doc["shares"]}
+    assert shares["vision"]["weight"] == 3 and shares["vision"]["caps"] == {"max_gpus": 2}
+    assert shares["bob@example.com"]["usage"] > shares["vision"]["usage"] > 0
+    assert shares["bob@example.com"]["running"] == 0
+    text = _cli(env, "jobs", "stats", "--by", "share").stdout
+    assert "fair share now" in text and "2 GPUs" in text

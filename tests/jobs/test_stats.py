@@ -195,6 +195,7 @@ def _bulk_store(store: Store, n: int) -> Store:
                 "id": i,
                 "name": f"j{i}",
                 "owner": f"u{i % 4}@x.org",
+                "share": f"u{i % 4}@x.org",
                 "submission": "s",
                 "spec": {},
                 "status": "Completed",

@@ -28,13 +28,20 @@ from streamfit.jobs.errors import NoStore, NoSuchJob
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import load_specs
-from streamfit.jobs.stats import GroupStats, job_stats
+from streamfit.jobs.stats import GroupStats, ShareUsage, job_stats, share_usage_stats
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Job
 from streamfit.jobs.views import duration, job_detail, job_summary, shown_spec
 from streamfit.text import printable
 
-__all__ = ["jobs_group", "jobs_table", "open_manager", "stats_tables", "store_options"]
+__all__ = [
+    "jobs_group",
+    "jobs_table",
+    "open_manager",
+    "share_tables",
+    "stats_tables",
+    "store_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -417,9 +424,52 @@ def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
     return outcomes, times
 
 
+_CAPS = {"max_jobs": "jobs", "max_cpus": "CPUs", "max_gpus": "GPUs", "max_memory_mb": "MB"}
+
+
+def share_tables(rows: Sequence[ShareUsage], half_life: float) -> tuple[Table, Table]:
+    """Each share's weight, usage now and fair-share factor; then what its jobs hold, wait
+    for and may hold (each fits in 80 columns)."""
+    usage = Table(title=f"fair share now (usage decayed, half-life {duration(half_life)})")
+    holds = Table(title="what each share's jobs hold now, and its caps")
+    for table in (usage, holds):
+        table.add_column("share", no_wrap=True)
+    for name in ("weight", "CPU time", "used", "portion", "factor"):
+        usage.add_column(name, justify="right")
+    for name in ("running", "waiting", "CPUs", "GPUs", "memory"):
+        holds.add_column(name, justify="right")
+    holds.add_column("caps")
+    for r in rows:
+        share = _cell(r["share"])
+        usage.add_row(
+            share,
+            f"{r['weight']:g}",
+            duration(r["usage"]),
+            f"{r['normalized_usage']:.0%}",
+            f"{r['normalized_weight']:.0%}",
+            f"{r['factor']:.2f}",
+        )
+        held = r["held"]
+        holds.add_row(
+            share,
+            str(r["running"]),
+            str(r["waiting"]),
+            f"{held['cpus']:g}",
+            f"{held['gpus']:g}",
+            f"{held['memory_mb']:g} MB",
+            ", ".join(f"{v:g} {_CAPS[k]}" for k, v in r["caps"].items()) or "-",
+        )
+    return usage, holds
+
+
 @jobs_group.command("stats")
 @handle_errors
-@click.option("--by", default="day", metavar="day|owner|tag:NAME", help="How to group jobs.")
+@click.option(
+    "--by",
+    default="day",
+    metavar="day|owner|share|tag:NAME",
+    help="How to group jobs (share: with each share's usage now).",
+)
 @click.option(
     "--since",
     default=None,
@@ -429,12 +479,18 @@ def stats_tables(rows: Sequence[GroupStats], by: str) -> tuple[Table, Table]:
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
 def stats_command(by: str, since: float | None, settings: Settings, as_json: bool) -> None:
-    """How jobs fare: outcomes, success rate, retries by failure kind, wait and run times."""
+    """How jobs fare: outcomes, success rate, retries by failure kind, wait and run times; by
+    share, also each share's usage, fair-share factor and running jobs now."""
+    fair = settings.fair_share
     with open_manager(settings, create=False) as manager:
         rows = job_stats(manager.store, by=by, since=since)
+        shares = share_usage_stats(manager.store, fair, time.time()) if by == "share" else []
     if as_json:
-        print_json(rows)
+        print_json({"groups": rows, "shares": shares} if by == "share" else rows)
     else:
         console = Console()
         for table in stats_tables(rows, by):
             console.print(table)
+        if by == "share":
+            for table in share_tables(shares, fair.half_life_seconds):
+                console.print(table)

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from streamfit.jobs.backends.base import Backend
 from streamfit.jobs.clock import Clock, SystemClock
+from streamfit.jobs.settings import FairShare
 from streamfit.jobs.store import Store
 
 __all__ = ["StepContext"]
@@ -33,3 +34,5 @@ class StepContext:
     secrets: Mapping[str, SecretStr] = field(default_factory=dict)
     #: Further values masked wherever a job's output is kept (the scheduler's SMTP password).
     hidden: Sequence[SecretStr] = ()
+    #: Shares' weights and caps, and the half-life of their usage.
+    fair_share: FairShare = field(default_factory=FairShare)

@@ -1,4 +1,5 @@
-"""The launch step: New jobs whose time has come -> Launched, by priority then age.
+"""The launch step: New jobs whose time has come -> Launched, by priority, then fair share
+(:mod:`~streamfit.jobs.shares`: the share that used least for its weight first), then age.
 
 Runs are launched first and recorded second, a batch at a time. A run's name is its
 attempt's idempotency key, so a scheduler that dies in between finds the same runs again on
@@ -8,7 +9,11 @@ run (one of them then loses the guarded update, harmlessly).
 Jobs that do not fit the capacity the backend reports free are passed over without asking
 the backend; they wait in the queue (their first wait is recorded once, as a capacity wait,
 which uses up no attempts). A job that has waited longer than ``starvation_seconds`` stops
-smaller jobs behind it from overtaking it.
+smaller jobs behind it from overtaking it. A share at one of its caps launches nothing more
+until its jobs end (its jobs wait, as for capacity); a share under its caps takes whatever
+capacity the others leave idle, and gives it back as its jobs end, to whichever share is then
+furthest below its portion. A job that does not fit may stop preemptible jobs of lower
+priority (:mod:`~streamfit.jobs.preempt`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import logging
 from streamfit.jobs.backoff import compute_backoff
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.errors import CapacityError, InvalidJobError, TransientLaunchError
+from streamfit.jobs.preempt import Preemption
 from streamfit.jobs.runs import job_paths, launched_detail, run_request
+from streamfit.jobs.shares import ShareBook, fair_order, run_cost
 from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Change, Claim, Job
@@ -34,33 +41,50 @@ _BATCH = 64
 def launch_step(ctx: StepContext, limit: int = 64) -> int:
     """One pass; returns the number of status changes (and first capacity waits) written."""
     now = ctx.clock.now()
-    free = ctx.backend.free()
+    fair = ctx.fair_share
     total = ctx.backend.capacity
+    ctx.store.charge_usage(now, fair.half_life_seconds, total)
+    free = ctx.backend.free()
     changes: list[Change] = []
     written = 0
-    # With every CPU taken no job can fit (each asks for some): look at the head of the queue
-    # only, to record its wait, instead of reading thousands of waiting jobs on every pass.
+    # With every CPU taken no job can fit (each asks for some): look at the heads of the
+    # shares' queues only, to record their waits (and make room for a job of higher priority),
+    # instead of reading thousands of waiting jobs on every pass.
     full = free is not None and free.cpus_exhausted
     # On PostgreSQL the claimed jobs stay locked until the block ends: a scheduler beside
     # this one takes the next jobs of the queue instead of launching these a second time.
-    with ctx.store.claim_due(now, 8 if full else limit) as claim:
-        for job in claim.items:
+    with ctx.store.claim_queue(now, 8 if full else limit) as claim:
+        book = ShareBook.of(fair, ctx.store.held_by_share())
+        usage = ctx.store.share_usage(now, fair.half_life_seconds)
+        weights = {j.share: fair.limits(j.share).weight for j in claim.items}
+        order = fair_order(claim.items, usage, weights, lambda j: run_cost(_wants(j), total))
+        preemption = Preemption(ctx, now)
+        for job in order:
             if job.stop_requested:
                 changes.append(
                     Change(job, Status.STOPPED, "stopped before launch", {"ended_at": now})
                 )
                 continue
-            want = Resources.model_validate(job.spec["resources"])
+            want = _wants(job)
+            capped = book.refusal(job.share, want)
+            if capped is not None:  # its share's jobs must end first: others go ahead
+                if not _waits_for(job, _CAPPED):
+                    changes.append(_capacity_wait(job, _CAPPED + capped, now, now))
+                continue
             never_fits = total is not None and not want.fits_within(total)  # launch says why
             if free is not None and not want.fits_within(free) and not never_fits:
-                if job.failure_kind != FailureKind.CAPACITY.value:
-                    reason = f"capacity: needs {want}, free {free}"
+                if not _waits_for(job, _ROOM):
+                    reason = f"{_ROOM}needs {want}, free {free}"
                     changes.append(_capacity_wait(job, reason, now, next_attempt_at=now))
+                if preemption.make_room(job, want, free):
+                    break  # room is on its way for it: nothing behind may take it
                 if now - job.created_at > ctx.starvation_seconds:
                     break  # nothing behind a starving job may overtake it
                 continue
             change = _launch(ctx, job, now)
             changes.append(change)
+            if change.to == Status.LAUNCHED:
+                book.take(job.share, want)
             if free is not None and change.to == Status.LAUNCHED:
                 free = free - want
                 if free.cpus_exhausted:
@@ -103,12 +127,31 @@ def _launch(ctx: StepContext, job: Job, now: float) -> Change:
         "backend": ctx.backend.name,
         "backend_ref": ref,
         "launched_at": job.launched_at or now,
+        "charged_at": now,  # its share pays for its run from now (store_shares)
         "output_uri": str(output),
         "checkpoint_uri": str(checkpoints),
         "failure_kind": None,
         "failure_reason": None,
     }
     return Change(job, Status.LAUNCHED, launched_detail(ref), values)
+
+
+#: Why a job waits, as its first wait for each reason records it (once: not every pass).
+_ROOM, _CAPPED = "capacity: ", "capacity: its share's cap: "
+
+
+def _waits_for(job: Job, why: str) -> bool:
+    """Whether ``job``'s wait for this reason is recorded already."""
+    reason = job.failure_reason or ""
+    return (
+        job.failure_kind == FailureKind.CAPACITY.value
+        and reason.startswith(why)
+        and (why == _CAPPED or not reason.startswith(_CAPPED))
+    )
+
+
+def _wants(job: Job) -> Resources:
+    return Resources.model_validate(job.spec["resources"])
 
 
 def _capacity_wait(job: Job, reason: str, now: float, next_attempt_at: float) -> Change:

@@ -103,6 +103,7 @@ class JobManager:
             random.Random(),
             secrets=settings.secrets,
             hidden=settings.hidden(),
+            fair_share=settings.fair_share,
         )
         return cls(settings, store, backend, ctx, notifiers)
 

@@ -14,6 +14,7 @@ from typing import Any
 from streamfit.jobs.backends.base import RunPhase, RunState
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.environment import masked_tail, secret_values
+from streamfit.jobs.preempt import is_preempted, requeue
 from streamfit.jobs.runs import classify, error_signature
 from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Change, Claim, Job
@@ -55,8 +56,8 @@ def _monitor(ctx: StepContext, claim: Claim[Job]) -> int:
             started = job.started_at or state.started_at or now
             if started and now - started > job.spec["max_runtime_seconds"] and not state.timed_out:
                 ctx.backend.stop(job.backend_ref, timed_out=True)
-            elif job.stop_requested and not state.stop_requested:
-                ctx.backend.stop(job.backend_ref)
+            elif (job.stop_requested or is_preempted(job)) and not state.stop_requested:
+                ctx.backend.stop(job.backend_ref)  # (preempted: a scheduler died before it)
             if job.status == Status.LAUNCHED:
                 changes.append(Change(job, Status.IN_PROGRESS, "running", {"started_at": started}))
             continue
@@ -74,6 +75,8 @@ def _ended(ctx: StepContext, job: Job, state: RunState, now: float) -> Change:
         hidden = secret_values(spec.env, spec.env_from, ctx.secrets, ctx.hidden)
         tail = masked_tail(lambda n: ctx.backend.logs(ref, n), _LOG_TAIL, hidden)
     outcome = classify(state, builtin=job.spec.get("algorithm") is not None, log_tail=tail)
+    if outcome.status == Status.STOPPED and is_preempted(job):
+        return requeue(job, now)
     values: dict[str, Any] = {
         "ended_at": state.ended_at or now,
         "started_at": job.started_at or state.started_at,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from streamfit.errors import ConfigError
 from streamfit.jobs import yaml12
 
-__all__ = ["SECRET_PREFIX", "Settings", "default_home"]
+__all__ = ["SECRET_PREFIX", "FairShare", "Settings", "ShareLimits", "default_home"]
 
 #: ``STREAMFIT_SECRET_<NAME>``: a named secret, as ``secrets: {NAME: ...}`` in settings.yaml.
 SECRET_PREFIX = "STREAMFIT_SECRET_"
@@ -35,6 +35,40 @@ SECRET_PREFIX = "STREAMFIT_SECRET_"
 def default_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("STREAMFIT_HOME") or Path.home() / ".streamfit")
+
+
+class ShareLimits(BaseModel):
+    """One share's weight and its optional caps (what its running jobs may hold at once)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: float = Field(default=1.0, gt=0)
+    max_jobs: int | None = Field(default=None, ge=0)
+    max_cpus: float | None = Field(default=None, ge=0)
+    max_gpus: int | None = Field(default=None, ge=0)
+    max_memory_mb: int | None = Field(default=None, ge=0)
+
+
+class FairShare(BaseModel):
+    """How the launch step shares the capacity (``fair_share:`` in ``settings.yaml``).
+
+    >>> fair = FairShare.model_validate({"shares": {"vision": {"weight": 3, "max_gpus": 2}}})
+    >>> fair.limits("vision").weight, fair.limits("someone@example.com").weight
+    (3.0, 1.0)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A share's past usage counts half as much this many seconds later.
+    half_life_seconds: float = Field(default=86_400.0, gt=0)
+    #: Shares by name (a job's ``share``: its owner unless its spec names one).
+    shares: dict[str, ShareLimits] = Field(default_factory=dict)
+    #: Shares not listed: this weight, no caps.
+    default_weight: float = Field(default=1.0, gt=0)
+
+    def limits(self, share: str) -> ShareLimits:
+        found = self.shares.get(share)
+        return found if found is not None else ShareLimits(weight=self.default_weight)
 
 
 class Settings(BaseModel):
@@ -59,6 +93,7 @@ class Settings(BaseModel):
     monitor_interval: float = Field(default=1.0, gt=0)
     retry_interval: float = Field(default=2.0, gt=0)
     notify_interval: float = Field(default=2.0, gt=0)
+    fair_share: FairShare = Field(default_factory=FairShare)
     #: Secrets jobs may ask for by name (``env_from``); never printed, stored or inherited.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
@@ -95,7 +130,7 @@ class Settings(BaseModel):
             values.update(doc)
         for name in cls.model_fields:
             key = f"STREAMFIT_{name.upper()}"
-            if name not in ("home", "secrets") and key in env:
+            if name not in ("home", "secrets", "fair_share") and key in env:
                 values[name] = env[key]
         named = {
             k.removeprefix(SECRET_PREFIX): v for k, v in env.items() if k.startswith(SECRET_PREFIX)

@@ -1,5 +1,5 @@
-"""Trends over the store: how jobs fare, grouped by the day they were submitted, their owner or
-one of their tags.
+"""Trends over the store: how jobs fare, grouped by the day they were submitted, their owner,
+their share or one of their tags; and each share's usage now (:func:`share_usage_stats`).
 
 The counting is done by the database (SQLAlchemy Core, the same SQL on SQLite and
 PostgreSQL); percentiles need the values themselves, so the database returns one or two
@@ -31,11 +31,21 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
 from streamfit.errors import ConfigError
+from streamfit.jobs.settings import FairShare
+from streamfit.jobs.shares import factor
+from streamfit.jobs.spec import Resources
 from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Store
 from streamfit.jobs.tables import events, jobs
 
-__all__ = ["GroupStats", "Percentiles", "job_stats", "percentile"]
+__all__ = [
+    "GroupStats",
+    "Percentiles",
+    "ShareUsage",
+    "job_stats",
+    "percentile",
+    "share_usage_stats",
+]
 
 _DAY = 86_400
 _FAILED, _NEW, _LAUNCHED = Status.FAILED.value, Status.NEW.value, Status.LAUNCHED.value
@@ -89,10 +99,12 @@ def _group_column(by: str) -> sa.ColumnElement[Any]:
         return _DayNumber(jobs.c.created_at)
     if by == "owner":
         return jobs.c.owner
+    if by == "share":
+        return jobs.c.share
     if by.startswith("tag:") and by[4:]:
         tag: sa.ColumnElement[Any] = jobs.c.tags[by[4:]].as_string()
         return tag
-    raise ConfigError(f"cannot group by {by!r}: use day, owner or tag:NAME")
+    raise ConfigError(f"cannot group by {by!r}: use day, owner, share or tag:NAME")
 
 
 def _label(by: str, value: Any) -> str | None:
@@ -126,9 +138,10 @@ def _percentiles(values: list[float]) -> Percentiles:
 
 
 def job_stats(store: Store, by: str = "day", since: float | None = None) -> list[GroupStats]:
-    """Per group (``by``: ``day``, ``owner`` or ``tag:NAME``), how the jobs submitted at or
-    after ``since`` (epoch seconds; default all) fared: counts by outcome, success rate,
-    failures and retries by kind, and percentiles of the wait to launch and the run time."""
+    """Per group (``by``: ``day``, ``owner``, ``share`` or ``tag:NAME``), how the jobs
+    submitted at or after ``since`` (epoch seconds; default all) fared: counts by outcome,
+    success rate, failures and retries by kind, and percentiles of the wait to launch and the
+    run time."""
     # The group is computed once in a subquery and grouped on by name: PostgreSQL would not
     # match ``GROUP BY`` to the same expression with its own bound parameters.
     cohort = sa.select(
@@ -262,3 +275,51 @@ def job_stats(store: Store, by: str = "day", since: float | None = None) -> list
         g["retries"] = dict(sorted(g["retries"].items()))
     # Days in order; owners and tag values alphabetically, the untagged last.
     return [groups[k] for k in sorted(groups, key=lambda k: (k is None, k if k is not None else 0))]
+
+
+class ShareUsage(TypedDict):
+    share: str
+    weight: float
+    usage: float  # CPU-seconds (a run's dominant share of the capacity), decayed to now
+    normalized_usage: float  # of all shares' usage
+    normalized_weight: float  # of all shares' weights
+    factor: float  # fair-share factor: 1 used nothing, 0.5 used its portion, less: more
+    running: int
+    waiting: int
+    held: dict[str, float]  # cpus, gpus, memory_mb its running jobs hold
+    caps: dict[str, float]  # the caps set for it (max_jobs, max_cpus, ...)
+
+
+def share_usage_stats(store: Store, fair: FairShare, now: float) -> list[ShareUsage]:
+    """Every share that has used capacity, holds some, waits for some or is configured: its
+    weight, usage now and fair-share factor (as the launch step sees them), and its jobs."""
+    usage = store.share_usage(now, fair.half_life_seconds)
+    waiting = store.waiting_by_share()
+    running: dict[str, int] = defaultdict(int)
+    held: dict[str, Resources] = defaultdict(Resources.zero)
+    for share, want in store.held_by_share():
+        running[share] += 1
+        held[share] = held[share] + want
+    names = sorted(set(usage) | set(waiting) | set(held) | set(fair.shares))
+    weights = {s: fair.limits(s).weight for s in names}
+    total_usage, total_weight = sum(usage.values()), sum(weights.values())
+    rows = []
+    for share in names:
+        has = held.get(share, Resources.zero())
+        used = usage.get(share, 0.0)
+        limits = fair.limits(share).model_dump(exclude={"weight"}, exclude_none=True)
+        rows.append(
+            ShareUsage(
+                share=share,
+                weight=weights[share],
+                usage=used,
+                normalized_usage=used / total_usage if total_usage > 0 else 0.0,
+                normalized_weight=weights[share] / total_weight,
+                factor=factor(used, total_usage, weights[share], total_weight),
+                running=running.get(share, 0),
+                waiting=waiting.get(share, 0),
+                held={"cpus": has.cpus, "gpus": has.gpus, "memory_mb": has.memory_mb},
+                caps=limits,
+            )
+        )
+    return rows

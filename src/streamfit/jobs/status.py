@@ -6,8 +6,10 @@ New ──launch ok──▶ Launched ──▶ InProgress ──▶ Completed
  │                                              └──▶ Failed ──▶ budget left: New, attempt + 1
  └──────────────────────────────────────────────────────────┘   otherwise:  Failed, final
 ```
-A Launched run may also end (Completed, Failed, Stopped) before it is seen running, and a New
-job may be stopped before it is launched.
+A Launched run may also end (Completed, Failed, Stopped) before it is seen running, a New
+job may be stopped before it is launched, and an InProgress job that checkpoints and opted in
+(``preemptible``) may be stopped for a job of higher priority and go back to New, as its next
+attempt, having spent none of its budgets.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class FailureKind(StrEnum):
     INFRASTRUCTURE = "infrastructure"  # lost process, signal, preemption: retried from checkpoint
     ALGORITHM = "algorithm"  # the job's own error: retried while its budget lasts
     INVALID = "invalid"  # bad spec or input: never retried
+    PREEMPTED = "preempted"  # stopped for a job of higher priority: queued again, no attempt spent
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -40,7 +43,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.LAUNCHED: frozenset(
         {Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.STOPPED}
     ),
-    Status.IN_PROGRESS: frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED}),
+    Status.IN_PROGRESS: frozenset(
+        {Status.COMPLETED, Status.FAILED, Status.STOPPED, Status.NEW}  # New: preempted
+    ),
     Status.FAILED: frozenset({Status.NEW}),  # a retry (automatic, or asked for)
     Status.STOPPED: frozenset({Status.NEW}),  # asked for again by its owner
     Status.COMPLETED: frozenset(),

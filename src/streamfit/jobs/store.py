@@ -14,7 +14,8 @@ scheduler gets rows no other one holds instead of all of them fighting over the 
 (:mod:`~streamfit.jobs.store_base`); claims and the guarded writes
 (:mod:`~streamfit.jobs.store_claims`); the queries of jobs and events
 (:mod:`~streamfit.jobs.store_queries`) and of notifications
-(:mod:`~streamfit.jobs.store_notifications`); here, submitting and changing jobs.
+(:mod:`~streamfit.jobs.store_notifications`); fair share's usage and queue
+(:mod:`~streamfit.jobs.store_shares`); here, submitting and changing jobs.
 
 A store has an identity (:attr:`Store.id`, written when it is created), which run names carry;
 :meth:`Store.verify` tells a long-lived process that its store was deleted, replaced or reset
@@ -44,6 +45,7 @@ from streamfit.jobs.status import Status
 from streamfit.jobs.store_claims import Claim, apply_change
 from streamfit.jobs.store_notifications import NotificationQueries
 from streamfit.jobs.store_queries import JobQueries
+from streamfit.jobs.store_shares import ShareQueries
 from streamfit.jobs.tables import events, jobs, metadata, submissions
 
 __all__ = [
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 
-class Store(JobQueries, NotificationQueries):
+class Store(JobQueries, NotificationQueries, ShareQueries):
     """Jobs, their events and notifications, in one database.
 
     ``create``: make the store if there is none (a new SQLite file, or the schema in an empty
