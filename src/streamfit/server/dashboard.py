@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from streamfit.jobs.errors import JobError, NoSuchJob
 from streamfit.jobs.stats import job_stats
-from streamfit.jobs.status import Status
+from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Job
 from streamfit.jobs.views import attempts_of, shown_spec
 from streamfit.server import charts
@@ -212,6 +212,8 @@ def _job_context(request: Request, job_id: int) -> dict[str, Any]:
         can_stop=writer and not job.final and not job.stop_requested,
         can_retry=writer and job.final and job.status in (Status.FAILED, Status.STOPPED),
         notice=NOTICES.get(request.query_params.get("done", "")),
+        # A running job is followed closely; a queued one may wait for hours.
+        poll="1s" if job.status in ACTIVE else "5s",
     )
 
 

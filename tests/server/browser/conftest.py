@@ -80,7 +80,8 @@ def _free_port() -> int:
         return port
 
 
-def _specs(data: Path) -> list[JobSpec]:
+def _specs(data: Path, short: Path) -> list[JobSpec]:
+    """Two training jobs; the second reads so few rows that its curve is one point."""
     return [
         JobSpec.model_validate(
             {
@@ -93,11 +94,11 @@ def _specs(data: Path) -> list[JobSpec]:
                     "learning_rate": lr,
                     "mini_batch_size": 100,
                 },
-                "inputs": {"train": str(data), "validation": str(data)},
+                "inputs": {"train": str(rows), "validation": str(data)},
                 "tags": {"sweep": "lr"},
             }
         )
-        for lr in (0.01, 0.3)
+        for lr, rows in ((0.01, data), (0.3, short))
     ]
 
 
@@ -120,6 +121,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("dashboard")
     data = root / "train.parquet"
     write_batches(data, linear_task(5, seed=4).blocks(6000, block=1000))
+    short = root / "short.parquet"
+    write_batches(short, linear_task(5, seed=4).blocks(300, block=300))
     settings = Settings.load(
         env={},
         home=root / "home",
@@ -129,7 +132,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         retry_interval=0.1,
     )
     manager = JobManager.open(settings, notifiers={})
-    sweep = manager.submit(_specs(data))
+    sweep = manager.submit(_specs(data, short))
     hello, failing = manager.submit(
         [
             _command("hello", "print('hello')"),

@@ -47,7 +47,8 @@
     if (spec.x_time) return [lo - 86400 * 0.6, hi + 86400 * 0.6];
     if (spec.x_log) return [lo / 2, hi * 2];
     var pad = (hi - lo) * 0.05 || Math.abs(lo) * 0.1 || 1;
-    return [spec.kind === "scatter" ? lo - pad : lo, spec.kind === "scatter" ? hi + pad : hi];
+    if (spec.kind === "scatter" || hi === lo) return [lo - pad, hi + pad];  // one point: room
+    return [lo, hi];
   }
 
   function build(el, spec) {
@@ -129,15 +130,31 @@
     return new uPlot(opts, [spec.xs].concat(values), el);
   }
 
+  // A polled part of a page (a running job's) comes back every second with its charts: one
+  // whose data did not change keeps the plot it had (and the reader's cursor on it).
+  var drawn = {};
+
   function draw(el) {
+    var text = el.getAttribute("data-chart");
     var spec;
     try {
-      spec = JSON.parse(el.getAttribute("data-chart"));
+      spec = JSON.parse(text);
     } catch (e) {
       el.textContent = "chart data unreadable";
       return;
     }
+    var key = spec.title;
+    var old = drawn[key];
+    if (old && old.text === text && !document.body.contains(old.el)) {
+      el.textContent = "";
+      el.appendChild(old.plot.root);
+      el._plot = old.plot;
+      old.el = el;
+      el.setAttribute("data-drawn", "1");
+      return;
+    }
     if (el._plot) el._plot.destroy();
+    if (old && !document.body.contains(old.el)) old.plot.destroy();
     el.textContent = "";
     if (!spec.xs.length) {
       el.classList.add("empty");
@@ -145,6 +162,7 @@
       return;
     }
     el._plot = build(el, spec);
+    drawn[key] = { text: text, plot: el._plot, el: el };
     el.setAttribute("data-drawn", "1");
   }
 
