@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,6 +278,57 @@ def test_charging_is_once_per_moment_whatever_the_passes(tmp_path: Path, sqlite_
     assert job.status == Status.COMPLETED and job.charged_at is None
     usage = store.share_usage(fake.clock.now(), 1e9)
     assert usage == {A: pytest.approx(20.0)}  # 2 CPUs for 10 seconds
+
+
+def test_schedulers_charging_at_once_charge_each_moment_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    fake = _fake(tmp_path, store_url, FairShare(half_life_seconds=1e9), cpus=2, run_time=None)
+    store, scheduler = fake.ctx.store, Scheduler(fake.ctx)
+    store.submit([_spec(A, i) for i in range(2)], fake.clock.now())
+    scheduler.tick()
+    scheduler.tick()
+    other = Store.open(fake.ctx.home, store_url)
+    _opened.append(other)
+    start = fake.clock.now()
+    barrier = threading.Barrier(2)
+
+    def charge(s: Store, nows: list[float]) -> None:
+        barrier.wait()
+        for now in nows:
+            s.charge_usage(now, 1e9, fake.backend.capacity)
+
+    ahead = [start + k for k in range(1, 21)]
+    behind = [t - 0.5 for t in ahead]  # a scheduler whose clock is half a second behind
+    threads = [
+        threading.Thread(target=charge, args=(store, ahead)),
+        threading.Thread(target=charge, args=(other, behind)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ran = sum(start + 20 - (j.started_at or 0) for j in store.find())
+    assert store.share_usage(start + 20, 1e9) == {A: pytest.approx(ran)}
+
+
+def test_a_run_waiting_in_the_backends_queue_is_not_charged(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    fake = _fake(tmp_path, sqlite_url, FairShare(half_life_seconds=1e9), cpus=2, run_time=3.0)
+    fake.backend.pending = True
+    store, scheduler = fake.ctx.store, Scheduler(fake.ctx)
+    (job_id,) = store.submit([_spec(A)], fake.clock.now()).job_ids
+    for tick in range(12):
+        if tick == 5:
+            ref = store.get(job_id).backend_ref
+            assert ref is not None
+            fake.backend.start(ref)
+        scheduler.tick()
+        fake.clock.advance(1.0)
+    assert store.get(job_id).status == Status.COMPLETED
+    # 1 CPU of 2 (cost 1) for its 3 seconds of running, not the 5 it waited before
+    assert store.share_usage(fake.clock.now(), 1e9) == {A: pytest.approx(3.0)}
 
 
 def test_a_share_can_be_named_and_older_jobs_belong_to_their_owner(sqlite_url: str) -> None:

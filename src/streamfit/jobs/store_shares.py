@@ -6,9 +6,9 @@ is charged up to its ``charged_at``, so a pass reads the jobs that hold capacity
 that just ended), never the history. A charge is one transaction: the job's ``charged_at``
 moves only where it is still what was read, and the share's row is locked while it is
 updated, so schedulers side by side, or one that crashes, never charge a second twice.
-A run is charged to its end where the job still says when it ended; one that is retried
-before a pass sees it end loses the moments since the last pass (at most one launch
-interval).
+A run is charged from its start (time in a backend's queue is free) to its end where the
+job still says when it ended; one that is retried before a pass sees it end loses the
+moments since the last pass (at most one launch interval).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ShareQueries(StoreBase):
             jobs.c.spec["resources"].label("resources"),
             jobs.c.status,
             jobs.c.charged_at,
+            jobs.c.started_at,
             jobs.c.ended_at,
         ).where(jobs.c.charged_at.is_not(None))
         if self.skip_locked:  # rows another scheduler holds are charged on a later pass
@@ -56,9 +57,12 @@ class ShareQueries(StoreBase):
         added: dict[str, float] = defaultdict(float)
         charged = 0
         for row in conn.execute(query).all():
+            if row.status == Status.LAUNCHED.value and row.started_at is None:
+                continue  # waiting in the backend's queue: it holds nothing yet
             active = row.status in _ACTIVE
-            start = float(row.charged_at)
-            end = now if active else max(start, float(row.ended_at or start))
+            start = max(float(row.charged_at), float(row.started_at or row.charged_at))
+            # never back: a scheduler whose clock is behind another's charges nothing twice
+            end = max(start, now if active else float(row.ended_at or start))
             done = conn.execute(
                 jobs.update()
                 .where(jobs.c.id == row.id, jobs.c.charged_at == row.charged_at)
