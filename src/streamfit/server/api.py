@@ -29,12 +29,13 @@ from streamfit.jobs.errors import SpecError
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.records import Job
 from streamfit.jobs.spec import JobSpec, parse_specs
-from streamfit.jobs.stats import GroupStats, job_stats
+from streamfit.jobs.stats import GroupStats
 from streamfit.jobs.views import job_summary
 from streamfit.server.curves import read_curves
 from streamfit.server.errors import ApiError
 from streamfit.server.queries import MAX_LIMIT, JobFilter, job_page, page_jobs, parse_time
 from streamfit.server.state import manager_of, store_of
+from streamfit.server.stats import stats_of
 
 __all__ = [
     "FOLLOW_POLL_SECONDS",
@@ -334,11 +335,12 @@ def get_stats(
         str | None, Query(description="Submitted since: epoch seconds or ISO date/time.")
     ] = None,
 ) -> list[GroupStats]:
-    """How jobs fare, per day, owner or tag value: the figures of ``jobs stats --json``."""
+    """How jobs fare, per day, owner or tag value: the figures of ``jobs stats --json``, at
+    most 30 seconds old (the server computes them again at most that often)."""
     if by == "tag":
         raise ApiError("by: name the tag, as tag:NAME")
     start = parse_time(since, "since") if since else None
-    return job_stats(store_of(request), by=by, since=start)
+    return stats_of(request, by=by, since=start)
 
 
 # -- changing -------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from streamfit.jobs.settings import Settings
 from streamfit.server import api, login
 from streamfit.server.errors import ApiError
 from streamfit.server.security import Guard, Security
+from streamfit.server.stats import DEFAULT_TTL, StatsCache
 
 __all__ = ["STATIC", "create_app", "status_of"]
 
@@ -56,10 +57,12 @@ def create_app(
     *,
     security: Security | None = None,
     manager: JobManager | None = None,
+    stats_ttl: float = DEFAULT_TTL,
 ) -> FastAPI:
     """The application over the store ``settings`` name (the scheduler's: ``--home`` and
     ``--database-url``, as the ``jobs`` commands read them), or over ``manager``'s.
-    ``security``: loopback only, no token, unless given."""
+    ``security``: loopback only, no token, unless given. ``stats_ttl``: how old the trends
+    shown may be (seconds; see :mod:`.stats`)."""
     owned = manager is None
     if manager is None:
         manager = JobManager.open(settings or Settings.load(), notifiers={})
@@ -81,6 +84,7 @@ def create_app(
     )
     app.state.manager = manager
     app.state.security = security or Security()
+    app.state.stats = StatsCache(manager.store, ttl=stats_ttl)
 
     async def refused(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
