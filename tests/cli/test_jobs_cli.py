@@ -643,3 +643,7 @@ def test_stats_by_share_show_each_shares_weight_usage_and_jobs(
     assert shares["bob@example.com"]["running"] == 0
     text = _cli(env, "jobs", "stats", "--by", "share").stdout
     assert "fair share now" in text and "2 GPUs" in text
+    ann = next(j for j in _json(env, "jobs", "list") if j["name"] == "ann")
+    shown = _json(env, "jobs", "show", str(ann["id"]))
+    assert (shown["share"], shown["priority"], shown["preemptible"]) == ("vision", 0, False)
+    assert "vision, priority 0" in _cli(env, "jobs", "show", str(ann["id"])).stdout

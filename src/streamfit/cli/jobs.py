@@ -312,6 +312,7 @@ def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
     rows: list[tuple[str, Any]] = [
         ("job", f"{job.id} '{job.name}'"),
         ("owner", job.owner),
+        ("share", f"{job.share}, priority {job.priority}"),
         ("status", _status_text(job)),
         ("attempt", f"{job.attempt} (at most {job.max_attempts})"),
         ("submission", job.submission),

@@ -137,6 +137,8 @@ def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
         "submission": job.submission,
         "tags": job.tags,
         "priority": job.priority,
+        "share": job.share,
+        "preemptible": bool(job.spec.get("preemptible")),
         "max_attempts": job.max_attempts,
         "failures": job.failures.to_json(),
         "failure_reason": job.failure_reason,
