@@ -58,6 +58,8 @@ def train(
     exchange_every: int | None = None,
     auxiliary: str | os.PathLike[str] | None = None,
     stop_words: bool | None = None,
+    publish_every: float | None = None,
+    keep_versions: int = 5,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel (see :func:`streamfit.training.trainer.train`
     for every option but ``workers``, ``ray_address``, ``sync`` and ``exchange_every``).
@@ -94,4 +96,6 @@ def train(
         fitter=fitter,
         auxiliary=auxiliary,
         stop_words=stop_words,
+        publish_every=publish_every,
+        keep_versions=keep_versions,
     )

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamfit.cli.options import data_options, handle_errors, hp_option, print_json
+from streamfit.data.messages import parse_seconds
 from streamfit.fitting import train
 from streamfit.training.inference import finalize, finalize_sweep
 
@@ -114,6 +115,21 @@ def print_metrics(metrics: dict[str, float], title: str = "metrics") -> None:
     help="Batches between a worker's pushes to the parameter server, or between averages "
     "(--sync); default 4.",
 )
+@click.option(
+    "--publish-every",
+    default=None,
+    metavar="DURATION",
+    help="Train continuously: every DURATION (60s, 5m), on SIGTERM and at the end, a "
+    "checkpoint and a new model version in OUTPUT/models/<version>/, OUTPUT/models/latest "
+    "pointing at it.",
+)
+@click.option(
+    "--keep-versions",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Published versions kept (with --publish-every).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @handle_errors
 def train_command(
@@ -140,6 +156,8 @@ def train_command(
     ray_address: str | None,
     sync: bool,
     exchange_every: int | None,
+    publish_every: str | None,
+    keep_versions: int,
     as_json: bool,
 ) -> None:
     """Train ALGORITHM (e.g. linear-learner) on --train; write the model, the final state and
@@ -168,6 +186,10 @@ def train_command(
         exchange_every=exchange_every,
         auxiliary=auxiliary,
         stop_words=stop_words,
+        publish_every=None
+        if publish_every is None
+        else parse_seconds(publish_every, "--publish-every"),
+        keep_versions=keep_versions,
     )
     table = [p.row() for p in result.sweep]
     if as_json:

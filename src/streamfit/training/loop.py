@@ -49,6 +49,7 @@ from streamfit.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from streamfit.training.checkpoint import Checkpoints
 from streamfit.training.curves import CurveRecorder
 from streamfit.training.progress import TrainingProgress
+from streamfit.training.publish import Publisher
 
 __all__ = ["Loop", "StopFlag", "fold", "train_step", "warm_up"]
 
@@ -145,6 +146,9 @@ class Loop:
         #: The source being folded: told where each fold leaves it, and when a checkpoint
         #: holding that is written (a message stream records and acknowledges).
         self.source: Source | None = None
+        #: Continuous training: a model version published every interval (after a
+        #: checkpoint), on SIGTERM and at the end of every epoch.
+        self.publisher: Publisher | None = None
         #: Rows and batches trained by this run (the state's record counts every run's).
         self.rows = self.batches = 0
         self._saved_batches = 0
@@ -158,10 +162,15 @@ class Loop:
             self.source.stamp(state)
         per_row = loss / batch.n_rows if batch.n_rows else math.nan
         self.account(1, batch.n_rows, per_row, state.position.epoch)
+        if self.publisher is not None:
+            self.publisher.observe(batch.n_rows, loss)
         if self.stop.requested:
             self.interrupt(state)
-        if self.due():
+        publish = self.publisher is not None and self.publisher.due()
+        if self.due() or publish:
             self.save(state)
+        if publish:
+            self.publish(state)
         return loss
 
     def account(self, batches: int, rows: int, loss_per_row: float, epoch: int) -> None:
@@ -193,8 +202,9 @@ class Loop:
                 self.source.commit(state)
 
     def interrupt(self, state: State) -> NoReturn:
-        """Checkpoint ``state`` and stop (:class:`TrainingInterrupted`)."""
+        """Checkpoint ``state`` (and publish it) and stop (:class:`TrainingInterrupted`)."""
         self.save(state)
+        self.publish(state)
         where = f"epoch {state.position.epoch + 1}, row {state.position.rows}"
         ckpts = self.checkpoints
         saved = f"; checkpoint in {ckpts.folder}" if ckpts else " (no checkpoints)"
@@ -209,6 +219,13 @@ class Loop:
             log.info("early stopping after epoch %d", epoch + 1)
         state.position = Position(epoch + 1, 0)
         self.save(state)
+        self.publish(state)
+
+    def publish(self, state: State) -> None:
+        """A new model version of ``state`` (nothing unless training continuously)."""
+        if self.publisher is not None:
+            path = self.publisher.publish(self.algo, state)
+            log.info("published %s", path)
 
 
 def warm_up(

@@ -57,6 +57,7 @@ from streamfit.training.loop import Loop, StopFlag, warm_up
 from streamfit.training.output import check_output, write_output
 from streamfit.training.progress import TrainingProgress
 from streamfit.training.provenance import check_same_input, data_identity
+from streamfit.training.publish import Publisher
 from streamfit.training.schema import record_schema, with_input_schema
 from streamfit.training.series_input import series_options, series_shape
 from streamfit.training.sweep import SweepPoint, parse_sweep, run_sweep, write_sweep
@@ -130,6 +131,8 @@ def train(
     fitter: Fitter | None = None,
     auxiliary: str | os.PathLike[str] | None = None,
     stop_words: bool | None = None,
+    publish_every: float | None = None,
+    keep_versions: int = 5,
 ) -> TrainResult:
     """Train ``algorithm`` on the ``train`` channel; see the module docstring.
 
@@ -143,7 +146,17 @@ def train(
     ``auxiliary`` is SageMaker's auxiliary channel (a ``vocab.txt`` or its folder): the words
     of the ids, and of raw text. ``stop_words`` drops English stop words from raw text (default
     on, or as the state continued was trained).
+    ``publish_every`` (seconds) trains continuously: a checkpoint and a new model version in
+    ``output/models/`` every interval, on SIGTERM and at the end (:mod:`.publish`), the
+    newest ``keep_versions`` kept.
     """
+    publisher = None
+    if publish_every is not None:
+        if output is None:
+            raise ConfigError("publish_every needs an output folder to publish into")
+        if fitter is not None:
+            raise ConfigError("publish_every trains in one process: not with workers")
+        publisher = Publisher(output, publish_every, keep_versions)
     dev = resolve_device(device)
     ckpts = Checkpoints(checkpoint_dir) if checkpoint_dir is not None else None
     state, resumed = _initial_state(algorithm, ckpts, init_state, dev, fitter is None)
@@ -220,6 +233,7 @@ def train(
         max_batches=max_batches,
         fitter=fitter,
         curve=curve,
+        publisher=publisher,
     )
     # Measuring and sweeping read data while computing, as training does: same thread rule.
     with compute_threads(dev, threads):
@@ -289,6 +303,8 @@ class TrainingRun:
     extra_metrics: dict[str, float] = field(default_factory=dict)
     #: Where the loop records the training curve (None: nowhere).
     curve: CurveRecorder | None = None
+    #: Continuous training: where model versions are published, and how often.
+    publisher: Publisher | None = None
 
     def stream(self, source: Source | None, state: State) -> BatchStream | None:
         """A way to read ``source`` again, as batches of the state's width."""
@@ -311,7 +327,7 @@ class TrainingRun:
 
     def loop(self, progress: TrainingProgress | None, stop: StopFlag) -> Loop:
         """The loop of one attempt at this run: its checkpoints, their cadence, its limit."""
-        return Loop(
+        loop = Loop(
             self.algo,
             checkpoints=self.checkpoints,
             checkpoint_seconds=self.checkpoint_seconds,
@@ -321,6 +337,8 @@ class TrainingRun:
             stop=stop,
             curve=self.curve,
         )
+        loop.publisher = self.publisher
+        return loop
 
     def fit(self, state: State | None, bar: TrainingProgress) -> tuple[State, float, int]:
         """Train until the last epoch; returns the state, the seconds and rows of this run."""
