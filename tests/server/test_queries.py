@@ -11,6 +11,7 @@ from streamfit.jobs.records import Job
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Store
+from streamfit.server import queries
 from streamfit.server.errors import ApiError
 from streamfit.server.queries import (
     SORT_KEYS,
@@ -231,3 +232,19 @@ def test_job_page_is_jobs_show(sqlite_manager: JobManager) -> None:
     assert page["id"] == job_id
     assert page["history"][0]["to"] == "New"
     assert page["spec"]["name"] == "one"
+
+
+def test_counts_no_index_serves_are_kept_a_few_seconds(
+    sqlite_manager: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sqlite_manager.store
+    _fill(store)
+    tagged = JobFilter(tag=(("team", "ml"),))
+    before = page_jobs(store, tagged).counts["New"]
+    store.submit([_spec("more", team="ml")], now=3000.0)
+    again = page_jobs(store, tagged)
+    assert again.counts["New"] == before  # kept: counting reads every job
+    assert again.jobs[0].name == "more"  # the page itself is read fresh
+    assert page_jobs(store, JobFilter()).counts["New"] == len(store.find(status=Status.NEW))
+    monkeypatch.setattr(queries, "COUNTS_TTL", 0.0)
+    assert page_jobs(store, tagged).counts["New"] == before + 1
