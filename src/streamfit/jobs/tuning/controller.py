@@ -91,7 +91,7 @@ def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
         if set(trial.params) != set(dists):  # died while Optuna sampled it: never a job
             study.tell(number, state=TrialState.FAIL)
             continue
-        linked[number] = _submit(ctx, tunings, tuning, spec, number, trial.params)
+        linked[number] = _submit(ctx, tunings, tuning, spec, number, trial.params, recover=True)
         work += 1
     running = [job for job in linked.values() if not job.final]
     if tuning.stop_requested:
@@ -171,11 +171,14 @@ def _submit(
     spec: TuningSpec,
     number: int,
     params: dict[str, Any],
+    *,
+    recover: bool = False,
 ) -> Job:
-    """The job of trial ``number``, submitted and linked. A job already submitted for it (a
-    pass that died before linking it) is linked instead of a second one."""
+    """The job of trial ``number``, submitted and linked. ``recover``: a pass that died after
+    asking for it may have submitted its job without linking it: that job, if there is one,
+    is linked instead of a second one (found by its tags: a scan, so only then)."""
     tags = {"tuning": str(tuning.id), "trial": str(number)}
-    found = ctx.store.find(tags=tags, limit=1)
+    found = ctx.store.find(tags=tags, limit=1) if recover else []
     if found:
         job = found[0]
     else:

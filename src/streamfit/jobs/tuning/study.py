@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["distributions", "open_storage", "sampler"]
 
-_storages: dict[str, optuna.storages.RDBStorage] = {}
+#: By URL and store id: a store made again at the same URL has no Optuna tables yet.
+_storages: dict[tuple[str, str], optuna.storages.RDBStorage] = {}
 
 
 def open_storage(store: Store) -> optuna.storages.RDBStorage:
     """Optuna's storage in ``store``'s database (its tables made if need be)."""
-    cached = _storages.get(store.url)
+    cached = _storages.get((store.url, store.id))
     if cached is not None:
         return cached
     import optuna
@@ -75,7 +76,7 @@ def open_storage(store: Store) -> optuna.storages.RDBStorage:
     storage = optuna.storages.RDBStorage(
         url, engine_kwargs=kwargs, skip_compatibility_check=True, skip_table_creation=True
     )
-    _storages[store.url] = storage
+    _storages[store.url, store.id] = storage
     return storage
 
 
