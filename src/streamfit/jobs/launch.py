@@ -13,7 +13,9 @@ smaller jobs behind it from overtaking it. A share at one of its caps launches n
 until its jobs end (its jobs wait, as for capacity); a share under its caps takes whatever
 capacity the others leave idle, and gives it back as its jobs end, to whichever share is then
 furthest below its portion. A job that does not fit may stop preemptible jobs of lower
-priority (:mod:`~streamfit.jobs.preempt`).
+priority (:mod:`~streamfit.jobs.preempt`). Caps are checked against the jobs recorded when the
+pass began: schedulers side by side, launching for one share at the same instant, may pass its
+cap by a pass's launches (nothing locks a share across schedulers).
 """
 
 from __future__ import annotations
