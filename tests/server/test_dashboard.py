@@ -7,9 +7,12 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
+from streamfit.server import dashboard
 from streamfit.server.security import Security
 from tests.server.conftest import client_of, python_job
 
@@ -198,3 +201,22 @@ def test_trends_count_the_period_and_carry_every_chart(sqlite_manager: JobManage
         assert cards["Success rate"] == "100.0%"
         assert page.text.count("data-chart=") == 5
         assert len(re.findall(r'"group"|"xs":\[[0-9.,]+\]', page.text)) >= 1
+
+
+def _jobs_card(html: str) -> str:
+    match = re.search(r'<div class="k">Jobs</div><div class="v">([^<]+)<', html)
+    assert match, "no Jobs card"
+    return match.group(1)
+
+
+def test_trends_are_computed_again_only_after_a_while(
+    sqlite_manager: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite_manager.submit([python_job("first")])
+    with client_of(sqlite_manager) as client:
+        assert _jobs_card(client.get("/trends").text) == "1"
+        sqlite_manager.submit([python_job("second")])
+        assert _jobs_card(client.get("/trends").text) == "1"  # computed a moment ago
+        assert _jobs_card(client.get("/trends?days=7").text) == "2"  # another period
+        monkeypatch.setattr(dashboard, "TRENDS_SECONDS", 0.0)
+        assert _jobs_card(client.get("/trends").text) == "2"

@@ -41,6 +41,8 @@ PAGE_SIZE = 50
 LOG_TAIL_BYTES = 64 * 1024
 #: Trend periods offered, in days.
 PERIODS = (7, 30, 90, 365)
+#: The trends of a period are computed again at most this often.
+TRENDS_SECONDS = 15.0
 #: What a redirect after a button may say (by key: no text from the request is shown).
 NOTICES = {
     "stop": "Stop requested: the job ends Stopped once its run has exited.",
@@ -153,9 +155,7 @@ def trends(request: Request) -> Response:
     except ValueError:
         days = 30
     days = days if days in PERIODS else 30
-    now = time.time()
-    since = (now // 86_400 - days + 1) * 86_400  # whole days, today the last
-    stats = charts.daily(job_stats(store_of(request), by="day", since=since), since, now)
+    stats, computed = _daily_stats(request, days)
     ended = sum(g["completed"] + g["failed"] + g["stopped"] for g in stats)
     completed = sum(g["completed"] for g in stats)
     totals = {
@@ -174,9 +174,34 @@ def trends(request: Request) -> Response:
         *charts.duration_charts(stats),
     ]
     context = page_context(
-        request, "trends", days=days, periods=PERIODS, totals=totals, charts=chart_list
+        request,
+        "trends",
+        days=days,
+        periods=PERIODS,
+        totals=totals,
+        charts=chart_list,
+        computed=computed,
     )
     return render("trends.html", context)
+
+
+def _daily_stats(request: Request, days: int) -> tuple[list[dict[str, Any]], float]:
+    """``job_stats`` by day over the last ``days``, and when it was computed: at most every
+    :data:`TRENDS_SECONDS` per period (over 50,000 jobs it takes about 0.6 s on SQLite, and
+    days-long trends do not move in seconds), kept in the application's state."""
+    cache: dict[int, tuple[float, list[dict[str, Any]]]] | None = getattr(
+        request.app.state, "dashboard_trends", None
+    )
+    if cache is None:
+        cache = request.app.state.dashboard_trends = {}
+    now = time.time()
+    hit = cache.get(days)
+    if hit is not None and 0 <= now - hit[0] < TRENDS_SECONDS:
+        return hit[1], hit[0]
+    since = (now // 86_400 - days + 1) * 86_400  # whole days, today the last
+    stats = charts.daily(job_stats(store_of(request), by="day", since=since), since, now)
+    cache[days] = (now, stats)
+    return stats, now
 
 
 def _job_context(request: Request, job_id: int) -> dict[str, Any]:
