@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.status import Status
 from streamfit.server import dashboard
 from streamfit.server.security import Security
-from tests.server.conftest import client_of, python_job
+from tests.server.conftest import client_of, open_manager, python_job
 
 
 def _rows(html: str) -> list[int]:
@@ -220,3 +221,24 @@ def test_trends_are_computed_again_only_after_a_while(
         assert _jobs_card(client.get("/trends?days=7").text) == "2"  # another period
         monkeypatch.setattr(dashboard, "TRENDS_SECONDS", 0.0)
         assert _jobs_card(client.get("/trends").text) == "2"
+
+
+def test_the_shares_page_shows_each_share_waiting_and_its_weight(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "settings.yaml").write_text(
+        "fair_share:\n  shares:\n    vision: {weight: 3, max_gpus: 2}\n"
+    )
+    manager = open_manager(tmp_path / "home", None)
+    try:
+        manager.submit([python_job("a"), python_job("b"), python_job("c", share="vision")])
+        with client_of(manager) as client:
+            page = client.get("/shares")
+        assert page.status_code == 200
+        rows = dict(re.findall(r'<tr data-share="([^"]+)">(.*?)</tr>', page.text, re.S))
+        assert set(rows) == {"ann@example.com", "vision"}
+        cells = re.findall(r'<td class="num">([^<]*)</td>', rows["vision"])
+        assert cells[:5] == ["3", "0", "1.00", "0", "1"]  # weight, usage, factor, running, waiting
+        assert "max_gpus=2" in rows["vision"]
+        assert re.findall(r'<td class="num">([^<]*)</td>', rows["ann@example.com"])[4] == "2"
+    finally:
+        manager.close()

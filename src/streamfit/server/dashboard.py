@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from streamfit.jobs.errors import JobError, NoSuchJob
-from streamfit.jobs.stats import job_stats
+from streamfit.jobs.stats import job_stats, share_usage_stats
 from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Job
 from streamfit.jobs.views import attempts_of, shown_spec
@@ -202,6 +202,27 @@ def _daily_stats(request: Request, days: int) -> tuple[list[dict[str, Any]], flo
     stats = charts.daily(job_stats(store_of(request), by="day", since=since), since, now)
     cache[days] = (now, stats)
     return stats, now
+
+
+@router.get("/shares", response_class=HTMLResponse)
+def shares(request: Request) -> Response:
+    """Fair share now: each share's weight, usage (decayed), factor, what its jobs hold and
+    wait for, and its caps (the figures of ``jobs stats --by share``), with how its jobs of
+    the last 30 days fared."""
+    manager = manager_of(request)
+    fair = manager.settings.fair_share
+    now = time.time()
+    rows = share_usage_stats(manager.store, fair, now)
+    since = (now // 86_400 - 29) * 86_400
+    recent = {g["group"]: g for g in job_stats(manager.store, by="share", since=since)}
+    context = page_context(
+        request,
+        "shares",
+        shares=rows,
+        recent=recent,
+        half_life=fair.half_life_seconds,
+    )
+    return render("shares.html", context)
 
 
 def _job_context(request: Request, job_id: int) -> dict[str, Any]:

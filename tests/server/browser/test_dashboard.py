@@ -113,3 +113,15 @@ def test_sweep_compares_its_jobs(page: Any, site: Site) -> None:
     expect(page.locator("#sweep tbody tr.best")).to_have_count(1)
     expect(page.locator("#sweep-charts [data-drawn] canvas")).to_have_count(1)
     site.screenshot(page, "sweep")
+
+
+def test_shares_lists_each_owners_share(page: Any, site: Site) -> None:
+    site.settled()
+    page.goto("/")
+    page.click("nav >> text=Shares")
+    expect(page.locator("#shares tbody tr")).to_have_count(2)  # ann's and bob's
+    # bob's jobs ran: his share has used capacity, so its factor is under 1
+    bob = page.locator("#shares tr[data-share='bob@example.com'] td")
+    assert 0 < float(bob.nth(4).inner_text()) < 1
+    expect(bob.nth(9)).to_have_text("3")  # jobs in 30 days
+    site.screenshot(page, "shares")
