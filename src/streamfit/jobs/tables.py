@@ -150,7 +150,8 @@ notifications = Table(
 #: A tuning job: its spec, its progress, and the best trial so far. Its trials are jobs,
 #: linked in ``tuning_trials``; Optuna keeps its study (``study``) in its own tables of the
 #: same database. ``lease_until``: a scheduler's tuning step holds the row until then, so
-#: that two schedulers never ask for trials of one tuning job at once.
+#: that two schedulers never ask for trials of one tuning job at once (migration 0006 adds
+#: ``leased_by``).
 tuning_jobs = Table(
     "tuning_jobs",
     metadata,
@@ -172,6 +173,8 @@ tuning_jobs = Table(
     Column("stop_requested", Boolean, nullable=False),
     Column("lease_until", Float),
     Column("version", Integer, nullable=False),
+    #: The lease holder, ``host:pid``: a dead process's lease on this host is taken at once.
+    Column("leased_by", String(300)),
     Index("ix_tuning_jobs_status", "status"),
 )
 

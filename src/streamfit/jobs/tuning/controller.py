@@ -38,8 +38,9 @@ __all__ = ["LEASE_SECONDS", "objective_value", "tuning_step"]
 
 log = logging.getLogger(__name__)
 
-#: How long a pass may hold a tuning job: far longer than a pass takes.
-LEASE_SECONDS = 120.0
+#: How long a pass may hold a tuning job: far longer than a pass takes. (A scheduler that
+#: died holding it is passed over at once on its own host: this is for other hosts.)
+LEASE_SECONDS = 60.0
 #: The user attribute of a study's trials added from an earlier tuning job.
 _WARM = "streamfit_warm_start"
 
@@ -217,6 +218,7 @@ def _progress(
         "best_value": None if best is None else best.value,
         "best_params": None if best is None else dict(best.params),
         "lease_until": None,
+        "leased_by": None,
     }
     ended = all(j.final for j in linked.values()) and all(
         t.state.is_finished() for t in trials.values()

@@ -48,6 +48,7 @@ class TuningJob:
     stop_requested: bool
     lease_until: float | None
     version: int
+    leased_by: str | None
 
     @property
     def final(self) -> bool:

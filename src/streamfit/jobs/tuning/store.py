@@ -2,13 +2,17 @@
 writes of the tuning step.
 
 A tuning step works on a tuning job only while it holds its lease (``lease_until``, taken by
-a guarded update): two schedulers never ask for trials of one tuning job at once, and the
-lease of one that died runs out. Every later write of that pass is guarded by the row's
-version, so a pass that outlived its lease changes nothing.
+a guarded update): two schedulers never ask for trials of one tuning job at once. The lease
+names its holder (``host:pid``): a scheduler restarted after a crash takes a lease whose
+holder is a dead process of its own host at once; another host's runs out. Every later write
+of that pass is guarded by the row's version, so a pass that outlived its lease changes
+nothing.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +26,31 @@ from streamfit.jobs.tables import jobs, tuning_jobs, tuning_trials
 from streamfit.jobs.tuning.records import TuningJob, TuningStatus
 from streamfit.jobs.tuning.spec import TuningSpec
 
-__all__ = ["Tunings"]
+__all__ = ["Tunings", "holder", "holder_is_dead"]
+
+
+def holder() -> str:
+    """This process, as a lease names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(name: str | None) -> bool:
+    """Whether ``name`` is a process of this host that no longer runs (this process is
+    alive: a lease of its own is held by one of its passes, or by another of its threads).
+
+    >>> holder_is_dead(holder()), holder_is_dead(None), holder_is_dead("elsewhere:1")
+    (False, False, False)
+    """
+    host, _, pid = (name or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    return False
 
 
 class Tunings:
@@ -84,31 +112,30 @@ class Tunings:
             return [TuningJob.from_row(r) for r in conn.execute(query).mappings()]
 
     def due(self, now: float, limit: int = 100) -> list[TuningJob]:
-        """Running tuning jobs that no scheduler holds."""
+        """Running tuning jobs that no live scheduler holds."""
         query = (
             tuning_jobs.select()
-            .where(
-                tuning_jobs.c.status == TuningStatus.RUNNING.value,
-                sa.or_(tuning_jobs.c.lease_until.is_(None), tuning_jobs.c.lease_until <= now),
-            )
+            .where(tuning_jobs.c.status == TuningStatus.RUNNING.value)
             .order_by(tuning_jobs.c.id)
             .limit(limit)
         )
         with self.store._read() as conn:
-            return [TuningJob.from_row(r) for r in conn.execute(query).mappings()]
+            found = [TuningJob.from_row(r) for r in conn.execute(query).mappings()]
+        return [t for t in found if _free(t, now)]
 
     def lease(self, tuning: TuningJob, now: float, seconds: float) -> TuningJob | None:
         """Hold ``tuning`` until ``now + seconds``; None if another scheduler holds it or it
         changed since it was read."""
-        return self.update(tuning, lease_until=now + seconds, _free_at=now)
+        if not _free(tuning, now):
+            return None
+        # (the version guard makes the check above and the write one step)
+        return self.update(tuning, lease_until=now + seconds, leased_by=holder())
 
-    def update(
-        self, tuning: TuningJob, *, _free_at: float | None = None, **values: Any
-    ) -> TuningJob | None:
+    def update(self, tuning: TuningJob, **values: Any) -> TuningJob | None:
         """A guarded change of ``tuning``'s columns; None if its version moved on."""
 
         def work(conn: sa.Connection) -> bool:
-            return _guarded(conn, tuning, values, _free_at)
+            return _guarded(conn, tuning, values)
 
         if not self.store._transaction(work):
             return None
@@ -120,7 +147,7 @@ class Tunings:
         """End ``tuning`` and record its digest's notification rows, in one transaction."""
 
         def work(conn: sa.Connection) -> bool:
-            if not _guarded(conn, tuning, values, None):
+            if not _guarded(conn, tuning, values):
                 return False
             if notifications:
                 conn.execute(_insert_ignore(conn), list(notifications))
@@ -131,6 +158,8 @@ class Tunings:
         return TuningJob.from_row({**_as_row(tuning), **values, "version": tuning.version + 1})
 
     def request_stop(self, tuning_id: int) -> TuningJob:
+        """Mark a Running tuning job to be stopped; its next pass acts on the mark. (The
+        version is left alone: a pass under way still records what it did, and lets go.)"""
         self.store._transaction(
             lambda conn: conn.execute(
                 tuning_jobs.update()
@@ -138,7 +167,7 @@ class Tunings:
                     tuning_jobs.c.id == tuning_id,
                     tuning_jobs.c.status == TuningStatus.RUNNING.value,
                 )
-                .values(stop_requested=True, version=tuning_jobs.c.version + 1)
+                .values(stop_requested=True)
             )
         )
         return self.get(tuning_id)
@@ -168,15 +197,16 @@ class Tunings:
             return {r["trial"]: Job.from_row(r) for r in conn.execute(query).mappings()}
 
 
-def _guarded(
-    conn: sa.Connection, tuning: TuningJob, values: dict[str, Any], free_at: float | None
-) -> bool:
+def _free(tuning: TuningJob, now: float) -> bool:
+    """Whether no live scheduler holds ``tuning``."""
+    held = tuning.lease_until is not None and tuning.lease_until > now
+    return not held or holder_is_dead(tuning.leased_by)
+
+
+def _guarded(conn: sa.Connection, tuning: TuningJob, values: dict[str, Any]) -> bool:
     query = tuning_jobs.update().where(
         tuning_jobs.c.id == tuning.id, tuning_jobs.c.version == tuning.version
     )
-    if free_at is not None:
-        lease = tuning_jobs.c.lease_until
-        query = query.where(sa.or_(lease.is_(None), lease <= free_at))
     values = {k: v.value if isinstance(v, TuningStatus) else v for k, v in values.items()}
     result = conn.execute(query.values(**values, version=tuning.version + 1))
     return result.rowcount == 1
