@@ -1,6 +1,7 @@
-"""The dashboard's pages over the real application and a real SQLite store (the browser tests
-in ``browser/`` drive the same pages in Chromium): keyset pages, htmx parts, errors as pages,
-the buttons' CSRF, and the sweep's objective."""
+"""The dashboard's pages over the real application and a real store (SQLite, and PostgreSQL
+for the pages whose queries differ): keyset pages, htmx parts, errors as pages, the buttons'
+CSRF, the sweep's objective, trends and shares. The browser tests (``browser/``) drive the
+same pages in Chromium."""
 
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ def _csrf(html: str) -> str:
 
 
 def test_the_table_pages_with_next_links_and_counts_every_status(
-    sqlite_manager: JobManager,
+    manager: JobManager,
 ) -> None:
-    sqlite_manager.submit([python_job(f"job-{i:02d}") for i in range(60)])
-    with client_of(sqlite_manager) as client:
+    manager.submit([python_job(f"job-{i:02d}") for i in range(60)])
+    with client_of(manager) as client:
         first = client.get("/")
         assert first.status_code == 200
         assert _rows(first.text) == list(range(60, 10, -1))  # newest first, 50 a page
@@ -155,15 +156,15 @@ def _sweep(manager: JobManager, results: list[tuple[float, str, float]]) -> str:
 
 
 def test_the_sweep_page_ranks_jobs_by_the_objective_and_charts_each_hyperparameter(
-    sqlite_manager: JobManager,
+    manager: JobManager,
 ) -> None:
     results = [
         (0.001, "squared_loss", 0.9),
         (0.01, "absolute_loss", 0.4),
         (0.1, "squared_loss", 0.7),
     ]
-    submission = _sweep(sqlite_manager, results)
-    with client_of(sqlite_manager) as client:
+    submission = _sweep(manager, results)
+    with client_of(manager) as client:
         page = client.get(f"/submissions/{submission}")
         assert page.status_code == 200
         # rmse: lower is better, so job 2 is best and first; then 3, then 1
@@ -189,10 +190,10 @@ def test_the_sweep_page_ranks_jobs_by_the_objective_and_charts_each_hyperparamet
         assert "train:rows</strong>, higher is better" in other.text
 
 
-def test_trends_count_the_period_and_carry_every_chart(sqlite_manager: JobManager) -> None:
-    _sweep(sqlite_manager, [(0.1, "squared_loss", 0.5), (0.2, "squared_loss", 0.6)])
-    sqlite_manager.submit([python_job("waiting")])
-    with client_of(sqlite_manager) as client:
+def test_trends_count_the_period_and_carry_every_chart(manager: JobManager) -> None:
+    _sweep(manager, [(0.1, "squared_loss", 0.5), (0.2, "squared_loss", 0.6)])
+    manager.submit([python_job("waiting")])
+    with client_of(manager) as client:
         page = client.get("/trends", params={"days": "7"})
         assert page.status_code == 200
         cards = dict(
