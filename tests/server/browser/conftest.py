@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 
 from streamfit.datagen import linear_task, write_batches
 from streamfit.jobs.manager import JobManager
@@ -209,7 +210,9 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
         "console",
         lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
     )
+    # Generous: the machine that runs the suite may be busy (a passing check returns at once).
     page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)
     yield page
     context.close()
     assert not problems, problems
