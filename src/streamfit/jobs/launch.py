@@ -87,10 +87,10 @@ def launch_step(ctx: StepContext, limit: int = 64) -> int:
             changes.append(change)
             if change.to == Status.LAUNCHED:
                 book.take(job.share, want)
-            if free is not None and change.to == Status.LAUNCHED:
-                free = free - want
-                if free.cpus_exhausted:
-                    break  # every CPU taken: no job behind can fit
+                if free is not None:
+                    free = free - want
+                    if free.cpus_exhausted:
+                        break  # every CPU taken: no job behind can fit
             if len(changes) >= _BATCH:
                 written += _record(claim, changes, now)
                 changes = []
