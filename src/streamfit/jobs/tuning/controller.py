@@ -121,13 +121,17 @@ def _study(
     """The tuning job's study, made on its first pass and seeded from ``warm_start``."""
     import optuna
 
-    study = optuna.create_study(
-        study_name=tuning.study,
-        storage=storage,
-        sampler=optuna.samplers.RandomSampler(),  # (telling: a grid's sampler would stop it)
-        direction=spec.objective.direction,
-        load_if_exists=True,
-    )
+    telling = optuna.samplers.RandomSampler()  # (a grid's sampler would stop the study)
+    try:  # (not create_study first: on PostgreSQL its failed insert is logged every pass)
+        study = optuna.load_study(study_name=tuning.study, storage=storage, sampler=telling)
+    except KeyError:
+        study = optuna.create_study(
+            study_name=tuning.study,
+            storage=storage,
+            sampler=telling,
+            direction=spec.objective.direction,
+            load_if_exists=True,  # (two passes may make it at once after a lease ran out)
+        )
     if spec.warm_start and not study.user_attrs.get("seeded"):
         _seed(study, tuning.id, spec, tunings)
         study.set_user_attr("seeded", True)
