@@ -16,6 +16,7 @@ from streamfit.errors import ConfigError
 from streamfit.jobs.manager import JobManager
 from streamfit.server.security import (
     CSP,
+    MAX_BODY_BYTES,
     Access,
     Security,
     load_security,
@@ -260,3 +261,11 @@ def test_tokens_are_never_logged(
     guarded.get("/api/jobs", headers=_bearer(WRITE + "x"))
     for secret in (WRITE, READ, csrf):
         assert secret not in caplog.text
+
+
+def test_a_body_past_the_limit_is_refused_unread(sqlite_manager: JobManager) -> None:
+    with client_of(sqlite_manager) as c:
+        big = {"content-length": str(MAX_BODY_BYTES + 1), "content-type": "application/json"}
+        answer = c.post("/api/jobs", headers=big, content=b"{}")
+        assert answer.status_code == 413
+        assert c.post("/api/jobs", headers={"content-length": "-1"}).status_code == 413

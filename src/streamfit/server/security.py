@@ -46,6 +46,7 @@ __all__ = [
     "CSP",
     "CSRF_FIELD",
     "CSRF_HEADER",
+    "MAX_BODY_BYTES",
     "READ_TOKEN_VARIABLE",
     "Access",
     "Guard",
@@ -77,6 +78,8 @@ SESSION_SECONDS = 12 * 3600
 #: Paths open to anyone (the Host and cross-site checks still apply), and folders of them.
 _OPEN = frozenset({"/login", "/logout"})
 _OPEN_FOLDERS = ("/static/",)
+#: Request bodies are refused past this size (a spec file's own limit, for POST /api/jobs).
+MAX_BODY_BYTES = 64 * 1024 * 1024
 #: Form bodies read for their CSRF field are refused past this size.
 _MAX_FORM_BYTES = 1 << 20
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -261,6 +264,10 @@ class Guard:
         host = headers.get("host", "")
         if sec.allowed_hosts is not None and host_name(host) not in sec.allowed_hosts:
             await _refuse(send, 421, f"host {host_name(host)[:100]!r} is not served here")
+            return
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            await _refuse(send, 413, f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
             return
         session = self._session(headers)
         scope["streamfit.session"] = session
