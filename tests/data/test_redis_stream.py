@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import redis
+import torch
 
 from streamfit.core.state import Position, State
 from streamfit.data.batcher import Batcher
@@ -22,6 +26,7 @@ from streamfit.data.redis_stream import RedisStreamSource
 from streamfit.data.source import SourceOptions, open_source
 from streamfit.data.writers import WRITERS
 from streamfit.errors import ConfigError, DataError
+from streamfit.training.checkpoint import Checkpoints
 from tests.data.conftest import Read, assert_same_rows, dense_batch, read
 from tests.data.stream_runs import exactly_once_after_kills
 
@@ -251,3 +256,78 @@ def _rows(n: int) -> Iterator[dict[str, object]]:
     y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) > 0).astype(float)
     for features, label in zip(x.tolist(), y.tolist(), strict=True):
         yield {"label": label, "features": features}
+
+
+def test_a_finished_stream_run_resumed_reads_the_new_messages(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A stream has no last epoch: a rerun on the same checkpoints folds what arrived since,
+    and a rerun with nothing new leaves the state as it was."""
+    from streamfit.training.trainer import train
+
+    stream = next(_names)
+    messages = bodies(dense_batch(300, d=3), "json")
+    produce(redis_url, stream, messages[:200])
+    settings = {
+        "hyperparameters": {"mini_batch_size": 50, "predictor_type": "regressor"},
+        "checkpoint_dir": tmp_path / "ck",
+        "progress": False,
+    }
+    uri = stream_uri(redis_url, stream, idle_timeout="0.3s")
+    assert train("linear-learner", uri, **settings).state.trainer.rows == 200  # type: ignore[arg-type]
+    produce(redis_url, stream, messages[200:])
+    second = train("linear-learner", uri, **settings).state  # type: ignore[arg-type]
+    assert second.trainer.rows == 300
+    third = train("linear-learner", uri, **settings).state  # type: ignore[arg-type]
+    assert third.trainer.rows == 300 and third.position == second.position
+    for name, tensor in second.tensors.items():
+        assert torch.equal(third.tensors[name], tensor), name
+    assert pending(redis_url, stream) == 0
+
+
+@pytest.mark.slow  # a real process and a real signal
+def test_sigterm_stops_a_trainer_waiting_on_a_quiet_stream(redis_url: str, tmp_path: Path) -> None:
+    stream = next(_names)
+    produce(redis_url, stream, bodies(dense_batch(620, d=3), "json"))
+    ckpts = tmp_path / "ck"
+    client = redis.Redis.from_url(redis_url)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamfit",
+            "train",
+            "linear-learner",
+            "--train",
+            f"{redis_url}?stream={stream}&group=g",
+            "--output",
+            str(tmp_path / "out"),
+            "--checkpoint-dir",
+            str(ckpts),
+            "--checkpoint-batches",
+            "2",
+            "--hp",
+            "mini_batch_size=100",
+            "--hp",
+            "predictor_type=regressor",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not (client.exists(stream) and _read_all(client, stream, 620)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)  # every message read: the stream is quiet, the trainer waits
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 75, err.decode()
+    state = Checkpoints(ckpts).load_latest("linear-learner")
+    assert state is not None and state.trainer.rows > 0
+    # what the checkpoint holds is acknowledged; the rest is pending for the next run
+    assert pending(redis_url, stream) == 620 - state.trainer.rows
+
+
+def _read_all(client: redis.Redis, stream: str, n: int) -> bool:
+    groups = client.xinfo_groups(stream)
+    return bool(groups) and int(groups[0]["pending"]) >= n

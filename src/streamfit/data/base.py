@@ -89,6 +89,11 @@ class Source(ABC):
 
     name: str
     rereadable: bool = True
+    #: A message stream: every run reads on from where its state stands, even a state whose
+    #: epochs are done, since the stream has new messages by then.
+    endless: bool = False
+    #: Set when training is asked to stop (SIGTERM): an endless read ends.
+    interrupt: threading.Event | None = None
     #: Whether ``options.series`` can be honoured (files and pipes of series records).
     reads_series: bool = False
     _stop: threading.Event | None = None

@@ -121,6 +121,7 @@ class MessageSource(Source):
     counts positions and keeps the cursor."""
 
     rereadable = False
+    endless = True
 
     def __init__(self, name: str, options: SourceOptions, fmt: str | None) -> None:
         super().__init__(name, options)
@@ -192,8 +193,7 @@ class MessageSource(Source):
         return int(mid) > int(last)
 
     def _stopped(self) -> bool:
-        halted = self._halt is not None and self._halt.is_set()
-        return halted or (self._stop is not None and self._stop.is_set())
+        return any(e is not None and e.is_set() for e in (self._halt, self._stop, self.interrupt))
 
     def _prefetched(self) -> Iterator[list[Message]]:
         """``_fetch`` run one fetch ahead in a thread of its own: the next fetch waits on the

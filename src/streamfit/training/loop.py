@@ -100,6 +100,9 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.requested = False
+        #: Set by the signal only: a read waiting for data that may never come (a message
+        #: stream's) ends, so that a quiet stream stops too.
+        self.signalled = threading.Event()
         self._previous: Any = None
 
     def __enter__(self) -> StopFlag:
@@ -109,6 +112,7 @@ class StopFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        self.signalled.set()
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:

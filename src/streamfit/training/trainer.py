@@ -348,13 +348,16 @@ class TrainingRun:
         started = time.perf_counter()
         with StopFlag() as stop:
             loop = self.loop(bar, stop)
-            while not self.done(state):
+            again = self.train.endless  # a stream reads on at every run
+            while again or not self.done(state):
+                again, was_done, rows_before = False, self.done(state), loop.rows
                 skip = state.position.rows if state is not None else 0
                 width = state.n_features if state is not None else algo.expected_features()
                 # Named columns are matched to those the state was trained on, if any.
                 train = self.train.expecting(state.inputs.get("schema") if state else None)
                 train = train.restored(state)  # a stream: after the messages it holds
                 loop.source = train
+                train.interrupt = stop.signalled
                 batches: Iterator[Batch] = iter(
                     Batcher(
                         train,
@@ -369,6 +372,10 @@ class TrainingRun:
                 record_schema(state, train)
                 for batch in batches:
                     loop.step(state, batch)
+                if stop.requested:  # a stream's read ended by SIGTERM: not the epoch's end
+                    loop.interrupt(state)
+                if was_done and loop.rows == rows_before:
+                    break  # a finished stream with nothing new: the state stands as it was
                 record_schema(state, train)  # a resumed state from before schemas
                 loop.end_epoch(state, self.stream(self.validation, state))
                 if not self.train.rereadable:  # a pipe: one pass over what it delivers
