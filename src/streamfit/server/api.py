@@ -120,7 +120,12 @@ class HistoryEvent(BaseModel):
 class JobDetail(JobSummary):
     """A job in full (``jobs show --json``): secret-looking ``env`` values show as ``***``."""
 
+    # Whatever else ``jobs show --json`` comes to say is said here too.
+    model_config = ConfigDict(extra="allow")
+
     priority: int
+    share: str
+    preemptible: bool
     max_attempts: int
     failures: dict[str, Any]
     failure_reason: str | None
