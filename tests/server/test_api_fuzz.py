@@ -12,7 +12,7 @@ from streamfit.server.app import create_app
 from tests.server.conftest import BASE_URL, python_job
 
 #: Examples per operation: a few seconds in all.
-EXAMPLES = 20
+EXAMPLES = 12
 
 
 def test_no_request_the_schema_allows_is_a_server_error(sqlite_manager: JobManager) -> None:
