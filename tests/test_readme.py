@@ -8,7 +8,8 @@ README order, in one folder holding the data files its examples name.
   checked to name a real target or script.
 - ``yaml`` blocks are job specs (tuning specs if they have ``search``): each loads and
   validates, and one whose first line is a comment naming a file (``# sweep.yaml``) is
-  written there for the blocks after it.
+  written there for the blocks after it. A block naming ``$STREAMFIT_HOME/settings.yaml``
+  is the scheduler's settings: written there, it loads as the blocks after it run.
 - ``python`` blocks run in a fresh interpreter.
 - Blocks without a language (diagrams, sample output) are not code.
 """
@@ -31,6 +32,7 @@ import numpy as np
 import pytest
 
 from streamfit.datagen import cluster_task, linear_task, write_batches
+from streamfit.jobs.settings import Settings
 from streamfit.jobs.spec import load_specs
 from streamfit.jobs.tuning.spec import load_tuning_spec
 
@@ -164,6 +166,12 @@ def test_readme_block_runs(block: Block, sandbox: Sandbox) -> None:
         first = block.text.splitlines()[0]
         name = first.lstrip("# ").split()[0] if first.startswith("#") else "spec.yaml"
         path = sandbox.root / name
+        if name == "$STREAMFIT_HOME/settings.yaml":
+            path = Path(sandbox.env["STREAMFIT_HOME"]) / "settings.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(block.text)
+            assert Settings.load(env=sandbox.env), where
+            return
         path.write_text(block.text)
         if re.search(r"^search:", block.text, re.MULTILINE):  # a tuning spec
             assert load_tuning_spec(path), where
