@@ -43,7 +43,7 @@ from streamfit.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from streamfit.core.state import State
 
-__all__ = ["STREAM_KEY", "Message", "MessageSource", "join_bodies", "parse_seconds"]
+__all__ = ["STREAM_KEY", "Joined", "Message", "MessageSource", "join_bodies", "parse_seconds"]
 
 #: The key of ``State.inputs`` where a stream's cursor is recorded.
 STREAM_KEY = "stream"
@@ -75,6 +75,20 @@ class Message:
     lane: str
     id: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Messages of one lane of one line each, already joined (``block``: each line ends with a
+    newline), so that a backlog of small messages costs no Python work per message."""
+
+    lane: str
+    ids: list[str]
+    block: bytes
+
+    def messages(self) -> list[Message]:
+        lines = self.block.split(b"\n")[: len(self.ids)]
+        return [Message(self.lane, mid, line) for mid, line in zip(self.ids, lines, strict=True)]
 
 
 def stream_format(options: SourceOptions, given: str | None, name: str) -> str:
@@ -180,7 +194,7 @@ class MessageSource(Source):
     # -- for subclasses --------------------------------------------------------------------------
 
     @abstractmethod
-    def _fetch(self) -> Iterator[list[Message]]:
+    def _fetch(self) -> Iterator[list[Message] | Joined]:
         """Messages as they arrive, after ``self.start``, until the stream has been quiet for
         its idle timeout or the read is stopped."""
 
@@ -195,7 +209,7 @@ class MessageSource(Source):
     def _stopped(self) -> bool:
         return any(e is not None and e.is_set() for e in (self._halt, self._stop, self.interrupt))
 
-    def _prefetched(self) -> Iterator[list[Message]]:
+    def _prefetched(self) -> Iterator[list[Message] | Joined]:
         """``_fetch`` run one fetch ahead in a thread of its own: the next fetch waits on the
         network (without the GIL) while this one is parsed, where the two took turns."""
         ahead: queue.Queue[object] = queue.Queue(maxsize=1)
@@ -238,32 +252,52 @@ class MessageSource(Source):
     def _read(self, skip: int, checker: RowChecker) -> Iterator[Chunk]:
         position = skip
         reader = _READERS[self.fmt]
-        for messages in self._prefetched():
-            fresh = [
-                m
-                for m in messages
-                if m.lane not in self.start or self._after(m.id, self.start[m.lane])
-            ]
-            if not fresh:
-                continue
-            block, counts = join_bodies(self.fmt, [m.body for m in fresh])
+        for fetched in self._prefetched():
+            joined = fetched if isinstance(fetched, Joined) and self._all_fresh(fetched) else None
+            fresh: list[Message] = []
+            if joined is not None:  # a row a message, as they came
+                lane, ids, block, counts = joined.lane, joined.ids, joined.block, None
+            else:
+                messages = fetched.messages() if isinstance(fetched, Joined) else fetched
+                fresh = [
+                    m
+                    for m in messages
+                    if m.lane not in self.start or self._after(m.id, self.start[m.lane])
+                ]
+                if not fresh:
+                    continue
+                block, counts = join_bodies(self.fmt, [m.body for m in fresh])
+                lane, ids = fresh[0].lane, [m.id for m in fresh]
             drop = 0
             partial = self.start_partial
-            if partial is not None and (fresh[0].lane, fresh[0].id) == partial[:2]:
+            if partial is not None and (lane, ids[0]) == partial[:2]:
                 drop, self.start_partial = partial[2], None  # rows folded before the restart
             first = position - drop
             with self._lock:
-                at = first
-                for m, n in zip(fresh, counts, strict=True):
-                    self._open.append((at, at + n, m.lane, m.id))
-                    at += n
+                if counts is None:
+                    self._open.extend(
+                        (first + i, first + i + 1, lane, m) for i, m in enumerate(ids)
+                    )
+                else:
+                    at = first
+                    for m, n in zip(fresh, counts, strict=True):
+                        self._open.append((at, at + n, m.lane, m.id))
+                        at += n
             checker.file = self.name
             ctx = self._context(checker, first, drop)
             try:
                 yield from reader(io.BytesIO(block), ctx)
             except DataError as exc:
+                if joined is not None:
+                    fresh, counts = joined.messages(), [1] * len(ids)
+                assert counts is not None
                 raise self._named(exc, fresh, counts, first) from exc
-            position = first + sum(counts)
+            position = first + (len(ids) if counts is None else sum(counts))
+
+    def _all_fresh(self, joined: Joined) -> bool:
+        """Whether every message of ``joined`` comes after those the state holds."""
+        last = self.start.get(joined.lane)
+        return last is None or self._after(joined.ids[0], last)
 
     def _named(
         self, exc: DataError, messages: list[Message], counts: list[int], first: int

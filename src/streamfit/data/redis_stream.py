@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from streamfit.data.base import SourceOptions
-from streamfit.data.messages import Message, MessageSource, parse_seconds
+from streamfit.data.messages import Joined, Message, MessageSource, parse_seconds
 from streamfit.errors import ConfigError, DataError
 
 __all__ = ["RedisStreamSource", "is_redis"]
@@ -47,7 +47,9 @@ _BLOCK_SECONDS = 0.1  # the longest a fetch waits, so that a stop or the idle ti
 # A backlog is fetched by a script that returns three strings (the ids, the body sizes, the
 # bodies back to back) rather than a reply of several items a message: redis-py's pure-Python
 # parser of those items took three quarters of a read's time. A script cannot block, so a
-# caught-up reader waits with a plain XREADGROUP. A body size of -1: no such field.
+# caught-up reader waits with a plain XREADGROUP. A body size of -1: no such field. Each body
+# is followed by ARGV[5] (a newline for text formats): bodies of one line each are then the
+# block the reader reads, as they come.
 _FETCH = """
 local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                          'STREAMS', KEYS[1], '>')
@@ -61,6 +63,7 @@ for i, entry in ipairs(reply[1][2]) do
     if fields[j] == ARGV[4] then
       sizes[i] = #fields[j + 1]
       bodies[#bodies + 1] = fields[j + 1]
+      bodies[#bodies + 1] = ARGV[5]
       break
     end
   end
@@ -123,6 +126,11 @@ class RedisStreamSource(MessageSource):
     @staticmethod
     def _after(mid: str, last: str) -> bool:
         return _id_key(mid) > _id_key(last)
+
+    @property
+    def _separator(self) -> bytes:
+        """What follows each body in a fetched block: a newline, but between records."""
+        return b"" if self.fmt == "recordio" else b"\n"
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -206,7 +214,7 @@ class RedisStreamSource(MessageSource):
         keep = [m for mid, m in found.items() if m is not None and mid not in set(gone)]
         return sorted(keep, key=lambda m: _id_key(m.id))
 
-    def _fetch(self) -> Iterator[list[Message]]:
+    def _fetch(self) -> Iterator[list[Message] | Joined]:
         self._ensure_group()
         pending = self._pending()
         for at in range(0, len(pending), self.count):
@@ -218,7 +226,9 @@ class RedisStreamSource(MessageSource):
         while not self._stopped():
             backlog = self._backlog(fetch)
             if backlog:
-                self._delivered.extend(m.id for m in backlog)
+                self._delivered.extend(
+                    backlog.ids if isinstance(backlog, Joined) else (m.id for m in backlog)
+                )
                 yield backlog
                 heard = time.monotonic()
                 continue
@@ -244,13 +254,14 @@ class RedisStreamSource(MessageSource):
             yield batch
             heard = time.monotonic()  # quiet time counts from here: folding it is no waiting
 
-    def _backlog(self, fetch: Any) -> list[Message]:
+    def _backlog(self, fetch: Any) -> list[Message] | Joined:
         """Up to ``count`` new messages, without waiting (the script above)."""
         import redis
 
         try:
             reply = fetch(
-                keys=[self.stream], args=[self.group, self.consumer, self.count, self.field]
+                keys=[self.stream],
+                args=[self.group, self.consumer, self.count, self.field, self._separator],
             )
         except redis.ConnectionError as exc:
             raise ConfigError(f"{self.name}: cannot reach Redis ({exc})") from exc
@@ -259,13 +270,15 @@ class RedisStreamSource(MessageSource):
         if not reply:
             return []
         ids, sizes, blob = reply[0].decode().split(), reply[1].split(), reply[2]
-        out, at = [], 0
+        if self._separator and b"-1" not in sizes and blob.count(b"\n") == len(ids):
+            return Joined("", ids, blob)  # a line each: the block as it came
+        out, at, step = [], 0, len(self._separator)
         for mid, size in zip(ids, map(int, sizes), strict=True):
             if size < 0:
                 found = self._call("xrange", self.stream, mid, mid)
                 self._message(mid.encode(), found[0][1] if found else {})  # raises, naming it
             out.append(Message("", mid, blob[at : at + size]))
-            at += size
+            at += size + step
         return out
 
     def _acknowledge(self, cursor: dict[str, str]) -> None:
