@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from streamfit.core.batch import CSR
+from streamfit.core.model import Model
 from streamfit.core.registry import load_model
 from streamfit.errors import DataError
 from streamfit.serving.batching import MicroBatcher, answer_bodies, concat_features, predict_rows
@@ -96,12 +97,14 @@ def test_a_body_over_the_row_limit_is_refused_alone(models: Models) -> None:
     assert_close(results[1], _alone(model, _csv(1, 1)))
 
 
-def _gather(batcher: MicroBatcher, bodies: list[Body]) -> list[object]:
+def _gather(batcher: MicroBatcher, asks: list[tuple[Model, Body]]) -> list[object]:
     async def main() -> list[object]:
         batcher.start()
         try:
             return list(
-                await asyncio.gather(*(batcher.predict(b) for b in bodies), return_exceptions=True)
+                await asyncio.gather(
+                    *(batcher.predict(m, b) for m, b in asks), return_exceptions=True
+                )
             )
         finally:
             await batcher.stop()
@@ -113,7 +116,7 @@ def test_requests_within_the_window_share_one_model_call(models: Models) -> None
     model = load_model(models.ll)
     calls: list[int] = []
     bodies = [_csv(1, seed) for seed in range(8)]
-    answers = _gather(MicroBatcher(model, 0.5, 1000, 100, calls.append), bodies)
+    answers = _gather(MicroBatcher(0.5, 1000, 100, calls.append), [(model, b) for b in bodies])
     assert calls == [8]
     assert_close(answers, [_alone(model, b) for b in bodies])
 
@@ -122,16 +125,31 @@ def test_a_batch_is_answered_once_it_holds_max_rows(models: Models) -> None:
     calls: list[int] = []
     bodies = [_csv(2, seed) for seed in range(4)]
     # A window far longer than the test: only the row limit can end the batches.
-    batcher = MicroBatcher(load_model(models.ll), 60.0, 4, 100, calls.append)
-    answers = _gather(batcher, bodies)
+    batcher = MicroBatcher(60.0, 4, 100, calls.append)
+    model = load_model(models.ll)
+    answers = _gather(batcher, [(model, b) for b in bodies])
     assert calls == [4, 4]
     assert [len(a) for a in answers] == [2, 2, 2, 2]  # type: ignore[arg-type]
+
+
+def test_a_batch_spanning_a_swap_answers_each_request_with_its_own_model(
+    models: Models,
+) -> None:
+    # Two models of one input width stand for two versions: the batch holds requests sent to
+    # either, and each is answered by the one it was sent to.
+    old, new = load_model(models.ll), load_model(models.kmeans)
+    calls: list[int] = []
+    bodies = [_csv(1, seed) for seed in range(4)]
+    asks = [(old if i % 2 else new, b) for i, b in enumerate(bodies)]
+    answers = _gather(MicroBatcher(0.5, 1000, 100, calls.append), asks)
+    assert sorted(calls) == [2, 2]
+    assert_close(answers, [_alone(m, b) for m, b in asks])
 
 
 def test_a_bad_request_fails_alone_and_the_batcher_goes_on(models: Models) -> None:
     model = load_model(models.ll)
     bodies = [_csv(1, 0), Body("csv", b"1,2\n"), _csv(1, 2)]
-    answers = _gather(MicroBatcher(model, 0.5, 1000, 100), bodies)
+    answers = _gather(MicroBatcher(0.5, 1000, 100), [(model, b) for b in bodies])
     assert isinstance(answers[1], DataError)
     assert_close([answers[0], answers[2]], [_alone(model, bodies[0]), _alone(model, bodies[2])])
 
@@ -141,13 +159,15 @@ def test_a_failing_model_call_fails_its_requests_not_the_batcher(models: Models)
     tensors = dict(model.tensors)
 
     async def main() -> list[object]:
-        batcher = MicroBatcher(model, 0.0, 100, 100)
+        batcher = MicroBatcher(0.0, 100, 100)
         batcher.start()
         try:
             model.tensors.clear()  # a model that cannot predict: a bug, no request's fault
-            failed = await asyncio.gather(batcher.predict(_csv(1, 0)), return_exceptions=True)
+            failed = await asyncio.gather(
+                batcher.predict(model, _csv(1, 0)), return_exceptions=True
+            )
             model.tensors.update(tensors)
-            return [*failed, await batcher.predict(_csv(1, 0))]
+            return [*failed, await batcher.predict(model, _csv(1, 0))]
         finally:
             await batcher.stop()
 
@@ -157,9 +177,9 @@ def test_a_failing_model_call_fails_its_requests_not_the_batcher(models: Models)
 
 
 def test_a_batcher_not_started_says_so(models: Models) -> None:
-    batcher = MicroBatcher(load_model(models.ll), 0.0, 100, 100)
+    batcher = MicroBatcher(0.0, 100, 100)
     with pytest.raises(RuntimeError, match="not running"):
-        asyncio.run(batcher.predict(_csv(1, 0)))
+        asyncio.run(batcher.predict(load_model(models.ll), _csv(1, 0)))
 
 
 def test_rows_are_counted_by_non_blank_lines() -> None:

@@ -158,3 +158,24 @@ def test_worker_processes_answer_and_count_together(models: Models, tmp_path: Pa
     # Whichever worker answered /metrics, it counts every worker's requests.
     assert 'streamfit_serving_requests_total{model="pca",status="200"} 32.0' in metrics
     assert 'streamfit_serving_batch_rows_sum{model="pca"} 32.0' in metrics
+
+
+@pytest.mark.slow  # two worker processes start one after the other
+def test_each_worker_follows_the_published_versions(tmp_path: Path) -> None:
+    from streamfit.serving.app import VERSION_HEADER
+    from tests.serving.test_versions import Trainer
+
+    trainer = Trainer(tmp_path / "job")
+    trainer.publish()
+    with _serving(str(tmp_path / "job"), "--workers", "2", "--poll-seconds", "0.1") as (url, proc):
+        assert _workers(proc.pid, 2) == 2
+        assert {a.headers[VERSION_HEADER] for a in _sixteen(url, "/invocations")} == {"000001"}
+        assert trainer.publish() == "000002"
+        swapped = 'streamfit_serving_model_swaps_total{model="job"} 2.0'
+        deadline = time.monotonic() + 30
+        while swapped not in httpx.get(f"{url}/metrics").text:  # counted by both workers
+            assert time.monotonic() < deadline, "a worker never swapped"
+            time.sleep(0.1)
+        answers = _sixteen(url, "/invocations")
+    assert {a.status_code for a in answers} == {200}
+    assert {a.headers[VERSION_HEADER] for a in answers} == {"000002"}

@@ -46,6 +46,12 @@ __all__ = ["serve_command"]
 )
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
 @click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    help="How often a followed training output's models/latest is checked for a new version.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=1,
@@ -75,12 +81,17 @@ def serve_command(
     max_request_rows: int,
     max_body_bytes: int,
     device: str,
+    poll_seconds: float,
     token_file: Path | None,
     allow_host: tuple[str, ...],
     workers: int,
 ) -> None:
     """Serve the models in MODEL folders (PATH, or NAME=PATH): GET /ping, POST /invocations
-    (one model) or /models/NAME/invocations, GET /metrics."""
+    (one model) or /models/NAME/invocations, GET /metrics.
+
+    A MODEL that is a continuous training's output folder (train --publish-every), or its
+    models/ folder, is served at the version models/latest names and follows it as new
+    versions are published; answers name their version in X-Streamfit-Model-Version."""
     import uvicorn
 
     from streamfit.serving import ServeSettings, create_app, load_served
@@ -103,9 +114,12 @@ def serve_command(
         # A server on loopback answers only to loopback's names (DNS rebinding); one on the
         # network, to the names given, else to any (its token guards it).
         allowed_hosts=frozenset(LOOPBACK_NAMES | names) if loopback else frozenset(names) or None,
+        poll_seconds=poll_seconds,
+        device=device,
     )
     for m in served:
-        click.echo(f"serving {m.name} ({m.model.algorithm}) from {m.path}", err=True)
+        follows = f", version {m.version}, following {m.link}" if m.link is not None else ""
+        click.echo(f"serving {m.name} ({m.model.algorithm}) from {m.path}{follows}", err=True)
     guarded = " (bearer token required)" if token is not None else ""
     processes = f", {workers} worker processes" if workers > 1 else ""
     click.echo(f"listening on {host} port {port}{processes}{guarded}", err=True)

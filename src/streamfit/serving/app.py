@@ -6,9 +6,12 @@
 ``POST /invocations``                  the answers of the one model served
 ``POST /models/{name}/invocations``    the answers of model ``name`` (also ``.../invoke``,
                                        as SageMaker's multi-model containers are asked)
-``GET /models``                        the models served, with their algorithms
-``GET /metrics``                       Prometheus: requests, latency, rows per model call
+``GET /models``                        the models served, with their algorithms (and versions)
+``GET /metrics``                       Prometheus: requests, latency, rows per model call, swaps
 =====================================  ==========================================================
+
+A model given as a continuous training's output follows its published versions
+(:mod:`.versions`): every answer from it names its version in :data:`VERSION_HEADER`.
 
 A request that cannot be answered as sent is a 4xx with a JSON body
 ``{"error": message, "row": ..., "field": ...}`` (row and field where the error has them);
@@ -17,6 +20,8 @@ the server never stops on a request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -49,11 +54,15 @@ from streamfit.serving.forecasts import forecast, read_series
 from streamfit.serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from streamfit.serving.models import ServedModel
 from streamfit.serving.security import Guard
+from streamfit.serving.versions import VersionWatcher
 
-__all__ = ["ServeSettings", "create_app", "error_answer"]
+__all__ = ["VERSION_HEADER", "ServeSettings", "create_app", "error_answer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: The header naming the version of a followed model that answered.
+VERSION_HEADER = "X-Streamfit-Model-Version"
 
 #: Bodies larger than this are parsed in a worker thread, so that the event loop goes on
 #: taking requests meanwhile; smaller ones cost less than the hand-over.
@@ -76,6 +85,10 @@ class ServeSettings:
     token: str | None = field(default=None, repr=False)
     #: The Host names answered (:mod:`streamfit.serving.security`); None: any.
     allowed_hosts: frozenset[str] | None = None
+    #: How often a followed model's ``latest`` link is read, in seconds.
+    poll_seconds: float = 0.5
+    #: Where a new version of a followed model is loaded.
+    device: str = "cpu"
 
 
 def error_answer(exc: StreamfitError) -> JSONResponse:
@@ -91,27 +104,43 @@ def error_answer(exc: StreamfitError) -> JSONResponse:
 def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = None) -> FastAPI:
     """The app answering for ``models``; run it under uvicorn (``streamfit serve``)."""
     settings = settings or ServeSettings()
+    # The one place a followed model's version is swapped: a request reads its entry once.
     by_name = {m.name: m for m in models}
+    names = list(by_name)
     metrics = ServingMetrics()
     batchers: dict[str, MicroBatcher] = {}
     if settings.batch_window_ms > 0:
         # A forecaster's requests each carry their own configuration: not batched together.
         for m in (m for m in models if m.model.input_series() is None):
             batchers[m.name] = MicroBatcher(
-                m.model,
                 settings.batch_window_ms / 1000,
                 settings.max_batch_rows,
                 settings.max_request_rows,
                 metrics.batch_rows.labels(model=m.name).observe,
             )
 
+    def swapped(name: str, ok: bool) -> None:
+        (metrics.swaps if ok else metrics.swap_failures).labels(model=name).inc()
+
+    watchers = [
+        VersionWatcher(by_name, m.name, settings.poll_seconds, settings.device, swapped)
+        for m in models
+        if m.link is not None
+    ]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for b in batchers.values():
             b.start()
+        tasks = [asyncio.create_task(w.run()) for w in watchers]
         try:
             yield
         finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
             for b in batchers.values():
                 await b.stop()
 
@@ -139,7 +168,7 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
             metrics.batch_rows.labels(model=served.name).observe(len(records))
         elif batcher is not None:
             body = await _off_loop(data, read_body, data, content_type)
-            records = await batcher.predict(body)
+            records = await batcher.predict(served.model, body)
         else:
             records = await run_in_threadpool(
                 _answer_alone, served.model, data, content_type, settings.max_request_rows
@@ -159,33 +188,40 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
         except Exception:
             log.exception("%s: prediction failed", label)
             response = JSONResponse({"error": "internal error: see the server's log"}, 500)
+        if served is not None and served.version is not None:
+            response.headers[VERSION_HEADER] = served.version
         metrics.requests.labels(model=label, status=str(response.status_code)).inc()
         metrics.latency.labels(model=label).observe(time.perf_counter() - start)
         return response
 
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
-        return {"status": "ok", "models": list(by_name)}
+        return {"status": "ok", "models": names}
 
     @app.get("/models")
     async def list_models() -> dict[str, Any]:
         return {
             "models": [
-                {"name": m.name, "algorithm": m.model.algorithm, "path": str(m.path)}
-                for m in models
+                {
+                    "name": m.name,
+                    "algorithm": m.model.algorithm,
+                    "path": str(m.path),
+                    "version": m.version,
+                }
+                for m in by_name.values()
             ]
         }
 
     # Plain Starlette routes: the body is read raw, so FastAPI's parameter solving would only
     # add to every request's cost (a fifth of the server's CPU for a one-row request).
     async def invocations(request: Request) -> Response:
-        if len(models) != 1:
-            names = ", ".join(by_name)
+        if len(names) != 1:
             exc = RequestError(
-                f"{len(models)} models are served: POST /models/NAME/invocations ({names})"
+                f"{len(names)} models are served: POST /models/NAME/invocations "
+                f"({', '.join(names)})"
             )
             return error_answer(exc)
-        return await invoke(models[0], request, models[0].name)
+        return await invoke(by_name[names[0]], request, names[0])
 
     async def model_invocations(request: Request) -> Response:
         name = request.path_params["name"]

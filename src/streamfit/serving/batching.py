@@ -130,6 +130,7 @@ def answer_bodies(model: Model, bodies: Sequence[Body], max_rows: int) -> list[R
 
 @dataclass
 class _Pending:
+    model: Model
     body: Body
     answer: asyncio.Future[Records]
 
@@ -144,11 +145,13 @@ class MicroBatcher:
     after the first, then reads and answers them together with :func:`answer_bodies` in its
     worker thread; ``max_request_rows`` is the most rows one body may hold.
 
+    Each request names the model that answers it: a batch that spans a swap of versions
+    (:mod:`.versions`) answers each request with the version it was sent to.
+
     ``observe`` is told the row count of each model call (the batch-size histogram).
     :meth:`start` and :meth:`stop` run in the server's event loop (its lifespan).
     """
 
-    model: Model
     window: float
     max_rows: int
     max_request_rows: int
@@ -169,11 +172,12 @@ class MicroBatcher:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    async def predict(self, body: Body) -> Records:
-        """The answers to the rows of ``body``, read and predicted with those beside it."""
+    async def predict(self, model: Model, body: Body) -> Records:
+        """``model``'s answers to the rows of ``body``, read and predicted with those beside
+        it."""
         if self._task is None or self._task.done():
             raise RuntimeError("the batcher is not running (start it in the server's lifespan)")
-        pending = _Pending(body, asyncio.get_running_loop().create_future())
+        pending = _Pending(model, body, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.answer
 
@@ -200,19 +204,31 @@ class MicroBatcher:
 
     async def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.answer.done()]  # a client gone is not waited for
-        try:
-            results = await loop.run_in_executor(
-                self._pool, answer_bodies, self.model, [p.body for p in live], self.max_request_rows
-            )
-        except Exception as exc:  # each request's handler reports it; the loop goes on
-            results = [exc] * len(live)
-        predicted = sum(len(r) for r in results if not isinstance(r, Exception))
-        if predicted:
-            self.observe(predicted)
-        for p, result in zip(live, results, strict=True):
-            if p.answer.done():
-                continue
-            if isinstance(result, Exception):
-                p.answer.set_exception(result)
-            else:
-                p.answer.set_result(result)
+        by_model: dict[int, list[_Pending]] = {}
+        for p in live:
+            by_model.setdefault(id(p.model), []).append(p)
+        for group in by_model.values():
+            try:
+                results = await loop.run_in_executor(
+                    self._pool,
+                    answer_bodies,
+                    group[0].model,
+                    [p.body for p in group],
+                    self.max_request_rows,
+                )
+            except Exception as exc:  # each request's handler reports it; the loop goes on
+                results = [exc] * len(group)
+            predicted = sum(len(r) for r in results if not isinstance(r, Exception))
+            if predicted:
+                self.observe(predicted)
+            _settle(group, results)
+
+
+def _settle(group: list[_Pending], results: list[Records | Exception]) -> None:
+    for p, result in zip(group, results, strict=True):
+        if p.answer.done():
+            continue
+        if isinstance(result, Exception):
+            p.answer.set_exception(result)
+        else:
+            p.answer.set_result(result)

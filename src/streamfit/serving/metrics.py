@@ -1,4 +1,5 @@
-"""Prometheus metrics of the model server: requests, their latency and the batch sizes.
+"""Prometheus metrics of the model server: requests, their latency, the batch sizes and the
+swaps of followed models' versions.
 
 Each app keeps its own registry, so two apps in one process (tests, or a server beside a
 library user's own metrics) never count into each other; several worker processes
@@ -58,6 +59,19 @@ class ServingMetrics:
             "Rows per model call (requests batched together add up), by model.",
             ["model"],
             buckets=_ROW_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.swaps = Counter(
+            "streamfit_serving_model_swaps",
+            "New versions of a followed model swapped in, by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.swap_failures = Counter(
+            "streamfit_serving_model_swap_failures",
+            "New versions of a followed model that failed to load (the old one serves on).",
+            ["model"],
             registry=self.registry,
         )
 
