@@ -269,6 +269,21 @@ def test_samples_come_from_what_is_held_and_an_empty_reservoir_gives_none() -> N
     assert drawn_labels == still
 
 
+def test_held_slots_and_new_items_fill_gaps_from_the_lowest_free_slot() -> None:
+    """held() and the slots of new items, whether the held slots are a prefix (the fast
+    path: a count, no scan) or have gaps."""
+    res = create_rows(_state(), 3, capacity_bytes=50 * ROW)
+    x, y = _rows(20)
+    res.offer_batch(Batch(x, y))
+    mask = res.state.tensors["replay.held"]
+    assert res.held().tolist() == list(range(20))  # a prefix
+    mask[[3, 7]] = False
+    assert res.held().tolist() == [i for i in range(20) if i not in (3, 7)]
+    res.offer_batch(Batch(*_rows(3, seed=2)))  # room for all: the gaps, then slot 20
+    assert res.held().tolist() == list(range(21))
+    assert res.state.tensors["replay.field.labels"][[3, 7, 20]].tolist() == [0.0, 1.0, 2.0]
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_a_saved_and_resumed_reservoir_equals_the_uninterrupted_one(
     sparse: bool, tmp_path: Path

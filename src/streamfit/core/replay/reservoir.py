@@ -56,7 +56,19 @@ class Reservoir:
 
     def held(self) -> torch.Tensor:
         """The slots holding an item, ascending."""
-        return self._t("held").nonzero().squeeze(1)
+        mask = self._t("held")
+        count = self._prefix(mask)
+        if count is not None:
+            return torch.arange(count, device=mask.device)
+        return mask.nonzero().squeeze(1)
+
+    @staticmethod
+    def _prefix(mask: torch.Tensor) -> int | None:
+        """How many slots are held if they are the lowest ones, the usual layout (slots fill
+        from the lowest): a sum and a check instead of a ``nonzero`` over every slot, a
+        tenth of its time on the CPU. None if the held slots have gaps."""
+        count = int(mask.sum())
+        return count if bool(mask[:count].all()) else None
 
     def __len__(self) -> int:
         return int(self._t("held").sum())
@@ -115,7 +127,11 @@ class Reservoir:
         whose keys are written."""
         held = self._t("held")
         held[evict] = False
-        free = (~held).nonzero().squeeze(1)[: take.numel()]
+        count = self._prefix(held)
+        if count is not None and count + take.numel() <= held.numel():
+            free = torch.arange(count, count + take.numel(), device=held.device)
+        else:
+            free = (~held).nonzero().squeeze(1)[: take.numel()]
         held[free] = True
         self._t("keys")[free] = keys.to(held.device)[take]
         return free
