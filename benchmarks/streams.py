@@ -3,8 +3,9 @@
     python benchmarks/streams.py [--rows 200000] [--features 20] [--format json|csv]
                                  [--redis-url redis://127.0.0.1:6379/0] [--repeat 2]
 
-The rows (``datagen.linear_task``, binary) are written once to a local Parquet file and as
-one message each to a fresh Redis stream (started here with ``redis-server`` on a free loopback
+The rows (``datagen.linear_task``, binary) are written once to a local Parquet file, to a local
+file in the messages' format (JSON Lines or CSV: the same parse), and as one message each to a
+fresh Redis stream (started here with ``redis-server`` on a free loopback
 port unless ``--redis-url`` is given). Each round trains Linear Learner in this process on
 each input in turn, the stream through a new consumer group from its start. Training time is
 ``train:seconds`` less the stream's idle timeout (the quiet wait that ends its read). The
@@ -49,12 +50,17 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes]]:
     return f"redis://127.0.0.1:{port}/0", proc
 
 
-def fill(url: str, stream: str, folder: Path, rows: int, features: int, fmt: str) -> Path:
+def fill(
+    url: str, stream: str, folder: Path, rows: int, features: int, fmt: str
+) -> tuple[Path, Path]:
+    """The rows as Parquet, as a file in the messages' format, and as messages."""
     task = linear_task(features, "binary", seed=1)
     parquet = folder / "train.parquet"
     write_batches(parquet, task.blocks(rows))
     out = io.BytesIO()
     WRITERS["jsonl" if fmt == "json" else fmt](task.blocks(rows), out)
+    text = folder / ("train.jsonl" if fmt == "json" else "train.csv")
+    text.write_bytes(out.getvalue())
     client = redis.Redis.from_url(url)
     client.delete(stream)
     lines = out.getvalue().splitlines()
@@ -63,7 +69,7 @@ def fill(url: str, stream: str, folder: Path, rows: int, features: int, fmt: str
         for body in lines[at : at + 10_000]:
             pipe.xadd(stream, {"body": body})
         pipe.execute()
-    return parquet
+    return parquet, text
 
 
 def rate(uri: str, idle: float) -> float:
@@ -85,15 +91,18 @@ def main() -> None:
         url, proc = start_redis()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            parquet = fill(url, "bench", Path(tmp), args.rows, args.features, args.format)
+            folder = Path(tmp)
+            parquet, text = fill(url, "bench", folder, args.rows, args.features, args.format)
             print(f"{args.rows:,} rows of {args.features} features; messages as {args.format}")
             for round_ in range(args.repeat):
                 file_rate = rate(str(parquet), 0.0)
+                text_rate = rate(str(text), 0.0)
                 stream = f"{url}?stream=bench&group=r{round_}&format={args.format}"
                 stream_rate = rate(f"{stream}&idle_timeout={IDLE}s&count=10000", IDLE)
                 print(
-                    f"round {round_ + 1}: parquet {file_rate:,.0f} rows/s, redis "
-                    f"{stream_rate:,.0f} rows/s ({stream_rate / file_rate:.2f} of the file's)"
+                    f"round {round_ + 1}: parquet {file_rate:,.0f} rows/s, {text.name} "
+                    f"{text_rate:,.0f}, redis {stream_rate:,.0f} ({stream_rate / file_rate:.2f} "
+                    f"of Parquet's rate, {stream_rate / text_rate:.2f} of {text.name}'s)"
                 )
     finally:
         if proc is not None:
