@@ -12,6 +12,15 @@ the answer and send the next, for ``--seconds`` after a warm-up. Reported: reque
 p50 and p99 latency as the client sees it, rows per model call (from ``/metrics``) and the
 server process's CPU time per row (from /proc: a figure that depends less than rows/s on what
 else the machine runs, as the client and other work share its cores).
+
+    python benchmarks/serving.py --swap-every 1 [--seconds 10]
+
+serves a continuous training's output folder instead (``streamfit serve OUTPUT``, batching),
+first ``--seconds`` steady, then ``--seconds`` while a new version is published every
+``--swap-every`` seconds (written beforehand by the trainer's Publisher, each moved into place
+and ``latest`` renamed over, as the Publisher does last). Reported for each phase: p50, p99 and
+the slowest request, and how many requests took over twice the steady p99; every answer's
+version header is checked (a published version, never older than the one before).
 """
 
 from __future__ import annotations
@@ -101,7 +110,13 @@ def _start(command: list[str], port: int) -> subprocess.Popen[bytes]:
 
 
 async def _client(
-    port: int, body: bytes, stop_at: float, record_from: float, latencies: list[float], path: str
+    port: int,
+    body: bytes,
+    stop_at: float,
+    record_from: float,
+    latencies: list[float],
+    path: str,
+    versions: list[bytes] | None = None,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = (
@@ -120,6 +135,11 @@ async def _client(
         await reader.readexactly(length)
         if start >= record_from:
             latencies.append(time.perf_counter() - start)
+        if versions is not None:
+            version = re.search(rb"(?i)x-streamfit-model-version: *(\d+)", head)
+            if version is None or (versions and version.group(1) < versions[-1]):
+                raise SystemExit(f"no version, or an older one than {versions[-1:]}: {head!r}")
+            versions.append(version.group(1))
     writer.close()
 
 
@@ -186,6 +206,154 @@ def _rows_per_call(port: int) -> float | None:
     return float(total.group(1)) / float(calls.group(1))
 
 
+def _trainer(n_features: int) -> Any:
+    """A Linear Learner that trains a batch further at each call and publishes the version."""
+    import torch
+
+    from streamfit import Batch, get_algorithm
+    from streamfit.datagen import linear_task
+    from streamfit.training.loop import Loop, warm_up
+    from streamfit.training.publish import Publisher
+
+    algo = get_algorithm("linear-learner")(predictor_type="binary_classifier")
+    blocks = linear_task(n_features, "binary", seed=1).blocks(1000 * 1000, block=1000)
+    end = 0
+
+    def batch() -> Batch:
+        nonlocal end
+        block = next(blocks)
+        flat = block.column("features").flatten().to_numpy()
+        x = torch.from_numpy(flat.reshape(-1, n_features).copy())
+        y = torch.tensor(block.column("label").to_numpy(), dtype=torch.float32)
+        end += len(y)
+        return Batch(x.float(), y, end_position=end)
+
+    state, batches = warm_up(algo, None, iter([batch()]), torch.device("cpu"), "bench")
+    loop = Loop(algo)
+    for b in batches:
+        loop.step(state, b)
+
+    def publish(publisher: Publisher) -> Path:
+        loop.step(state, batch())
+        return publisher.publish(algo, state)
+
+    return publish
+
+
+def _phase(latencies: list[float], over: float) -> dict[str, Any]:
+    lat = np.array(latencies) * 1e3
+    return {
+        "requests": len(lat),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(lat.max()),
+        "over_2x_steady_p99": int((lat > over).sum()),
+    }
+
+
+def run_swaps(args: argparse.Namespace) -> dict[str, Any]:
+    """Latency of ``streamfit serve OUTPUT`` steady, then while versions are swapped in."""
+    from streamfit.training.publish import LATEST, MODELS, Publisher
+
+    folder = Path(tempfile.mkdtemp(prefix="serving-swap-bench-"))
+    publish = _trainer(args.features)
+    served, staged = folder / "served", folder / "staged"
+    publish(Publisher(served, every=3600, keep=3))
+    n_swaps = int(args.seconds / args.swap_every) + 2
+    staging = Publisher(staged, every=3600, keep=n_swaps + 2)
+    for _ in range(n_swaps + 1):
+        publish(staging)  # numbered 000001...: the first is left out below
+
+    rows = np.random.default_rng(0).normal(size=(256, args.features)).astype(np.float32)
+    bodies = [(",".join(f"{v:.6g}" for v in row) + "\n").encode() for row in rows]
+    port = _free_port()
+    command = [sys.executable, "-m", "streamfit", "serve", str(served), "--port", str(port)]
+    proc = _start([*command, "--poll-seconds", str(args.poll_seconds)], port)
+
+    async def phase(swapping: bool) -> tuple[list[float], int]:
+        # Each phase on new connections, measured after the same warm-up.
+        record_from = time.perf_counter() + args.warmup
+        stop_at = record_from + args.seconds
+        latencies: list[float] = []
+        swaps = 0
+
+        async def swapper() -> None:
+            nonlocal swaps
+            version = 2
+            await asyncio.sleep(args.warmup)
+            while time.perf_counter() + args.swap_every < stop_at:
+                await asyncio.sleep(args.swap_every)
+                name = f"{version:06d}"
+                (staged / MODELS / name).rename(served / MODELS / name)
+                link = served / MODELS / ".latest.bench"
+                link.symlink_to(name)
+                link.replace(served / MODELS / LATEST)
+                version, swaps = version + 1, swaps + 1
+
+        await asyncio.gather(
+            *([swapper()] if swapping else []),
+            *(
+                _client(
+                    port,
+                    bodies[i % len(bodies)],
+                    stop_at,
+                    record_from,
+                    latencies,
+                    "/invocations",
+                    [],
+                )
+                for i in range(args.clients)
+            ),
+        )
+        return latencies, swaps
+
+    try:
+        steady, _ = _run_loop(phase(False))
+        swapping, swaps = _run_loop(phase(True))
+        metrics = urllib_get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    over = 2 * float(np.percentile(steady, 99)) * 1e3
+    swapped = re.search(r"streamfit_serving_model_swaps_total\{[^}]*\} (\S+)", metrics)
+    errors = re.findall(
+        r'streamfit_serving_requests_total\{[^}]*status="[^2]\d\d"\} (\S+)', metrics
+    )
+    result = {
+        "clients": args.clients,
+        "swap_every_s": args.swap_every,
+        "versions_published": swaps,
+        "swaps_counted_by_server": float(swapped.group(1)) if swapped else 0.0,
+        "non_200_answers": sum(float(e) for e in errors),
+        "steady": _phase(steady, over),
+        "swapping": _phase(swapping, over),
+    }
+    for name in ("steady", "swapping"):
+        r = result[name]
+        print(
+            f"{name:9s} {r['requests'] / args.seconds:7,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  "
+            f"over 2x steady p99 ({over:.2f} ms): {r['over_2x_steady_p99']}",
+            flush=True,
+        )
+    print(
+        f"versions published {swaps}, swapped in by the server "
+        f"{result['swaps_counted_by_server']:.0f}, "
+        f"answers other than 200: {result['non_200_answers']:.0f}",
+        flush=True,
+    )
+    return result
+
+
+def urllib_get(url: str) -> str:
+    import urllib.request
+
+    return str(urllib.request.urlopen(url).read().decode())
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     folder = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     model = _train(folder, args.features)
@@ -232,6 +400,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--only", default=None, help="Run only the servers whose name has this.")
     parser.add_argument("--json", type=Path, default=None, help="Write the results here.")
+    parser.add_argument(
+        "--swap-every",
+        type=float,
+        default=None,
+        help="Measure latency while a new version is published every this many seconds.",
+    )
+    parser.add_argument("--poll-seconds", type=float, default=0.5, help="streamfit serve's.")
     parser.add_argument("--plain-server", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,7 +417,7 @@ def main() -> None:
             _plain_app(args.plain_server), host="127.0.0.1", port=args.port, log_level="warning"
         )
         return
-    results = run(args)
+    results: Any = run_swaps(args) if args.swap_every else run(args)
     if args.json:
         # The load average says how much of the machine the run had (others may share it).
         doc = {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "results": results}
