@@ -344,6 +344,30 @@ def show_command(job_id: int, settings: Settings, as_json: bool) -> None:
             _cell(e.detail or ""),
         )
     console.print(table)
+    if detail["versions"]:
+        console.print(versions_table(detail["versions"]))
+
+
+def versions_table(versions: list[dict[str, Any]]) -> Table:
+    """A job's published model versions, newest first, with their windows' metrics."""
+    names = sorted({k for v in versions for k in v["window"]})
+    table = Table(title="published versions")
+    for name in ("version", "published (UTC)", "rows", *(f"window {n}" for n in names)):
+        table.add_column(_cell(name))
+    for v in versions:
+        at = (v["published_at"] or "").replace("T", " ")[:19]
+        cells = [_number(v["window"].get(n)) for n in names]
+        table.add_row(v["version"], at, _number(v["rows"]), *cells)
+    return table
+
+
+def _number(value: Any) -> Text:
+    """A metric of a file a job wrote: numbers shortened, anything else escaped."""
+    if isinstance(value, float):
+        return Text(f"{value:.4g}")
+    if isinstance(value, int):
+        return Text(f"{value:,}")
+    return Text("-") if value is None else _cell(value)
 
 
 @jobs_group.command("logs")

@@ -13,6 +13,7 @@ from typing import Any
 
 from streamfit.jobs.backends.base import RunPhase, RunState
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.continuous import failures_after, is_continuous
 from streamfit.jobs.environment import masked_tail, secret_values
 from streamfit.jobs.preempt import is_preempted, requeue
 from streamfit.jobs.runs import classify, error_signature
@@ -92,7 +93,11 @@ def _ended(ctx: StepContext, job: Job, state: RunState, now: float) -> Change:
     reason = outcome.reason
     if tail:
         reason += "\n--- last lines of the log ---\n" + "\n".join(tail.splitlines()[-20:])
-    failures = job.failures.failed(kind, error_signature(kind, outcome.reason))
+    signature = error_signature(kind, outcome.reason)
+    if is_continuous(job):
+        failures = failures_after(job, kind, signature)
+    else:
+        failures = job.failures.failed(kind, signature)
     values.update(failure_kind=kind, failure_reason=reason, failures=failures)
     return Change(job, Status.FAILED, f"{kind}: {outcome.reason}", values)
 

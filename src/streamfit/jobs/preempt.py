@@ -32,9 +32,12 @@ def is_preempted(job: Job) -> bool:
     return job.failure_kind == _PREEMPTED and not job.stop_requested
 
 
-def requeue(job: Job, now: float) -> Change:
-    """A preempted job back to New, as its next attempt (a new run name) with no budget
-    spent: its failures are untouched and its attempts allowed grow by one."""
+def requeue(
+    job: Job, now: float, detail: str = "preempted: queued again, no attempt spent"
+) -> Change:
+    """A preempted job (or a continuous one that made progress) back to New, as its next
+    attempt (a new run name) with no budget spent: its failures are untouched and its
+    attempts allowed grow by one."""
     values = {
         "attempt": job.attempt + 1,
         "max_attempts": job.max_attempts + 1,
@@ -43,7 +46,7 @@ def requeue(job: Job, now: float) -> Change:
         "started_at": None,
         "ended_at": None,
     }
-    return Change(job, Status.NEW, "preempted: queued again, no attempt spent", values)
+    return Change(job, Status.NEW, detail, values)
 
 
 @dataclass

@@ -13,14 +13,18 @@ from streamfit.jobs.status import Status
 __all__ = ["Change", "Event", "Failures", "Job", "Notification", "Submission"]
 
 _SIGNATURE, _STREAK, _LAUNCH_ERRORS = "signature", "streak", "launch_errors"
+_STALLED, _PROGRESS, _RESTARTS = "stalled", "progress", "restarts"
+_NOT_KINDS = {_SIGNATURE, _STREAK, _LAUNCH_ERRORS, _STALLED, _PROGRESS, _RESTARTS}
 
 
 @dataclass(frozen=True)
 class Failures:
     """A job's failures so far (the ``failures`` column, JSON): failed attempts by failure
     kind, the last error's fingerprint and how many times in a row it came, and the launches
-    that failed without using an attempt. The retry step decides from these; whether a job
-    failed for good is :attr:`Job.final`.
+    that failed without using an attempt; for a continuous job, also the failures in a row
+    without progress, the progress seen at the last failure, and the restarts that followed
+    progress (:mod:`~streamfit.jobs.continuous`). The retry step decides from these; whether a
+    job failed for good is :attr:`Job.final`.
 
     >>> f = Failures().failed("algorithm", "3fa9c0").failed("algorithm", "3fa9c0")
     >>> f.count("algorithm"), f.streak, f.to_json()
@@ -34,6 +38,12 @@ class Failures:
     signature: str | None = None
     streak: int = 0
     launch_errors: int = 0
+    #: A continuous job's failures in a row with no progress between them.
+    stalled: int = 0
+    #: A continuous job's progress (its newest checkpoint or version) at its last failure.
+    progress: str | None = None
+    #: A continuous job's restarts after a failure that followed progress (no attempt spent).
+    restarts: int = 0
 
     def count(self, kind: str) -> int:
         return self.by_kind.get(kind, 0)
@@ -44,21 +54,44 @@ class Failures:
         by_kind = {**self.by_kind, kind: self.count(kind) + 1}
         return replace(self, by_kind=by_kind, signature=signature, streak=streak)
 
+    def progressed(self, progress: str) -> Failures:
+        """A continuous job's failure after ``progress``: a restart, no attempt spent; the
+        budgets count the failures since.
+
+        >>> f = Failures().failed("algorithm", "3fa9c0").progressed("1733011200")
+        >>> f.count("algorithm"), f.stalled, f.restarts, f.to_json()["progress"]
+        (0, 0, 1, '1733011200')
+        """
+        return replace(
+            self,
+            by_kind={},
+            signature=None,
+            streak=0,
+            stalled=0,
+            progress=progress,
+            restarts=self.restarts + 1,
+        )
+
+    def stalled_at(self, progress: str) -> Failures:
+        """One more failure of a continuous job with no progress since the one before."""
+        return replace(self, stalled=self.stalled + 1, progress=progress)
+
     def launch_failed(self) -> Failures:
         """One more launch that failed before a run existed (no attempt used)."""
         return replace(self, launch_errors=self.launch_errors + 1)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Failures:
-        by_kind = {
-            k: int(v) for k, v in doc.items() if k not in (_SIGNATURE, _STREAK, _LAUNCH_ERRORS)
-        }
-        signature = doc.get(_SIGNATURE)
+        by_kind = {k: int(v) for k, v in doc.items() if k not in _NOT_KINDS}
+        signature, progress = doc.get(_SIGNATURE), doc.get(_PROGRESS)
         return cls(
             by_kind,
             None if signature is None else str(signature),
             int(doc.get(_STREAK, 0)),
             int(doc.get(_LAUNCH_ERRORS, 0)),
+            int(doc.get(_STALLED, 0)),
+            None if progress is None else str(progress),
+            int(doc.get(_RESTARTS, 0)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +101,12 @@ class Failures:
             doc.update({_SIGNATURE: self.signature, _STREAK: self.streak})
         if self.launch_errors:
             doc[_LAUNCH_ERRORS] = self.launch_errors
+        if self.stalled:
+            doc[_STALLED] = self.stalled
+        if self.progress is not None:
+            doc[_PROGRESS] = self.progress
+        if self.restarts:
+            doc[_RESTARTS] = self.restarts
         return doc
 
 

@@ -3,13 +3,16 @@
 A job is retried while the budget for its failure kind lasts (``retry.algorithm``,
 ``retry.infrastructure``; ``invalid`` never), unless the same error has repeated
 ``retry.crash_loop`` times in a row, or its owner asked it to stop. A retried built-in job
-resumes from its checkpoint folder, which belongs to the job.
+resumes from its checkpoint folder, which belongs to the job. A continuous job whose failure
+followed progress restarts at once, spending nothing (:mod:`~streamfit.jobs.continuous`).
 """
 
 from __future__ import annotations
 
 from streamfit.jobs.backoff import compute_backoff
 from streamfit.jobs.context import StepContext
+from streamfit.jobs.continuous import crash_loop_reason, restarts
+from streamfit.jobs.preempt import requeue
 from streamfit.jobs.status import FailureKind, Status
 from streamfit.jobs.store import Change, Job
 
@@ -25,6 +28,10 @@ def retry_decision(job: Job) -> tuple[bool, str]:
         return False, "its owner asked it to stop"
     if kind == FailureKind.INVALID.value:
         return False, "invalid: not retried"
+    if restarts(job):
+        return True, f"continuous: restarted from its checkpoint after {kind} failure"
+    if (loop := crash_loop_reason(job, spec.retry.crash_loop)) is not None:
+        return False, loop
     budget = getattr(spec.retry, kind, 0)
     if used > budget:
         return False, f"{kind} failures: {used}, budget {budget} retries"
@@ -44,7 +51,9 @@ def retry_step(ctx: StepContext, limit: int = 500) -> int:
     with ctx.store.claim_jobs([Status.FAILED], final=False, limit=limit) as claim:
         for job in claim.items:
             retry, why = retry_decision(job)
-            if retry:
+            if retry and restarts(job):
+                changes.append(requeue(job, now, f"{why}, no attempt spent"))
+            elif retry:
                 spec = job.spec_model()
                 used = job.failures.count(job.failure_kind or "") or 1
                 delay = compute_backoff(

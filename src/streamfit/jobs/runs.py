@@ -116,6 +116,9 @@ def run_request(
             spec.device,
             "--no-progress",
         ]
+        if spec.publish_every_seconds is not None:
+            argv += ["--publish-every", f"{spec.publish_every_seconds:g}s"]
+            argv += ["--keep-versions", str(spec.keep_versions)]
         for name, value in spec.hyperparameters.items():
             argv += ["--hp", f"{name}={value}"]
     else:

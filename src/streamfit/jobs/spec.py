@@ -57,7 +57,7 @@ __all__ = [
 
 MAX_SPEC_BYTES = 256 * 1024  # one spec, as JSON (as stored)
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one spec file, read before parsing
-_BOUNDED = {"resources", "retry", "notify"}
+_BOUNDED = {"resources", "retry", "notify", "continuous", "publish_every_seconds", "keep_versions"}
 
 #: CPUs are fractional: what fits is compared with this much slack for rounding.
 _CPU_TOLERANCE = 1e-9
@@ -208,6 +208,15 @@ class JobSpec(_Model):
     #: The job checkpoints, so it may be stopped and queued again, without spending an
     #: attempt, when a job of higher priority waits for its room.
     preemptible: bool = False
+    #: Kept running (:mod:`~streamfit.jobs.continuous`): after a failure that followed
+    #: progress (a new checkpoint or model version) it restarts from its checkpoint without
+    #: spending an attempt; ``retry.crash_loop`` failures in a row without progress end it.
+    #: A built-in needs ``publish_every_seconds``; a command publishes as it likes.
+    continuous: bool = False
+    #: A built-in's model versions, published this often (``train --publish-every``).
+    publish_every_seconds: float | None = Field(default=None, gt=0)
+    #: Published versions kept (``train --keep-versions``).
+    keep_versions: int = Field(default=5, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +262,15 @@ class JobSpec(_Model):
             raise ValueError("give exactly one of 'algorithm' (a built-in) or 'command'")
         if self.algorithm is not None and "train" not in self.inputs:
             raise ValueError("a built-in algorithm needs inputs.train")
+        if self.command is not None and self.publish_every_seconds is not None:
+            raise ValueError(
+                "publish_every_seconds is for a built-in algorithm (a command publishes itself)"
+            )
+        if self.continuous and self.algorithm is not None and self.publish_every_seconds is None:
+            raise ValueError(
+                "continuous: a built-in algorithm runs continuously only with "
+                "publish_every_seconds (its published versions are how it shows progress)"
+            )
         if both := sorted(self.env.keys() & self.env_from.keys()):
             raise ValueError(f"in both env and env_from: {', '.join(both)}")
         return self

@@ -12,6 +12,7 @@ from streamfit.jobs.environment import masked_env
 from streamfit.jobs.runs import attempt_refs
 from streamfit.jobs.status import Status
 from streamfit.jobs.store import Event, Job
+from streamfit.jobs.versions import published_versions
 
 __all__ = [
     "attempts_of",
@@ -131,7 +132,8 @@ def shown_spec(job: Job) -> dict[str, Any]:
 
 
 def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
-    """``jobs show --json``: the summary, the spec, the attempts, and the whole history."""
+    """``jobs show --json``: the summary, the spec, the attempts, the whole history, and the
+    model versions it published (continuous training), newest first."""
     return {
         **job_summary(job),
         "submission": job.submission,
@@ -139,6 +141,7 @@ def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
         "priority": job.priority,
         "share": job.share,
         "preemptible": bool(job.spec.get("preemptible")),
+        "continuous": bool(job.spec.get("continuous")),
         "max_attempts": job.max_attempts,
         "failures": job.failures.to_json(),
         "failure_reason": job.failure_reason,
@@ -152,4 +155,5 @@ def job_detail(job: Job, history: Sequence[Event]) -> dict[str, Any]:
         "spec": shown_spec(job),
         "attempts": attempts_of(job, history),
         "history": [event_dict(e) for e in history],
+        "versions": published_versions(job.output_uri),
     }
