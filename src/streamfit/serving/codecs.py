@@ -14,12 +14,17 @@ import functools
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
 from streamfit.core.batch import Batch, Features
 from streamfit.core.model import Model
+from streamfit.data.auxiliary import TEXT_KEY
 from streamfit.data.batcher import Batcher
 from streamfit.data.recordio_writer import encode_label_records
 from streamfit.data.source import PipeSource, SourceOptions
@@ -220,6 +225,10 @@ def body_errors(body: Body) -> Iterator[None]:
 
 
 def _decode(model: Model, body: Body, max_rows: int) -> Rows:
+    if body.fmt == "csv" and len(body.data) <= _FAST_CSV_BYTES and _plain_numbers(model):
+        fast = _fast_csv(body.data, model.meta["n_features"], max_rows)
+        if fast is not None:
+            return fast
     stream = PipeSource(BODY_NAME, io.BytesIO(body.data), SourceOptions())
     source = model_source(model, stream, body.fmt, labelled=False, on_bad_rows="error")
     batches: list[Batch] = []
@@ -231,6 +240,57 @@ def _decode(model: Model, body: Body, max_rows: int) -> Rows:
     if not batches or batches[0].n_rows == 0:
         raise RequestError(f"{BODY_NAME}: no rows to predict")
     return Rows(batches[0].features, batches[0].n_rows)
+
+
+#: Bodies up to this size are first tried by :func:`_fast_csv`; larger ones gain nothing from
+#: it against pyarrow's reader, whose cost per body (about 1 ms, threads included) it avoids.
+_FAST_CSV_BYTES = 256 << 10
+#: A CSV line of plain decimal numbers. Anything else (blank fields, quotes, "nan", "1_0",
+#: spaces) goes to the library's reader, which accepts it or names the bad row and field.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMBERS_LINE = re.compile(rb"[-+.0-9eE]+(?:,[-+.0-9eE]+)*\r?")
+
+
+def _plain_numbers(model: Model) -> bool:
+    """Whether ``model`` reads CSV as plain rows of its width: no names, hashing, text or
+    series, where the reader does nothing but parse numbers."""
+    meta = model.meta
+    return (
+        isinstance(meta.get("n_features"), int)
+        and meta.get("input_schema") is None
+        and not meta.get("hash_features")
+        and meta.get(TEXT_KEY) is None
+        and model.input_series() is None
+    )
+
+
+def _fast_csv(data: bytes, width: int, max_rows: int) -> Rows | None:
+    """The rows of a CSV body of plain numbers, ``width`` to a line, parsed without building a
+    reader; None for any other body (the reader then reads it, and refuses it if it must).
+
+    >>> _fast_csv(b"1,2.5\\n\\n-3,4e1\\n", 2, 10).features
+    tensor([[ 1.0000,  2.5000],
+            [-3.0000, 40.0000]])
+    >>> _fast_csv(b"1,x\\n", 2, 10) is None, _fast_csv(b"1,2,3\\n", 2, 10) is None
+    (True, True)
+    """
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not lines or len(lines) > max_rows:
+        return None
+    commas = width - 1
+    if not all(_NUMBERS_LINE.fullmatch(line) and line.count(b",") == commas for line in lines):
+        return None
+    try:
+        # float() per field rather than numpy's string casts: an order of magnitude quicker
+        # for the few hundred fields of a small body.
+        values = [float(v) for line in lines for v in line.split(b",")]
+    except ValueError:  # "1.2.3", "e": the reader names the field
+        return None
+    wide = np.array(values)
+    if not np.all(np.abs(wide) <= _FLOAT32_MAX):  # inf, or past float32: the reader says so
+        return None
+    x = wide.astype(np.float32).reshape(len(lines), width)
+    return Rows(torch.from_numpy(x), len(lines))
 
 
 def _instances_as_lines(body: bytes) -> bytes:
