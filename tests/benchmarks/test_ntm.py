@@ -49,6 +49,16 @@ def compared(corpus: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     )
 
 
+def test_match_picks_every_contender_named_by_one_of_its_parts() -> None:
+    ntm = import_benchmark("ntm")
+    picked = [n for n in ntm.CONTENDERS if ntm.matches(n, "one read + replay (Parquet)|gensim")]
+    assert picked == [
+        "streamfit NTM, one read + replay (Parquet)",
+        "gensim LdaModel, one pass",
+    ]
+    assert all(ntm.matches(n, None) for n in ntm.CONTENDERS)
+
+
 def test_every_contender_runs_and_is_scored_the_same_way(
     corpus: object, compared: tuple[str, list[Any]]
 ) -> None:
