@@ -109,7 +109,7 @@ def tune(home: Path, data: Path, strategy: str, max_jobs: int, seed: int) -> dic
         scheduler.tick()
         clock.advance(1.0)
     done = tunings.get(tuning.id)
-    rows = trial_rows(done, tunings.trials(done.id))
+    rows = trial_rows(done, tunings.rungs(done.id))
     store.close()
     return {
         "strategy": strategy,

@@ -135,3 +135,39 @@ def test_stop_and_show_of_an_unknown_tuning_job(env: dict[str, str | None], tmp_
     finally:
         manager.close()
     assert "already Stopped" in _cli(env, "tune", "stop", str(tuning_id)).output
+
+
+@pytest.mark.slow  # four real training runs, two of them one after the other: ~25 s
+def test_hyperband_resumes_the_best_trial_from_its_checkpoint_with_linear_learner(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    spec = _spec(
+        tmp_path,
+        strategy="hyperband",
+        resource={"hyperparameter": "epochs", "min": 1, "max": 3, "reduction_factor": 3},
+        hyperparameters={"predictor_type": "binary_classifier", "num_models": 1},
+        max_jobs=3,
+    )
+    tuning_id = _json(env, "tune", "submit", str(spec))["id"]
+    settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
+    manager = JobManager.open(settings, notifiers={})
+    try:
+        tunings = Tunings(manager.store)
+        ended = manager.scheduler().run_until(lambda: tunings.get(tuning_id).final, 240)
+        jobs = tunings.rungs(tuning_id)
+    finally:
+        manager.close()
+    assert ended
+    assert sorted(r for _, r in jobs) == [0, 0, 0, 1]  # the best of 3 resumed, once
+    [(trial, _)] = [k for k in jobs if k[1] == 1]
+    first, resumed = jobs[trial, 0].metrics or {}, jobs[trial, 1].metrics or {}
+    assert first["train:epochs"] == 1 and first["train:rows"] == 4_000
+    assert resumed["train:epochs"] == 3 and resumed["train:rows"] == 3 * 4_000
+    # the resumed run read its two further epochs only: it went on from its checkpoint
+    assert round(resumed["train:rows_per_second"] * resumed["train:seconds"]) == 2 * 4_000
+    aucs = {t: (j.metrics or {})["validation:roc_auc_score"] for (t, r), j in jobs.items() if not r}
+    assert trial == max(aucs, key=lambda t: aucs[t])
+    shown = _json(env, "tune", "show", str(tuning_id))
+    assert shown["status"] == "Completed" and shown["best_trial"] == trial
+    assert shown["trials"][0]["rung"] == 1 and shown["trials"][0]["hyperparameters"]["epochs"] == 3
+    assert shown["budget"]["rows"] == 2 * 4_000 + 3 * 4_000  # not 3 x 3 epochs: 36,000

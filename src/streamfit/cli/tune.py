@@ -62,7 +62,8 @@ def summary(tuning: TuningJob) -> dict[str, Any]:
 
 @click.group("tune")
 def tune_group() -> None:
-    """Tuning jobs: many trials of one job spec, chosen by random, grid or Bayesian search."""
+    """Tuning jobs: many trials of one job spec, chosen by random, grid or Bayesian search,
+    optionally with promotion-type Hyperband (hyperband, early_stopping: auto)."""
 
 
 @tune_group.command("submit")
@@ -136,6 +137,7 @@ def list_command(
 def _trial_json(row: TrialRow) -> dict[str, Any]:
     return {
         "trial": row.trial,
+        "rung": row.rung,
         "job_id": row.job_id,
         "status": row.status,
         "objective": row.value,
@@ -156,7 +158,7 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
     with open_manager(settings, create=False) as manager:
         tunings = Tunings(manager.store)
         tuning = tunings.get(tuning_id)
-        rows = trial_rows(tuning, tunings.trials(tuning_id))
+        rows = trial_rows(tuning, tunings.rungs(tuning_id))
     spent = budget(rows)
     if as_json:
         doc = summary(tuning)
@@ -175,11 +177,14 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
         )
     )
     table = Table()
-    for column in ("trial", "job", "status", "objective", *spec.search, "rows", "run time"):
+    names = list(rows[0].params) if rows else list(spec.search)
+    rungs = ("rung",) if spec.multi_fidelity else ()
+    for column in ("trial", *rungs, "job", "status", "objective", *names, "rows", "run time"):
         table.add_column(printable(column))
     for r in rows:
         table.add_row(
             str(r.trial),
+            *((str(r.rung),) if rungs else ()),
             str(r.job_id),
             r.status,
             _number(r.value),

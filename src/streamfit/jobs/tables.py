@@ -27,6 +27,7 @@ __all__ = [
     "store_identity",
     "submissions",
     "tuning_jobs",
+    "tuning_promotions",
     "tuning_trials",
 ]
 
@@ -184,5 +185,16 @@ tuning_trials = Table(
     metadata,
     Column("tuning_id", Integer, ForeignKey("tuning_jobs.id"), primary_key=True),
     Column("trial", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+)
+
+#: The jobs that resume a multi-fidelity trial at its later rungs (1, 2, ...), each from the
+#: checkpoint of the job before it.
+tuning_promotions = Table(
+    "tuning_promotions",
+    metadata,
+    Column("tuning_id", Integer, ForeignKey("tuning_jobs.id"), primary_key=True),
+    Column("trial", Integer, primary_key=True),
+    Column("rung", Integer, primary_key=True),
     Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
 )

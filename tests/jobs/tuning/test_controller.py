@@ -93,6 +93,10 @@ def test_a_tuning_job_runs_its_trials_as_jobs_and_ends_with_the_best(fake: Fake)
     assert done.status == TuningStatus.COMPLETED and done.trials == 6 == len(trials)
     assert done.completed == 6 and done.failed == 0
     assert most_running == 2  # max_parallel_jobs
+    points = {
+        (j.spec["hyperparameters"]["x"], j.spec["hyperparameters"]["kind"]) for j in trials.values()
+    }
+    assert len(points) == 6  # drawn afresh on every pass
     jobs = [fake.ctx.store.get(j.id) for j in trials.values()]
     assert all(j.status == Status.COMPLETED for j in jobs)
     assert {j.tags["tuning"] for j in jobs} == {str(done.id)}

@@ -62,10 +62,10 @@ def test_trial_rows_sort_by_objective_and_sum_the_budget(fake: Fake) -> None:
             break
         fake.clock.advance(1.0)
     done = tunings.get(tuning.id)
-    rows = trial_rows(done, tunings.trials(done.id))
+    rows = trial_rows(done, tunings.rungs(done.id))
     values = [r.value for r in rows]
     assert values == sorted(values) and values[0] == done.best_value  # minimize: lowest first
     spent = budget(rows)
     assert spent.rows == 400 and spent.seconds == 4 * 5.0  # 5 s a run on the fake clock
-    subject, text, _ = digest(done, tunings.trials(done.id))
+    subject, text, _ = digest(done, tunings.rungs(done.id))
     assert "4 trials, 0 failed" in subject and "400 rows read, 20 s of run time" in text

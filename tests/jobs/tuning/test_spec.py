@@ -68,8 +68,13 @@ def test_a_command_trial_gets_its_hyperparameters_as_variables() -> None:
         ({"search": {"lr": {"categorical": ["a"], "scaling": "log"}}}, "search.lr", "scaling"),
         ({"search": {"lr": {"linear": [1, 2]}}}, "search.lr.linear", "Extra inputs"),
         ({"strategy": "grid"}, "spec", "give steps to the continuous ranges learning_rate"),
-        ({"strategy": "hyperband"}, "spec", "not available yet"),
-        ({"early_stopping": "auto"}, "spec", "not available yet"),
+        ({"strategy": "hyperband", "hyperparameters": {"epochs": 2}}, "spec", "the rungs set it"),
+        ({"early_stopping": "auto", "resource": {"min": 5, "max": 2}}, "resource", "above max"),
+        (
+            {"strategy": "hyperband", "resource": {"reduction_factor": 1}},
+            "resource.reduction_factor",
+            "greater than or equal to 2",
+        ),
         ({"inputs": {}}, "spec", "needs inputs.train"),  # the fixed part: the job's own checks
         ({"owner": "nobody"}, "owner", "not an email address"),
         (
@@ -122,3 +127,14 @@ def test_grids_and_budgets() -> None:
     small = TuningSpec.from_raw({**grid, "max_jobs": 4}, "g.yaml")
     assert small.trial_budget() == 4
     assert TuningSpec.from_raw(_raw(), "r.yaml").grid_size() is None
+
+
+def test_multi_fidelity_needs_a_built_in_and_its_rungs_set_the_resource() -> None:
+    spec = TuningSpec.from_raw(_raw(strategy="hyperband", resource={"min": 1, "max": 9}), "hb.yaml")
+    assert spec.multi_fidelity and spec.resource.levels() == [1, 3, 9]
+    assert TuningSpec.from_raw(_raw(early_stopping="auto"), "a.yaml").multi_fidelity
+    assert not TuningSpec.from_raw(_raw(), "b.yaml").multi_fidelity
+    raw = _raw(command=["python", "train.py"], inputs={}, hyperparameters={})
+    del raw["algorithm"]
+    with pytest.raises(SpecError, match="needs a built-in algorithm"):
+        TuningSpec.from_raw({**raw, "strategy": "hyperband"}, "c.yaml")

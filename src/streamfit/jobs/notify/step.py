@@ -206,7 +206,7 @@ def _compose(store: Store, note: Notification) -> Content:
 
         tunings = Tunings(store)
         tuning = tunings.get(int(ref))
-        return Content(*digest(tuning, tunings.trials(tuning.id)))
+        return Content(*digest(tuning, tunings.rungs(tuning.id)))
     if note.job_id is None:
         raise ValueError(f"notification {note.id} ({note.key}) names no job")
     job = store.get(note.job_id)

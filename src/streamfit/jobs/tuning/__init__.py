@@ -5,7 +5,9 @@ A tuning spec (:mod:`~streamfit.jobs.tuning.spec`) is stored as a Running tuning
 (:mod:`~streamfit.jobs.tuning.controller`) asks the study (kept by Optuna in the store's
 database: :mod:`~streamfit.jobs.tuning.study`) for trials, submits them as jobs, tells it
 their results, and ends the tuning job with its best trial and one digest
-(:mod:`~streamfit.jobs.tuning.digest`).
+(:mod:`~streamfit.jobs.tuning.digest`). With ``strategy: hyperband`` or ``early_stopping:
+auto`` its pass is :mod:`~streamfit.jobs.tuning.multifidelity`'s: trials pause at rungs and
+only the best resume from their checkpoints (:mod:`~streamfit.jobs.tuning.hyperband`).
 """
 
 from streamfit.jobs.tuning.controller import objective_value, tuning_step

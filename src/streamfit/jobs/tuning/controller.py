@@ -20,14 +20,14 @@ pass: :mod:`~streamfit.jobs.tuning.store`):
 from __future__ import annotations
 
 import logging
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.records import Job
-from streamfit.jobs.status import Status
-from streamfit.jobs.tuning.records import TuningJob, TuningStatus
-from streamfit.jobs.tuning.spec import Objective, TuningSpec
+from streamfit.jobs.tuning.multifidelity import advance_rungs
+from streamfit.jobs.tuning.progress import Best, objective_value, record_progress, submit_trial
+from streamfit.jobs.tuning.records import TuningJob
+from streamfit.jobs.tuning.spec import TuningSpec
 from streamfit.jobs.tuning.store import Tunings
 from streamfit.jobs.tuning.study import distributions, open_storage, sampler
 
@@ -57,16 +57,6 @@ def tuning_step(ctx: StepContext, limit: int = 100) -> int:
     return done
 
 
-def objective_value(job: Job, objective: Objective) -> float | None:
-    """The trial's objective: its job's final metric, if it completed and recorded one."""
-    if job.status != Status.COMPLETED or not job.metrics:
-        return None
-    value = job.metrics.get(objective.metric)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
     import optuna
     from optuna.trial import TrialState
@@ -74,6 +64,8 @@ def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
     spec = tuning.spec_model()
     storage = open_storage(ctx.store)
     study = _study(storage, tuning, spec, tunings)
+    if spec.multi_fidelity:
+        return advance_rungs(ctx, tunings, tuning, spec, study)
     linked = tunings.trials(tuning.id)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     work = 0
@@ -92,7 +84,9 @@ def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
         if set(trial.params) != set(dists):  # died while Optuna sampled it: never a job
             study.tell(number, state=TrialState.FAIL)
             continue
-        linked[number] = _submit(ctx, tunings, tuning, spec, number, trial.params, recover=True)
+        linked[number] = submit_trial(
+            ctx, tunings, tuning, spec, number, trial.params, recover=True
+        )
         work += 1
     running = [job for job in linked.values() if not job.final]
     if tuning.stop_requested:
@@ -102,13 +96,13 @@ def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
     else:  # 3. ask
         want = min(spec.max_parallel_jobs - len(running), spec.trial_budget() - len(linked))
         if want > 0:
-            told = sum(1 for t in trials.values() if t.state.is_finished())
+            asked_so_far = len(trials)  # (a pass that asks moves it on)
             asking = optuna.load_study(
-                study_name=tuning.study, storage=storage, sampler=sampler(spec, told)
+                study_name=tuning.study, storage=storage, sampler=sampler(spec, asked_so_far)
             )
             for _ in range(want):
                 asked = asking.ask(dists)
-                linked[asked.number] = _submit(
+                linked[asked.number] = submit_trial(
                     ctx, tunings, tuning, spec, asked.number, asked.params
                 )
                 work += 1
@@ -169,32 +163,6 @@ def _seed(study: optuna.Study, tuning_id: int, spec: TuningSpec, tunings: Tuning
             )
 
 
-def _submit(
-    ctx: StepContext,
-    tunings: Tunings,
-    tuning: TuningJob,
-    spec: TuningSpec,
-    number: int,
-    params: dict[str, Any],
-    *,
-    recover: bool = False,
-) -> Job:
-    """The job of trial ``number``, submitted and linked. ``recover``: a pass that died after
-    asking for it may have submitted its job without linking it: that job, if there is one,
-    is linked instead of a second one (found by its tags: a scan, so only then)."""
-    tags = {"tuning": str(tuning.id), "trial": str(number)}
-    found = ctx.store.find(tags=tags, limit=1) if recover else []
-    if found:
-        job = found[0]
-    else:
-        name = f"{spec.job.name[:180]}-{number}"
-        job_spec = spec.trial_job(params, name, tags)
-        [job_id] = ctx.store.submit([job_spec], ctx.clock.now()).job_ids
-        job = ctx.store.get(job_id)
-    tunings.link(tuning.id, number, job.id)
-    return job
-
-
 def _progress(
     ctx: StepContext,
     tunings: Tunings,
@@ -212,56 +180,14 @@ def _progress(
     best = None
     if valued:
         pick = max if spec.objective.direction == "maximize" else min
-        best = pick(valued, key=lambda t: (t.value, -t.number))
-    values: dict[str, Any] = {
-        "trials": len(linked),
-        "completed": len(valued),
-        "failed": sum(1 for t in trials.values() if t.state == TrialState.FAIL),
-        "best_trial": None if best is None else best.number,
-        "best_job_id": None if best is None else linked[best.number].id,
-        "best_value": None if best is None else best.value,
-        "best_params": None if best is None else dict(best.params),
-        "lease_until": None,
-        "leased_by": None,
-    }
+        found = pick(valued, key=lambda t: (t.value, -t.number))
+        assert found.value is not None
+        best = Best(found.number, found.value, dict(found.params), linked[found.number].id)
     ended = all(j.final for j in linked.values()) and all(
         t.state.is_finished() for t in trials.values()
     )
-    if ended and (tuning.stop_requested or len(linked) >= spec.trial_budget()):
-        now = ctx.clock.now()
-        if tuning.stop_requested:
-            status = TuningStatus.STOPPED
-        else:
-            status = TuningStatus.COMPLETED if best is not None else TuningStatus.FAILED
-        values.update(status=status, ended_at=now)
-        rows = _digest_rows(tuning, spec, status, now)
-        return 0 if tunings.finish(tuning, values, rows) is None else 1
-    tunings.update(tuning, **values)
-    return 0
-
-
-def _digest_rows(
-    tuning: TuningJob, spec: TuningSpec, status: TuningStatus, now: float
-) -> list[dict[str, Any]]:
-    notify = spec.job.notify
-    if status.value.lower() not in notify.on:
-        return []
-    targets = [("email", address) for address in dict.fromkeys(notify.email)]
-    if notify.webhook:
-        targets.append(("webhook", notify.webhook))
-    if notify.console:
-        targets.append(("console", "console"))
-    return [
-        {
-            "key": f"tuning:{tuning.id}",
-            "channel": channel,
-            "recipient": recipient,
-            "job_id": None,
-            "submission": None,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_try_at": now,
-        }
-        for channel, recipient in targets
-    ]
+    ended = ended and (tuning.stop_requested or len(linked) >= spec.trial_budget())
+    failed = sum(1 for t in trials.values() if t.state == TrialState.FAIL)
+    return record_progress(
+        ctx, tunings, tuning, spec, len(linked), len(valued), failed, best, ended
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamfit.jobs.records import Job
-from streamfit.jobs.tuning.controller import objective_value
+from streamfit.jobs.tuning.progress import objective_value
 from streamfit.jobs.tuning.records import TuningJob
 from streamfit.text import printable
 
@@ -30,7 +30,8 @@ def params_text(params: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial, as ``tune show`` lists it."""
+    """One trial, as ``tune show`` lists it: its latest job (a multi-fidelity trial's highest
+    rung), its objective there, the rows it read in all and its jobs' run time."""
 
     trial: int
     job_id: int
@@ -39,33 +40,43 @@ class TrialRow:
     params: dict[str, Any]
     rows: float | None
     seconds: float | None
+    rung: int = 0
 
 
-def trial_rows(tuning: TuningJob, trials: Mapping[int, Job]) -> list[TrialRow]:
-    """The trials, best objective first (those without one last, by number)."""
+def trial_rows(tuning: TuningJob, jobs: Mapping[tuple[int, int], Job]) -> list[TrialRow]:
+    """The trials (``jobs`` by trial and rung: :meth:`Tunings.rungs`), best objective first
+    (those without one last, by number). A resumed trial's ``train:rows`` counts its earlier
+    rungs' rows too: its last job's is what the trial read."""
     spec = tuning.spec_model()
     names = list(spec.search)
-    out = []
-    for number, job in trials.items():
-        value = objective_value(job, spec.objective)
-        rows = (job.metrics or {}).get("train:rows")
-        seconds = None
+    if spec.multi_fidelity:
+        names.append(spec.resource.hyperparameter)
+    latest: dict[int, tuple[int, Job]] = {}
+    seconds: dict[int, float] = {}
+    for (trial, rung), job in jobs.items():
+        if trial not in latest or rung > latest[trial][0]:
+            latest[trial] = (rung, job)
         if job.started_at is not None and job.ended_at is not None:
-            seconds = job.ended_at - job.started_at
+            seconds[trial] = seconds.get(trial, 0.0) + job.ended_at - job.started_at
+    out = []
+    for trial, (rung, job) in latest.items():
+        rows = (job.metrics or {}).get("train:rows")
         params = {k: job.spec.get("hyperparameters", {}).get(k) for k in names}
         out.append(
             TrialRow(
-                number,
+                trial,
                 job.id,
                 job.status.value,
-                value,
+                objective_value(job, spec.objective),
                 params,
                 float(rows) if isinstance(rows, int | float) else None,
-                seconds,
+                seconds.get(trial),
+                rung,
             )
         )
     sign = -1.0 if spec.objective.direction == "maximize" else 1.0
-    return sorted(out, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.trial))
+    # a higher rung's objective, after more training, ranks first
+    return sorted(out, key=lambda r: (r.value is None, -r.rung, sign * (r.value or 0.0), r.trial))
 
 
 @dataclass(frozen=True)
@@ -83,10 +94,12 @@ def budget(rows: list[TrialRow]) -> Budget:
     )
 
 
-def digest(tuning: TuningJob, trials: Mapping[int, Job]) -> tuple[str, str, dict[str, Any]]:
+def digest(
+    tuning: TuningJob, jobs: Mapping[tuple[int, int], Job]
+) -> tuple[str, str, dict[str, Any]]:
     """The digest's subject, text and webhook payload."""
     spec = tuning.spec_model()
-    rows = trial_rows(tuning, trials)
+    rows = trial_rows(tuning, jobs)
     failed = sum(1 for r in rows if r.value is None)
     metric = printable(spec.objective.metric)
     head = f"tuning job {tuning.id} '{printable(tuning.name)}' {tuning.status.value}"

@@ -34,6 +34,7 @@ __all__ = [
     "TUNING_KEYS",
     "Objective",
     "Range",
+    "Resource",
     "Strategy",
     "TuningSpec",
     "load_tuning_spec",
@@ -116,6 +117,36 @@ class Objective(_Model):
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
+class Resource(_Model):
+    """The budget of a multi-fidelity trial: the hyperparameter its rungs set (``epochs``: a
+    resumed trial trains further passes from its checkpoint), from ``min`` to ``max``, times
+    ``reduction_factor`` a rung, whose best 1 in ``reduction_factor`` go on."""
+
+    hyperparameter: Key = "epochs"
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=9, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+
+    @model_validator(mode="after")
+    def _order(self) -> Resource:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def levels(self) -> list[int]:
+        """The rungs' budgets: ``min`` times the factor's powers, and ``max``.
+
+        >>> Resource(min=1, max=9).levels(), Resource(min=2, max=10).levels()
+        ([1, 3, 9], [2, 6, 10])
+        """
+        out = [self.min]
+        while out[-1] * self.reduction_factor < self.max:
+            out.append(out[-1] * self.reduction_factor)
+        if out[-1] != self.max:
+            out.append(self.max)
+        return out
+
+
 class TuningSpec(_Model):
     """A tuning job: ``job`` is the fixed part every trial shares; its ``notify`` settings
     send one digest when the tuning job ends (the trials send none of their own)."""
@@ -130,6 +161,8 @@ class TuningSpec(_Model):
     #: Earlier tuning jobs whose completed trials seed this one's study.
     warm_start: list[int] = Field(default_factory=list, max_length=20)
     seed: int | None = None
+    #: What a multi-fidelity trial is given more of at each rung.
+    resource: Resource = Field(default_factory=Resource)
 
     @model_validator(mode="after")
     def _consistent(self) -> TuningSpec:
@@ -140,15 +173,21 @@ class TuningSpec(_Model):
             raise ValueError(
                 f"a grid needs points: give steps to the continuous ranges {', '.join(missing)}"
             )
-        if self.strategy == "hyperband" or self.early_stopping == "auto":
-            # Promotion needs a trial to pause at a row budget and resume from its state as
-            # a later job; the trainer bounds epochs but a paused trial cannot yet be resumed
-            # as a new job from another job's checkpoint.
-            raise ValueError(
-                "multi-fidelity tuning (strategy hyperband, early_stopping auto) is not "
-                "available yet: use random, grid or bayesian"
-            )
+        if self.multi_fidelity:
+            if self.job.algorithm is None:
+                raise ValueError(
+                    "multi-fidelity tuning (hyperband, early_stopping auto) needs a built-in "
+                    "algorithm: its trials pause and resume from their checkpoints"
+                )
+            name = self.resource.hyperparameter
+            if name in self.search or name in self.job.hyperparameters:
+                raise ValueError(f"resource.hyperparameter {name!r}: the rungs set it, not you")
         return self
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """Whether trials pause at rungs and only the best resume (Hyperband's promotion)."""
+        return self.strategy == "hyperband" or self.early_stopping == "auto"
 
     def grid_size(self) -> int | None:
         """The number of points of a grid search (None for other strategies)."""

@@ -22,7 +22,7 @@ from streamfit.jobs.errors import NoSuchJob
 from streamfit.jobs.records import Job
 from streamfit.jobs.store import Store
 from streamfit.jobs.store_claims import _insert_ignore
-from streamfit.jobs.tables import jobs, tuning_jobs, tuning_trials
+from streamfit.jobs.tables import jobs, tuning_jobs, tuning_promotions, tuning_trials
 from streamfit.jobs.tuning.records import TuningJob, TuningStatus
 from streamfit.jobs.tuning.spec import TuningSpec
 
@@ -172,18 +172,36 @@ class Tunings:
         )
         return self.get(tuning_id)
 
-    def link(self, tuning_id: int, trial: int, job_id: int) -> None:
-        """Record that ``job_id`` runs ``trial`` (once: a link already there is kept)."""
+    def link(self, tuning_id: int, trial: int, job_id: int, rung: int = 0) -> None:
+        """Record that ``job_id`` runs ``trial`` (at ``rung``, a multi-fidelity trial's
+        later one); once: a link already there is kept."""
         row = {"tuning_id": tuning_id, "trial": trial, "job_id": job_id}
+        table = tuning_trials if rung == 0 else tuning_promotions
+        if rung:
+            row["rung"] = rung
 
         def work(conn: sa.Connection) -> None:
             if conn.dialect.name == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert
             else:
                 from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-            conn.execute(insert(tuning_trials).on_conflict_do_nothing(), row)
+            conn.execute(insert(table).on_conflict_do_nothing(), row)
 
         self.store._transaction(work)
+
+    def rungs(self, tuning_id: int) -> dict[tuple[int, int], Job]:
+        """Every job of a tuning job, by (trial, rung): rung 0 is each trial's first job."""
+        first = self.trials(tuning_id)
+        out = {(trial, 0): job for trial, job in first.items()}
+        query = (
+            sa.select(tuning_promotions.c.trial, tuning_promotions.c.rung, jobs)
+            .join(jobs, jobs.c.id == tuning_promotions.c.job_id)
+            .where(tuning_promotions.c.tuning_id == tuning_id)
+        )
+        with self.store._read() as conn:
+            for r in conn.execute(query).mappings():
+                out[r["trial"], r["rung"]] = Job.from_row(r)
+        return out
 
     def trials(self, tuning_id: int) -> dict[int, Job]:
         """The jobs of a tuning job's trials, by trial number."""

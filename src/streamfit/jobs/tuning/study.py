@@ -100,13 +100,14 @@ def distributions(spec: TuningSpec) -> dict[str, optuna.distributions.BaseDistri
     return {name: distribution(r) for name, r in spec.search.items()}
 
 
-def sampler(spec: TuningSpec, told: int) -> optuna.samplers.BaseSampler:
-    """The strategy's sampler for a tick. A sampler lives for one tick (the study outlives
-    any process), so its seed moves on with the trials ``told`` so far: the same seed would
-    otherwise propose the same first point on every tick."""
+def sampler(spec: TuningSpec, asked: int) -> optuna.samplers.BaseSampler:
+    """The strategy's sampler for a pass. A sampler lives for one pass (the study outlives
+    any process), so its seed moves on with the trials ``asked`` so far (the study's, every
+    state): the same seed would propose the same first point on every pass. (Not the trials
+    told: a paused multi-fidelity trial is told nothing, and every pass would repeat.)"""
     import optuna
 
-    seed = None if spec.seed is None else (spec.seed * 1_000_003 + told) % 2**32
+    seed = None if spec.seed is None else (spec.seed * 1_000_003 + asked) % 2**32
     if spec.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.strategy == "grid":
