@@ -145,3 +145,30 @@ def test_a_failed_rung_fails_its_trial_and_is_not_promoted(fake: Fake) -> None:
     failed = {t for (t, r), j in jobs.items() if j.metrics is None}
     assert done.failed == len(failed) and all((t, 1) not in jobs for t in failed)
     assert done.status == TuningStatus.COMPLETED
+
+
+def test_a_pass_that_died_after_submitting_a_promotion_does_not_promote_twice(fake: Fake) -> None:
+    fake.backend.script = _trainer
+    tunings = Tunings(fake.ctx.store)
+    tuning = tunings.create(_spec(max_jobs=3, max_parallel_jobs=3), fake.clock.now())
+    scheduler = Scheduler(fake.ctx)
+    for _ in range(30):  # the three first rungs run and end; the tuning step is left out
+        for step in scheduler.steps:
+            if step.name != "tuning" or len(tunings.rungs(tuning.id)) < 3:
+                step.run()
+        fake.clock.advance(1.0)
+    jobs = tunings.rungs(tuning.id)
+    assert len(jobs) == 3 and all(j.final for j in jobs.values())
+    auc = {t: (j.metrics or {})["validation:roc_auc_score"] for (t, _), j in jobs.items()}
+    best = max(auc, key=lambda t: auc[t])
+    # what a pass that died before linking its promotion left: the promoted job, New
+    spec = tuning.spec_model()
+    params = {**jobs[best, 0].spec["hyperparameters"], "epochs": 3}
+    params = {k: params[k] for k in ("learning_rate", "epochs")}
+    tags = {"tuning": str(tuning.id), "trial": str(best), "rung": "1"}
+    fake.ctx.store.submit([spec.trial_job(params, "hb-left", tags)], fake.clock.now())
+    _settle(fake, tunings, tuning.id)
+    jobs = tunings.rungs(tuning.id)
+    assert sorted(jobs) == sorted([(t, 0) for t in auc] + [(best, 1)])
+    assert len(fake.ctx.store.find()) == 4  # the left job was linked, not run beside a second
+    assert (jobs[best, 1].metrics or {})["run:resumed_at"] == 1  # its checkpoints were carried

@@ -13,7 +13,9 @@ as the trial's value; trials still paused when the tuning job ends are told prun
 
 A promoted job is submitted due :data:`PROMOTION_DELAY` seconds later and its checkpoints are
 copied in the same pass, so no scheduler launches it before they are in place; a pass that
-dies in between leaves it New with an empty folder, and the next pass copies them.
+dies in between leaves it New with an empty folder, and the next pass copies them. One that
+dies after submitting it and before linking it leaves a job the next pass finds by its tags
+(``tuning``, ``trial``, ``rung``) and links instead of promoting the trial twice.
 """
 
 from __future__ import annotations
@@ -109,8 +111,18 @@ def advance_rungs(
             if promote is not None:
                 trial, rung = promote
                 params = {**trials[trial].params, name: levels[rung]}
+                # (recover: a pass that died after submitting this promotion, before linking
+                # it, left its job; a promotion is rare enough to look for it every time)
                 job = submit_trial(
-                    ctx, tunings, tuning, spec, trial, params, rung=rung, due_in=PROMOTION_DELAY
+                    ctx,
+                    tunings,
+                    tuning,
+                    spec,
+                    trial,
+                    params,
+                    rung=rung,
+                    due_in=PROMOTION_DELAY,
+                    recover=True,
                 )
                 _carry(ctx, jobs[trial, rung - 1], job)
                 jobs[trial, rung] = job
