@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from streamfit.jobs.errors import JobError, NoSuchJob
-from streamfit.jobs.stats import job_stats, share_usage_stats
+from streamfit.jobs.stats import share_usage_stats
 from streamfit.jobs.status import ACTIVE, Status
 from streamfit.jobs.store import Job
 from streamfit.jobs.views import attempts_of, shown_spec
@@ -29,6 +29,7 @@ from streamfit.server.pages import page_context, render
 from streamfit.server.queries import SORT_KEYS, JobFilter, JobPage, page_jobs
 from streamfit.server.security import Access, access_of
 from streamfit.server.state import manager_of, store_of
+from streamfit.server.stats import stats_as_of, stats_of
 from streamfit.server.sweeps import sweep_view
 
 __all__ = ["router"]
@@ -41,8 +42,6 @@ PAGE_SIZE = 50
 LOG_TAIL_BYTES = 64 * 1024
 #: Trend periods offered, in days.
 PERIODS = (7, 30, 90, 365)
-#: The trends of a period are computed again at most this often.
-TRENDS_SECONDS = 15.0
 #: What a redirect after a button may say (by key: no text from the request is shown).
 NOTICES = {
     "stop": "Stop requested: the job ends Stopped once its run has exited.",
@@ -186,22 +185,12 @@ def trends(request: Request) -> Response:
 
 
 def _daily_stats(request: Request, days: int) -> tuple[list[dict[str, Any]], float]:
-    """``job_stats`` by day over the last ``days``, and when it was computed: at most every
-    :data:`TRENDS_SECONDS` per period (over 50,000 jobs it takes about 0.6 s on SQLite, and
-    days-long trends do not move in seconds), kept in the application's state."""
-    cache: dict[int, tuple[float, list[dict[str, Any]]]] | None = getattr(
-        request.app.state, "dashboard_trends", None
-    )
-    if cache is None:
-        cache = request.app.state.dashboard_trends = {}
+    """``job_stats`` by day over the last ``days`` (whole days, today the last), and when it
+    was computed: the application's kept figures (:mod:`.stats`), as ``GET /api/stats``."""
     now = time.time()
-    hit = cache.get(days)
-    if hit is not None and 0 <= now - hit[0] < TRENDS_SECONDS:
-        return hit[1], hit[0]
-    since = (now // 86_400 - days + 1) * 86_400  # whole days, today the last
-    stats = charts.daily(job_stats(store_of(request), by="day", since=since), since, now)
-    cache[days] = (now, stats)
-    return stats, now
+    since = (now // 86_400 - days + 1) * 86_400
+    stats, computed = stats_as_of(request, "day", since)
+    return charts.daily(stats, since, now), computed
 
 
 @router.get("/shares", response_class=HTMLResponse)
@@ -214,7 +203,7 @@ def shares(request: Request) -> Response:
     now = time.time()
     rows = share_usage_stats(manager.store, fair, now)
     since = (now // 86_400 - 29) * 86_400
-    recent = {g["group"]: g for g in job_stats(manager.store, by="share", since=since)}
+    recent = {g["group"]: g for g in stats_of(request, "share", since)}
     context = page_context(
         request,
         "shares",

@@ -4,17 +4,16 @@ checks it and sets the session cookie (what the token allows, never the token it
 
 from __future__ import annotations
 
-import html
 import urllib.parse
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from streamfit.server.pages import page_context, render
 from streamfit.server.security import (
     CSRF_FIELD,
     Access,
     Security,
-    csrf_token,
     make_session,
     safe_next,
     session_cookie,
@@ -24,20 +23,6 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>streamfit: sign in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>streamfit</h1>
-<form method="post" action="/login">
-<p>{message}</p>
-<label>Token <input type="password" name="token" autocomplete="current-password"
- required autofocus></label>
-<input type="hidden" name="{csrf_field}" value="{csrf}">
-<input type="hidden" name="next" value="{next}">
-<button type="submit">Sign in</button>
-</form></main></body></html>
-"""
-
 
 def _security(request: Request) -> Security:
     security: Security = request.app.state.security
@@ -45,13 +30,11 @@ def _security(request: Request) -> Security:
 
 
 def _form(request: Request, next_url: str, message: str, status: int = 200) -> HTMLResponse:
-    page = _PAGE.format(
-        message=html.escape(message),
-        csrf_field=CSRF_FIELD,
-        csrf=html.escape(csrf_token(request)),
-        next=html.escape(next_url),
-    )
-    return HTMLResponse(page, status_code=status, headers={"cache-control": "no-store"})
+    """The dashboard's frame around the form (its stylesheet; no inline style or script)."""
+    context = page_context(request, "login", message=message, csrf_field=CSRF_FIELD, next=next_url)
+    page = render("login.html", context, status)
+    page.headers["cache-control"] = "no-store"
+    return page
 
 
 @router.get("/login")

@@ -28,7 +28,7 @@ from starlette.requests import HTTPConnection
 from streamfit.jobs.stats import GroupStats, job_stats
 from streamfit.jobs.store import Store
 
-__all__ = ["DEFAULT_TTL", "StatsCache", "stats_of"]
+__all__ = ["DEFAULT_TTL", "StatsCache", "stats_as_of", "stats_of"]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,17 @@ class StatsCache:
         self.store = store
         self.ttl = ttl
         self.clock = clock
-        self._answers: OrderedDict[Key, tuple[float, list[GroupStats]]] = OrderedDict()
+        # (clock when asked, epoch seconds when asked, the answer)
+        self._answers: OrderedDict[Key, tuple[float, float, list[GroupStats]]] = OrderedDict()
         self._refreshing: set[Key] = set()
         self._lock = threading.Lock()
 
     def get(self, by: str = "day", since: float | None = None) -> list[GroupStats]:
         """The figures (``ConfigError`` for a ``by`` that cannot be used, as ``job_stats``)."""
+        return self.as_of(by, since)[0]
+
+    def as_of(self, by: str = "day", since: float | None = None) -> tuple[list[GroupStats], float]:
+        """The figures and when they were computed (epoch seconds)."""
         key = (by, since)
         with self._lock:
             kept = self._answers.get(key)
@@ -64,18 +69,18 @@ class StatsCache:
                 if stale and key not in self._refreshing:
                     self._refreshing.add(key)
                     threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
-                return kept[1]
+                return kept[2], kept[1]
         return self._compute(key)
 
-    def _compute(self, key: Key) -> list[GroupStats]:
-        asked = self.clock()
+    def _compute(self, key: Key) -> tuple[list[GroupStats], float]:
+        asked, asked_at = self.clock(), time.time()
         answer = job_stats(self.store, by=key[0], since=key[1])
         with self._lock:
-            self._answers[key] = (asked, answer)
+            self._answers[key] = (asked, asked_at, answer)
             self._answers.move_to_end(key)
             while len(self._answers) > _KEPT:
                 self._answers.popitem(last=False)
-        return answer
+        return answer, asked_at
 
     def _refresh(self, key: Key) -> None:
         try:
@@ -91,5 +96,12 @@ def stats_of(
     request: HTTPConnection, by: str = "day", since: float | None = None
 ) -> list[GroupStats]:
     """The application's kept figures (what ``GET /api/stats`` and the trend charts show)."""
+    return stats_as_of(request, by, since)[0]
+
+
+def stats_as_of(
+    request: HTTPConnection, by: str = "day", since: float | None = None
+) -> tuple[list[GroupStats], float]:
+    """:func:`stats_of`, and when the figures were computed (epoch seconds)."""
     cache: StatsCache = request.app.state.stats
-    return cache.get(by, since)
+    return cache.as_of(by, since)

@@ -115,6 +115,21 @@ def _command(name: str, code: str, **kw: Any) -> JobSpec:
     )
 
 
+def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """``app`` under uvicorn on a free loopback port: its address, the server, its thread."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return f"http://127.0.0.1:{port}", server, serving
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if not CHROMIUM.exists():
@@ -150,24 +165,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     background = threading.Thread(target=scheduler.run, args=(stop,), daemon=True)
     background.start()
 
-    app = create_app(manager=manager)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    serving = threading.Thread(target=server.run, daemon=True)
-    serving.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    url, server, serving = serve(create_app(manager=manager))
 
     shots = [tmp_path_factory.mktemp("screenshots")]
     if os.environ.get("STREAMFIT_SCREENSHOTS"):
         shots.append(Path(os.environ["STREAMFIT_SCREENSHOTS"]))
         shots[-1].mkdir(parents=True, exist_ok=True)
     yield Site(
-        f"http://127.0.0.1:{port}",
+        url,
         manager,
         sweep.id,
         sweep.job_ids,

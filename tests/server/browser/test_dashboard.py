@@ -7,7 +7,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.server.browser.conftest import Site
+from streamfit.server.app import create_app
+from streamfit.server.security import Security
+from tests.server.browser.conftest import Site, serve
 
 
 def _drawn(page: Any, selector: str) -> int:
@@ -125,3 +127,27 @@ def test_shares_lists_each_owners_share(page: Any, site: Site) -> None:
     assert 0 < float(bob.nth(4).inner_text()) < 1
     expect(bob.nth(9)).to_have_text("3")  # jobs in 30 days
     site.screenshot(page, "shares")
+
+
+def test_sign_in_page_is_styled_and_signs_in(page: Any, site: Site) -> None:
+    token = "write-token-0123456789abcdef"
+    app = create_app(manager=site.manager, security=Security(write_token=token))
+    url, server, serving = serve(app)
+    try:
+        page.goto(f"{url}/trends")
+        expect(page).to_have_url(re.compile(r"/login\?next=%2Ftrends$"))
+        panel = page.locator("section.login")
+        expect(panel).to_be_visible()
+        # the dashboard's stylesheet applies: a white panel, the top bar, the accent button
+        assert panel.evaluate("e => getComputedStyle(e).maxWidth") == "360px"
+        assert page.locator("header.top").evaluate("e => getComputedStyle(e).height") == "48px"
+        button = page.get_by_role("button", name="Sign in")
+        assert button.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
+        site.screenshot(page, "login")
+        page.get_by_label("Token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/trends$"))
+        expect(page.locator("h1")).to_contain_text("Trends")
+    finally:
+        server.should_exit = True
+        serving.join(10)
