@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -317,6 +318,7 @@ def run_swaps(args: argparse.Namespace) -> dict[str, Any]:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
     over = 2 * float(np.percentile(steady, 99)) * 1e3
     swapped = re.search(r"streamfit_serving_model_swaps_total\{[^}]*\} (\S+)", metrics)
     errors = re.findall(
