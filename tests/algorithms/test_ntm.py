@@ -313,7 +313,12 @@ def test_every_optimizer_and_option_trains(hp: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("hp", "ratio"),
-    [({"num_topics": 20}, 4.0), ({"num_topics": 50}, 6.25), ({"num_topics": 50, "replay": 1}, 1.0)],
+    [
+        ({"num_topics": 20}, 3.0),
+        ({"num_topics": 32}, 4.0),
+        ({"num_topics": 50}, 6.25),
+        ({"num_topics": 50, "replay": 1}, 1.0),
+    ],
 )
 def test_replay_auto_grows_with_the_number_of_topics(hp: dict[str, Any], ratio: float) -> None:
     algo = NTM(feature_dim=V, **hp)
