@@ -78,10 +78,10 @@ class NTMHyperparameters(ReplayHyperparameters):
     @property
     def resolved_replay(self) -> float:
         """``replay``, auto resolved: more topics need more steps to come apart (measured at
-        K = 50: topic diversity 0.59 at replay 2, 0.66 at 4, 0.71 at 5, 0.74 at 6 and 0.76 at
-        8, NPMI 0.29 from 4 on). At K = 20 replay 3 is enough, in a fifth fewer steps than 4:
-        NPMI 0.289 and 0.273 (seeds 0 and 1), diversity 0.83, against 0.30 and 0.84 at 4;
-        replay 2 falls to 0.186."""
+        K = 50: topic diversity 0.59 at replay 2, 0.66 at 4, 0.71 and 0.697 at 5 (seeds 0 and
+        1), 0.74 at 6 and 0.76 at 8, NPMI 0.29 from 4 on). At K = 20 replay 3 is enough, in a
+        fifth fewer steps than 4: NPMI 0.289 and 0.273 (seeds 0 and 1), diversity 0.83,
+        against 0.30 and 0.84 at 4; replay 2 falls to 0.186."""
         if self.replay == "auto":
             return max(3.0, self.num_topics / 8)
         return float(self.replay)
