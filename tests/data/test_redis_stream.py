@@ -185,6 +185,44 @@ def test_a_bad_row_names_its_message(redis_url: str) -> None:
         read(stream_uri(redis_url, stream))
 
 
+@pytest.mark.parametrize("plain", [True, False], ids=["xreadgroup", "script"])
+def test_either_fetch_reads_every_body_layout_and_names_a_bad_row(
+    redis_url: str, plain: bool
+) -> None:
+    """A backlog fetched by XREADGROUP (with hiredis) or by the script (without): bodies of
+    a line each, of several lines, and after another field read alike."""
+    batch = dense_batch(9, d=2)
+    lines = bodies(batch, "json")
+    stream = next(_names)
+    client = redis.Redis.from_url(redis_url)
+    produce(redis_url, stream, lines[:4])
+    client.xadd(stream, {"at": b"x", "body": lines[4]})  # the body is not the first field
+    produce(redis_url, stream, [b"\n".join(lines[5:8]), lines[8]])  # one of three lines
+    source = open_source(stream_uri(redis_url, stream))
+    assert isinstance(source, RedisStreamSource)
+    source.plain_fetch = plain
+    scripts = _calls(client, "evalsha")
+    got = Read(list(source.read()))
+    assert_same_rows(got, batch)
+    np.testing.assert_array_equal(got.positions, np.arange(9))
+    assert pending(redis_url, stream) == 7
+    assert (_calls(client, "evalsha") > scripts) is not plain
+
+    bad = next(_names)
+    produce(redis_url, bad, [lines[0], lines[1].replace(b"[", b'["x", ', 1)])
+    message_id = client.xrange(bad)[1][0].decode()
+    source = open_source(stream_uri(redis_url, bad))
+    assert isinstance(source, RedisStreamSource)
+    source.plain_fetch = plain
+    with pytest.raises(DataError, match=f"message {message_id}, line 1, features: .*not a number"):
+        list(source.read())
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{command}")
+    return int(stats["calls"]) if stats else 0
+
+
 def test_a_message_without_the_body_field_is_a_data_error(redis_url: str) -> None:
     stream = next(_names)
     redis.Redis.from_url(redis_url).xadd(stream, {"other": b"{}"})
