@@ -5,8 +5,11 @@ same pages in Chromium."""
 
 from __future__ import annotations
 
+import html
 import re
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from streamfit.jobs.manager import JobManager
@@ -246,3 +249,69 @@ def test_the_shares_page_shows_each_share_waiting_and_its_weight(tmp_path: Path)
         assert re.findall(r'<td class="num">([^<]*)</td>', rows["ann@example.com"])[4] == "2"
     finally:
         manager.close()
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_long_log_is_followed_by_its_new_lines_only(
+    sqlite_manager: JobManager, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    code = (
+        "import pathlib, time\n"
+        "for i in range(10_000):\n"
+        "    print(f'line {i:05d} of a long log', flush=True)\n"
+        f"while not pathlib.Path({str(go)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "print('one more line', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    [job_id] = sqlite_manager.submit([python_job("long-log", code)]).job_ids
+    scheduler = sqlite_manager.scheduler()
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: scheduler.run_until(stop.is_set, 90), daemon=True)
+    runner.start()
+    try:
+        with client_of(sqlite_manager) as client:
+
+            def logged(text: str) -> bool:
+                return text in sqlite_manager.logs(job_id)
+
+            _wait_for(lambda: logged("line 09999"), "the 10,000 lines")
+            page = client.get(f"/jobs/{job_id}").text
+            assert "line 09999 of a long log" in page  # the page shows the tail once
+            poller = re.search(r'id="log-more" hx-get="([^"]+)"', page)
+            assert poller is not None
+            url = html.unescape(poller[1])
+            # The body polled every second carries no log: a few KB, not the 64 KB tail.
+            live = client.get(f"/jobs/{job_id}/live")
+            assert live.status_code == 200 and "line 05000 of a long log" not in live.text
+            assert len(live.content) < 16_000, len(live.content)
+            nothing = client.get(url)  # nothing new: no bytes at all
+            assert nothing.status_code == 204 and nothing.content == b""
+            go.touch()
+            _wait_for(lambda: logged("one more line"), "the line after")
+            more = client.get(url)
+            assert more.status_code == 200
+            assert more.text.startswith("one more line\n")
+            assert "line 09999" not in more.text and len(more.content) < 1_000
+            assert client.get(html.unescape(_poller(more.text))).status_code == 204
+            sqlite_manager.stop(job_id)
+            _wait_for(lambda: sqlite_manager.store.get(job_id).final, "the stop")
+            ended = client.get(url)  # the whole panel again, without a poller
+            assert ended.headers["HX-Retarget"] == "#log-panel"
+            assert "one more line" in ended.text and "log-more" not in ended.text
+    finally:
+        stop.set()
+        runner.join()
+
+
+def _poller(text: str) -> str:
+    match = re.search(r'id="log-more" hx-get="([^"]+)"', text)
+    assert match is not None, text[-500:]
+    return match[1]

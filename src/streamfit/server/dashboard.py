@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from streamfit.jobs.errors import JobError, NoSuchJob
 from streamfit.jobs.stats import share_usage_stats
@@ -25,7 +26,7 @@ from streamfit.jobs.views import attempts_of, shown_spec
 from streamfit.server import charts
 from streamfit.server.curves import read_curves
 from streamfit.server.errors import ApiError
-from streamfit.server.pages import page_context, render
+from streamfit.server.pages import page_context, render, render_text
 from streamfit.server.queries import SORT_KEYS, JobFilter, JobPage, page_jobs
 from streamfit.server.security import Access, access_of
 from streamfit.server.state import manager_of, store_of
@@ -40,6 +41,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 #: The end of a job's log the page shows and follows.
 LOG_TAIL_BYTES = 64 * 1024
+#: Characters of the log's end a poll for more names (found again in the next tail).
+LOG_ANCHOR_CHARS = 200
 #: Trend periods offered, in days.
 PERIODS = (7, 30, 90, 365)
 #: What a redirect after a button may say (by key: no text from the request is shown).
@@ -218,10 +221,7 @@ def _job_context(request: Request, job_id: int) -> dict[str, Any]:
     store = store_of(request)
     job = store.get(job_id)
     history = store.events(job_id)
-    try:
-        log = manager_of(request).logs(job_id, tail_bytes=LOG_TAIL_BYTES)
-    except (JobError, OSError) as exc:
-        log = f"(the log cannot be read: {exc})"
+    log = _read_log(request, job_id)
     curves = read_curves(job)
     waited = None
     launches = [e.at for e in history if e.to_status == Status.LAUNCHED.value]
@@ -238,6 +238,9 @@ def _job_context(request: Request, job_id: int) -> dict[str, Any]:
         attempts=attempts_of(job, history),
         log=log,
         log_truncated=len(log.encode()) >= LOG_TAIL_BYTES,
+        log_query=_log_query(job.attempt, log),
+        log_kept=False,
+        log_alone=False,
         charts=charts.curve_charts(curves),
         curve_rows=len(curves),
         waited=waited,
@@ -265,9 +268,60 @@ def job_view(request: Request, job_id: int) -> Response:
 def job_live(request: Request, job_id: int) -> Response:
     """The job page's body alone (htmx polls it while the job runs: status, log, curves)."""
     try:
-        return render("job_body.html", _job_context(request, job_id))
+        # Without the log: the page keeps its own, which follows by itself.
+        return render("job_body.html", {**_job_context(request, job_id), "log_kept": True})
     except NoSuchJob as exc:
         return _not_found(request, str(exc))
+
+
+@router.get("/jobs/{job_id}/log", response_class=HTMLResponse)
+def job_log(request: Request, job_id: int, attempt: int = 0, after: str = "") -> Response:
+    """What the job's log has after ``after`` (the end of the text the page shows, see
+    :func:`_log_query`): 204 when nothing, else the new text and the next poller, so a long
+    log costs a poll its new lines only. The whole panel again (htmx retargeted) when the
+    page's text cannot be continued: another attempt, a tail moved past it, a job ended."""
+    try:
+        context = _log_context(request, job_id)
+    except NoSuchJob as exc:
+        return _not_found(request, str(exc))
+    job, log = context["job"], context["log"]
+    found = log.rfind(after) if after else -1
+    if job.final or job.attempt != attempt or found < 0:
+        panel = render("job_log.html", {**context, "log_alone": True})
+        panel.headers.update({"HX-Retarget": "#log-panel", "HX-Reswap": "outerHTML"})
+        return panel
+    fresh = log[found + len(after) :]
+    if not fresh:
+        return Response(status_code=204)  # htmx leaves the page as it is
+    return HTMLResponse(escape(fresh) + Markup(render_text("log_more.html", context)))
+
+
+def _log_context(request: Request, job_id: int) -> dict[str, Any]:
+    job = store_of(request).get(job_id)
+    log = _read_log(request, job_id)
+    return page_context(
+        request,
+        "jobs",
+        job=job,
+        log=log,
+        log_truncated=len(log.encode()) >= LOG_TAIL_BYTES,
+        log_query=_log_query(job.attempt, log),
+        poll="1s" if job.status in ACTIVE else "5s",
+    )
+
+
+def _read_log(request: Request, job_id: int) -> str:
+    try:
+        return manager_of(request).logs(job_id, tail_bytes=LOG_TAIL_BYTES)
+    except (JobError, OSError) as exc:
+        return f"(the log cannot be read: {exc})"
+
+
+def _log_query(attempt: int, log: str) -> str:
+    """The log poller's query: the attempt shown and the end of its text (enough characters
+    to be found again in the next tail; a log that repeats them may skip lines, never show
+    one twice)."""
+    return _query([("attempt", str(attempt)), ("after", log[-LOG_ANCHOR_CHARS:])])
 
 
 @router.post("/jobs/{job_id}/stop")

@@ -23,7 +23,16 @@ from markupsafe import Markup
 from streamfit.jobs.views import duration
 from streamfit.server.security import csrf_token
 
-__all__ = ["ENV", "STATIC", "TEMPLATES", "number", "page_context", "render", "when"]
+__all__ = [
+    "ENV",
+    "STATIC",
+    "TEMPLATES",
+    "number",
+    "page_context",
+    "render",
+    "render_text",
+    "when",
+]
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -102,4 +111,8 @@ def page_context(request: Request, section: str, **values: Any) -> dict[str, Any
 
 
 def render(template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(ENV.get_template(template).render(context), status_code=status_code)
+    return HTMLResponse(render_text(template, context), status_code=status_code)
+
+
+def render_text(template: str, context: dict[str, Any]) -> str:
+    return ENV.get_template(template).render(context)

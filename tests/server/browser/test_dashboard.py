@@ -31,6 +31,7 @@ def test_log_of_a_running_job_follows_and_stop_stops_it(page: Any, site: Site) -
     expect(page.locator(".notice")).to_contain_text("Stop requested")
     expect(page.locator("#job-status")).to_have_text("Stopped", timeout=20_000)
     expect(page.locator("#following")).to_have_count(0)
+    expect(page.locator("#log")).to_contain_text(f"step {last + 3}")  # the log stays, ended
     expect(page.locator("#retry")).to_be_visible()
     assert site.manager.store.get(site.ticker).status.value == "Stopped"
     site.screenshot(page, "job-stopped")

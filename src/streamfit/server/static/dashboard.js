@@ -173,10 +173,13 @@
 
   // A log that was scrolled to its end stays at its end as new lines arrive.
   var following = {};
-  function followLogs(root) {
-    root.querySelectorAll("pre.log").forEach(function (pre) {
+  function followLogs() {
+    // The whole page: new lines are swapped in inside the log, not as a log of their own.
+    document.querySelectorAll("pre.log").forEach(function (pre) {
       var key = pre.id || "log";
       if (following[key] !== false) pre.scrollTop = pre.scrollHeight;
+      if (pre._followed) return;
+      pre._followed = true;
       pre.addEventListener("scroll", function () {
         following[key] = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
       });
@@ -206,10 +209,10 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     drawAll(document);
-    followLogs(document);
+    followLogs();
     document.body.addEventListener("htmx:afterSettle", function (e) {
       drawAll(e.target);
-      followLogs(e.target);
+      followLogs();
     });
   });
 })();
