@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
+from streamfit.jobs.manager import JobManager
+from streamfit.jobs.settings import Settings
+from streamfit.jobs.status import Status
 from streamfit.server.app import create_app
 from streamfit.server.security import Security
+from streamfit.training.curves import CURVES_FILE
 from tests.server.browser.conftest import Site, serve
+from tests.server.conftest import python_job
 
 
 def _drawn(page: Any, selector: str) -> int:
@@ -152,3 +160,30 @@ def test_sign_in_page_is_styled_and_signs_in(page: Any, site: Site) -> None:
     finally:
         server.should_exit = True
         serving.join(10)
+
+
+def test_a_curve_of_exactly_one_point_is_drawn(page: Any, site: Site, tmp_path: Path) -> None:
+    # uPlot's scales had no range for one x: the chart script threw, leaving no chart.
+    output = tmp_path / "output"
+    output.mkdir()
+    point = {"rows": 300, "epoch": 1, "seconds": 0.2, "loss": 0.61, "rows_per_second": 1500}
+    (output / CURVES_FILE).write_text(json.dumps(point) + "\n")
+    settings = Settings.load(env={}, home=tmp_path / "home")
+    manager = JobManager.open(settings, notifiers={})
+    url, server, serving = serve(create_app(manager=manager))
+    try:
+        store = manager.store
+        [job_id] = manager.submit([python_job("one-point")]).job_ids
+        now = time.time()
+        job = store.transition(store.get(job_id), Status.LAUNCHED, now, output_uri=str(output))
+        job = store.transition(job, Status.IN_PROGRESS, now, started_at=now)
+        store.transition(job, Status.COMPLETED, now + 0.2, ended_at=now + 0.2)
+        page.goto(f"{url}/jobs/{job_id}")
+        expect(page.locator(".chart-note")).to_contain_text(re.compile(r"\b1 point\b"))
+        expect(page.locator("#curves [data-drawn] canvas").first).to_be_visible()
+        assert _drawn(page, "#curves") == 2  # the loss, the throughput
+        site.screenshot(page, "job-one-point")
+    finally:
+        server.should_exit = True
+        serving.join(10)
+        manager.close()
