@@ -15,12 +15,13 @@ else the machine runs, as the client and other work share its cores).
 
     python benchmarks/serving.py --swap-every 1 [--seconds 10]
 
-serves a continuous training's output folder instead (``streamfit serve OUTPUT``, batching),
-first ``--seconds`` steady, then ``--seconds`` while a new version is published every
-``--swap-every`` seconds (written beforehand by the trainer's Publisher, each moved into place
-and ``latest`` renamed over, as the Publisher does last). Reported for each phase: p50, p99 and
-the slowest request, and how many requests took over twice the steady p99; every answer's
-version header is checked (a published version, never older than the one before).
+serves a continuous training's output folder instead (``streamfit serve OUTPUT``, batching):
+``--seconds`` steady, then ``--seconds`` while a new version is published every
+``--swap-every`` seconds, then ``--seconds`` steady again (each version written beforehand by
+the trainer's Publisher, moved into place and ``latest`` renamed over, as the Publisher does
+last). Reported for each phase: p50, p99 and the slowest request, and how many requests took
+over twice the first steady p99; every answer's version header is checked (a published
+version, never older than the one before).
 """
 
 from __future__ import annotations
@@ -311,6 +312,8 @@ def run_swaps(args: argparse.Namespace) -> dict[str, Any]:
     try:
         steady, _ = _run_loop(phase(False))
         swapping, swaps = _run_loop(phase(True))
+        # Steady again: what the machine's other work did to the run, apart from the swaps.
+        after, _ = _run_loop(phase(False))
         metrics = urllib_get(f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.send_signal(signal.SIGINT)
@@ -332,11 +335,12 @@ def run_swaps(args: argparse.Namespace) -> dict[str, Any]:
         "non_200_answers": sum(float(e) for e in errors),
         "steady": _phase(steady, over),
         "swapping": _phase(swapping, over),
+        "steady_after": _phase(after, over),
     }
-    for name in ("steady", "swapping"):
+    for name in ("steady", "swapping", "steady_after"):
         r = result[name]
         print(
-            f"{name:9s} {r['requests'] / args.seconds:7,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"{name:12s} {r['requests'] / args.seconds:7,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
             f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  "
             f"over 2x steady p99 ({over:.2f} ms): {r['over_2x_steady_p99']}",
             flush=True,
