@@ -94,13 +94,33 @@ def _day_number_sqlite(element: _DayNumber, compiler: SQLCompiler, **kw: Any) ->
     return f"CAST({compiler.process(element.clauses, **kw)} / {_DAY} AS INTEGER)"
 
 
+class _Unindexed(GenericFunction[str]):
+    """A column's value, read from the row rather than through an index (SQLite: ``+col``)."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = "streamfit_unindexed"
+
+
+@compiles(_Unindexed)
+def _unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_Unindexed, "sqlite")
+def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    # Grouping by owner, SQLite walks the owner's index and reads each job's row from the
+    # table in that order: twice the work of one pass over the table and a sort.
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
 def _group_column(by: str) -> sa.ColumnElement[Any]:
     if by == "day":
         return _DayNumber(jobs.c.created_at)
     if by == "owner":
-        return jobs.c.owner
+        return _Unindexed(jobs.c.owner)
     if by == "share":
-        return jobs.c.share
+        return _Unindexed(jobs.c.share)
     if by.startswith("tag:") and by[4:]:
         tag: sa.ColumnElement[Any] = jobs.c.tags[by[4:]].as_string()
         return tag
