@@ -98,7 +98,7 @@ def main() -> None:
                 file_rate = rate(str(parquet), 0.0)
                 text_rate = rate(str(text), 0.0)
                 stream = f"{url}?stream=bench&group=r{round_}&format={args.format}"
-                stream_rate = rate(f"{stream}&idle_timeout={IDLE}s&count=10000", IDLE)
+                stream_rate = rate(f"{stream}&idle_timeout={IDLE}s", IDLE)
                 print(
                     f"round {round_ + 1}: parquet {file_rate:,.0f} rows/s, {text.name} "
                     f"{text_rate:,.0f}, redis {stream_rate:,.0f} ({stream_rate / file_rate:.2f} "

@@ -144,8 +144,9 @@ class MessageSource(Source):
         #: Resumed from: the last id folded per lane, and rows folded of the next message.
         self.start: dict[str, str] = {}
         self.start_partial: tuple[str, str, int] | None = None
-        # Messages read and not yet wholly folded: (first position, end position, lane, id).
-        self._open: collections.deque[tuple[int, int, str, str]] = collections.deque()
+        # Messages read and not yet wholly folded: (first position, end position, lane, ids),
+        # one message of any rows, or messages of a row each (a joined fetch: one entry).
+        self._open: collections.deque[tuple[int, int, str, list[str]]] = collections.deque()
         self._done: dict[str, str] = {}
         self._lock = threading.Lock()
         self._halt: threading.Event | None = None
@@ -175,13 +176,18 @@ class MessageSource(Source):
         """Record in ``state`` where the stream stands at its position (after a fold)."""
         rows = state.position.rows
         with self._lock:
-            while self._open and self._open[0][1] <= rows:
-                _, _, lane, mid = self._open.popleft()
-                self._done[lane] = mid
             partial = None
-            if self._open and self._open[0][0] < rows:
-                first, _, lane, mid = self._open[0]
-                partial = [lane, mid, rows - first]
+            while self._open and (self._open[0][0] < rows or self._open[0][1] <= rows):
+                first, end, lane, ids = self._open[0]
+                if end <= rows:
+                    self._open.popleft()
+                    self._done[lane] = ids[-1]
+                elif len(ids) > 1:  # a row a message: those before ``rows`` are whole
+                    self._done[lane] = ids[rows - first - 1]
+                    self._open[0] = (rows, end, lane, ids[rows - first :])
+                else:
+                    partial = [lane, ids[0], rows - first]
+                    break
             state.inputs[STREAM_KEY] = {"cursor": dict(self._done), "partial": partial}
 
     def commit(self, state: State) -> None:
@@ -275,13 +281,11 @@ class MessageSource(Source):
             first = position - drop
             with self._lock:
                 if counts is None:
-                    self._open.extend(
-                        (first + i, first + i + 1, lane, m) for i, m in enumerate(ids)
-                    )
+                    self._open.append((first, first + len(ids), lane, ids))
                 else:
                     at = first
                     for m, n in zip(fresh, counts, strict=True):
-                        self._open.append((at, at + n, m.lane, m.id))
+                        self._open.append((at, at + n, m.lane, [m.id]))
                         at += n
             checker.file = self.name
             ctx = self._context(checker, first, drop)
