@@ -45,7 +45,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     # its steps shrink for good.
     "factorization-machines (optimizer=rmsprop)": (
         "factorization-machines",
-        {"optimizer": "rmsprop", "linear_lr": 0.01, "factors_lr": 0.001, "beta_2": 0.99},
+        {"optimizer": "rmsprop", "linear_lr": 0.05, "factors_lr": 0.01, "beta_2": 0.99},
     ),
 }
 
