@@ -165,6 +165,16 @@ def test_the_idle_timeout_ends_a_read_that_waits_for_messages(redis_url: str) ->
     assert len(got.positions) == 20  # the late ones arrived within the timeout
 
 
+def test_the_idle_timeout_ends_a_quiet_read_on_time(redis_url: str) -> None:
+    """Not at the server's next tick after it (Redis ends a timed-out BLOCK only then)."""
+    stream = next(_names)
+    redis.Redis.from_url(redis_url).xgroup_create(stream, "g", id="0", mkstream=True)
+    source = open_source(stream_uri(redis_url, stream, idle_timeout="0.35s"))
+    started = time.monotonic()
+    assert list(source.read()) == []
+    assert 0.35 <= time.monotonic() - started < 0.35 + 0.035
+
+
 def test_a_stopped_read_ends_without_an_idle_timeout(redis_url: str) -> None:
     stream = next(_names)
     produce(redis_url, stream, bodies(dense_batch(250), "json"))
