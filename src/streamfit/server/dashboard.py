@@ -217,11 +217,12 @@ def shares(request: Request) -> Response:
     return render("shares.html", context)
 
 
-def _job_context(request: Request, job_id: int) -> dict[str, Any]:
+def _job_context(request: Request, job_id: int, *, with_log: bool = True) -> dict[str, Any]:
+    """What the job page shows; ``with_log=False``: all but the log (the page keeps its own)."""
     store = store_of(request)
     job = store.get(job_id)
     history = store.events(job_id)
-    log = _read_log(request, job_id)
+    log = _read_log(request, job_id) if with_log else ""
     curves = read_curves(job)
     waited = None
     launches = [e.at for e in history if e.to_status == Status.LAUNCHED.value]
@@ -239,7 +240,7 @@ def _job_context(request: Request, job_id: int) -> dict[str, Any]:
         log=log,
         log_truncated=len(log.encode()) >= LOG_TAIL_BYTES,
         log_query=_log_query(job.attempt, log),
-        log_kept=False,
+        log_kept=not with_log,
         log_alone=False,
         charts=charts.curve_charts(curves),
         curve_rows=len(curves),
@@ -269,7 +270,7 @@ def job_live(request: Request, job_id: int) -> Response:
     """The job page's body alone (htmx polls it while the job runs: status, log, curves)."""
     try:
         # Without the log: the page keeps its own, which follows by itself.
-        return render("job_body.html", {**_job_context(request, job_id), "log_kept": True})
+        return render("job_body.html", _job_context(request, job_id, with_log=False))
     except NoSuchJob as exc:
         return _not_found(request, str(exc))
 
