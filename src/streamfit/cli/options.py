@@ -84,6 +84,15 @@ def hp_option(fn: F) -> F:
     )(fn)
 
 
+#: Both servers (``serve``, ``server``) answer only to loopback's Host names and these: a
+#: guard against DNS rebinding.
+allow_host_option = click.option(
+    "--allow-host",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name to answer to besides loopback's (a proxy's); repeat for several.",
+)
+
 auxiliary_option = click.option(
     "--auxiliary",
     default=None,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from streamfit.cli.options import handle_errors
+from streamfit.cli.options import allow_host_option, handle_errors
 from streamfit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,12 +65,7 @@ __all__ = ["serve_command"]
     help="A file holding the token every request but /ping must send as 'Authorization: "
     "Bearer TOKEN' (default: STREAMFIT_API_TOKEN); required to bind other than loopback.",
 )
-@click.option(
-    "--allow-host",
-    multiple=True,
-    metavar="NAME",
-    help="A Host name to answer to besides loopback's (a proxy's); repeat for several.",
-)
+@allow_host_option
 @handle_errors
 def serve_command(
     models: tuple[str, ...],

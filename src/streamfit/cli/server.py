@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from streamfit.cli.options import handle_errors
+from streamfit.cli.options import allow_host_option, handle_errors
 
 __all__ = ["server_command"]
 
@@ -44,12 +44,7 @@ __all__ = ["server_command"]
     default=None,
     help="A file holding a token that allows reading only (default: STREAMFIT_API_READ_TOKEN).",
 )
-@click.option(
-    "--allow-host",
-    multiple=True,
-    metavar="NAME",
-    help="A Host name to answer to besides loopback's (a proxy's); repeat for several.",
-)
+@allow_host_option
 @handle_errors
 def server_command(
     home: Path | None,
