@@ -174,10 +174,10 @@ class JobSpec(_Model):
     ``notify.webhook`` 2,048; ``command`` 1-4,096 arguments of up to 64 KiB each; ``env`` at
     most 256 variables, names 256 (no ``=``), values 64 KiB; at most 200 hyperparameters, each
     JSON-like, 8 levels deep, 10,000 values, texts of 4,096; and the spec 256 KiB as JSON
-    (less ``resources``, ``retry`` and ``notify``, which their types keep small). Names,
-    owners, keys, tags, paths and URLs hold no control characters (C0, DEL, C1, Unicode line
-    separators and bidi overrides); arguments, env values and hyperparameter texts may hold
-    tabs and newlines.
+    (less ``resources``, ``retry``, ``notify`` and the continuous settings, which their types
+    keep small). Names, owners, keys, tags, paths and URLs hold no control characters (C0, DEL,
+    C1, Unicode line separators and bidi overrides); arguments, env values and hyperparameter
+    texts may hold tabs and newlines.
     """
 
     name: Line = Field(min_length=1)
