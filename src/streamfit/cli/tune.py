@@ -15,15 +15,14 @@ from streamfit.cli.jobs import open_manager, store_options
 from streamfit.cli.options import handle_errors, print_json
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.tuning import (
-    TuningJob,
     Tunings,
     TuningStatus,
     budget,
     load_tuning_spec,
     trial_rows,
 )
-from streamfit.jobs.tuning.digest import TrialRow, params_text
-from streamfit.jobs.views import iso
+from streamfit.jobs.tuning.digest import params_text
+from streamfit.jobs.tuning.views import tuning_detail, tuning_summary
 from streamfit.text import printable
 
 __all__ = ["tune_group"]
@@ -35,29 +34,6 @@ def _number(value: float | None) -> str:
 
 def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def summary(tuning: TuningJob) -> dict[str, Any]:
-    """A tuning job as ``tune list --json`` prints it."""
-    spec = tuning.spec_model()
-    return {
-        "id": tuning.id,
-        "name": tuning.name,
-        "owner": tuning.owner,
-        "status": tuning.status.value,
-        "strategy": spec.strategy,
-        "objective": spec.objective.model_dump(),
-        "trials": tuning.trials,
-        "max_trials": spec.trial_budget(),
-        "completed": tuning.completed,
-        "failed": tuning.failed,
-        "best_trial": tuning.best_trial,
-        "best_job_id": tuning.best_job_id,
-        "best_value": tuning.best_value,
-        "best_params": tuning.best_params,
-        "created_at": iso(tuning.created_at),
-        "ended_at": iso(tuning.ended_at),
-    }
 
 
 @click.group("tune")
@@ -80,7 +56,7 @@ def submit_command(file: Path, settings: Settings, as_json: bool) -> None:
             tunings.get(earlier)  # (an unknown id is refused before anything is stored)
         tuning = tunings.create(spec, manager.ctx.clock.now())
     if as_json:
-        print_json(summary(tuning))
+        print_json(tuning_summary(tuning))
         return
     click.echo(
         f"tuning job {tuning.id} '{printable(tuning.name)}': {spec.strategy}, "
@@ -109,7 +85,7 @@ def list_command(
     with open_manager(settings, create=False) as manager:
         found = Tunings(manager.store).find(owner=owner, status=wanted or None)
     if as_json:
-        print_json([summary(t) for t in found])
+        print_json([tuning_summary(t) for t in found])
         return
     if not found:
         click.echo("no tuning jobs", err=True)
@@ -134,19 +110,6 @@ def list_command(
     Console().print(table)
 
 
-def _trial_json(row: TrialRow) -> dict[str, Any]:
-    return {
-        "trial": row.trial,
-        "rung": row.rung,
-        "job_id": row.job_id,
-        "status": row.status,
-        "objective": row.value,
-        "hyperparameters": row.params,
-        "rows": row.rows,
-        "seconds": row.seconds,
-    }
-
-
 @tune_group.command("show")
 @handle_errors
 @click.argument("tuning_id", type=int)
@@ -157,15 +120,12 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
     budget spent (rows the trials read, their run time)."""
     with open_manager(settings, create=False) as manager:
         tunings = Tunings(manager.store)
+        if as_json:
+            print_json(tuning_detail(tunings, tuning_id))
+            return
         tuning = tunings.get(tuning_id)
         rows = trial_rows(tuning, tunings.rungs(tuning_id))
     spent = budget(rows)
-    if as_json:
-        doc = summary(tuning)
-        doc["trials"] = [_trial_json(r) for r in rows]
-        doc["budget"] = {"rows": spent.rows, "seconds": spent.seconds}
-        print_json(doc)
-        return
     spec = tuning.spec_model()
     metric = printable(spec.objective.metric)
     console = Console()

@@ -24,7 +24,7 @@ from streamfit.errors import ConfigError
 from streamfit.jobs.errors import NoSuchJob, SpecError, StoreError, TransitionError
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.settings import Settings
-from streamfit.server import api, login
+from streamfit.server import api, login, tuning_api
 from streamfit.server.errors import ApiError
 from streamfit.server.security import Guard, Security
 from streamfit.server.stats import DEFAULT_TTL, StatsCache
@@ -92,6 +92,7 @@ def create_app(
     for kind in (ConfigError, NoSuchJob, TransitionError, SpecError, StoreError):
         app.add_exception_handler(kind, refused)
     app.include_router(api.router)
+    app.include_router(tuning_api.router)
     app.include_router(login.router)
     if importlib.util.find_spec("streamfit.server.dashboard") is not None:
         from streamfit.server import dashboard
