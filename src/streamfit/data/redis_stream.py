@@ -336,7 +336,8 @@ class RedisStreamSource(MessageSource):
         if last is None:
             return
         done: list[str] = []
-        while self._delivered and not self._after(self._delivered[0], last):
+        last_key = _id_key(last)  # once, not once a message
+        while self._delivered and _id_key(self._delivered[0]) <= last_key:
             done.append(self._delivered.popleft())
         for at in range(0, len(done), 10_000):
             self._call("xack", self.stream, self.group, *done[at : at + 10_000])
