@@ -8,8 +8,10 @@ New ──launch ok──▶ Launched ──▶ InProgress ──▶ Completed
 ```
 
 Jobs live in a store (SQLite by default, in ``$STREAMFIT_HOME``); three idempotent steps move
-them along (``launch``, ``monitor``, ``retry``) and a fourth tells their owners (``notify``);
-the scheduler runs the steps. Every status change is a guarded update with its event row in
+them along (``launch``, which orders waiting jobs by priority and fair share (``shares``),
+``monitor`` and ``retry``, which restarts continuous jobs (``continuous``) and preempted ones
+(``preempt``) without spending an attempt), a fourth runs tuning jobs' trials (``tuning/``)
+and a fifth tells their owners (``notify``); the scheduler runs the steps. Every status change is a guarded update with its event row in
 the same transaction: the history is complete, and no job is launched twice. A job that ended
 for good (Completed, Stopped, or Failed with no retry to come) is ``final``.
 
