@@ -273,7 +273,7 @@ def test_the_whole_spec_is_limited_as_json(tmp_path: Path) -> None:
     fits = {**COMMAND, "command": ["x" * 60_000] * 4}
     assert load_specs([_write(tmp_path / "ok.json", fits)])[0].command == fits["command"]
     message = _refused(tmp_path, {**COMMAND, "command": ["x" * 60_000] * 5})
-    assert "spec: the spec is 300,2" in message and "bytes as JSON: at most 256 KiB" in message
+    assert "spec: the spec is 300,3" in message and "bytes as JSON: at most 256 KiB" in message
     with pytest.raises(ValidationError, match="at most 256 KiB"):
         JobSpec.model_validate({**COMMAND, "env": {f"V{i}": "x" * 60_000 for i in range(5)}})
 

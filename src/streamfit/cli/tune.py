@@ -139,12 +139,25 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
     table = Table()
     names = list(rows[0].params) if rows else list(spec.search)
     rungs = ("rung",) if spec.multi_fidelity else ()
-    for column in ("trial", *rungs, "job", "status", "objective", *names, "rows", "run time"):
+    # the models of one training run: its trial and job, one point each
+    points = ("model",) if spec.swept is not None else ()
+    for column in (
+        "trial",
+        *rungs,
+        *points,
+        "job",
+        "status",
+        "objective",
+        *names,
+        "rows",
+        "run time",
+    ):
         table.add_column(printable(column))
     for r in rows:
         table.add_row(
             str(r.trial),
             *((str(r.rung),) if rungs else ()),
+            *(("-" if r.point is None else str(r.point),) if points else ()),
             str(r.job_id),
             r.status,
             _number(r.value),
@@ -153,6 +166,13 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
             "-" if r.seconds is None else f"{r.seconds:.1f} s",
         )
     console.print(table)
+    if spec.swept is not None:
+        console.print(
+            Text(
+                f"{spec.swept}: the models of a trial come from its one training run "
+                "(they share its job, rows and run time)"
+            )
+        )
     if tuning.best_params is not None:
         console.print(
             Text(

@@ -110,4 +110,13 @@ def _metrics(job: Job) -> dict[str, Any] | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    if job.spec.get("sweep") is not None:  # each model of the run's sweep (train --sweep)
+        try:
+            table = json.loads((path.parent / "sweep.json").read_text())
+        except (OSError, ValueError):
+            table = None
+        if isinstance(table, list):
+            doc["sweep"] = table
+    return doc

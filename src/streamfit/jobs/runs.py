@@ -121,6 +121,8 @@ def run_request(
             argv += ["--keep-versions", str(spec.keep_versions)]
         for name, value in spec.hyperparameters.items():
             argv += ["--hp", f"{name}={value}"]
+        if spec.sweep is not None:
+            argv += ["--sweep", spec.sweep]
     else:
         assert spec.command is not None
         argv = list(spec.command)

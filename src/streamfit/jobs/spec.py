@@ -217,6 +217,10 @@ class JobSpec(_Model):
     publish_every_seconds: float | None = Field(default=None, gt=0)
     #: Published versions kept (``train --keep-versions``).
     keep_versions: int = Field(default=5, ge=1)
+    #: A built-in's models of one training run, one per value of a post-training
+    #: hyperparameter (``train --sweep``: ``k=2..40``, ``k=2,5,9``); their metrics are the
+    #: job's ``metrics["sweep"]``.
+    sweep: Text | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -273,6 +277,8 @@ class JobSpec(_Model):
             )
         if both := sorted(self.env.keys() & self.env_from.keys()):
             raise ValueError(f"in both env and env_from: {', '.join(both)}")
+        if self.sweep is not None and self.algorithm is None:
+            raise ValueError("sweep is for a built-in algorithm (train --sweep)")
         return self
 
     @model_validator(mode="after")

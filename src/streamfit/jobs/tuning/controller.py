@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 from streamfit.jobs.context import StepContext
 from streamfit.jobs.records import Job
 from streamfit.jobs.tuning.multifidelity import advance_rungs
+from streamfit.jobs.tuning.post_training import run_of, tell_points
 from streamfit.jobs.tuning.progress import Best, objective_value, record_progress, submit_trial
 from streamfit.jobs.tuning.records import TuningJob
 from streamfit.jobs.tuning.spec import TuningSpec
 from streamfit.jobs.tuning.store import Tunings
-from streamfit.jobs.tuning.study import distributions, open_storage, sampler
+from streamfit.jobs.tuning.study import asked_distributions, distributions, open_storage, sampler
 
 if TYPE_CHECKING:
     import optuna
@@ -69,15 +70,19 @@ def _advance(ctx: StepContext, tunings: Tunings, tuning: TuningJob) -> int:
     linked = tunings.trials(tuning.id)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     work = 0
+    swept = spec.swept
     for number, job in linked.items():  # 1. tell
-        if job.final and trials[number].state == TrialState.RUNNING:
+        if job.final and trials[number].state == TrialState.RUNNING and swept is not None:
+            tell_points(study, trials[number], job, spec)  # each model of its run a trial
+            work += 1
+        elif job.final and trials[number].state == TrialState.RUNNING:
             value = objective_value(job, spec.objective)
             if value is None:
                 study.tell(number, state=TrialState.FAIL)
             else:
                 study.tell(number, value)
             work += 1
-    dists = distributions(spec)
+    dists = asked_distributions(spec)
     for number, trial in trials.items():  # 2. recover
         if trial.state != TrialState.RUNNING or number in linked:
             continue
@@ -175,19 +180,20 @@ def _progress(
     ended. Returns 1 if it ended."""
     from optuna.trial import TrialState
 
-    trials = {t.number: t for t in study.get_trials(deepcopy=False) if t.number in linked}
+    # (with the points a run's sweep added: post_training)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False) if run_of(t) in linked}
     valued = [t for t in trials.values() if t.state == TrialState.COMPLETE and t.value is not None]
     best = None
     if valued:
         pick = max if spec.objective.direction == "maximize" else min
         found = pick(valued, key=lambda t: (t.value, -t.number))
         assert found.value is not None
-        best = Best(found.number, found.value, dict(found.params), linked[found.number].id)
+        best = Best(found.number, found.value, dict(found.params), linked[run_of(found)].id)
     ended = all(j.final for j in linked.values()) and all(
         t.state.is_finished() for t in trials.values()
     )
     ended = ended and (tuning.stop_requested or len(linked) >= spec.trial_budget())
     failed = sum(1 for t in trials.values() if t.state == TrialState.FAIL)
-    return record_progress(
-        ctx, tunings, tuning, spec, len(linked), len(valued), failed, best, ended
+    return record_progress(  # (each point of a run's sweep a trial)
+        ctx, tunings, tuning, spec, len(trials), len(valued), failed, best, ended
     )

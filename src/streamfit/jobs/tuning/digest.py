@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streamfit.jobs.records import Job
+from streamfit.jobs.tuning.post_training import point_objectives
 from streamfit.jobs.tuning.progress import objective_value
 from streamfit.jobs.tuning.records import TuningJob
+from streamfit.jobs.tuning.spec import TuningSpec
 from streamfit.text import printable
 
 __all__ = ["Budget", "TrialRow", "budget", "digest", "params_text", "trial_rows"]
@@ -41,6 +43,9 @@ class TrialRow:
     rows: float | None
     seconds: float | None
     rung: int = 0
+    #: Which model of its trial's one training run (swept post-training hyperparameter):
+    #: the rows of one run share ``trial``, ``job_id``, ``rows`` and ``seconds``.
+    point: int | None = None
 
 
 def trial_rows(tuning: TuningJob, jobs: Mapping[tuple[int, int], Job]) -> list[TrialRow]:
@@ -62,21 +67,38 @@ def trial_rows(tuning: TuningJob, jobs: Mapping[tuple[int, int], Job]) -> list[T
     for trial, (rung, job) in latest.items():
         rows = (job.metrics or {}).get("train:rows")
         params = {k: job.spec.get("hyperparameters", {}).get(k) for k in names}
-        out.append(
-            TrialRow(
-                trial,
-                job.id,
-                job.status.value,
-                objective_value(job, spec.objective),
-                params,
-                float(rows) if isinstance(rows, int | float) else None,
-                seconds.get(trial),
-                rung,
-            )
+        row = TrialRow(
+            trial,
+            job.id,
+            job.status.value,
+            objective_value(job, spec.objective),
+            params,
+            float(rows) if isinstance(rows, int | float) else None,
+            seconds.get(trial),
+            rung,
         )
+        out += _points(row, job, spec)
     sign = -1.0 if spec.objective.direction == "maximize" else 1.0
     # a higher rung's objective, after more training, ranks first
-    return sorted(out, key=lambda r: (r.value is None, -r.rung, sign * (r.value or 0.0), r.trial))
+    return sorted(
+        out,
+        key=lambda r: (r.value is None, -r.rung, sign * (r.value or 0.0), r.trial, r.point or 0),
+    )
+
+
+def _points(row: TrialRow, job: Job, spec: TuningSpec) -> list[TrialRow]:
+    """A trial's row, or one a model its run's sweep finalized."""
+    name = spec.swept
+    if name is None:
+        return [row]
+    values = spec.search[name].sweep_values()
+    scores = point_objectives(job, spec.objective, len(values))
+    if scores is None:  # no model: the run's own row, without a value for the swept name
+        return [replace(row, value=None, params={**row.params, name: None})]
+    return [
+        replace(row, value=score, params={**row.params, name: value}, point=index)
+        for index, (value, score) in enumerate(zip(values, scores, strict=True))
+    ]
 
 
 @dataclass(frozen=True)
@@ -88,9 +110,11 @@ class Budget:
 
 
 def budget(rows: list[TrialRow]) -> Budget:
+    """Each trial's spending once (the models of one training run share it)."""
+    runs = list({(r.trial, r.job_id): r for r in rows}.values())
     return Budget(
-        sum(r.rows or 0.0 for r in rows),
-        sum(r.seconds or 0.0 for r in rows if r.seconds is not None and math.isfinite(r.seconds)),
+        sum(r.rows or 0.0 for r in runs),
+        sum(r.seconds or 0.0 for r in runs if r.seconds is not None and math.isfinite(r.seconds)),
     )
 
 
@@ -104,6 +128,8 @@ def digest(
     metric = printable(spec.objective.metric)
     head = f"tuning job {tuning.id} '{printable(tuning.name)}' {tuning.status.value}"
     counts = f"{len(rows)} trials, {failed} failed"
+    if spec.swept is not None:
+        counts += f" ({len({(r.trial, r.job_id) for r in rows})} training runs)"
     best = ""
     if tuning.best_value is not None and tuning.best_params is not None:
         best = (

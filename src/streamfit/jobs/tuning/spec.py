@@ -18,6 +18,7 @@ job spec's do.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,10 @@ Strategy = Literal["random", "grid", "bayesian", "hyperband"]
 Value = str | int | float | bool
 #: The points a grid takes of a continuous range that names no ``steps``.
 _MAX_GRID = 100_000
+#: The values a continuous post-training range is swept at when it names no ``steps``.
+SWEEP_STEPS = 5
+#: The models one training run finalizes at most (one per swept value).
+MAX_SWEPT = 100
 
 
 class _Model(BaseModel):
@@ -107,6 +112,19 @@ class Range(_Model):
         points = [low + (high - low) * i / (self.steps - 1) for i in range(self.steps)]
         out = [math.exp(p) for p in points] if self.scaling == "log" else points
         return [float(f"{p:.12g}") for p in out]
+
+    def sweep_values(self) -> list[Value]:
+        """The values one training run finalizes a model at, for a post-training
+        hyperparameter: the grid's points, and a continuous range without ``steps`` at
+        :data:`SWEEP_STEPS` points (not sampled: one run gives them all at once).
+
+        >>> Range(continuous=(0.5, 1.5)).sweep_values()
+        [0.5, 0.75, 1.0, 1.25, 1.5]
+        """
+        points = self.grid()
+        if points is None and self.continuous is not None:
+            points = self.model_copy(update={"steps": SWEEP_STEPS}).grid()
+        return points or []
 
 
 class Objective(_Model):
@@ -182,7 +200,73 @@ class TuningSpec(_Model):
             name = self.resource.hyperparameter
             if name in self.search or name in self.job.hyperparameters:
                 raise ValueError(f"resource.hyperparameter {name!r}: the rungs set it, not you")
+        if self.job.sweep is not None:
+            raise ValueError("sweep: the tuner sets it, from the post-training names searched")
         return self
+
+    @property
+    def swept(self) -> str | None:
+        """The searched post-training hyperparameter (one a state changes without data:
+        K-Means' ``k``), whose values each trial's one training run finalizes as a model each
+        (``train --sweep``) instead of a trial apiece; ``SpecError`` if more than one."""
+        if self.job.algorithm is None:
+            return None
+        names = sorted(self.search.keys() & _post_training(self.job.algorithm))
+        if len(names) > 1:
+            raise SpecError(
+                f"search: {', '.join(names)} are post-training hyperparameters of "
+                f"{self.job.algorithm}: a training run sweeps one of them, search one and fix "
+                "the others in hyperparameters"
+            )
+        return names[0] if names else None
+
+    def sweep_argument(self) -> str | None:
+        """The trials' ``train --sweep``: ``k=2,3,4``.
+
+        >>> TuningSpec.from_raw({"name": "k", "owner": "a@example.com", "algorithm": "kmeans",
+        ...     "inputs": {"train": "t.csv"}, "hyperparameters": {"feature_dim": 2},
+        ...     "search": {"k": {"integer": [2, 4]}}, "objective": {"metric": "validation:msd",
+        ...     "direction": "minimize"}, "max_jobs": 3}, "k.yaml").sweep_argument()
+        'k=2,3,4'
+        """
+        name = self.swept
+        if name is None:
+            return None
+        return f"{name}=" + ",".join(str(v) for v in self.search[name].sweep_values())
+
+    def training_value(self) -> Value:
+        """What the run trains with for the swept hyperparameter: its largest value (a
+        K-Means state trained for the largest ``k`` keeps centres enough for every smaller
+        one), or a categorical range's first."""
+        name = self.swept
+        assert name is not None
+        values = self.search[name].sweep_values()
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        return max(numbers) if len(numbers) == len(values) else values[0]
+
+    def _check_swept(self) -> None:
+        name = self.swept
+        if name is None:
+            return
+        if self.multi_fidelity:
+            raise SpecError(
+                f"search.{name}: a post-training hyperparameter is swept from each trial's "
+                "final state, not with hyperband or early_stopping auto"
+            )
+        values = self.search[name].sweep_values()
+        if len(values) > MAX_SWEPT:
+            raise SpecError(
+                f"search.{name}: {len(values)} values, at most {MAX_SWEPT} models a run"
+            )
+        if any("," in str(v) or isinstance(v, bool) for v in values):
+            raise SpecError(f"search.{name}: a swept value is a number or a word without ','")
+        channel = self.objective.metric.partition(":")[0]
+        measured = "test" if "test" in self.job.inputs else "validation"
+        if channel in ("test", "validation") and channel != measured:
+            raise SpecError(
+                f"objective.metric: the swept models of {name} are measured on {measured}, "
+                f"not {channel}"
+            )
 
     @property
     def multi_fidelity(self) -> bool:
@@ -190,13 +274,18 @@ class TuningSpec(_Model):
         return self.strategy == "hyperband" or self.early_stopping == "auto"
 
     def grid_size(self) -> int | None:
-        """The number of points of a grid search (None for other strategies)."""
+        """The number of points of a grid search (None for other strategies), the swept
+        post-training hyperparameter's left out (its values are one run's)."""
         if self.strategy != "grid":
             return None
-        return math.prod(len(r.grid() or ()) for r in self.search.values())
+        swept = self.swept
+        return math.prod(len(r.grid() or ()) for n, r in self.search.items() if n != swept)
 
     def trial_budget(self) -> int:
-        """The trials this tuning job runs at most: ``max_jobs``, or a smaller grid."""
+        """The trials (training runs) this tuning job runs at most: ``max_jobs``, or a smaller
+        grid; a single run if only a post-training hyperparameter is searched."""
+        if self.swept is not None and len(self.search) == 1:
+            return 1
         size = self.grid_size()
         return self.max_jobs if size is None else min(self.max_jobs, size)
 
@@ -211,9 +300,12 @@ class TuningSpec(_Model):
         try:
             spec = cls.model_validate({**tuning, "job": job})
             _check_algorithm(spec.trial_job(spec.example_params(), "example", {}))
+            spec._check_swept()
         except ValidationError as exc:
             problems = "; ".join(_problem(err) for err in exc.errors()[:5])
             raise SpecError(f"{where}: {problems}") from None
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
         except ConfigError as exc:  # an unknown algorithm or a hyperparameter it refuses
             raise SpecError(f"{where}: {clip(str(exc), 300)}") from None
         return spec
@@ -233,13 +325,20 @@ class TuningSpec(_Model):
 
     def trial_job(self, params: dict[str, Any], name: str, tags: dict[str, str]) -> JobSpec:
         """The job of one trial: the fixed part with ``params``. A command gets them as
-        ``STREAMFIT_HP_<NAME>`` variables too (and must write its metrics itself)."""
+        ``STREAMFIT_HP_<NAME>`` variables too (and must write its metrics itself). A searched
+        post-training hyperparameter is the run's ``sweep``, not one of ``params``."""
         job = self.job
+        swept = self.swept
         update: dict[str, Any] = {
             "name": name,
-            "hyperparameters": {**job.hyperparameters, **params},
+            "hyperparameters": {
+                **job.hyperparameters,
+                **{k: v for k, v in params.items() if k != swept},
+                **({} if swept is None else {swept: self.training_value()}),
+            },
             "tags": {**job.tags, **tags},
             "notify": {"on": []},  # the tuning job's digest tells the owner
+            "sweep": self.sweep_argument(),
         }
         if job.command is not None:
             env = {f"STREAMFIT_HP_{_env_name(k)}": str(v) for k, v in params.items()}
@@ -249,6 +348,16 @@ class TuningSpec(_Model):
 
 #: The keys of a tuning spec that are not a job spec's.
 TUNING_KEYS = frozenset(TuningSpec.model_fields) - {"job"}
+
+
+@functools.cache
+def _post_training(algorithm: str) -> frozenset[str]:
+    from streamfit.core.registry import get_algorithm  # imports torch: only for built-ins
+
+    try:
+        return get_algorithm(algorithm).post_training
+    except ConfigError:  # an unknown algorithm: from_raw says so
+        return frozenset()
 
 
 def _env_name(name: str) -> str:

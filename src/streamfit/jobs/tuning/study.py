@@ -28,7 +28,7 @@ from streamfit.jobs.tuning.spec import Range, TuningSpec
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["distributions", "open_storage", "sampler"]
+__all__ = ["asked_distributions", "distributions", "open_storage", "sampler"]
 
 #: By URL and store id: a store made again at the same URL has no Optuna tables yet.
 _storages: dict[tuple[str, str], optuna.storages.RDBStorage] = {}
@@ -100,6 +100,13 @@ def distributions(spec: TuningSpec) -> dict[str, optuna.distributions.BaseDistri
     return {name: distribution(r) for name, r in spec.search.items()}
 
 
+def asked_distributions(spec: TuningSpec) -> dict[str, optuna.distributions.BaseDistribution]:
+    """What a trial's job is asked for: the search less its swept post-training
+    hyperparameter (its values are all finalized from the job's one run)."""
+    swept = spec.swept
+    return {name: d for name, d in distributions(spec).items() if name != swept}
+
+
 def sampler(spec: TuningSpec, asked: int) -> optuna.samplers.BaseSampler:
     """The strategy's sampler for a pass. A sampler lives for one pass (the study outlives
     any process), so its seed moves on with the trials ``asked`` so far (the study's, every
@@ -113,7 +120,8 @@ def sampler(spec: TuningSpec, asked: int) -> optuna.samplers.BaseSampler:
     if spec.strategy == "grid":
         # A grid's seed orders its points, and its trials name them by position: one order
         # for the study's life.
-        grid = {name: r.grid() or [] for name, r in spec.search.items()}
+        swept = spec.swept
+        grid = {name: r.grid() or [] for name, r in spec.search.items() if name != swept}
         return optuna.samplers.GridSampler(grid, seed=spec.seed or 0)
     startup = max(1, min(10, math.ceil(spec.trial_budget() / 4)))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=False)

@@ -47,6 +47,8 @@ def trial_json(row: TrialRow) -> dict[str, Any]:
         "hyperparameters": row.params,
         "rows": row.rows,
         "seconds": row.seconds,
+        # the models of one training run (a swept post-training hyperparameter) share its job
+        "point": row.point,
     }
 
 
