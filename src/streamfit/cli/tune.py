@@ -16,12 +16,13 @@ from streamfit.cli.options import handle_errors, print_json
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.tuning import (
     Tunings,
+    TuningSpec,
     TuningStatus,
     budget,
     load_tuning_spec,
     trial_rows,
 )
-from streamfit.jobs.tuning.digest import params_text
+from streamfit.jobs.tuning.digest import TrialRow, params_text
 from streamfit.jobs.tuning.views import tuning_detail, tuning_summary
 from streamfit.text import printable
 
@@ -58,9 +59,13 @@ def submit_command(file: Path, settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json(tuning_summary(tuning))
         return
+    swept = spec.swept
+    each = ""
+    if swept is not None:  # (the budget counts training runs)
+        each = f" ({len(spec.search[swept].sweep_values())} models of {swept} each)"
     click.echo(
         f"tuning job {tuning.id} '{printable(tuning.name)}': {spec.strategy}, "
-        f"{spec.trial_budget()} trials at most, {spec.max_parallel_jobs} at a time, "
+        f"{spec.trial_budget()} trials at most{each}, {spec.max_parallel_jobs} at a time, "
         f"{spec.objective.direction} {printable(spec.objective.metric)}"
     )
 
@@ -103,7 +108,7 @@ def list_command(
             Text(printable(t.owner)),
             t.status.value,
             spec.strategy,
-            f"{t.trials}/{spec.trial_budget()}",
+            _trials(t.trials, spec),
             str(t.failed),
             _number(t.best_value),
         )
@@ -132,7 +137,7 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
     console.print(
         Text(
             f"tuning job {tuning.id} '{printable(tuning.name)}' {tuning.status.value}: "
-            f"{spec.strategy}, {tuning.trials}/{spec.trial_budget()} trials, "
+            f"{spec.strategy}, {_trials(tuning.trials, spec, rows, ' trials')}, "
             f"{tuning.failed} failed, {spec.objective.direction} {metric}"
         )
     )
@@ -183,6 +188,17 @@ def show_command(tuning_id: int, settings: Settings, as_json: bool) -> None:
     console.print(
         Text(f"budget: {spent.rows:,.0f} rows read, {spent.seconds:,.1f} s of trial run time")
     )
+
+
+def _trials(
+    count: int, spec: TuningSpec, rows: list[TrialRow] | None = None, word: str = ""
+) -> str:
+    """Trials of the budget; with a swept post-training hyperparameter, the models and the
+    training runs (the budget counts runs)."""
+    if spec.swept is None:
+        return f"{count}/{spec.trial_budget()}{word}"
+    runs = "" if rows is None else f"{len({(r.trial, r.job_id) for r in rows})}/"
+    return f"{count}{word} ({runs}{spec.trial_budget()} runs)"
 
 
 @tune_group.command("stop")

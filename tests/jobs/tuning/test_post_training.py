@@ -222,6 +222,7 @@ def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
     best = trials[0]
     assert best["objective"] == shown["best_value"]
     assert best["hyperparameters"] == shown["best_params"]
+    assert shown["best_trial"] == best["trial"] and shown["best_job_id"] == best["job_id"]
     assert shown["budget"]["rows"] == 2 * 2_000  # each run's rows once, not each model's
     # the best model's objective is what train --sweep reports for it
     params = shown["best_params"]
@@ -236,4 +237,7 @@ def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
     [row] = [r for r in json.loads(result.stdout)["sweep"] if r["k"] == params["k"]]
     assert row["validation:msd"] == pytest.approx(shown["best_value"], rel=1e-6)
     text = _cli(env, "tune", "show", str(tuning_id)).output
-    assert "model" in text and "k: the models of a trial come from its one training run" in text
+    assert "8 trials (2/2 runs)" in text and "model" in text
+    assert "k: the models of a trial come from its one training run" in text
+    submitted = _cli(env, "tune", "submit", str(path)).output
+    assert "2 trials at most (4 models of k each)" in submitted

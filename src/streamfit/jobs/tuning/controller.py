@@ -188,7 +188,8 @@ def _progress(
         pick = max if spec.objective.direction == "maximize" else min
         found = pick(valued, key=lambda t: (t.value, -t.number))
         assert found.value is not None
-        best = Best(found.number, found.value, dict(found.params), linked[run_of(found)].id)
+        run = run_of(found)  # (a swept model is named by its run's trial, as tune show lists it)
+        best = Best(run, found.value, dict(found.params), linked[run].id)
     ended = all(j.final for j in linked.values()) and all(
         t.state.is_finished() for t in trials.values()
     )
