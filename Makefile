@@ -27,9 +27,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# The slowest tests are listed at the end: the suite should stay under ~15 minutes.
+# Two test processes (pytest-xdist), one a core; the slowest tests are listed at the end: the
+# suite should stay under ~15 minutes.
 unit: $(STAMP) postgres chromium redis
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n 2 --durations=25
 
 # The job store's tests start a throwaway PostgreSQL server of their own: install Debian's
 # when there is none (a no-op when there is one, or with STREAMFIT_TEST_POSTGRES=0).
