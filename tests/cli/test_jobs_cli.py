@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from streamfit.cli.main import cli
 from streamfit.jobs.store import Store
+from tests.cli.home import Env, cli_json, home_env, run_cli
 
 LIST_KEYS = {
     "id",
@@ -41,28 +39,9 @@ LIST_KEYS = {
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str | None]]:
-    home = tmp_path / "home"
-    yield {
-        "STREAMFIT_HOME": str(home),
-        "STREAMFIT_DATABASE_URL": None,
-        "STREAMFIT_CAPACITY_CPUS": "16",  # tiny jobs: do not queue them behind this machine's
-        "STREAMFIT_CAPACITY_MEMORY_MB": "64000",
-    }
-    # Whatever a failed test left running goes with it.
-    for child in (home / "runs").glob("*/child.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
-
-
-def _cli(env: dict[str, str | None], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def _json(env: dict[str, str | None], *args: str) -> Any:
-    result = _cli(env, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def env(tmp_path: Path) -> Iterator[Env]:
+    # Tiny jobs: not queued behind this machine's own capacity.
+    yield from home_env(tmp_path, cpus=16, memory_mb=64000)
 
 
 def _job(name: str, code: str, **extra: Any) -> dict[str, Any]:
@@ -80,13 +59,13 @@ def _write(path: Path, jobs: list[dict[str, Any]]) -> Path:
 
 
 def _tick_until(
-    env: dict[str, str | None], done: Callable[[dict[int, dict[str, Any]]], bool], timeout: float
+    env: Env, done: Callable[[dict[int, dict[str, Any]]], bool], timeout: float
 ) -> dict[int, dict[str, Any]]:
     """``scheduler tick`` until ``done(jobs by id)``; the jobs as ``jobs list --json`` has them."""
     deadline = time.monotonic() + timeout
     while True:
-        _json(env, "scheduler", "tick")
-        jobs = {j["id"]: j for j in _json(env, "jobs", "list")}
+        cli_json(env, "scheduler", "tick")
+        jobs = {j["id"]: j for j in cli_json(env, "jobs", "list")}
         if done(jobs):
             return jobs
         assert time.monotonic() < deadline, f"timed out; jobs: {jobs}"
@@ -94,23 +73,21 @@ def _tick_until(
 
 
 def test_an_invalid_file_is_rejected_whole_naming_file_job_and_field(
-    env: dict[str, str | None], tmp_path: Path
+    env: Env, tmp_path: Path
 ) -> None:
     good = _write(tmp_path / "good.yaml", [_job("fine", "pass")])
     bad = _write(
         tmp_path / "bad.yaml",
         [_job("also-fine", "pass"), {**_job("broken", "pass"), "owner": "not-an-email"}],
     )
-    result = _cli(env, "jobs", "submit", str(good), str(bad))
+    result = run_cli(env, "jobs", "submit", str(good), str(bad))
     assert result.exit_code == 2
     assert f"{bad}, job 2 ('broken'): owner:" in result.stderr
     assert "not-an-email" in result.stderr
-    assert _json(env, "jobs", "list") == []  # not even the good file's job
+    assert cli_json(env, "jobs", "list") == []  # not even the good file's job
 
 
-def test_submit_list_show_run_logs_retry_and_stats(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_submit_list_show_run_logs_retry_and_stats(env: Env, tmp_path: Path) -> None:
     spec = _write(
         tmp_path / "sweep.yaml",
         [
@@ -124,14 +101,14 @@ def test_submit_list_show_run_logs_retry_and_stats(
             ),
         ],
     )
-    submitted = _json(env, "jobs", "submit", str(spec))
+    submitted = cli_json(env, "jobs", "submit", str(spec))
     assert submitted["jobs"] == [1, 2, 3] and len(submitted["submission"]) == 16
-    text = _cli(env, "jobs", "submit", str(_write(tmp_path / "one.yaml", [_job("x", "pass")])))
+    text = run_cli(env, "jobs", "submit", str(_write(tmp_path / "one.yaml", [_job("x", "pass")])))
     assert text.exit_code == 0
     assert text.stdout.startswith("submission ") and text.stdout.endswith("1 job, id 4\n")
-    assert _cli(env, "jobs", "stop", "4").stdout == "job 4: stopped\n"  # before any launch
+    assert run_cli(env, "jobs", "stop", "4").stdout == "job 4: stopped\n"  # before any launch
 
-    listed = _json(env, "jobs", "list")
+    listed = cli_json(env, "jobs", "list")
     assert [j["id"] for j in listed] == [4, 3, 2, 1]  # newest first
     assert all(set(j) == LIST_KEYS for j in listed)
     first = listed[-1]
@@ -143,23 +120,23 @@ def test_submit_list_show_run_logs_retry_and_stats(
     )
     assert first["final"] is False and first["launched_at"] is None
     assert dt.datetime.fromisoformat(first["created_at"]).utcoffset() == dt.timedelta(0)
-    assert [j["id"] for j in _json(env, "jobs", "list", "--tag", "sweep=s1")] == [2, 1]
-    assert [j["id"] for j in _json(env, "jobs", "list", "--owner", "crash@example.com")] == [3]
-    assert [j["id"] for j in _json(env, "jobs", "list", "--status", "stopped")] == [4]
+    assert [j["id"] for j in cli_json(env, "jobs", "list", "--tag", "sweep=s1")] == [2, 1]
+    assert [j["id"] for j in cli_json(env, "jobs", "list", "--owner", "crash@example.com")] == [3]
+    assert [j["id"] for j in cli_json(env, "jobs", "list", "--status", "stopped")] == [4]
     sub = submitted["submission"]
-    assert len(_json(env, "jobs", "list", "--submission", sub, "--limit", "2")) == 2
+    assert len(cli_json(env, "jobs", "list", "--submission", sub, "--limit", "2")) == 2
 
     jobs = _tick_until(env, lambda js: all(j["final"] for j in js.values()), timeout=30)
     assert [jobs[i]["status"] for i in (1, 2, 3)] == ["Completed", "Completed", "Failed"]
     assert jobs[3]["attempt"] == 2 and jobs[3]["failure_kind"] == "algorithm"
     assert all(jobs[i]["ended_at"] >= jobs[i]["started_at"] for i in (1, 2, 3))
 
-    logs = _cli(env, "jobs", "logs", "1")
+    logs = run_cli(env, "jobs", "logs", "1")
     assert (logs.exit_code, logs.stdout) == (0, "hello from the job\n")
-    assert _cli(env, "jobs", "logs", "1", "--tail", "4").stdout == "job\n"
-    assert _cli(env, "jobs", "logs", "3", "--attempt", "1").stdout == "boom\n"
+    assert run_cli(env, "jobs", "logs", "1", "--tail", "4").stdout == "job\n"
+    assert run_cli(env, "jobs", "logs", "3", "--attempt", "1").stdout == "boom\n"
 
-    shown = _json(env, "jobs", "show", "3")
+    shown = cli_json(env, "jobs", "show", "3")
     assert set(shown) >= LIST_KEYS
     assert {"spec", "attempts", "metrics", "failure_reason", "history"} <= set(shown)
     assert shown["spec"]["command"][-1] == "import sys; print('boom'); sys.exit(3)"
@@ -184,11 +161,11 @@ def test_submit_list_show_run_logs_retry_and_stats(
         (2, f"{short}-3-2", "Failed"),
     ]
     assert all(a["failure_kind"] == "algorithm" for a in shown["attempts"])
-    table = _cli(env, "jobs", "show", "3")
+    table = run_cli(env, "jobs", "show", "3")
     assert table.exit_code == 0 and "crash" in table.stdout and "history" in table.stdout
-    assert "crash" in _cli(env, "jobs", "list").stdout
+    assert "crash" in run_cli(env, "jobs", "list").stdout
 
-    by_tag = _json(env, "jobs", "stats", "--by", "tag:sweep")
+    by_tag = cli_json(env, "jobs", "stats", "--by", "tag:sweep")
     assert [(g["group"], g["jobs"], g["completed"], g["failed"]) for g in by_tag] == [
         ("s1", 2, 2, 0),
         ("s2", 1, 0, 1),
@@ -196,74 +173,72 @@ def test_submit_list_show_run_logs_retry_and_stats(
     ]
     assert by_tag[1]["failures"] == {"algorithm": 2} and by_tag[1]["retries"] == {"algorithm": 1}
     assert by_tag[0]["success_rate"] == 1.0 and by_tag[0]["run_time"]["n"] == 2
-    (today,) = _json(env, "jobs", "stats", "--since", "1h")
+    (today,) = cli_json(env, "jobs", "stats", "--since", "1h")
     assert (today["jobs"], today["completed"], today["failed"], today["stopped"]) == (4, 2, 1, 1)
-    stats = _cli(env, "jobs", "stats", "--by", "owner")
+    stats = run_cli(env, "jobs", "stats", "--by", "owner")
     assert stats.exit_code == 0 and "hello@example.com" in stats.stdout
 
-    retried = _cli(env, "jobs", "retry", "3")
+    retried = run_cli(env, "jobs", "retry", "3")
     assert retried.stdout == "job 3: attempt 3 queued\n"
-    again = _json(env, "jobs", "show", "3")
+    again = cli_json(env, "jobs", "show", "3")
     assert (again["status"], again["attempt"], again["final"]) == ("New", 3, False)
     assert again["history"][-1]["detail"] == "retry asked for"
 
 
-def test_stop_a_running_job(env: dict[str, str | None], tmp_path: Path) -> None:
+def test_stop_a_running_job(env: Env, tmp_path: Path) -> None:
     spec = _write(tmp_path / "long.yaml", [_job("sleeper", "import time; time.sleep(60)")])
-    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    (job_id,) = cli_json(env, "jobs", "submit", str(spec))["jobs"]
     _tick_until(env, lambda js: js[job_id]["status"] == "InProgress", timeout=30)
-    stopped = _cli(env, "jobs", "stop", str(job_id))
+    stopped = run_cli(env, "jobs", "stop", str(job_id))
     assert stopped.exit_code == 0 and "stop requested" in stopped.stdout
     jobs = _tick_until(env, lambda js: js[job_id]["final"], timeout=30)
     assert jobs[job_id]["status"] == "Stopped"
 
-    again = _cli(env, "jobs", "stop", str(job_id))
+    again = run_cli(env, "jobs", "stop", str(job_id))
     assert again.exit_code == 2 and "already Stopped" in again.stderr
-    assert _cli(env, "jobs", "retry", str(job_id)).exit_code == 0  # queued, not launched here
+    assert run_cli(env, "jobs", "retry", str(job_id)).exit_code == 0  # queued, not launched here
 
 
-def test_errors_are_one_line_with_an_exit_code(env: dict[str, str | None], tmp_path: Path) -> None:
+def test_errors_are_one_line_with_an_exit_code(env: Env, tmp_path: Path) -> None:
     db = Path(str(env["STREAMFIT_HOME"])) / "streamfit.db"
     for args in (["show", "42"], ["logs", "42"], ["stop", "42"], ["retry", "42"]):
-        result = _cli(env, "jobs", *args)
+        result = run_cli(env, "jobs", *args)
         assert (result.exit_code, result.stderr) == (2, f"error: no job 42: no store at {db} yet\n")
     assert not db.parent.exists()  # reading created nothing
-    assert _cli(env, "scheduler", "tick").exit_code == 0  # an empty store now
+    assert run_cli(env, "scheduler", "tick").exit_code == 0  # an empty store now
     for args in (["show", "42"], ["logs", "42"], ["stop", "42"], ["retry", "42"]):
-        result = _cli(env, "jobs", *args)
+        result = run_cli(env, "jobs", *args)
         assert (result.exit_code, result.stderr) == (2, "error: no job 42\n")
-    assert _cli(env, "jobs", "list", "--tag", "oops").exit_code == 2
-    by_week = _cli(env, "jobs", "stats", "--by", "week")
+    assert run_cli(env, "jobs", "list", "--tag", "oops").exit_code == 2
+    by_week = run_cli(env, "jobs", "stats", "--by", "week")
     assert (by_week.exit_code, by_week.stderr) == (
         2,
         "error: cannot group by 'week': use day, owner, share or tag:NAME\n",
     )
-    assert _cli(env, "jobs", "stats", "--since", "yesterday").exit_code == 2
+    assert run_cli(env, "jobs", "stats", "--since", "yesterday").exit_code == 2
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "settings.yaml").write_text("launch_interval: -1\n")
     for args in (["jobs", "list"], ["scheduler", "tick"]):
-        result = _cli(env, *args, "--home", str(broken))
+        result = run_cli(env, *args, "--home", str(broken))
         assert result.exit_code == 2
         assert result.stderr.startswith("error: settings: launch_interval")
-    tick = _cli(env, "scheduler", "tick")  # an empty store: nothing to do
+    tick = run_cli(env, "scheduler", "tick")  # an empty store: nothing to do
     assert tick.exit_code == 0 and tick.stdout.startswith("changed: monitor 0")
 
 
-def test_home_option_overrides_the_environment(env: dict[str, str | None], tmp_path: Path) -> None:
+def test_home_option_overrides_the_environment(env: Env, tmp_path: Path) -> None:
     spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
     other = tmp_path / "other"
-    assert _json(env, "jobs", "submit", str(spec), "--home", str(other))["jobs"] == [1]
+    assert cli_json(env, "jobs", "submit", str(spec), "--home", str(other))["jobs"] == [1]
     assert (other / "streamfit.db").is_file()
-    assert _json(env, "jobs", "list") == []
-    assert len(_json(env, "jobs", "list", "--home", str(other))) == 1
+    assert cli_json(env, "jobs", "list") == []
+    assert len(cli_json(env, "jobs", "list", "--home", str(other))) == 1
 
 
-def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(env: Env, tmp_path: Path) -> None:
     spec = _write(tmp_path / "one.yaml", [_job("quick", "print('ok')")])
-    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    (job_id,) = cli_json(env, "jobs", "submit", str(spec))["jobs"]
     child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     with subprocess.Popen(
         [sys.executable, "-m", "streamfit", "scheduler", "run"],
@@ -275,7 +250,7 @@ def test_scheduler_run_does_the_work_and_exits_cleanly_on_sigterm(
     ) as proc:
         try:
             deadline = time.monotonic() + 60
-            while _json(env, "jobs", "show", str(job_id))["status"] != "Completed":
+            while cli_json(env, "jobs", "show", str(job_id))["status"] != "Completed":
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "the daemon did not run the job"
                 time.sleep(0.2)
@@ -299,7 +274,7 @@ ENV_SECRET = "env-S3cret-value"
 SPEC_KEY = "spec-K3y-value"  # typed into the spec itself: stored, but never shown
 
 
-def _scheduler_cli(env: dict[str, str | None], *args: str, **extra: str) -> str:
+def _scheduler_cli(env: Env, *args: str, **extra: str) -> str:
     """``streamfit ARGS`` as its own process, as a scheduler runs, with ``extra`` variables."""
     child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v is not None}
     done = subprocess.run(
@@ -314,9 +289,7 @@ def _scheduler_cli(env: dict[str, str | None], *args: str, **extra: str) -> str:
     return done.stdout
 
 
-def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(env: Env, tmp_path: Path) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     home.mkdir()
     (home / "settings.yaml").write_text(yaml.safe_dump({"secrets": {"db": SETTINGS_SECRET}}))
@@ -339,18 +312,18 @@ def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
             }
         ],
     )
-    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    (job_id,) = cli_json(env, "jobs", "submit", str(spec))["jobs"]
     scheduler_env = {
         "STREAMFIT_SMTP_PASSWORD": SMTP_PASSWORD,
         "MY_API_TOKEN": SCHEDULER_TOKEN,
         "STREAMFIT_SECRET_hf": ENV_SECRET,
     }
     deadline = time.monotonic() + 60
-    while _json(env, "jobs", "show", str(job_id))["status"] != "Completed":
+    while cli_json(env, "jobs", "show", str(job_id))["status"] != "Completed":
         assert time.monotonic() < deadline
         _scheduler_cli(env, "scheduler", "tick", **scheduler_env)
         time.sleep(0.1)
-    shown = _json(env, "jobs", "show", str(job_id))
+    shown = cli_json(env, "jobs", "show", str(job_id))
     (run,) = (home / "runs").iterdir()
     output = (run / "output.log").read_text()
     # The references reached the job ...
@@ -380,12 +353,12 @@ def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     # Shown masked: the logs, and the spec's secret-looking env; references as references.
     # (a named secret from a variable is masked where the process showing the logs has it)
-    logs = _cli({**env, "STREAMFIT_SECRET_hf": ENV_SECRET}, "jobs", "logs", str(job_id))
+    logs = run_cli({**env, "STREAMFIT_SECRET_hf": ENV_SECRET}, "jobs", "logs", str(job_id))
     for value in (FILE_SECRET, SETTINGS_SECRET, ENV_SECRET, SPEC_KEY):
         assert value not in logs.stdout
     assert "FROM_FILE=***" in logs.stdout and "FROM_ENV=***" in logs.stdout
     assert "API_KEY=***" in logs.stdout
-    tail = _cli(env, "jobs", "logs", str(job_id), "--tail", "200").stdout
+    tail = run_cli(env, "jobs", "logs", str(job_id), "--tail", "200").stdout
     assert FILE_SECRET not in tail and SETTINGS_SECRET not in tail
     assert shown["spec"]["env"] == {"RUNS": str(home / "runs"), "API_KEY": "***"}
     assert shown["spec"]["env_from"] == {
@@ -393,7 +366,7 @@ def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
         "FROM_SETTINGS": "secret:db",
         "FROM_ENV": "secret:hf",
     }
-    text = _cli(env, "jobs", "show", str(job_id)).stdout
+    text = run_cli(env, "jobs", "show", str(job_id)).stdout
     assert SPEC_KEY not in text and "API_KEY=***" in text and "FROM_SETTINGS=secret:db" in text
 
 
@@ -401,26 +374,24 @@ def test_a_job_gets_its_secrets_and_nothing_of_the_schedulers(
 
 
 def test_reading_commands_say_there_is_no_store_and_create_none(
-    env: dict[str, str | None],
+    env: Env,
 ) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     note = f"no jobs: no store at {home / 'streamfit.db'} yet\n"
     for args in (["list", "--json"], ["stats", "--json"]):
-        result = _cli(env, "jobs", *args)
+        result = run_cli(env, "jobs", *args)
         assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", note)
-    listed = _cli(env, "jobs", "list")
+    listed = run_cli(env, "jobs", "list")
     assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", note)
     assert not home.exists()
 
 
-def test_a_deleted_store_is_an_error_not_a_fresh_start(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_a_deleted_store_is_an_error_not_a_fresh_start(env: Env, tmp_path: Path) -> None:
     """The issue's case: a store file deleted while runs exist; ids would start again at 1,
     and job 1 of the new store would be taken for the old job 1, its command never run."""
     home = Path(str(env["STREAMFIT_HOME"]))
     old = _write(tmp_path / "old.yaml", [_job("old", "print('old job ran')")])
-    _json(env, "jobs", "submit", str(old))
+    cli_json(env, "jobs", "submit", str(old))
     _tick_until(env, lambda js: js[1]["final"], timeout=30)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{home / 'streamfit.db'}{suffix}").unlink(missing_ok=True)
@@ -433,7 +404,7 @@ def test_a_deleted_store_is_an_error_not_a_fresh_start(
         ["jobs", "stats"],
         ["scheduler", "tick"],
     ):
-        result = _cli(env, *args)
+        result = run_cli(env, *args)
         assert result.exit_code == 2, (args, result.output)
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"store error: {home / 'streamfit.db'} is missing, but ")
@@ -441,21 +412,19 @@ def test_a_deleted_store_is_an_error_not_a_fresh_start(
     assert not (home / "streamfit.db").exists()
     # Moving the old runs away, as the message says, starts a new store; its job 1 runs.
     home.rename(tmp_path / "old-home")
-    _json(env, "jobs", "submit", str(new))
+    cli_json(env, "jobs", "submit", str(new))
     _tick_until(env, lambda js: js[1]["final"], timeout=30)
-    assert _cli(env, "jobs", "logs", "1").stdout == "new job ran\n"
+    assert run_cli(env, "jobs", "logs", "1").stdout == "new job ran\n"
 
 
-def test_files_that_are_not_stores_are_one_line_errors(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_files_that_are_not_stores_are_one_line_errors(env: Env, tmp_path: Path) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     home.mkdir()
     db = home / "streamfit.db"
     db.write_bytes(b"\x00garbage, not SQLite" * 300)
     spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
     for args in (["jobs", "list"], ["jobs", "submit", str(spec)], ["scheduler", "tick"]):
-        result = _cli(env, *args)
+        result = run_cli(env, *args)
         assert result.exit_code == 2, result.output
         assert result.stderr == (
             f"store error: {db}: not a streamfit store (file is not a database): a corrupt "
@@ -464,7 +433,7 @@ def test_files_that_are_not_stores_are_one_line_errors(
     db.unlink()
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE invoices (id INTEGER)")
-    result = _cli(env, "jobs", "list")
+    result = run_cli(env, "jobs", "list")
     assert (result.exit_code, result.stderr) == (
         2,
         f"store error: {db}: not a streamfit store (a database with other tables: invoices)\n",
@@ -483,7 +452,7 @@ def _as_unprivileged(argv: list[str]) -> list[str]:
     return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *argv]
 
 
-def _streamfit(env: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
+def _streamfit(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     child = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     return subprocess.run(
         _as_unprivileged([sys.executable, "-m", "streamfit", *args]),
@@ -495,14 +464,12 @@ def _streamfit(env: dict[str, str | None], *args: str) -> subprocess.CompletedPr
     )
 
 
-def test_a_read_only_store_can_be_read_and_refuses_writes_clearly(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_a_read_only_store_can_be_read_and_refuses_writes_clearly(env: Env, tmp_path: Path) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     spec = _write(tmp_path / "one.yaml", [_job("x", "pass")])
-    _json(env, "jobs", "submit", str(spec))
+    cli_json(env, "jobs", "submit", str(spec))
     db = home / "streamfit.db"
-    _cli(env, "jobs", "list")  # (a checkpoint of the WAL into the file on close)
+    run_cli(env, "jobs", "list")  # (a checkpoint of the WAL into the file on close)
     for mode_file, mode_folder, what in ((0o444, 0o755, "read-only"), (0o644, 0o555, "folder")):
         db.chmod(mode_file)
         home.chmod(mode_folder)
@@ -522,15 +489,13 @@ def test_a_read_only_store_can_be_read_and_refuses_writes_clearly(
             assert [j["name"] for j in json.loads(listed.stdout)] == ["x"]
         else:  # SQLite cannot open its journal beside the file: a clear error too
             assert listed.returncode in (0, 2) and "Traceback" not in listed.stderr
-    assert len(_json(env, "jobs", "list")) == 1
+    assert len(cli_json(env, "jobs", "list")) == 1
 
 
-def test_scheduler_run_stops_when_its_store_file_is_deleted(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_scheduler_run_stops_when_its_store_file_is_deleted(env: Env, tmp_path: Path) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     spec = _write(tmp_path / "one.yaml", [_job("quick", "print('ok')")])
-    _json(env, "jobs", "submit", str(spec))
+    cli_json(env, "jobs", "submit", str(spec))
     child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     with subprocess.Popen(
         [sys.executable, "-m", "streamfit", "scheduler", "run"],
@@ -542,7 +507,7 @@ def test_scheduler_run_stops_when_its_store_file_is_deleted(
     ) as proc:
         try:
             deadline = time.monotonic() + 60
-            while _json(env, "jobs", "show", "1")["status"] != "Completed":
+            while cli_json(env, "jobs", "show", "1")["status"] != "Completed":
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
             for suffix in ("", "-wal", "-shm"):
@@ -567,15 +532,13 @@ HOSTILE_NAME = "[red]x\x1b[31m:smile:"
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
 
 
-def test_stored_text_prints_escaped_and_as_written(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_stored_text_prints_escaped_and_as_written(env: Env, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
     from streamfit.jobs.tables import jobs
 
     spec = _write(tmp_path / "one.yaml", [_job("plain", "pass", tags={"k": "v"})])
-    (job_id,) = _json(env, "jobs", "submit", str(spec))["jobs"]
+    (job_id,) = cli_json(env, "jobs", "submit", str(spec))["jobs"]
     store = Store.open(str(env["STREAMFIT_HOME"]), create=False)
     try:  # rows that were stored before specs refused control characters
         with store.engine.begin() as conn:
@@ -597,10 +560,10 @@ def test_stored_text_prints_escaped_and_as_written(
     finally:
         store.close()
     wide = {**env, "COLUMNS": "300"}  # one line a row: nothing wraps in the middle of a name
-    listed = _cli(wide, "jobs", "list").stdout
-    shown = _cli(wide, "jobs", "show", str(job_id)).stdout
-    by_owner = _cli(wide, "jobs", "stats", "--by", "owner").stdout
-    by_tag = _cli(wide, "jobs", "stats", "--by", "tag:k").stdout
+    listed = run_cli(wide, "jobs", "list").stdout
+    shown = run_cli(wide, "jobs", "show", str(job_id)).stdout
+    by_owner = run_cli(wide, "jobs", "stats", "--by", "owner").stdout
+    by_tag = run_cli(wide, "jobs", "stats", "--by", "tag:k").stdout
     for out in (listed, shown, by_owner, by_tag):
         assert not any(raw in out for raw in RAW), out
     assert "[red]x\\x1b[31m:smile:" in listed  # markup and emoji codes as written
@@ -612,38 +575,34 @@ def test_stored_text_prints_escaped_and_as_written(
     assert first.rstrip().endswith("first \\x1b[2J") and second.strip() == "second"
     assert "o\\x1b]0;pwned\\x07@example.com" in by_owner
     assert "[bold]v\\x9b\\u202e" in by_tag
-    assert _json(env, "jobs", "show", str(job_id))["name"] == HOSTILE_NAME  # JSON: as stored
+    assert cli_json(env, "jobs", "show", str(job_id))["name"] == HOSTILE_NAME  # JSON: as stored
 
 
-def test_an_empty_listing_is_a_sentence_not_an_empty_table(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
-    _json(env, "jobs", "submit", str(_write(tmp_path / "a.yaml", [_job("a", "print(1)")])))
-    listed = _cli(env, "jobs", "list", "--status", "Failed")
+def test_an_empty_listing_is_a_sentence_not_an_empty_table(env: Env, tmp_path: Path) -> None:
+    cli_json(env, "jobs", "submit", str(_write(tmp_path / "a.yaml", [_job("a", "print(1)")])))
+    listed = run_cli(env, "jobs", "list", "--status", "Failed")
     assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", "no jobs match\n")
-    assert "1 job" in _cli(env, "jobs", "list").stdout
+    assert "1 job" in run_cli(env, "jobs", "list").stdout
 
 
-def test_stats_by_share_show_each_shares_weight_usage_and_jobs(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_stats_by_share_show_each_shares_weight_usage_and_jobs(env: Env, tmp_path: Path) -> None:
     home = Path(str(env["STREAMFIT_HOME"]))
     home.mkdir(parents=True)
     (home / "settings.yaml").write_text(
         "fair_share:\n  shares:\n    vision: {weight: 3, max_gpus: 2}\n"
     )
     specs = [_job("ann", "pass", share="vision"), _job("bob", "import time; time.sleep(0.3)")]
-    assert _cli(env, "jobs", "submit", str(_write(tmp_path / "j.yaml", specs))).exit_code == 0
+    assert run_cli(env, "jobs", "submit", str(_write(tmp_path / "j.yaml", specs))).exit_code == 0
     _tick_until(env, lambda jobs: all(j["final"] for j in jobs.values()), timeout=60)
-    doc = _json(env, "jobs", "stats", "--by", "share")
+    doc = cli_json(env, "jobs", "stats", "--by", "share")
     assert [g["group"] for g in doc["groups"]] == ["bob@example.com", "vision"]
     shares = {s["share"]: s for s in doc["shares"]}
     assert shares["vision"]["weight"] == 3 and shares["vision"]["caps"] == {"max_gpus": 2}
     assert shares["bob@example.com"]["usage"] > shares["vision"]["usage"] > 0
     assert shares["bob@example.com"]["running"] == 0
-    text = _cli(env, "jobs", "stats", "--by", "share").stdout
+    text = run_cli(env, "jobs", "stats", "--by", "share").stdout
     assert "fair share now" in text and "2 GPUs" in text
-    ann = next(j for j in _json(env, "jobs", "list") if j["name"] == "ann")
-    shown = _json(env, "jobs", "show", str(ann["id"]))
+    ann = next(j for j in cli_json(env, "jobs", "list") if j["name"] == "ann")
+    shown = cli_json(env, "jobs", "show", str(ann["id"]))
     assert (shown["share"], shown["priority"], shown["preemptible"]) == ("vision", 0, False)
-    assert "vision, priority 0" in _cli(env, "jobs", "show", str(ann["id"])).stdout
+    assert "vision, priority 0" in run_cli(env, "jobs", "show", str(ann["id"])).stdout

@@ -3,47 +3,23 @@ trials trained by real processes of the local backend, followed from the command
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from streamfit.cli.main import cli
 from streamfit.datagen import linear_task, write_batches
 from streamfit.jobs.manager import JobManager
 from streamfit.jobs.settings import Settings
 from streamfit.jobs.tuning import Tunings
+from tests.cli.home import Env, cli_json, home_env, run_cli
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str | None]]:
-    home = tmp_path / "home"
-    yield {
-        "STREAMFIT_HOME": str(home),
-        "STREAMFIT_DATABASE_URL": None,
-        "STREAMFIT_CAPACITY_CPUS": "2",
-        "STREAMFIT_CAPACITY_MEMORY_MB": "16000",
-    }
-    for child in (home / "runs").glob("*/child.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
-
-
-def _cli(env: dict[str, str | None], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def _json(env: dict[str, str | None], *args: str) -> Any:
-    result = _cli(env, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from home_env(tmp_path, cpus=2, memory_mb=16000)
 
 
 def _spec(tmp_path: Path, **kw: Any) -> Path:
@@ -73,10 +49,8 @@ def _spec(tmp_path: Path, **kw: Any) -> Path:
     return path
 
 
-def test_a_tuning_job_over_linear_learner_end_to_end(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
-    submitted = _json(env, "tune", "submit", str(_spec(tmp_path)))
+def test_a_tuning_job_over_linear_learner_end_to_end(env: Env, tmp_path: Path) -> None:
+    submitted = cli_json(env, "tune", "submit", str(_spec(tmp_path)))
     assert submitted["status"] == "Running" and submitted["max_trials"] == 2
     tuning_id = submitted["id"]
     settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
@@ -87,7 +61,7 @@ def test_a_tuning_job_over_linear_learner_end_to_end(
     finally:
         manager.close()
     assert ended
-    shown = _json(env, "tune", "show", str(tuning_id))
+    shown = cli_json(env, "tune", "show", str(tuning_id))
     assert shown["status"] == "Completed", shown
     assert len(shown["trials"]) == 2 and shown["failed"] == 0
     aucs = [t["objective"] for t in shown["trials"]]
@@ -96,37 +70,35 @@ def test_a_tuning_job_over_linear_learner_end_to_end(
     assert shown["budget"]["rows"] == 2 * 4_000  # one epoch of 4,000 rows a trial
     assert shown["budget"]["seconds"] > 0
     for trial in shown["trials"]:  # each trial is a job, with the trial's hyperparameters
-        job = _json(env, "jobs", "show", str(trial["job_id"]))
+        job = cli_json(env, "jobs", "show", str(trial["job_id"]))
         assert job["tags"] == {"tuning": str(tuning_id), "trial": str(trial["trial"])}
         assert (
             job["spec"]["hyperparameters"]["learning_rate"]
             == trial["hyperparameters"]["learning_rate"]
         )
-    text = _cli(env, "tune", "show", str(tuning_id)).output
+    text = run_cli(env, "tune", "show", str(tuning_id)).output
     assert "best: trial" in text and "learning_rate=" in text and "8,000 rows read" in text
-    listed = _json(env, "tune", "list")
+    listed = cli_json(env, "tune", "list")
     assert [t["id"] for t in listed] == [tuning_id] and listed[0]["trials"] == 2
-    assert "Completed" in _cli(env, "tune", "list").output
+    assert "Completed" in run_cli(env, "tune", "list").output
 
 
-def test_submit_refuses_a_bad_spec_with_its_file_and_field(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
-    result = _cli(env, "tune", "submit", str(_spec(tmp_path, max_parallel_jobs=0)))
+def test_submit_refuses_a_bad_spec_with_its_file_and_field(env: Env, tmp_path: Path) -> None:
+    result = run_cli(env, "tune", "submit", str(_spec(tmp_path, max_parallel_jobs=0)))
     assert result.exit_code != 0
     assert "sweep.yaml, tuning job ('ll-sweep'): max_parallel_jobs:" in result.stderr
     unknown = _spec(tmp_path, search={"no_such_hp": {"integer": [1, 2]}})
-    result = _cli(env, "tune", "submit", str(unknown))
+    result = run_cli(env, "tune", "submit", str(unknown))
     assert result.exit_code != 0 and "no_such_hp" in result.stderr
-    result = _cli(env, "tune", "submit", str(_spec(tmp_path, warm_start=[7])))
+    result = run_cli(env, "tune", "submit", str(_spec(tmp_path, warm_start=[7])))
     assert result.exit_code != 0 and "no tuning job 7" in result.stderr
 
 
-def test_stop_and_show_of_an_unknown_tuning_job(env: dict[str, str | None], tmp_path: Path) -> None:
-    assert "no tuning job 5" in _cli(env, "tune", "show", "5").stderr
-    tuning_id = _json(env, "tune", "submit", str(_spec(tmp_path)))["id"]
-    assert "stopping" in _cli(env, "tune", "stop", str(tuning_id)).output
-    assert _json(env, "tune", "show", str(tuning_id))["status"] == "Running"  # until a tick
+def test_stop_and_show_of_an_unknown_tuning_job(env: Env, tmp_path: Path) -> None:
+    assert "no tuning job 5" in run_cli(env, "tune", "show", "5").stderr
+    tuning_id = cli_json(env, "tune", "submit", str(_spec(tmp_path)))["id"]
+    assert "stopping" in run_cli(env, "tune", "stop", str(tuning_id)).output
+    assert cli_json(env, "tune", "show", str(tuning_id))["status"] == "Running"  # until a tick
     settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
     manager = JobManager.open(settings, notifiers={})
     try:
@@ -134,12 +106,12 @@ def test_stop_and_show_of_an_unknown_tuning_job(env: dict[str, str | None], tmp_
         assert Tunings(manager.store).get(tuning_id).status.value == "Stopped"
     finally:
         manager.close()
-    assert "already Stopped" in _cli(env, "tune", "stop", str(tuning_id)).output
+    assert "already Stopped" in run_cli(env, "tune", "stop", str(tuning_id)).output
 
 
 @pytest.mark.slow  # four real training runs, two of them one after the other: ~25 s
 def test_hyperband_resumes_the_best_trial_from_its_checkpoint_with_linear_learner(
-    env: dict[str, str | None], tmp_path: Path
+    env: Env, tmp_path: Path
 ) -> None:
     spec = _spec(
         tmp_path,
@@ -148,7 +120,7 @@ def test_hyperband_resumes_the_best_trial_from_its_checkpoint_with_linear_learne
         hyperparameters={"predictor_type": "binary_classifier", "num_models": 1},
         max_jobs=3,
     )
-    tuning_id = _json(env, "tune", "submit", str(spec))["id"]
+    tuning_id = cli_json(env, "tune", "submit", str(spec))["id"]
     settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
     manager = JobManager.open(settings, notifiers={})
     try:
@@ -167,7 +139,7 @@ def test_hyperband_resumes_the_best_trial_from_its_checkpoint_with_linear_learne
     assert round(resumed["train:rows_per_second"] * resumed["train:seconds"]) == 2 * 4_000
     aucs = {t: (j.metrics or {})["validation:roc_auc_score"] for (t, r), j in jobs.items() if not r}
     assert trial == max(aucs, key=lambda t: aucs[t])
-    shown = _json(env, "tune", "show", str(tuning_id))
+    shown = cli_json(env, "tune", "show", str(tuning_id))
     assert shown["status"] == "Completed" and shown["best_trial"] == trial
     assert shown["trials"][0]["rung"] == 1 and shown["trials"][0]["hyperparameters"]["epochs"] == 3
     assert shown["budget"]["rows"] == 2 * 4_000 + 3 * 4_000  # not 3 x 3 epochs: 36,000

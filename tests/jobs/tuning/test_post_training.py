@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +12,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from streamfit.cli.main import cli
 from streamfit.datagen import cluster_task, write_batches
 from streamfit.jobs.backends.base import RunRequest
 from streamfit.jobs.backends.memory import Exit
@@ -29,6 +24,7 @@ from streamfit.jobs.spec import JobSpec
 from streamfit.jobs.tuning import Tunings, TuningSpec
 from streamfit.jobs.tuning.post_training import JOB, POINT, RUN
 from streamfit.jobs.tuning.study import open_storage
+from tests.cli.home import Env, cli_json, home_env, run_cli
 from tests.jobs.conftest import Fake
 
 
@@ -172,37 +168,16 @@ def test_the_points_of_a_run_are_told_once_when_a_pass_dies_midway(
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str | None]]:
-    home = tmp_path / "home"
-    yield {
-        "STREAMFIT_HOME": str(home),
-        "STREAMFIT_DATABASE_URL": None,
-        "STREAMFIT_CAPACITY_CPUS": "2",
-        "STREAMFIT_CAPACITY_MEMORY_MB": "16000",
-    }
-    for child in (home / "runs").glob("*/child.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from home_env(tmp_path, cpus=2, memory_mb=16000)
 
 
-def _cli(env: dict[str, str | None], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def _json(env: dict[str, str | None], *args: str) -> Any:
-    result = _cli(env, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
-    env: dict[str, str | None], tmp_path: Path
-) -> None:
+def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(env: Env, tmp_path: Path) -> None:
     train = tmp_path / "train.parquet"
     write_batches(train, cluster_task(4, 4, seed=1).blocks(2_000, block=1_000))
     path = tmp_path / "k.yaml"
     path.write_text(yaml.safe_dump(_raw()))
-    tuning_id = _json(env, "tune", "submit", str(path))["id"]
+    tuning_id = cli_json(env, "tune", "submit", str(path))["id"]
     settings = Settings.load(env={}, home=tmp_path / "home", capacity_cpus=2)
     manager = JobManager.open(settings, notifiers={})
     try:
@@ -211,7 +186,7 @@ def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
         launched = manager.store.find(tags={"tuning": str(tuning_id)})
     finally:
         manager.close()
-    shown = _json(env, "tune", "show", str(tuning_id))
+    shown = cli_json(env, "tune", "show", str(tuning_id))
     assert shown["status"] == "Completed" and shown["failed"] == 0
     trials = shown["trials"]
     assert len(launched) == 2 and len(trials) == 8  # 2 training runs, 8 models
@@ -226,7 +201,7 @@ def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
     assert shown["budget"]["rows"] == 2 * 2_000  # each run's rows once, not each model's
     # the best model's objective is what train --sweep reports for it
     params = shown["best_params"]
-    result = _cli(
+    result = run_cli(
         env,
         *("train", "kmeans", "--train", str(train), "--validation", str(train)),
         *("--hp", "feature_dim=4", "--hp", "k=5", "--hp"),
@@ -236,8 +211,8 @@ def test_a_kmeans_tuning_job_sweeps_k_from_one_run_a_trial(
     assert result.exit_code == 0, result.output
     [row] = [r for r in json.loads(result.stdout)["sweep"] if r["k"] == params["k"]]
     assert row["validation:msd"] == pytest.approx(shown["best_value"], rel=1e-6)
-    text = _cli(env, "tune", "show", str(tuning_id)).output
+    text = run_cli(env, "tune", "show", str(tuning_id)).output
     assert "8 trials (2/2 runs)" in text and "model" in text
     assert "k: the models of a trial come from its one training run" in text
-    submitted = _cli(env, "tune", "submit", str(path)).output
+    submitted = run_cli(env, "tune", "submit", str(path)).output
     assert "2 trials at most (4 models of k each)" in submitted
