@@ -22,6 +22,7 @@ from streamfit.jobs.tuning import Tunings, TuningSpec, TuningStatus, tuning_step
 from streamfit.jobs.tuning.controller import LEASE_SECONDS, _study
 from streamfit.jobs.tuning.study import distributions, open_storage
 from tests.jobs.conftest import Fake
+from tests.jobs.tuning.settle import settle
 
 
 def _spec(**kw: Any) -> TuningSpec:
@@ -66,28 +67,15 @@ def _script(fail: set[str] | None = None) -> Any:
     return run
 
 
-def _settle(fake: Fake, tunings: Tunings, tuning_id: int, ticks: int = 200) -> None:
-    scheduler = Scheduler(fake.ctx)
-    for _ in range(ticks):
-        scheduler.tick()
-        if tunings.get(tuning_id).final:
-            return
-        fake.clock.advance(1.0)
-    raise AssertionError(f"not ended: {tunings.get(tuning_id)}")
+def _settle(fake: Fake, tunings: Tunings, tuning_id: int, ticks: int = 200) -> int:
+    return settle(fake, tunings, tuning_id, ticks)
 
 
 def test_a_tuning_job_runs_its_trials_as_jobs_and_ends_with_the_best(fake: Fake) -> None:
     fake.backend.script = _script()
     tunings = Tunings(fake.ctx.store)
     tuning = tunings.create(_spec(), fake.clock.now())
-    most_running = 0
-    scheduler = Scheduler(fake.ctx)
-    for _ in range(200):
-        scheduler.tick()
-        most_running = max(most_running, len(fake.ctx.store.active()))
-        if tunings.get(tuning.id).final:
-            break
-        fake.clock.advance(1.0)
+    most_running = _settle(fake, tunings, tuning.id)
     done = tunings.get(tuning.id)
     trials = tunings.trials(done.id)
     assert done.status == TuningStatus.COMPLETED and done.trials == 6 == len(trials)

@@ -18,6 +18,7 @@ from streamfit.jobs.scheduler import Scheduler
 from streamfit.jobs.tuning import Tunings, TuningSpec, TuningStatus
 from streamfit.jobs.tuning.study import open_storage
 from tests.jobs.conftest import Fake
+from tests.jobs.tuning.settle import settle
 
 ROWS = 1000  # an epoch
 
@@ -74,28 +75,15 @@ def _trainer(request: RunRequest) -> Exit:
     return Exit(0, after=2.0 * (epochs - done))
 
 
-def _settle(fake: Fake, tunings: Tunings, tuning_id: int, ticks: int = 400) -> None:
-    scheduler = Scheduler(fake.ctx)
-    for _ in range(ticks):
-        scheduler.tick()
-        if tunings.get(tuning_id).final:
-            return
-        fake.clock.advance(1.0)
-    raise AssertionError(f"not ended: {tunings.get(tuning_id)}")
+def _settle(fake: Fake, tunings: Tunings, tuning_id: int, ticks: int = 400) -> int:
+    return settle(fake, tunings, tuning_id, ticks)
 
 
 def test_only_the_best_resume_each_from_its_checkpoint(fake: Fake) -> None:
     fake.backend.script = _trainer
     tunings = Tunings(fake.ctx.store)
     tuning = tunings.create(_spec(), fake.clock.now())
-    most = 0
-    scheduler = Scheduler(fake.ctx)
-    for _ in range(400):
-        scheduler.tick()
-        most = max(most, len(fake.ctx.store.active()))
-        if tunings.get(tuning.id).final:
-            break
-        fake.clock.advance(1.0)
+    most = _settle(fake, tunings, tuning.id)
     done = tunings.get(tuning.id)
     jobs = tunings.rungs(done.id)
     assert done.status == TuningStatus.COMPLETED and done.trials == 9
